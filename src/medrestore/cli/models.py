@@ -1,0 +1,18 @@
+"""`medrestore models` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+from medrestore.core.errors import MedrestoreError
+
+NAME = "models"
+HELP = "models (not yet available)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No arguments yet."""
+
+
+def run(args: argparse.Namespace) -> int:
+    raise MedrestoreError("'models' is not implemented yet")
