@@ -68,7 +68,7 @@ class Image:
         if not isinstance(self.data, torch.Tensor):
             object.__setattr__(self, "data", torch.as_tensor(np.asarray(self.data)))
         if self.data.is_complex():
-            raise InputError(None, "Image data must be real; use KSpace or take the magnitude first")
+            raise InputError(None, "Image data must be real, not complex; use KSpace or take the magnitude first")
         if self.spatial_ndim not in (2, 3):
             raise InputError(None, f"spatial_ndim must be 2 or 3, got {self.spatial_ndim}")
         if self.data.ndim not in (self.spatial_ndim, self.spatial_ndim + 1):

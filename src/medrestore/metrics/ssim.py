@@ -1,0 +1,236 @@
+"""Structural similarity (SSIM), written once in torch for metrics (float64) and losses (autograd).
+
+For images ``x`` (prediction) and ``y`` (reference) and a normalised window ``w``
+(Wang et al. 2004, Eq. 13; as ``skimage.metrics.structural_similarity``)::
+
+    μx = w ⋆ x,  μy = w ⋆ y
+    σx² = c·(w ⋆ x² − μx²),  σy² = c·(w ⋆ y² − μy²),  σxy = c·(w ⋆ xy − μx μy)
+    SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))
+    C1 = (K1 L)²,  C2 = (K2 L)²
+
+with ``L`` the data range and ``c = n/(n−1)`` (``n`` = voxels in the window) when the sample
+covariance is asked for, else ``c = 1`` (Wang et al.). ``⋆`` is a separable correlation with
+``'reflect'`` borders exactly as SciPy's ``ndimage`` filters (``d c b a | a b c d | d c b a``).
+The window is either a Gaussian of standard deviation ``σ`` truncated at ``3.5 σ`` (radius
+``int(3.5 σ + 0.5)``, 11 taps for σ = 1.5) or a uniform box of ``win_size`` taps. The mean SSIM
+averages the map over the interior, dropping ``(window_size − 1) // 2`` voxels at each border,
+as skimage does; the result matches skimage 0.26 to floating-point rounding.
+
+References:
+    Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
+    visibility to structural similarity", IEEE TIP 13(4):600–612, 2004.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.metrics.arrays import ArrayLike, prepare_mask, prepare_pair
+
+GAUSSIAN_TRUNCATE = 3.5
+"""Gaussian windows stop at ``GAUSSIAN_TRUNCATE · σ`` (skimage's choice: 11 taps for σ = 1.5)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SSIMOptions:
+    """How SSIM is computed (the window and the constants).
+
+    Attributes:
+        window: ``"gaussian"`` (σ = ``sigma``, truncated at 3.5 σ) or ``"uniform"`` (``win_size`` taps).
+        sigma: standard deviation of the Gaussian window, in voxels.
+        win_size: side of the uniform window (odd); ignored for the Gaussian window.
+        k1: constant of the luminance term, ``C1 = (k1·L)²``.
+        k2: constant of the contrast–structure term, ``C2 = (k2·L)²``.
+        use_sample_covariance: normalise (co)variances by ``n − 1`` instead of ``n``.
+    """
+
+    window: Literal["gaussian", "uniform"] = "gaussian"
+    sigma: float = 1.5
+    win_size: int = 7
+    k1: float = 0.01
+    k2: float = 0.03
+    use_sample_covariance: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window not in ("gaussian", "uniform"):
+            raise InputError(None, f"unknown SSIM window {self.window!r}; expected 'gaussian' or 'uniform'")
+        if self.window == "gaussian" and not self.sigma > 0:
+            raise InputError(None, f"SSIM sigma must be positive, got {self.sigma}")
+        if self.window == "uniform" and (self.win_size < 1 or self.win_size % 2 == 0):
+            raise InputError(None, f"SSIM win_size must be a positive odd number, got {self.win_size}")
+        if self.k1 < 0 or self.k2 < 0:
+            raise InputError(None, f"SSIM constants must not be negative, got k1={self.k1}, k2={self.k2}")
+
+    @property
+    def window_size(self) -> int:
+        """Taps of the window along each axis (``2·int(3.5σ + 0.5) + 1`` for the Gaussian)."""
+        if self.window == "gaussian":
+            return 2 * int(GAUSSIAN_TRUNCATE * self.sigma + 0.5) + 1
+        return self.win_size
+
+    def kernel(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The normalised 1-D window, shape ``(window_size,)``; the N-D window is its outer product."""
+        size = self.window_size
+        if self.window == "uniform":
+            return torch.full((size,), 1.0 / size, dtype=dtype, device=device)
+        radius = (size - 1) // 2
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        weights = torch.exp(-0.5 * (offsets / self.sigma) ** 2)
+        return (weights / weights.sum()).to(dtype=dtype, device=device)
+
+
+def _reflect_indices(length: int, radius: int, device: torch.device) -> torch.Tensor:
+    """Indices ``[-radius, length + radius)`` folded back with SciPy's ``'reflect'`` rule."""
+    positions = torch.arange(-radius, length + radius, device=device)
+    period = 2 * length
+    folded = positions.remainder(period)
+    return torch.where(folded >= length, period - 1 - folded, folded)
+
+
+def separable_filter(volume: torch.Tensor, kernel: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
+    """Correlate the last ``spatial_ndim`` axes of ``volume`` with the 1-D ``kernel`` (odd length).
+
+    Borders use SciPy's ``'reflect'`` mode, so this equals ``scipy.ndimage.correlate1d`` applied
+    along each axis in turn. Differentiable; keeps dtype, device and shape.
+    """
+    radius = (kernel.numel() - 1) // 2
+    filtered = volume
+    for axis in range(volume.ndim - spatial_ndim, volume.ndim):
+        length = filtered.shape[axis]
+        padded = filtered.index_select(axis, _reflect_indices(length, radius, filtered.device))
+        total = padded.narrow(axis, 0, length) * kernel[0]
+        for tap in range(1, kernel.numel()):
+            total = total + padded.narrow(axis, tap, length) * kernel[tap]
+        filtered = total
+    return filtered
+
+
+def structural_similarity_map(
+    prediction: torch.Tensor,
+    reference: torch.Tensor,
+    data_range: float | torch.Tensor,
+    options: SSIMOptions = SSIMOptions(),
+    spatial_ndim: int = 2,
+) -> torch.Tensor:
+    """Per-voxel SSIM of two tensors, shape ``(*batch, *spatial)`` → same shape.
+
+    The last ``spatial_ndim`` axes are filtered; leading axes are independent images. Keeps the
+    inputs' floating dtype and autograd graph (the building block of :mod:`medrestore.losses`).
+
+    Raises:
+        InputError: mismatched shapes, too few axes, or a spatial axis shorter than the window.
+    """
+    if prediction.shape != reference.shape:
+        raise InputError(None, f"prediction shape {tuple(prediction.shape)} does not match reference shape {tuple(reference.shape)}")
+    if spatial_ndim < 1 or prediction.ndim < spatial_ndim:
+        raise InputError(None, f"SSIM over {spatial_ndim} spatial axes needs at least that many axes, got shape {tuple(prediction.shape)}")
+    size = options.window_size
+    spatial_shape = tuple(prediction.shape[-spatial_ndim:])
+    if min(spatial_shape) < size:
+        raise InputError(None, f"image of spatial shape {spatial_shape} is smaller than the {size}-voxel SSIM window")
+    kernel = options.kernel(prediction.dtype, prediction.device)
+    stacked = torch.stack([prediction, reference, prediction * prediction, reference * reference, prediction * reference])
+    mean_x, mean_y, mean_xx, mean_yy, mean_xy = separable_filter(stacked, kernel, spatial_ndim).unbind(0)
+    window_voxels = size**spatial_ndim
+    covariance_norm = window_voxels / (window_voxels - 1) if options.use_sample_covariance else 1.0
+    variance_x = covariance_norm * (mean_xx - mean_x * mean_x)
+    variance_y = covariance_norm * (mean_yy - mean_y * mean_y)
+    covariance = covariance_norm * (mean_xy - mean_x * mean_y)
+    c1 = (options.k1 * data_range) ** 2
+    c2 = (options.k2 * data_range) ** 2
+    numerator = (2 * mean_x * mean_y + c1) * (2 * covariance + c2)
+    denominator = (mean_x**2 + mean_y**2 + c1) * (variance_x + variance_y + c2)
+    return numerator / denominator
+
+
+def crop_interior(values: torch.Tensor, border: int, spatial_ndim: int) -> torch.Tensor:
+    """Drop ``border`` voxels at both ends of each of the last ``spatial_ndim`` axes."""
+    if border == 0:
+        return values
+    for axis in range(values.ndim - spatial_ndim, values.ndim):
+        values = values.narrow(axis, border, values.shape[axis] - 2 * border)
+    return values
+
+
+def interior_mean(
+    ssim_values: torch.Tensor, options: SSIMOptions, spatial_ndim: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean of an SSIM map over its interior (skimage's crop), optionally only inside ``mask``.
+
+    ``mask`` is boolean with the map's shape. With an all-true mask the result equals the
+    unmasked mean. Differentiable.
+
+    Raises:
+        InputError: the mask selects no voxel of the interior.
+    """
+    border = (options.window_size - 1) // 2
+    interior = crop_interior(ssim_values, border, spatial_ndim)
+    if mask is None:
+        return interior.mean()
+    inside = crop_interior(mask, border, spatial_ndim)
+    if not bool(inside.any()):
+        raise InputError(None, f"mask selects no voxel farther than {border} voxels from the image border")
+    return interior[inside].mean()
+
+
+def ssim_map(
+    pred: ArrayLike,
+    ref: ArrayLike,
+    data_range: float,
+    window: Literal["gaussian", "uniform"] = "gaussian",
+    sigma: float = 1.5,
+    win_size: int = 7,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    use_sample_covariance: bool = False,
+    spatial_ndim: int = 2,
+) -> torch.Tensor:
+    """Full SSIM map (float64, the inputs' shape, borders included) as skimage's ``full=True``.
+
+    Args:
+        pred, ref: images ``(*batch, *spatial)``, NumPy or torch, any real dtype.
+        data_range: ``L`` in ``C1 = (k1 L)²``, ``C2 = (k2 L)²`` (e.g. 255 for 8-bit images).
+        window, sigma, win_size, k1, k2, use_sample_covariance: see :class:`SSIMOptions`.
+        spatial_ndim: number of trailing spatial axes (2 or 3); leading axes are separate images.
+    """
+    prediction, reference = prepare_pair(pred, ref)
+    options = SSIMOptions(window, sigma, win_size, k1, k2, use_sample_covariance)
+    return structural_similarity_map(prediction, reference, float(data_range), options, spatial_ndim)
+
+
+def ssim(
+    pred: ArrayLike,
+    ref: ArrayLike,
+    data_range: float,
+    window: Literal["gaussian", "uniform"] = "gaussian",
+    sigma: float = 1.5,
+    win_size: int = 7,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    use_sample_covariance: bool = False,
+    spatial_ndim: int = 2,
+    mask: ArrayLike | None = None,
+) -> float:
+    """Mean SSIM of ``pred`` against ``ref`` (float64), matching ``skimage.metrics.structural_similarity``.
+
+    ``skimage.metrics.structural_similarity(ref, pred, data_range=L, gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False)`` equals ``ssim(pred, ref, L)``; the skimage
+    defaults (7×7 uniform window, sample covariance) are ``window="uniform",
+    use_sample_covariance=True``. With leading batch axes (e.g. a stack of 2-D slices and
+    ``spatial_ndim=2``) the result is the mean of the per-slice SSIMs. With ``mask`` it is the mean
+    of the SSIM map over the masked voxels of the interior (see :func:`interior_mean`).
+
+    Example:
+        >>> image = np.arange(144.0).reshape(12, 12)
+        >>> ssim(image, image, data_range=143.0)
+        1.0
+    """
+    prediction, reference = prepare_pair(pred, ref)
+    options = SSIMOptions(window, sigma, win_size, k1, k2, use_sample_covariance)
+    mask_tensor = prepare_mask(mask, reference.shape, reference.device)
+    values = structural_similarity_map(prediction, reference, float(data_range), options, spatial_ndim)
+    return float(interior_mean(values, options, spatial_ndim, mask_tensor))

@@ -1,0 +1,72 @@
+"""Before/after comparison figures written as PNG (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from medrestore.core.files import atomic_path  # noqa: E402
+
+
+def _as_numpy(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if np.iscomplexobj(array):
+        array = np.abs(array)
+    return array.astype(np.float64)
+
+
+def _middle_slice(array: np.ndarray) -> np.ndarray:
+    """2-D view of an image: the array itself, or the middle slice along the first axis of a volume."""
+    while array.ndim > 2:
+        array = array[array.shape[0] // 2]
+    return array
+
+
+def to_display_uint8(image: np.ndarray | torch.Tensor, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Window ``image`` to ``[low, high]`` (default: 0.5th/99.5th percentiles) and scale to uint8."""
+    array = _middle_slice(_as_numpy(image))
+    if low is None or high is None:
+        low_p, high_p = np.percentile(array, [0.5, 99.5])
+        low = low_p if low is None else low
+        high = high_p if high is None else high
+    scale = max(float(high) - float(low), 1e-12)
+    return (np.clip((array - low) / scale, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_comparison_png(
+    panels: Sequence[tuple[str, np.ndarray | torch.Tensor]],
+    path: str | Path,
+    reference_index: int | None = 0,
+    panel_inches: float = 3.2,
+) -> Path:
+    """Save panels side by side with one shared grey-level window.
+
+    Args:
+        panels: ``(label, image)`` pairs; 3-D images show their middle slice.
+        path: output PNG (written atomically).
+        reference_index: panel whose 0.5–99.5 % percentiles set the shared window
+            (``None``: each panel is windowed on its own, e.g. for k-space or error maps).
+        panel_inches: width of one panel.
+    """
+    arrays = [_middle_slice(_as_numpy(image)) for _, image in panels]
+    window = None
+    if reference_index is not None:
+        window = tuple(np.percentile(arrays[reference_index], [0.5, 99.5]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(panel_inches * len(panels), panel_inches + 0.4), squeeze=False)
+    for axis, (label, _), array in zip(axes[0], panels, arrays, strict=True):
+        low, high = window if window is not None else np.percentile(array, [0.5, 99.5])
+        axis.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return Path(path)
