@@ -1,18 +1,27 @@
-"""`medrestore models` (placeholder until implemented)."""
+"""`medrestore models`: list architectures, classical methods and pretrained zoo models."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from medrestore.core.errors import MedrestoreError
+from medrestore.tasks.models import MODALITY_CHOICES, catalogue_text, list_models
 
 NAME = "models"
-HELP = "models (not yet available)"
+HELP = "list architectures, classical methods and pretrained models"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No arguments yet."""
+    """``--task``, ``--modality`` filters and ``--json`` output."""
+    parser.add_argument("--task", metavar="TASK", help="only what serves this task (denoise, recon, harmonize, superres)")
+    parser.add_argument("--modality", choices=MODALITY_CHOICES, help="only what fits this modality")
+    parser.add_argument("--json", action="store_true", help="print a JSON record instead of tables")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise MedrestoreError("'models' is not implemented yet")
+    catalogue = list_models(task=args.task, modality=args.modality)
+    if args.json:
+        print(json.dumps(catalogue.as_dict(), indent=2))
+    else:
+        print(catalogue_text(catalogue), end="")
+    return 0

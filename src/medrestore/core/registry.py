@@ -154,7 +154,7 @@ def config_from_options(config_type: type[ConfigT], options: Mapping[str, object
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for {owner}; "
             f"valid options: {', '.join(fields)}"
         )
-    values = {key: _coerce(value, fields[key], f"option {key!r} of {owner}") for key, value in options.items()}
+    values = {key: _coerce(value, fields[key], f"{owner} option {key}") for key, value in options.items()}
     try:
         return config_type(**values)
     except (TypeError, ValueError) as error:

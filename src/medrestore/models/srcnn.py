@@ -1,0 +1,101 @@
+"""SRCNN: three-layer super-resolution CNN (patch extraction, non-linear mapping, reconstruction).
+
+Reference: Dong, Loy, He & Tang, "Learning a Deep Convolutional Network for Image
+Super-Resolution", ECCV 2014 (9-1-5 kernels, 64 and 32 feature maps).
+
+The network maps an image already brought to the target grid to a sharper one of the *same*
+size: every convolution is 'same'-padded by reflection and there is no interpolation inside
+(the bicubic up-sampling of the paper is the caller's job, e.g. the physics layer). The
+receptive field is ``Σ k − (L − 1)`` for ``L`` layers of kernel ``k`` (13 for 9-1-5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from medrestore.core.errors import InputError
+from medrestore.models.blocks import SpatialNdim, check_input, conv_layer, require
+
+
+@dataclasses.dataclass(frozen=True)
+class SRCNNConfig:
+    """Options of :class:`SRCNN`.
+
+    Attributes:
+        spatial_ndim: 2 (images) or 3 (volumes).
+        channels: image channels, in and out.
+        features: feature maps of the hidden layers (one per hidden layer).
+        kernel_sizes: odd kernel size of every layer (``len(features) + 1`` of them).
+    """
+
+    spatial_ndim: SpatialNdim = 2
+    channels: int = 1
+    features: tuple[int, ...] = (64, 32)
+    kernel_sizes: tuple[int, ...] = (9, 1, 5)
+
+    def __post_init__(self) -> None:
+        require(self.spatial_ndim in (2, 3), "srcnn", f"spatial_ndim must be 2 or 3, got {self.spatial_ndim}")
+        require(self.channels >= 1, "srcnn", f"channels must be at least 1, got {self.channels}")
+        require(len(self.features) >= 1, "srcnn", "features needs at least one hidden layer")
+        require(all(count >= 1 for count in self.features), "srcnn", f"features must be positive, got {self.features}")
+        require(
+            len(self.kernel_sizes) == len(self.features) + 1,
+            "srcnn",
+            f"kernel_sizes needs len(features) + 1 = {len(self.features) + 1} entries, got {len(self.kernel_sizes)}",
+        )
+        require(
+            all(size >= 1 and size % 2 == 1 for size in self.kernel_sizes),
+            "srcnn",
+            f"kernel_sizes must be odd and positive, got {self.kernel_sizes}",
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """Width of the input region one output sample depends on: ``Σ k − (L − 1)``."""
+        return sum(self.kernel_sizes) - (len(self.kernel_sizes) - 1)
+
+
+class SRCNN(nn.Module):
+    """SRCNN mapping ``(N, channels, *S) → (N, channels, *S)`` (conv → ReLU per hidden layer, linear last layer).
+
+    Example:
+        >>> net = SRCNN(SRCNNConfig(features=(8, 4)))
+        >>> net(torch.zeros(1, 1, 37, 45)).shape
+        torch.Size([1, 1, 37, 45])
+    """
+
+    def __init__(self, config: SRCNNConfig = SRCNNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        widths = (config.channels, *config.features, config.channels)
+        layers: list[nn.Module] = []
+        for index, kernel_size in enumerate(config.kernel_sizes):
+            layers.append(
+                conv_layer(config.spatial_ndim, widths[index], widths[index + 1], kernel_size, padding_mode="reflect")
+            )
+            if index < len(config.kernel_sizes) - 1:
+                layers.append(nn.ReLU())
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def spatial_ndim(self) -> int:
+        return self.config.spatial_ndim
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.channels
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(N, channels, *S)`` float → ``(N, channels, *S)``; every spatial size must exceed ``max(k) // 2``."""
+        check_input(image, self.spatial_ndim, self.config.channels, "srcnn")
+        smallest = max(self.config.kernel_sizes) // 2 + 1
+        if min(image.shape[2:]) < smallest:
+            raise InputError(None, f"srcnn needs every spatial size ≥ {smallest}, got {tuple(image.shape[2:])}")
+        return self.layers(image)
