@@ -1,18 +1,64 @@
-"""`medrestore degrade` (placeholder until implemented)."""
+"""``medrestore degrade``: add a catalogued degradation (noise, blur + downsampling) to an image file."""
 
 from __future__ import annotations
 
 import argparse
 
-from medrestore.core.errors import MedrestoreError
+from medrestore.core.errors import ConfigError
+from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
 
 NAME = "degrade"
-HELP = "degrade (not yet available)"
+HELP = "degrade an image (noise, blur + downsampling) and record how in OUT.json"
+
+# option destination → (flag, catalogue parameter it sets)
+OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
+    "sigma": ("--sigma", "sigma"),
+    "relative_sigma": ("--relative-sigma", "sigma"),
+    "counts": ("--counts", "peak_counts"),
+    "looks": ("--looks", "looks"),
+    "form": ("--form", "form"),
+    "fwhm": ("--fwhm", "fwhm"),
+    "factor": ("--factor", "factor"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No arguments yet."""
+    """``IN -o OUT --kind KIND`` plus the kind's parameters, ``--seed`` and ``--dtype``."""
+    parser.add_argument("input", metavar="IN", help="input image file")
+    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="output image (format from extension)")
+    parser.add_argument("--kind", required=True, metavar="KIND", help=f"one of: {', '.join(DEGRADATION_KINDS)}")
+    add = parser.add_argument
+    add("--sigma", type=float, metavar="S", help="noise standard deviation in image units (gaussian, rician, speckle)")
+    add("--relative-sigma", type=float, metavar="R", help="noise standard deviation as a fraction of the image maximum")
+    add("--counts", type=float, metavar="C", help="expected counts at the image maximum (poisson)")
+    add("--looks", type=float, metavar="L", help="number of looks; speckle variance is 1/L (speckle)")
+    add("--form", metavar="FORM", help="intensity (Gamma, default) or amplitude (Nakagami) (speckle)")
+    add("--fwhm", type=float, metavar="F", help="blur FWHM in input pixels; default = factor (blur-downsample)")
+    add("--factor", type=int, metavar="K", help="integer downsampling factor (blur-downsample)")
+    add("--seed", type=int, metavar="N", default=0, help="seed of the noise generator (default 0, recorded)")
+    add("--dtype", choices=OUTPUT_DTYPES, default="float32", help="output dtype: float32 (default) or the source's")
+
+
+def parameters_from_options(args: argparse.Namespace) -> dict[str, float | int | str | bool]:
+    """The catalogue parameters given on the command line; options that do not apply to --kind are refused."""
+    if args.sigma is not None and args.relative_sigma is not None:
+        raise ConfigError("give --sigma or --relative-sigma, not both")
+    accepted = parameter_names(args.kind)
+    parameters: dict[str, float | int | str | bool] = {}
+    for option, (flag, name) in OPTION_PARAMETERS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if name not in accepted:
+            usable = [f for f, n in OPTION_PARAMETERS.values() if n in accepted]
+            raise ConfigError(f"{flag} does not apply to --kind {args.kind} (it takes: {', '.join(usable) or 'none'})")
+        parameters[name] = value
+    if args.relative_sigma is not None:
+        parameters["relative"] = True
+    return parameters
 
 
 def run(args: argparse.Namespace) -> int:
-    raise MedrestoreError("'degrade' is not implemented yet")
+    record = degrade_file(args.input, args.output, args.kind, parameters_from_options(args), args.seed, args.dtype)
+    print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
+    return 0

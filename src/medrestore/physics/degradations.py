@@ -1,0 +1,510 @@
+"""Degradations in three tiers, and the catalogue that builds them by name.
+
+1. Pure functions (:mod:`medrestore.physics.noise`, :mod:`medrestore.physics.blur`).
+2. Deterministic transforms: frozen dataclasses holding every parameter
+   (:class:`GaussianNoise`, :class:`RicianNoise`, :class:`PoissonNoise`, :class:`Speckle`,
+   :class:`BlurDownsample`, :class:`Compose`). ``transform(x, generator)`` degrades a tensor;
+   ``transform.apply_image(image, seed)`` degrades an :class:`~medrestore.core.image.Image`
+   and keeps its geometry right; ``transform.record(seed)`` is a JSON-ready dict
+   ``{"kind": ..., <parameters>, "seed": ...}`` that :func:`degradation_from_record` turns
+   back into the same transform.
+3. Random samplers (``Random*``): ranges of parameters; ``sampler.sample(generator)`` draws
+   one deterministic transform.
+
+Adding a kind: write the dataclass (fields = parameters, with type hints and checks in
+``__post_init__``) and add one :class:`CatalogueEntry` line to :data:`CATALOGUE`;
+:func:`build_degradation` validates parameter names and types from the dataclass fields.
+
+Example:
+    >>> transform = build_degradation("rician", {"sigma": 0.03, "relative": True})
+    >>> transform.record(seed=7)
+    {'kind': 'rician', 'sigma': 0.03, 'relative': True, 'seed': 7}
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import numbers
+import typing
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType, NoneType, UnionType
+from typing import Any, ClassVar
+
+import torch
+
+from medrestore.core.errors import ConfigError
+from medrestore.core.image import Image
+from medrestore.core.random import make_generator
+from medrestore.physics.blur import blur_downsample, default_fwhm, downsample_affine
+from medrestore.physics.noise import (
+    SPECKLE_FORMS,
+    add_gaussian_noise,
+    add_poisson_noise,
+    add_rician_noise,
+    add_speckle,
+    resolve_sigma,
+)
+
+ParameterValue = float | int | str | bool | None
+
+
+def _check_number(kind: str, name: str, value: object, minimum: float, strictly: bool = False) -> float:
+    """``float(value)`` if it is a finite real number ``>= minimum`` (``> minimum`` when ``strictly``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{kind}: {name} must be a number, got {value!r}")
+    number = float(value)
+    below = number <= minimum if strictly else number < minimum
+    if not math.isfinite(number) or below:
+        bound = ">" if strictly else ">="
+        raise ConfigError(f"{kind}: {name} must be a finite number {bound} {minimum:g}, got {value!r}")
+    return number
+
+
+def _as_floating(data: torch.Tensor) -> torch.Tensor:
+    """Floating-point data keeps its dtype; integer data is computed in float32."""
+    return data if data.is_floating_point() else data.to(torch.float32)
+
+
+class Degradation(abc.ABC):
+    """A deterministic degradation: all parameters fixed, randomness only from the generator.
+
+    Subclasses are frozen dataclasses whose fields are exactly the recorded parameters.
+    """
+
+    kind: ClassVar[str]
+
+    @abc.abstractmethod
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Degrade a tensor (never modified); see each subclass for its shape convention."""
+
+    def transform_image(self, image: Image, generator: torch.Generator) -> Image:
+        """Degrade ``image`` (all frames) with ``generator``; geometry and metadata are kept.
+
+        Integer pixel data is computed in float32; floating data keeps its dtype.
+        """
+        return image.with_data(self(_as_floating(image.data), generator))
+
+    def apply_image(self, image: Image, seed: int) -> Image:
+        """:meth:`transform_image` with a generator seeded by ``seed`` (on the image's device)."""
+        return self.transform_image(image, make_generator(seed, image.data.device))
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready dict (field name → value)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": ..., <parameters>}``."""
+        return {"kind": self.kind, **self.parameters()}
+
+    def record(self, seed: int | None = None) -> dict[str, Any]:
+        """``{"kind": ..., <parameters>, "seed": seed}``: exactly how an output was made."""
+        return {**self.describe(), "seed": seed}
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNoise(Degradation):
+    """Additive white Gaussian noise ``x + σ n`` (:func:`~medrestore.physics.noise.add_gaussian_noise`).
+
+    Attributes:
+        sigma: standard deviation; absolute, or a fraction of ``max|x|`` when ``relative``.
+        relative: read ``sigma`` as a fraction of the image maximum (over all frames).
+    """
+
+    kind: ClassVar[str] = "gaussian"
+    sigma: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", _check_number(self.kind, "sigma", self.sigma, 0.0))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return add_gaussian_noise(x, resolve_sigma(x, self.sigma, self.relative), generator)
+
+
+@dataclasses.dataclass(frozen=True)
+class RicianNoise(Degradation):
+    """Magnitude-MRI noise ``|x + σ n₁ + iσ n₂|`` (:func:`~medrestore.physics.noise.add_rician_noise`).
+
+    Attributes:
+        sigma: standard deviation of each Gaussian channel; absolute or relative to ``max|x|``.
+        relative: read ``sigma`` as a fraction of the image maximum (over all frames).
+    """
+
+    kind: ClassVar[str] = "rician"
+    sigma: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", _check_number(self.kind, "sigma", self.sigma, 0.0))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return add_rician_noise(x, resolve_sigma(x, self.sigma, self.relative), generator)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoissonNoise(Degradation):
+    """Poisson counting noise, ``peak_counts`` expected at the maximum.
+
+    See :func:`~medrestore.physics.noise.add_poisson_noise`.
+
+    Attributes:
+        peak_counts: expected counts at the image maximum (over all frames), ``> 0``.
+        return_counts: output counts instead of values rescaled to the input's units.
+    """
+
+    kind: ClassVar[str] = "poisson"
+    peak_counts: float
+    return_counts: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "peak_counts", _check_number(self.kind, "peak_counts", self.peak_counts, 0.0, strictly=True)
+        )
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return add_poisson_noise(x, self.peak_counts, generator, self.return_counts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Speckle(Degradation):
+    """Multiplicative speckle plus optional additive Gaussian noise (:func:`~medrestore.physics.noise.add_speckle`).
+
+    Attributes:
+        looks: number of looks ``L > 0`` (speckle variance ``1/L`` in intensity).
+        form: ``"intensity"`` (Gamma multiplier) or ``"amplitude"`` (Nakagami multiplier).
+        sigma: additive Gaussian standard deviation (0 = none); absolute or relative.
+        relative: read ``sigma`` as a fraction of the image maximum (before speckle).
+    """
+
+    kind: ClassVar[str] = "speckle"
+    looks: float
+    form: str = "intensity"
+    sigma: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "looks", _check_number(self.kind, "looks", self.looks, 0.0, strictly=True))
+        object.__setattr__(self, "sigma", _check_number(self.kind, "sigma", self.sigma, 0.0))
+        if self.form not in SPECKLE_FORMS:
+            raise ConfigError(f"{self.kind}: form must be one of {SPECKLE_FORMS}, got {self.form!r}")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        additive_sigma = resolve_sigma(x, self.sigma, self.relative)
+        return add_speckle(x, self.looks, generator, self.form, additive_sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlurDownsample(Degradation):
+    """Gaussian blur and decimation by an integer factor (:func:`~medrestore.physics.blur.blur_downsample`).
+
+    Attributes:
+        factor: integer factor ``k >= 1`` on every spatial axis.
+        fwhm: blur FWHM in input pixels; ``None`` becomes the default ``k`` (recorded as a number).
+        spatial_ndim: spatial axes of a *tensor* given to ``__call__`` (its trailing axes;
+            ``None`` = 2). :meth:`apply_image` uses the image's own ``spatial_ndim``.
+
+    On an image, each frame is downsampled, the affine's spatial columns are multiplied by
+    ``k`` and its origin moves to the first block's centre, so every output voxel keeps
+    its world position (:func:`~medrestore.physics.blur.downsample_affine`).
+    """
+
+    kind: ClassVar[str] = "blur-downsample"
+    factor: int
+    fwhm: float | None = None
+    spatial_ndim: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
+            raise ConfigError(f"{self.kind}: factor must be an integer >= 1, got {self.factor!r}")
+        fwhm = default_fwhm(self.factor) if self.fwhm is None else self.fwhm
+        object.__setattr__(self, "fwhm", _check_number(self.kind, "fwhm", fwhm, 0.0, strictly=True))
+        if self.spatial_ndim is not None and self.spatial_ndim not in (1, 2, 3):
+            raise ConfigError(f"{self.kind}: spatial_ndim must be 1, 2, 3 or None, got {self.spatial_ndim!r}")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x``: ``(*batch, *spatial)``; returns ``(*batch, *⌊spatial/k⌋)``. ``generator`` is unused."""
+        return blur_downsample(x, self.factor, self.fwhm, self.spatial_ndim or 2)
+
+    def transform_image(self, image: Image, generator: torch.Generator) -> Image:
+        data = _as_floating(image.data)
+        has_frames = data.ndim > image.spatial_ndim
+        frames_first = data.movedim(-1, 0) if has_frames else data
+        reduced = blur_downsample(frames_first, self.factor, self.fwhm, image.spatial_ndim)
+        reduced = reduced.movedim(0, -1).contiguous() if has_frames else reduced
+        affine = downsample_affine(image.affine, self.factor, image.spatial_ndim)
+        return image.with_data(reduced, affine=affine)
+
+
+@dataclasses.dataclass(frozen=True)
+class Compose(Degradation):
+    """Apply ``transforms`` in order, all drawing from the same generator.
+
+    Recorded as ``{"kind": "compose", "transforms": [<child descriptions>], "seed": ...}``.
+    """
+
+    kind: ClassVar[str] = "compose"
+    transforms: tuple[Degradation, ...]
+
+    def __post_init__(self) -> None:
+        transforms = tuple(self.transforms)
+        for transform in transforms:
+            if not isinstance(transform, Degradation):
+                raise ConfigError(f"compose: {transform!r} is not a degradation")
+        object.__setattr__(self, "transforms", transforms)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x, generator)
+        return x
+
+    def transform_image(self, image: Image, generator: torch.Generator) -> Image:
+        for transform in self.transforms:
+            image = transform.transform_image(image, generator)
+        return image
+
+    def parameters(self) -> dict[str, Any]:
+        return {"transforms": [transform.describe() for transform in self.transforms]}
+
+
+# -- catalogue -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogueEntry:
+    """One degradation kind: its transform class, the modality it models, a one-line summary."""
+
+    kind: str
+    transform: type[Degradation]
+    modality: str
+    description: str
+
+
+CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
+    {
+        entry.kind: entry
+        for entry in (
+            CatalogueEntry("gaussian", GaussianNoise, "any", "additive white Gaussian noise"),
+            CatalogueEntry("rician", RicianNoise, "mri", "Rician noise of magnitude MR images"),
+            CatalogueEntry("poisson", PoissonNoise, "nm", "Poisson counting noise at a given peak count"),
+            CatalogueEntry("speckle", Speckle, "oct", "multiplicative speckle (Gamma / Nakagami)"),
+            CatalogueEntry("blur-downsample", BlurDownsample, "any", "Gaussian blur and integer decimation"),
+        )
+    }
+)
+DEGRADATION_KINDS: tuple[str, ...] = tuple(CATALOGUE)
+
+
+def catalogue_entry(kind: str) -> CatalogueEntry:
+    """The entry for ``kind``; :class:`ConfigError` naming the known kinds otherwise."""
+    try:
+        return CATALOGUE[kind]
+    except KeyError:
+        raise ConfigError(f"unknown degradation kind {kind!r}; known kinds: {', '.join(DEGRADATION_KINDS)}") from None
+
+
+def parameter_types(kind: str) -> dict[str, Any]:
+    """Parameter name → type annotation (e.g. ``float``, ``int | None``) for ``kind``, in field order."""
+    transform = catalogue_entry(kind).transform
+    hints = typing.get_type_hints(transform)
+    return {field.name: hints[field.name] for field in dataclasses.fields(transform)}  # type: ignore[arg-type]
+
+
+def required_parameters(kind: str) -> tuple[str, ...]:
+    """Names of the parameters ``kind`` cannot do without (no default)."""
+    transform = catalogue_entry(kind).transform
+    return tuple(
+        field.name
+        for field in dataclasses.fields(transform)  # type: ignore[arg-type]
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    )
+
+
+def _allowed_types(annotation: Any) -> tuple[type, ...]:
+    if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _coerce(kind: str, name: str, value: object, annotation: Any) -> ParameterValue:
+    """Check ``value`` against the field's annotation; integral floats are accepted for ints."""
+    allowed = _allowed_types(annotation)
+    if value is None and NoneType in allowed:
+        return None
+    if bool in allowed and isinstance(value, bool):
+        return value
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
+    if int in allowed and number is not None and math.isfinite(number) and number.is_integer():
+        return int(number)
+    if float in allowed and number is not None:
+        return number
+    if str in allowed and isinstance(value, str):
+        return value
+    names = " or ".join("None" if t is NoneType else t.__name__ for t in allowed)
+    raise ConfigError(f"{kind}: parameter {name!r} must be {names}, got {value!r}")
+
+
+def build_degradation(kind: str, parameters: Mapping[str, ParameterValue]) -> Degradation:
+    """Build the deterministic transform of ``kind`` from named parameters.
+
+    Raises:
+        ConfigError: unknown kind, unknown or missing parameter, or a value of the wrong type
+            or out of range; the message names the kind and the parameter.
+
+    Example:
+        >>> build_degradation("blur-downsample", {"factor": 2})
+        BlurDownsample(factor=2, fwhm=2.0, spatial_ndim=None)
+    """
+    types = parameter_types(kind)
+    unknown = sorted(set(parameters) - set(types))
+    if unknown:
+        raise ConfigError(
+            f"{kind}: unknown parameter(s) {', '.join(map(repr, unknown))}; it takes {', '.join(types)}"
+        )
+    missing = [name for name in required_parameters(kind) if name not in parameters]
+    if missing:
+        raise ConfigError(f"{kind}: missing parameter(s) {', '.join(map(repr, missing))}")
+    values = {name: _coerce(kind, name, value, types[name]) for name, value in parameters.items()}
+    return catalogue_entry(kind).transform(**values)
+
+
+def degradation_from_record(record: Mapping[str, Any]) -> tuple[Degradation, int | None]:
+    """Inverse of :meth:`Degradation.record`: ``(transform, seed)`` (``compose`` included)."""
+    if "kind" not in record:
+        raise ConfigError(f"degradation record has no 'kind': {dict(record)!r}")
+    seed = record.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"degradation record seed must be an integer or null, got {seed!r}")
+    parameters = {name: value for name, value in record.items() if name not in ("kind", "seed")}
+    if record["kind"] != Compose.kind:
+        return build_degradation(str(record["kind"]), parameters), seed
+    children = parameters.get("transforms")
+    if set(parameters) != {"transforms"} or not isinstance(children, Sequence) or isinstance(children, str):
+        raise ConfigError("compose: the record must hold exactly a 'transforms' list")
+    return Compose(tuple(degradation_from_record(child)[0] for child in children)), seed
+
+
+# -- random samplers -------------------------------------------------------------------------
+
+
+def _check_range(name: str, bounds: Sequence[float], minimum: float, strictly: bool = False) -> tuple[float, float]:
+    if isinstance(bounds, str) or len(bounds) != 2:
+        raise ConfigError(f"{name} must be a pair (low, high), got {bounds!r}")
+    low, high = (_check_number("range", name, value, minimum, strictly) for value in bounds)
+    if low > high:
+        raise ConfigError(f"{name} must have low <= high, got {bounds!r}")
+    return low, high
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    """One draw from ``U[low, high]`` (always consumes one number, even when ``low == high``)."""
+    unit = float(torch.rand((), generator=generator, dtype=torch.float64, device=generator.device))
+    return min(high, low + (high - low) * unit)
+
+
+def _log_uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return min(high, max(low, math.exp(_uniform(generator, math.log(low), math.log(high)))))
+
+
+class RandomDegradation(abc.ABC):
+    """A family of degradations; :meth:`sample` draws one deterministic transform."""
+
+    @abc.abstractmethod
+    def sample(self, generator: torch.Generator) -> Degradation:
+        """Draw parameters with ``generator`` and return the deterministic transform."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomGaussianNoise(RandomDegradation):
+    """:class:`GaussianNoise` with ``sigma ~ U[sigma_range]``."""
+
+    sigma_range: tuple[float, float]
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma_range", _check_range("sigma_range", self.sigma_range, 0.0))
+
+    def sample(self, generator: torch.Generator) -> GaussianNoise:
+        return GaussianNoise(_uniform(generator, *self.sigma_range), self.relative)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomRicianNoise(RandomDegradation):
+    """:class:`RicianNoise` with ``sigma ~ U[sigma_range]``."""
+
+    sigma_range: tuple[float, float]
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma_range", _check_range("sigma_range", self.sigma_range, 0.0))
+
+    def sample(self, generator: torch.Generator) -> RicianNoise:
+        return RicianNoise(_uniform(generator, *self.sigma_range), self.relative)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomPoissonNoise(RandomDegradation):
+    """:class:`PoissonNoise` with peak counts drawn log-uniformly (default) or uniformly from ``counts_range``.
+
+    Log-uniform sampling gives each decade of counts (dose) the same probability.
+    """
+
+    counts_range: tuple[float, float]
+    log_uniform: bool = True
+    return_counts: bool = False
+
+    def __post_init__(self) -> None:
+        bounds = _check_range("counts_range", self.counts_range, 0.0, strictly=True)
+        object.__setattr__(self, "counts_range", bounds)
+
+    def sample(self, generator: torch.Generator) -> PoissonNoise:
+        draw = _log_uniform if self.log_uniform else _uniform
+        return PoissonNoise(draw(generator, *self.counts_range), self.return_counts)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSpeckle(RandomDegradation):
+    """:class:`Speckle` with ``looks ~ U[looks_range]`` and additive ``sigma ~ U[sigma_range]``."""
+
+    looks_range: tuple[float, float]
+    form: str = "intensity"
+    sigma_range: tuple[float, float] = (0.0, 0.0)
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "looks_range", _check_range("looks_range", self.looks_range, 0.0, strictly=True))
+        object.__setattr__(self, "sigma_range", _check_range("sigma_range", self.sigma_range, 0.0))
+        if self.form not in SPECKLE_FORMS:
+            raise ConfigError(f"speckle: form must be one of {SPECKLE_FORMS}, got {self.form!r}")
+
+    def sample(self, generator: torch.Generator) -> Speckle:
+        looks = _uniform(generator, *self.looks_range)
+        sigma = _uniform(generator, *self.sigma_range)
+        return Speckle(looks, self.form, sigma, self.relative)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomBlurDownsample(RandomDegradation):
+    """:class:`BlurDownsample` with a factor drawn uniformly from ``factors`` and ``fwhm ~ U[fwhm_range]``.
+
+    ``fwhm_range=None`` uses each factor's default width (FWHM = factor).
+    """
+
+    factors: tuple[int, ...]
+    fwhm_range: tuple[float, float] | None = None
+    spatial_ndim: int | None = None
+
+    def __post_init__(self) -> None:
+        factors = tuple(self.factors)
+        if not factors or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in factors):
+            raise ConfigError(f"factors must be a non-empty sequence of integers >= 1, got {self.factors!r}")
+        object.__setattr__(self, "factors", factors)
+        if self.fwhm_range is not None:
+            bounds = _check_range("fwhm_range", self.fwhm_range, 0.0, strictly=True)
+            object.__setattr__(self, "fwhm_range", bounds)
+
+    def sample(self, generator: torch.Generator) -> BlurDownsample:
+        index = int(torch.randint(len(self.factors), (), generator=generator, device=generator.device))
+        fwhm = None if self.fwhm_range is None else _uniform(generator, *self.fwhm_range)
+        return BlurDownsample(self.factors[index], fwhm, self.spatial_ndim)

@@ -1,0 +1,141 @@
+"""Degrade an image file with a catalogued degradation and record exactly how it was done.
+
+The output image keeps the input's geometry (a blur-downsampled image gets the coarser
+affine that keeps world positions) and is written atomically; beside it a sidecar
+``<output>.json`` holds::
+
+    {
+      "degradation": {"kind": "rician", "sigma": 0.03, "relative": true, "seed": 0},
+      "input": "...", "input_sha256": "...", "input_shape": [...],
+      "output": "...", "output_shape": [...], "output_dtype": "float32",
+      "medrestore_version": "..."
+    }
+
+For a folder input (a DICOM series) ``input_sha256`` is :func:`input_digest` of its files.
+``degradation`` is :meth:`~medrestore.physics.degradations.Degradation.record`, which
+:func:`~medrestore.physics.degradations.degradation_from_record` rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import medrestore
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.files import atomic_write_text, sha256_file
+from medrestore.core.image import Image
+from medrestore.io import read_image, write_image
+from medrestore.physics.degradations import (
+    DEGRADATION_KINDS,
+    Degradation,
+    ParameterValue,
+    build_degradation,
+    parameter_types,
+)
+
+__all__ = ["DEGRADATION_KINDS", "OUTPUT_DTYPES", "degrade_file", "input_digest", "parameter_names", "sidecar_path"]
+
+OUTPUT_DTYPES = ("float32", "source")
+"""``float32``: write the degraded values as they are; ``source``: cast back to the input file's dtype."""
+
+MAXIMUM_SEED = 2**63 - 1
+
+
+def parameter_names(kind: str) -> tuple[str, ...]:
+    """Parameter names the degradation ``kind`` accepts (:class:`ConfigError` for an unknown kind)."""
+    return tuple(parameter_types(kind))
+
+
+def sidecar_path(output_path: str | Path) -> Path:
+    """``<output>.json``: where :func:`degrade_file` records how ``output_path`` was made."""
+    return Path(f"{output_path}.json")
+
+
+def input_digest(path: Path) -> str:
+    """SHA-256 of an input file; for a folder (a DICOM series), of its sorted ``"<name> <sha256>"`` lines."""
+    if not path.is_dir():
+        return sha256_file(path)
+    lines = [
+        f"{member.relative_to(path).as_posix()} {sha256_file(member)}\n"
+        for member in sorted(path.rglob("*"))
+        if member.is_file()
+    ]
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAXIMUM_SEED:
+        raise ConfigError(f"seed must be an integer between 0 and {MAXIMUM_SEED}, got {seed!r}")
+    return seed
+
+
+def _output_dtype(choice: str | None, image: Image, input_path: Path) -> str:
+    """The dtype name to write: ``float32``, or the dtype the input file stored."""
+    if choice != "source":
+        return "float32"
+    source = image.metadata.get("dtype")
+    if source is None:
+        raise InputError(input_path, "its stored dtype is unknown, so it cannot be restored; use dtype float32")
+    return str(source)
+
+
+def _degrade(transform: Degradation, image: Image, seed: int, input_path: Path) -> Image:
+    """Apply ``transform``; a problem with the pixel values is reported against the input file."""
+    try:
+        return transform.apply_image(image, seed)
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(input_path, error.problem) from error
+
+
+def degrade_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    kind: str,
+    parameters: Mapping[str, ParameterValue],
+    seed: int = 0,
+    dtype: str | None = None,
+) -> dict[str, Any]:
+    """Read ``input_path``, degrade it, write ``output_path`` and its sidecar; return the sidecar dict.
+
+    Args:
+        input_path: any image file :func:`medrestore.io.read_image` reads (never modified).
+        output_path: destination; the format follows its extension (:func:`medrestore.io.write_image`).
+        kind: one of :data:`DEGRADATION_KINDS`.
+        parameters: the kind's parameters by name (see :func:`parameter_names`).
+        seed: seed of the noise generator, recorded in the sidecar.
+        dtype: ``None``/``"float32"`` or ``"source"`` (the input file's stored dtype).
+
+    Raises:
+        ConfigError: unknown kind, bad parameter, seed or dtype (checked before reading).
+        InputError: the input cannot be read or degraded, or the output would overwrite it.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    transform = build_degradation(kind, parameters)
+    seed = _check_seed(seed)
+    if dtype not in (None, *OUTPUT_DTYPES):
+        raise ConfigError(f"output dtype must be one of {OUTPUT_DTYPES}, got {dtype!r}")
+    if output_path.resolve() == input_path.resolve() or sidecar_path(output_path).resolve() == input_path.resolve():
+        raise InputError(output_path, "the output would overwrite the input; choose another output path")
+    image = read_image(input_path)
+    input_sha256 = input_digest(input_path)
+    degraded = _degrade(transform, image, seed, input_path)
+    output_dtype = _output_dtype(dtype, image, input_path)
+    written = write_image(degraded, output_path, dtype=output_dtype)
+    record = {
+        "degradation": transform.record(seed),
+        "input": str(input_path),
+        "input_sha256": input_sha256,
+        "input_shape": list(image.shape),
+        "output": str(written),
+        "output_shape": list(degraded.shape),
+        "output_dtype": output_dtype,
+        "medrestore_version": medrestore.__version__,
+    }
+    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
+    return record
