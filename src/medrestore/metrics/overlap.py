@@ -52,7 +52,7 @@ def _as_labels(values: ArrayLike, role: str) -> np.ndarray:
         return array.astype(np.int64)
     if np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         return array.astype(np.int64)
-    raise InputError(None, f"{role} labels must be integers or booleans, got dtype {array.dtype} with non-integer values")
+    raise InputError(None, f"{role} labels must be integers or booleans, got non-integer values of dtype {array.dtype}")
 
 
 def _dice_of_sets(predicted: np.ndarray, reference: np.ndarray) -> float:
@@ -93,6 +93,7 @@ def dice(pred_labels: ArrayLike, ref_labels: ArrayLike, label: int | None = None
     """Dice coefficient ``2|P ∩ R| / (|P| + |R|)``; see the module docstring for binary vs per label.
 
     Example:
+        >>> import numpy as np
         >>> dice(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]))
         0.6666666666666666
     """
@@ -103,6 +104,7 @@ def jaccard(pred_labels: ArrayLike, ref_labels: ArrayLike, label: int | None = N
     """Jaccard index ``|P ∩ R| / |P ∪ R|``; see the module docstring for binary vs per label.
 
     Example:
+        >>> import numpy as np
         >>> jaccard(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]))
         0.5
     """

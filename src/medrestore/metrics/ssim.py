@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 
 from medrestore.core.errors import InputError
-from medrestore.metrics.arrays import ArrayLike, prepare_mask, prepare_pair
+from medrestore.metrics.arrays import ArrayLike, check_same_shape, prepare_mask, prepare_pair
 
 GAUSSIAN_TRUNCATE = 3.5
 """Gaussian windows stop at ``GAUSSIAN_TRUNCATE · σ`` (skimage's choice: 11 taps for σ = 1.5)."""
@@ -95,16 +95,17 @@ def separable_filter(volume: torch.Tensor, kernel: torch.Tensor, spatial_ndim: i
     """Correlate the last ``spatial_ndim`` axes of ``volume`` with the 1-D ``kernel`` (odd length).
 
     Borders use SciPy's ``'reflect'`` mode, so this equals ``scipy.ndimage.correlate1d`` applied
-    along each axis in turn. Differentiable; keeps dtype, device and shape.
+    along each axis in turn. Differentiable; keeps dtype, device and shape. The taps are
+    accumulated in place (no temporary per tap), which keeps large 3-D volumes fast on the CPU.
     """
-    radius = (kernel.numel() - 1) // 2
+    weights = kernel.tolist()
     filtered = volume
     for axis in range(volume.ndim - spatial_ndim, volume.ndim):
         length = filtered.shape[axis]
-        padded = filtered.index_select(axis, _reflect_indices(length, radius, filtered.device))
-        total = padded.narrow(axis, 0, length) * kernel[0]
-        for tap in range(1, kernel.numel()):
-            total = total + padded.narrow(axis, tap, length) * kernel[tap]
+        padded = filtered.index_select(axis, _reflect_indices(length, (len(weights) - 1) // 2, filtered.device))
+        total = padded.narrow(axis, 0, length) * weights[0]
+        for tap in range(1, len(weights)):
+            total.add_(padded.narrow(axis, tap, length), alpha=weights[tap])
         filtered = total
     return filtered
 
@@ -124,16 +125,17 @@ def structural_similarity_map(
     Raises:
         InputError: mismatched shapes, too few axes, or a spatial axis shorter than the window.
     """
-    if prediction.shape != reference.shape:
-        raise InputError(None, f"prediction shape {tuple(prediction.shape)} does not match reference shape {tuple(reference.shape)}")
+    check_same_shape(prediction, reference)
     if spatial_ndim < 1 or prediction.ndim < spatial_ndim:
-        raise InputError(None, f"SSIM over {spatial_ndim} spatial axes needs at least that many axes, got shape {tuple(prediction.shape)}")
+        shape = tuple(prediction.shape)
+        raise InputError(None, f"SSIM over {spatial_ndim} spatial axes needs as many axes, got shape {shape}")
     size = options.window_size
     spatial_shape = tuple(prediction.shape[-spatial_ndim:])
     if min(spatial_shape) < size:
         raise InputError(None, f"image of spatial shape {spatial_shape} is smaller than the {size}-voxel SSIM window")
     kernel = options.kernel(prediction.dtype, prediction.device)
-    stacked = torch.stack([prediction, reference, prediction * prediction, reference * reference, prediction * reference])
+    products = [prediction * prediction, reference * reference, prediction * reference]
+    stacked = torch.stack([prediction, reference, *products])
     mean_x, mean_y, mean_xx, mean_yy, mean_xy = separable_filter(stacked, kernel, spatial_ndim).unbind(0)
     window_voxels = size**spatial_ndim
     covariance_norm = window_voxels / (window_voxels - 1) if options.use_sample_covariance else 1.0
@@ -225,6 +227,7 @@ def ssim(
     of the SSIM map over the masked voxels of the interior (see :func:`interior_mean`).
 
     Example:
+        >>> import numpy as np
         >>> image = np.arange(144.0).reshape(12, 12)
         >>> ssim(image, image, data_range=143.0)
         1.0
