@@ -139,3 +139,12 @@ def test_affine_from_spacing_origin() -> None:
     affine = affine_from_spacing((0.5, 2.0), origin=(1.0, 2.0, 3.0))
     np.testing.assert_allclose(np.diag(affine), [0.5, 2.0, 1.0, 1.0])
     np.testing.assert_allclose(affine[:3, 3], [1.0, 2.0, 3.0])
+
+
+def test_atomic_output_has_ordinary_permissions(tmp_path) -> None:
+    import os
+
+    target = atomic_write_text(tmp_path / "p.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

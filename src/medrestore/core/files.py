@@ -30,10 +30,20 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     temporary = Path(name)
     try:
         yield temporary
+        if temporary.exists():
+            # mkstemp creates owner-only files; give the output the permissions a plain open() would.
+            os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(destination: str | Path, payload: bytes) -> Path:

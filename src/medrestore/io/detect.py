@@ -1,0 +1,195 @@
+"""Which format is a file? Decided by its extension AND its first bytes (magic numbers).
+
+=============  =========================  ==================================================
+format         extensions                 content
+=============  =========================  ==================================================
+nifti          .nii, .nii.gz              ``sizeof_hdr`` 348 (NIfTI-1) or 540 (NIfTI-2), either
+                                          byte order, raw or inside gzip (``1f 8b``)
+dicom          .dcm, .dicom, .ima, none   ``DICM`` at byte 128, or a preamble-less data set
+                                          that pydicom parses with ``force`` and has pixel data
+dicom-series   (a folder)                 a directory
+tiff           .tif, .tiff                ``II*\\0`` / ``MM\\0*`` (BigTIFF ``II+\\0`` / ``MM\\0+``)
+png            .png                       ``\\x89PNG\\r\\n\\x1a\\n``
+jpeg           .jpg, .jpeg                ``ff d8 ff``
+npy            .npy                       ``\\x93NUMPY``
+npz            .npz                       a zip archive (``PK``)
+=============  =========================  ==================================================
+
+When the extension names one format and the content another, the file is refused: a PNG
+renamed to ``.nii`` is far more likely a mistake than something to guess around.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import pydicom
+
+from medrestore.core.errors import InputError
+
+FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz")
+
+FORMAT_NAMES = {
+    "nifti": "NIfTI",
+    "dicom": "DICOM",
+    "dicom-series": "DICOM series",
+    "tiff": "TIFF",
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "npy": "NumPy .npy",
+    "npz": "NumPy .npz",
+}
+
+EXTENSIONS = {
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".dcm": "dicom",
+    ".dicom": "dicom",
+    ".ima": "dicom",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".npy": "npy",
+    ".npz": "npz",
+}
+
+NIFTI_HEADER_SIZES = (348, 540)
+_SNIFF_BYTES = 1024
+
+
+def format_from_extension(path: str | Path) -> str | None:
+    """The format a file name's extension names (case-insensitive), or ``None``."""
+    name = Path(path).name.lower()
+    for extension, format_name in EXTENSIONS.items():
+        if name.endswith(extension):
+            return format_name
+    return None
+
+
+def is_nifti_header(head: bytes) -> bool:
+    """Whether the first 4 bytes are a NIfTI ``sizeof_hdr`` (348 or 540, either byte order)."""
+    if len(head) < 4:
+        return False
+    return any(struct.unpack(order + "i", head[:4])[0] in NIFTI_HEADER_SIZES for order in "<>")
+
+
+def _gunzip_head(path: Path, size: int) -> bytes:
+    """The first ``size`` decompressed bytes of a gzip file ("" when even those are cut off)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            return stream.read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _looks_like_bare_dicom(path: Path, head: bytes) -> bool:
+    """A DICOM data set without the 128-byte preamble: starts with group 0002 or 0008
+    (either byte order), parses with ``force=True``, and carries pixel data."""
+    if head[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
+        return False
+    try:
+        dataset = pydicom.dcmread(path, force=True, defer_size=1024)
+        return "PixelData" in dataset or "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset
+    except Exception:  # noqa: BLE001 - any parse failure means "not DICOM"
+        return False
+
+
+def content_formats(path: str | Path) -> list[str]:
+    """Formats the first bytes of a file match (empty when none).
+
+    Usually one; a DICOM file whose preamble holds a TIFF header (a "dual-personality" file)
+    matches both. ``"gzip"`` stands for gzip data that does not hold a NIfTI header.
+    """
+    path = Path(path)
+    with open(path, "rb") as stream:
+        head = stream.read(_SNIFF_BYTES)
+    found = []
+    if head[:2] == b"\x1f\x8b":
+        found.append("nifti" if is_nifti_header(_gunzip_head(path, 4)) else "gzip")
+    elif head[:8] == b"\x89PNG\r\n\x1a\n":
+        found.append("png")
+    elif head[:3] == b"\xff\xd8\xff":
+        found.append("jpeg")
+    elif head[:6] == b"\x93NUMPY":
+        found.append("npy")
+    elif head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        found.append("npz")
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        found.append("tiff")
+    if head[128:132] == b"DICM":
+        found.append("dicom")
+    if not found and is_nifti_header(head):
+        found.append("nifti")
+    if not found and _looks_like_bare_dicom(path, head):
+        found.append("dicom")
+    return found
+
+
+def _content_name(format_name: str) -> str:
+    return "gzip data that is not NIfTI" if format_name == "gzip" else FORMAT_NAMES[format_name]
+
+
+def detect_format(path: str | Path) -> str:
+    """Format of ``path``: one of :data:`FORMATS`.
+
+    A directory is a ``"dicom-series"``. Otherwise extension and content must agree; a file
+    without a known extension is judged by content alone.
+
+    Raises:
+        InputError: missing file, empty file, unrecognised content, or extension and
+            content disagreeing (``"content is PNG but the extension says NIfTI"``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        return "dicom-series"
+    if not path.is_file():
+        raise InputError(path, "not a regular file")
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(path, "file is empty (0 bytes)")
+        candidates = content_formats(path)
+    except OSError as error:
+        raise InputError(path, f"cannot open file: {error.strerror or error}") from error
+    extension = format_from_extension(path)
+    content = extension if extension in candidates else (candidates[0] if candidates else None)
+    if content is None or content == "gzip":
+        if extension is None:
+            raise InputError(path, f"unrecognised file format (no known extension; supported: {', '.join(FORMATS)})")
+        found = "gzip data that is not NIfTI" if content == "gzip" else "unrecognised bytes"
+        raise InputError(
+            path,
+            f"content is not valid {FORMAT_NAMES[extension]} ({found}); the file is corrupt, truncated or misnamed",
+        )
+    if extension is not None and extension != content:
+        raise InputError(path, f"content is {_content_name(content)} but the extension says {FORMAT_NAMES[extension]}")
+    return content
+
+
+def output_format(path: str | Path) -> str:
+    """Format a writer should produce for ``path``: by extension; a path without a suffix,
+    ending in a separator, or naming an existing folder is a ``"dicom-series"`` folder.
+
+    Raises:
+        InputError: an unknown extension.
+    """
+    text = str(path)
+    target = Path(path)
+    if text.endswith(("/", "\\")) or target.is_dir():
+        return "dicom-series"
+    extension = format_from_extension(target)
+    if extension is not None:
+        return extension
+    if target.suffix == "":
+        return "dicom-series"
+    raise InputError(
+        path,
+        f"unknown output extension {target.suffix!r}; use one of "
+        f"{', '.join(sorted(EXTENSIONS))} or a folder name (DICOM series)",
+    )

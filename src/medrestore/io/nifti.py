@@ -1,0 +1,259 @@
+"""NIfTI-1 / NIfTI-2 (``.nii``, ``.nii.gz``) through nibabel.
+
+Array order is the file's voxel order ``(i, j, k)`` (``(i, j)`` for 2-D files) with any 4th
+axis as the trailing time axis ``T``; the affine is nibabel's (sform if set, else qform),
+already RAS+ millimetres. ``scl_slope``/``scl_inter`` are applied on read and recorded.
+
+The full 348/540-byte header is kept as ``metadata["nifti_header"]`` (bytes). The writer
+rebuilds the header from it, so ``descrip``, ``xyzt_units``, ``pixdim[4]`` (TR), ``intent``,
+``dim_info`` and the qform/sform codes survive a read → restore → write cycle, while shape,
+dtype and affine come from the :class:`Image`.
+
+The modality, when not ``"mri"`` (what a plain NIfTI file is read as), travels in a
+"comment" header extension (code 6) holding ``medrestore {"modality": ...}``.
+
+Reading decompresses the whole file into memory (one copy of the payload) so that a cut
+``.nii.gz`` is reported as truncated instead of failing half-way through the pixel data.
+
+Reference: NIfTI-1 data format, https://nifti.nimh.nih.gov/nifti-1 (header fields, codes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import nibabel
+import numpy as np
+
+from medrestore.core.errors import InputError
+from medrestore.core.files import atomic_path
+from medrestore.core.image import Image
+from medrestore.io.common import (
+    DecodedImage,
+    cast_to_dtype,
+    check_source_dtype,
+    image_values,
+    library_errors,
+    resolve_write_dtype,
+)
+
+NIFTI_COMMENT_CODE = 6
+_EXTENSION_PREFIX = b"medrestore "
+# NIfTI datatypes nibabel can write.
+WRITABLE_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+
+
+def _payload(path: Path) -> bytes:
+    """File bytes, gunzipped when the file starts with the gzip magic."""
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError as error:
+        raise InputError(path, "file is truncated: the gzip stream ends before its end marker") from error
+    except (OSError, zlib.error) as error:
+        raise InputError(path, f"corrupt gzip stream ({error})") from error
+
+
+def _image_class(path: Path, payload: bytes) -> type[nibabel.Nifti1Image]:
+    """Nifti1Image or Nifti2Image from ``sizeof_hdr`` (348 or 540, either byte order)."""
+    for order in "<>":
+        size = struct.unpack(order + "i", payload[:4])[0] if len(payload) >= 4 else 0
+        if size == 348:
+            return nibabel.Nifti1Image
+        if size == 540:
+            return nibabel.Nifti2Image
+    raise InputError(path, "corrupt NIfTI header: sizeof_hdr is neither 348 nor 540")
+
+
+def _parse(path: Path) -> nibabel.Nifti1Image:
+    """Parse header and check the payload holds every voxel the header promises."""
+    payload = _payload(path)
+    image_class = _image_class(path, payload)
+    header_size = 348 if image_class is nibabel.Nifti1Image else 540
+    if len(payload) < header_size:
+        raise InputError(path, f"file is truncated: {len(payload)} bytes, shorter than the {header_size}-byte header")
+    with library_errors(path, "parse the NIfTI header"):
+        nifti = image_class.from_bytes(payload)
+        header = nifti.header
+        check_source_dtype(path, header.get_data_dtype())
+        # the in-memory header forgets vox_offset; the array proxy keeps it
+        offset = int(getattr(nifti.dataobj, "offset", header.get_data_offset()))
+        expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+    if len(payload) < expected:
+        raise InputError(
+            path, f"file is truncated: the header promises {expected} bytes of data, the file holds {len(payload)}"
+        )
+    return nifti
+
+
+def _to_text(value: Any) -> str:
+    """NIfTI char fields come back as ``numpy.bytes_``; decode them leniently."""
+    return bytes(value).split(b"\x00")[0].decode("latin-1").strip()
+
+
+def _scaling(nifti: nibabel.Nifti1Image) -> tuple[float | None, float | None]:
+    """``(scl_slope, scl_inter)`` applied on read, ``(None, None)`` for the identity.
+
+    nibabel moves the scaling from the header into the array proxy on load.
+    """
+    slope = float(getattr(nifti.dataobj, "slope", 1.0))
+    intercept = float(getattr(nifti.dataobj, "inter", 0.0))
+    if slope == 1.0 and intercept == 0.0:
+        return None, None
+    return slope, intercept
+
+
+def _summary(nifti: nibabel.Nifti1Image, version: int) -> dict[str, Any]:
+    """JSON-friendly header fields worth seeing without parsing the bytes."""
+    header = nifti.header
+    slope, intercept = _scaling(nifti)
+    space_unit, time_unit = header.get_xyzt_units()
+    intent_name, intent_params, intent_label = header.get_intent()
+    zooms = header.get_zooms()
+    frequency_axis, phase_axis, slice_axis = header.get_dim_info()
+    return {
+        "version": version,
+        "descrip": _to_text(header["descrip"]),
+        "repetition_time": float(zooms[3]) if len(zooms) > 3 else None,
+        "space_unit": space_unit,
+        "time_unit": time_unit,
+        "intent": [intent_name, [float(p) for p in intent_params], intent_label],
+        "qform_code": int(header["qform_code"]),
+        "sform_code": int(header["sform_code"]),
+        "dim_info": [frequency_axis, phase_axis, slice_axis],
+        "scl_slope": slope,
+        "scl_inter": intercept,
+    }
+
+
+def _stored_modality(header: nibabel.Nifti1Header) -> str | None:
+    """Modality from a ``medrestore {...}`` comment extension, if any."""
+    for extension in header.extensions:
+        content = extension.get_content() if extension.get_code() == NIFTI_COMMENT_CODE else b""
+        if isinstance(content, bytes) and content.startswith(_EXTENSION_PREFIX):
+            try:
+                return str(json.loads(content[len(_EXTENSION_PREFIX) :].decode("utf-8"))["modality"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def _arrange_axes(path: Path, array: np.ndarray) -> tuple[np.ndarray, int]:
+    """Drop singleton axes beyond the 4th; return ``(array, spatial_ndim)``."""
+    while array.ndim > 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim > 4:
+        raise InputError(
+            path, f"{array.ndim}-D NIfTI (shape {array.shape}) is not supported; at most 3 spatial axes + time"
+        )
+    if array.ndim < 2:
+        raise InputError(path, f"{array.ndim}-D NIfTI (shape {array.shape}) is not an image")
+    return array, min(array.ndim, 3)
+
+
+def read_nifti(path: str | Path) -> DecodedImage:
+    """Read a ``.nii`` / ``.nii.gz`` file (see the module docstring for conventions)."""
+    path = Path(path)
+    nifti = _parse(path)
+    header = nifti.header
+    with library_errors(path, "read NIfTI voxel data"):
+        array = np.asarray(nifti.dataobj)
+        affine = np.asarray(nifti.affine, dtype=np.float64)
+    array, spatial_ndim = _arrange_axes(path, array)
+    version = 2 if isinstance(nifti, nibabel.Nifti2Image) else 1
+    return DecodedImage(
+        array=array,
+        affine=affine,
+        spatial_ndim=spatial_ndim,
+        source_dtype=header.get_data_dtype(),
+        modality=_stored_modality(header) or "mri",
+        metadata={"nifti": _summary(nifti, version), "nifti_header": bytes(header.binaryblock)},
+    )
+
+
+def _header_from_metadata(path: Path, metadata: Any) -> nibabel.Nifti1Header | None:
+    """Rebuild the source header from ``metadata["nifti_header"]`` (``None`` when absent)."""
+    block = metadata.get("nifti_header")
+    if not isinstance(block, bytes | bytearray):
+        return None
+    with library_errors(path, "rebuild the NIfTI header from metadata['nifti_header']"):
+        if len(block) == 348:
+            return nibabel.Nifti1Header(binaryblock=bytes(block), check=False)
+        if len(block) == 540:
+            return nibabel.Nifti2Header(binaryblock=bytes(block), check=False)
+    raise InputError(path, f"metadata['nifti_header'] has {len(block)} bytes; expected 348 or 540")
+
+
+def _is_orthogonal(affine: np.ndarray) -> bool:
+    """Whether the voxel axes are mutually perpendicular (a qform can then hold the affine exactly)."""
+    columns = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return bool(np.allclose(columns.T @ columns, np.eye(3), atol=1e-6))
+
+
+def _voxel_values(image: Image, target: np.dtype, rescale: bool) -> np.ndarray:
+    """Pixel array to hand nibabel: cast to ``target`` unless nibabel should fit a slope."""
+    data = image_values(image)
+    if image.spatial_ndim == 2 and data.ndim == 3:
+        data = data[:, :, np.newaxis, :]
+    if target.kind in "iu" and rescale:
+        info = np.iinfo(target)
+        exact = np.array_equal(data, np.rint(data)) and data.min() >= info.min and data.max() <= info.max
+        if not exact:
+            return data  # nibabel chooses scl_slope / scl_inter for the integer type
+    return cast_to_dtype(data, target)
+
+
+def write_nifti(image: Image, path: str | Path, dtype: str | np.dtype | None = None) -> Path:
+    """Write ``image`` as NIfTI (gzip-compressed when ``path`` ends in ``.gz``).
+
+    ``dtype=None`` stores float32; ``"source"`` the dtype the image was read from. For an
+    integer target, values are rounded and clipped, except when the source file itself was
+    scaled (``scl_slope``) and the values are not integers: then nibabel fits a new slope.
+    """
+    path = Path(path)
+    target = resolve_write_dtype(path, image, dtype, np.dtype(np.float32))
+    if target.name not in WRITABLE_DTYPES:
+        raise InputError(path, f"NIfTI cannot store {target}; use one of {', '.join(WRITABLE_DTYPES)}")
+    header = _header_from_metadata(path, image.metadata)
+    source_scaled = (image.metadata.get("nifti") or {}).get("scl_slope") is not None
+    data = _voxel_values(image, target, source_scaled)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    with library_errors(path, "write NIfTI"):
+        image_class = nibabel.Nifti2Image if isinstance(header, nibabel.Nifti2Header) else nibabel.Nifti1Image
+        nifti = image_class(data, affine, header=header)
+        nifti.set_data_dtype(target)
+        _set_transform_codes(nifti, header, affine)
+        if header is None:
+            nifti.header.set_xyzt_units("mm", "sec")
+        if image.modality != "mri":
+            payload = _EXTENSION_PREFIX + json.dumps({"modality": image.modality}).encode("utf-8")
+            nifti.header.extensions.append(nibabel.nifti1.Nifti1Extension(NIFTI_COMMENT_CODE, payload))
+        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+        with atomic_path(path, suffix=suffix) as temporary:
+            nibabel.save(nifti, temporary)
+    return path
+
+
+def _set_transform_codes(nifti: nibabel.Nifti1Image, header: nibabel.Nifti1Header | None, affine: np.ndarray) -> None:
+    """sform always holds the affine exactly; qform too where it can (orthogonal axes).
+
+    Codes come from the source header (sform falls back to the qform code, then 2 =
+    "aligned"); a fresh image gets sform 2 and, when orthogonal, qform 2.
+    """
+    if header is None:
+        sform_code, qform_code = 2, (2 if _is_orthogonal(affine) else 0)
+    else:
+        qform_code = int(header["qform_code"])
+        sform_code = int(header["sform_code"]) or qform_code or 2
+    nifti.set_sform(affine, code=sform_code)
+    if qform_code > 0:
+        nifti.set_qform(affine, code=qform_code)
+    else:
+        nifti.set_qform(None, code=0)
