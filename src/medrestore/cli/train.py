@@ -1,18 +1,29 @@
-"""`medrestore train` (placeholder until implemented)."""
+"""``medrestore train``: train a paired image-to-image model from a YAML configuration."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from medrestore.core.errors import MedrestoreError
+from medrestore.tasks.train import train_from_config
 
 NAME = "train"
-HELP = "train (not yet available)"
+HELP = "train a paired image-to-image model (denoising, enhancement) from a YAML config"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No arguments yet."""
+    """``--config FILE.yaml [--resume] [--output-dir DIR] [--device D]``."""
+    parser.add_argument("--config", required=True, metavar="FILE.yaml", help="experiment configuration (see configs/)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in the output folder from last.pt")
+    parser.add_argument("--output-dir", metavar="DIR", help="run folder (overrides train.output_dir)")
+    parser.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (overrides train.device)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise MedrestoreError("'train' is not implemented yet")
+    run_dir = train_from_config(args.config, resume=args.resume, output_dir=args.output_dir, device=args.device)
+    print(f"run folder: {run_dir}")
+    for name in ("last.pt", "best.pt", "log.csv", "history.json"):
+        path = Path(run_dir) / name
+        if path.exists():
+            print(f"  {name}: {path}")
+    return 0

@@ -1,1 +1,76 @@
-"""medrestore.data."""
+"""Data: normalisation, patch geometry, augmentation, paired datasets and samplers; built-in phantoms in :mod:`medrestore.data.phantoms`."""
+
+from medrestore.data.augment import FlipRotate, RandomFlipRotate, flip_rotate
+from medrestore.data.normalisation import (
+    NORMALISATION_KINDS,
+    AffineParameters,
+    FixedRange,
+    MinMaxImage,
+    NoNormalisation,
+    Normalisation,
+    ZScoreDataset,
+    ZScoreImage,
+    fit_zscore_dataset,
+    normalisation_from_record,
+)
+from medrestore.data.paired import (
+    ImagePairSource,
+    PairedImages,
+    PairedPatchDataset,
+    PatchSampling,
+    SyntheticPairs,
+    ValidationImage,
+    list_image_files,
+    load_channels_first,
+    match_paired_folders,
+    sample_seed,
+    split_by_file,
+    validation_images,
+)
+from medrestore.data.patches import (
+    count_grid_positions,
+    extract_patch,
+    grid_position,
+    grid_positions,
+    grid_starts,
+    random_position,
+)
+from medrestore.data.sampler import EpochBatchSampler, batches_per_epoch, epoch_order, shard
+
+__all__ = [
+    "NORMALISATION_KINDS",
+    "AffineParameters",
+    "EpochBatchSampler",
+    "FixedRange",
+    "FlipRotate",
+    "ImagePairSource",
+    "MinMaxImage",
+    "NoNormalisation",
+    "Normalisation",
+    "PairedImages",
+    "PairedPatchDataset",
+    "PatchSampling",
+    "RandomFlipRotate",
+    "SyntheticPairs",
+    "ValidationImage",
+    "ZScoreDataset",
+    "ZScoreImage",
+    "batches_per_epoch",
+    "count_grid_positions",
+    "epoch_order",
+    "extract_patch",
+    "fit_zscore_dataset",
+    "flip_rotate",
+    "grid_position",
+    "grid_positions",
+    "grid_starts",
+    "list_image_files",
+    "load_channels_first",
+    "match_paired_folders",
+    "normalisation_from_record",
+    "random_position",
+    "sample_seed",
+    "shard",
+    "split_by_file",
+    "validation_images",
+]
