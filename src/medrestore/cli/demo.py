@@ -1,18 +1,24 @@
-"""`medrestore demo` (placeholder until implemented)."""
+"""``medrestore demo --out DIR``: run every available workflow on built-in data."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from medrestore.core.errors import MedrestoreError
+from medrestore.tasks.demo import run_demo
 
 NAME = "demo"
-HELP = "demo (not yet available)"
+HELP = "run every available workflow on built-in data and write report.html, metrics.json and PNGs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No arguments yet."""
+    parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
+    parser.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
+    parser.add_argument("--quick", action="store_true", help="shorter training (for smoke tests)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise MedrestoreError("'demo' is not implemented yet")
+    report = run_demo(args.out, seed=args.seed, quick=args.quick, progress=lambda text: print(f"demo: {text}", file=sys.stderr))
+    print(f"report: {report}")
+    print(f"metrics: {report.parent / 'metrics.json'}")
+    return 0

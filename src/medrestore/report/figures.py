@@ -59,7 +59,7 @@ def save_comparison_png(
     window = None
     if reference_index is not None:
         window = tuple(np.percentile(arrays[reference_index], [0.5, 99.5]))
-    figure, axes = plt.subplots(1, len(panels), figsize=(panel_inches * len(panels), panel_inches + 0.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(panel_inches * len(panels), panel_inches + 0.7), squeeze=False)
     for axis, (label, _), array in zip(axes[0], panels, arrays, strict=True):
         low, high = window if window is not None else np.percentile(array, [0.5, 99.5])
         axis.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
