@@ -98,5 +98,5 @@ def test_from_checkpoint_refuses_other_files(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="broken.pt: cannot read"):
         Predictor.from_checkpoint(tmp_path / "broken.pt", device="cpu")
-    with pytest.raises(InputError, match="missing.pt: checkpoint not found"):
+    with pytest.raises(InputError, match="missing.pt: file not found"):
         Predictor.from_checkpoint(tmp_path / "missing.pt", device="cpu")

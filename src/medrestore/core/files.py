@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from medrestore.core.errors import InputError
 
 
 @contextlib.contextmanager
@@ -67,3 +73,18 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := stream.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that name the file.
+
+    ``weights_only`` refuses pickled code, so a checkpoint from elsewhere cannot run anything.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise InputError(path, f"cannot read the file as a torch checkpoint ({type(error).__name__}: {first_line})") from None

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 
 from medrestore.core.device import select_device
 from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.files import load_torch_file
 from medrestore.data.normalisation import Normalisation, normalisation_from_record
 from medrestore.inference.tiling import sliding_window_inference
 from medrestore.models import create_model
@@ -33,12 +33,7 @@ MODEL_ENTRIES = ("model", "normalisation", "inference")
 
 
 def _read_model_file(path: Path, device: torch.device) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as error:
-        raise InputError(path, f"cannot read the checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    payload = load_torch_file(path, map_location=device)
     if not isinstance(payload, Mapping) or any(key not in payload for key in MODEL_ENTRIES):
         raise InputError(path, f"not a medrestore model file (needs the entries {', '.join(MODEL_ENTRIES)})")
     return payload

@@ -7,7 +7,7 @@ Every block takes ``(N, C, *spatial)`` real float tensors with ``len(spatial) ==
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as functional
@@ -158,3 +158,24 @@ def downsample(features: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
     """2× average pooling (kernel 2, stride 2) over the spatial axes: ``(N, C, *S) → (N, C, *S/2)``."""
     pool = functional.avg_pool2d if spatial_ndim == 2 else functional.avg_pool3d
     return pool(features, kernel_size=2, stride=2)
+
+
+class ImageToImageModel(nn.Module):
+    """Base of catalogue models: exposes ``spatial_ndim``, ``in_channels`` and ``out_channels``
+    from the model's frozen ``config`` (fields of the same names), which the trainer and
+    predictor read without knowing the architecture."""
+
+    config: Any
+
+    @property
+    def spatial_ndim(self) -> int:
+        return int(self.config.spatial_ndim)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.config.in_channels)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.config.out_channels)
+

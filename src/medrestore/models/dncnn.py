@@ -15,7 +15,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from medrestore.models.blocks import SpatialNdim, check_input, conv_layer, norm_layer, require
+from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, norm_layer, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class DnCNNConfig:
         )
 
 
-class DnCNN(nn.Module):
+class DnCNN(ImageToImageModel):
     """DnCNN mapping ``(N, in_channels, *S) → (N, out_channels, *S)``; receptive field ``2·depth + 1``.
 
     Example:
@@ -73,18 +73,6 @@ class DnCNN(nn.Module):
             layers.append(nn.ReLU())
         layers.append(conv_layer(dims, width, config.out_channels, 3, bias=False))
         self.layers = nn.Sequential(*layers)
-
-    @property
-    def spatial_ndim(self) -> int:
-        return self.config.spatial_ndim
-
-    @property
-    def in_channels(self) -> int:
-        return self.config.in_channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.config.out_channels
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, *S)`` float → ``(N, out_channels, *S)``: ``y − R(y)`` when residual, else ``R(y)``."""

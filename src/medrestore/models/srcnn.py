@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from medrestore.core.errors import InputError
-from medrestore.models.blocks import SpatialNdim, check_input, conv_layer, require
+from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class SRCNNConfig:
         return sum(self.kernel_sizes) - (len(self.kernel_sizes) - 1)
 
 
-class SRCNN(nn.Module):
+class SRCNN(ImageToImageModel):
     """SRCNN mapping ``(N, channels, *S) → (N, channels, *S)`` (conv → ReLU per hidden layer, linear last layer).
 
     Example:
@@ -79,10 +79,6 @@ class SRCNN(nn.Module):
             if index < len(config.kernel_sizes) - 1:
                 layers.append(nn.ReLU())
         self.layers = nn.Sequential(*layers)
-
-    @property
-    def spatial_ndim(self) -> int:
-        return self.config.spatial_ndim
 
     @property
     def in_channels(self) -> int:

@@ -16,6 +16,7 @@ from torch import nn
 
 from medrestore.core.errors import InputError
 from medrestore.models.blocks import (
+    ImageToImageModel,
     ConvBlock,
     NormKind,
     SpatialNdim,
@@ -66,7 +67,7 @@ class UNetConfig:
         )
 
 
-class UNet(nn.Module):
+class UNet(ImageToImageModel):
     """U-Net mapping ``(N, in_channels, *S) → (N, out_channels, *S)`` for any spatial size ``S``.
 
     Sizes that are not multiples of ``2**depth`` are reflect-padded (split evenly between both
@@ -96,18 +97,6 @@ class UNet(nn.Module):
             self.decoder.append(ConvBlock(dims, channels * 2, channels, norm, dropout))
             channels //= 2
         self.head = conv_layer(dims, config.base_channels, config.out_channels, 1, bias=True)
-
-    @property
-    def spatial_ndim(self) -> int:
-        return self.config.spatial_ndim
-
-    @property
-    def in_channels(self) -> int:
-        return self.config.in_channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.config.out_channels
 
     def _check_bottleneck(self, padded_shape: tuple[int, ...]) -> None:
         """Instance norm needs more than one sample per channel at the bottleneck."""

@@ -22,7 +22,6 @@ rename), so an interruption while saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from medrestore.core.errors import InputError
-from medrestore.core.files import atomic_path
+from medrestore.core.files import atomic_path, load_torch_file
 
 CHECKPOINT_FORMAT = "medrestore-checkpoint-1"
 REQUIRED_KEYS = ("format", "model", "normalisation", "inference", "optimizer", "progress", "config", "seed")
@@ -95,12 +94,7 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; :class:`InputError` if it is missing or not one of ours."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as error:
-        raise InputError(path, f"cannot read the checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    payload = load_torch_file(path, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a medrestore training checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     missing = [key for key in REQUIRED_KEYS if key not in payload]

@@ -21,7 +21,6 @@ import datetime
 import hashlib
 import io
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from torch import nn
 
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
-from medrestore.core.files import atomic_write_bytes, atomic_write_text, sha256_file
+from medrestore.core.files import atomic_write_bytes, atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.registry import config_to_options
 from medrestore.models import architecture_of, create_model
 from medrestore.zoo.card import ModelCard, read_card, require_card_name
@@ -128,10 +127,7 @@ def verify_weights(entry: ZooEntry) -> Path:
 
 
 def _read_state_dict(weights_path: Path) -> Mapping[str, torch.Tensor]:
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
-        raise InputError(weights_path, f"cannot read weights: {error}") from None
+    state = load_torch_file(weights_path, map_location="cpu")
     if not isinstance(state, Mapping) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise InputError(weights_path, "weights file does not hold a state_dict (a mapping of names to tensors)")
     return state
