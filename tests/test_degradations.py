@@ -52,8 +52,8 @@ def _oblique_affine() -> np.ndarray:
     return affine
 
 
-def test_catalogue_lists_the_five_kinds() -> None:
-    assert DEGRADATION_KINDS == ("gaussian", "rician", "poisson", "speckle", "blur-downsample")
+def test_catalogue_lists_every_kind() -> None:
+    assert DEGRADATION_KINDS == ("gaussian", "rician", "poisson", "speckle", "blur-downsample", "gamma-camera")
     assert all(CATALOGUE[kind].transform.kind == kind for kind in DEGRADATION_KINDS)
     assert required_parameters("speckle") == ("looks",) and required_parameters("blur-downsample") == ("factor",)
 

@@ -1,4 +1,4 @@
-"""``medrestore degrade``: add a catalogued degradation (noise, blur + downsampling) to an image file."""
+"""``medrestore degrade``: add a catalogued degradation (noise, blur + downsampling, gamma camera) to an image file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from medrestore.core.errors import ConfigError
 from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
 
 NAME = "degrade"
-HELP = "degrade an image (noise, blur + downsampling) and record how in OUT.json"
+HELP = "degrade an image (noise, blur + downsampling, gamma camera) and record how in OUT.json"
 
 # option destination → (flag, catalogue parameter it sets)
 OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -19,6 +19,13 @@ OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
     "form": ("--form", "form"),
     "fwhm": ("--fwhm", "fwhm"),
     "factor": ("--factor", "factor"),
+    "scale": ("--scale", "scale"),
+    "collimator": ("--collimator", "collimator"),
+    "distance": ("--distance", "distance_mm"),
+    "isotope": ("--isotope", "isotope"),
+    "pixel_size": ("--pixel-size", "pixel_size_mm"),
+    "total_counts": ("--total-counts", "total_counts"),
+    "scatter_fraction": ("--scatter-fraction", "scatter_fraction"),
 }
 
 
@@ -30,11 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--sigma", type=float, metavar="S", help="noise standard deviation in image units (gaussian, rician, speckle)")
     add("--relative-sigma", type=float, metavar="R", help="noise standard deviation as a fraction of the image maximum")
-    add("--counts", type=float, metavar="C", help="expected counts at the image maximum (poisson)")
+    add("--counts", type=float, metavar="C", help="expected counts at the image maximum (poisson, gamma-camera)")
     add("--looks", type=float, metavar="L", help="number of looks; speckle variance is 1/L (speckle)")
     add("--form", metavar="FORM", help="intensity (Gamma, default) or amplitude (Nakagami) (speckle)")
     add("--fwhm", type=float, metavar="F", help="blur FWHM in input pixels; default = factor (blur-downsample)")
     add("--factor", type=int, metavar="K", help="integer downsampling factor (blur-downsample)")
+    add("--scale", type=int, metavar="K", help="detector binning factor; output is input/K (gamma-camera, default 4)")
+    add("--collimator", metavar="NAME", help="LEHR, LEGP (default), LEUHR, LEHS, MEGP or HEGP (gamma-camera)")
+    add("--distance", type=float, metavar="MM", help="source-to-collimator distance in mm (gamma-camera, default 100)")
+    add("--isotope", metavar="NAME", help="Tc-99m (default), I-123, Tl-201 or In-111 (gamma-camera)")
+    add("--pixel-size", type=float, metavar="MM", help="input pixel size; default its spacing (gamma-camera)")
+    add("--total-counts", type=float, metavar="N", help="expected total counts instead of --counts (gamma-camera)")
+    add("--scatter-fraction", type=float, metavar="F", help="fraction of scattered counts, 0-0.95 (gamma-camera)")
     add("--seed", type=int, metavar="N", default=0, help="seed of the noise generator (default 0, recorded)")
     add("--dtype", choices=OUTPUT_DTYPES, default="float32", help="output dtype: float32 (default) or the source's")
 

@@ -16,6 +16,7 @@ from medrestore.core.errors import MedrestoreError
 COMMAND_MODULES = (
     "evaluate",
     "degrade",
+    "phantom",
     "models",
     "train",
     "demo",

@@ -4,6 +4,11 @@ Degradations (noise, blur + downsampling) come in three tiers: pure functions in
 :mod:`~medrestore.physics.noise` and :mod:`~medrestore.physics.blur`, deterministic transforms
 and ``Random*`` samplers in :mod:`~medrestore.physics.degradations`, which also holds the
 catalogue (:func:`~medrestore.physics.degradations.build_degradation`).
+
+Nuclear medicine: :mod:`~medrestore.physics.gamma_camera` (collimators, isotopes, system
+resolution and sensitivity, planar acquisitions), :mod:`~medrestore.physics.paper_phantom`
+(printed radioactive-ink phantoms and their paired acquisitions) and
+:mod:`~medrestore.physics.calibration` (look-up-table count calibration of a teacher image).
 """
 
 from medrestore.physics.degradations import (
@@ -11,10 +16,12 @@ from medrestore.physics.degradations import (
     BlurDownsample,
     Compose,
     Degradation,
+    GammaCamera,
     GaussianNoise,
     PoissonNoise,
     RandomBlurDownsample,
     RandomDegradation,
+    RandomGammaCamera,
     RandomGaussianNoise,
     RandomPoissonNoise,
     RandomRicianNoise,
@@ -30,10 +37,12 @@ __all__ = [
     "BlurDownsample",
     "Compose",
     "Degradation",
+    "GammaCamera",
     "GaussianNoise",
     "PoissonNoise",
     "RandomBlurDownsample",
     "RandomDegradation",
+    "RandomGammaCamera",
     "RandomGaussianNoise",
     "RandomPoissonNoise",
     "RandomRicianNoise",

@@ -3,9 +3,11 @@
 1. Pure functions (:mod:`medrestore.physics.noise`, :mod:`medrestore.physics.blur`).
 2. Deterministic transforms: frozen dataclasses holding every parameter
    (:class:`GaussianNoise`, :class:`RicianNoise`, :class:`PoissonNoise`, :class:`Speckle`,
-   :class:`BlurDownsample`, :class:`Compose`). ``transform(x, generator)`` degrades a tensor;
-   ``transform.apply_image(image, seed)`` degrades an :class:`~medrestore.core.image.Image`
-   and keeps its geometry right; ``transform.record(seed)`` is a JSON-ready dict
+   :class:`BlurDownsample`, :class:`GammaCamera`, :class:`Compose`). ``transform(x, generator)``
+   degrades a tensor; ``transform.apply_image(image, seed)`` degrades an
+   :class:`~medrestore.core.image.Image` and keeps its geometry right (parameters that default
+   to the image's own, such as a pixel size, are filled in by ``resolve_for_image``);
+   ``transform.record(seed)`` is a JSON-ready dict
    ``{"kind": ..., <parameters>, "seed": ...}`` that :func:`degradation_from_record` turns
    back into the same transform.
 3. Random samplers (``Random*``): ranges of parameters; ``sampler.sample(generator)`` draws
@@ -34,10 +36,19 @@ from typing import Any, ClassVar
 
 import torch
 
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import Image
 from medrestore.core.random import make_generator
 from medrestore.physics.blur import blur_downsample, default_fwhm, downsample_affine
+from medrestore.physics.gamma_camera import (
+    CountLevel,
+    PlanarAcquisition,
+    bin_counts,
+    collimator_by_name,
+    count_scale,
+    detector_response,
+    isotope_by_name,
+)
 from medrestore.physics.noise import (
     SPECKLE_FORMS,
     add_gaussian_noise,
@@ -89,6 +100,14 @@ class Degradation(abc.ABC):
     def apply_image(self, image: Image, seed: int) -> Image:
         """:meth:`transform_image` with a generator seeded by ``seed`` (on the image's device)."""
         return self.transform_image(image, make_generator(seed, image.data.device))
+
+    def resolve_for_image(self, image: Image) -> Degradation:
+        """The transform with parameters that default to the image's own (pixel size) filled in.
+
+        Record the result, not ``self``, so the record states the values actually used. The
+        default returns ``self``.
+        """
+        return self
 
     def parameters(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict (field name → value)."""
@@ -237,6 +256,115 @@ class BlurDownsample(Degradation):
         return image.with_data(reduced, affine=affine)
 
 
+DEFAULT_GAMMA_CAMERA_PEAK_COUNTS = 400.0
+"""Default expected counts at the brightest low-resolution pixel: the paper-phantom study's
+minimum of 25 counts per 0.67-mm pixel, collected over a pixel 4 × 4 times larger."""
+
+DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM = 0.67
+"""Input pixel size assumed for a bare tensor: the paper-phantom study's 512 matrix at zoom 1.78."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GammaCamera(Degradation):
+    """A planar gamma-camera acquisition of an activity image (:mod:`~medrestore.physics.gamma_camera`).
+
+    ``counts ~ Poisson(c · bin_k(S · a ⊛ h_Rs(z)))``: Gaussian system response of FWHM
+    ``R_s(z)`` for the collimator, isotope and source distance, optional scatter, detector
+    binning by ``scale`` (sums: counts add) and a count level fixed by ``peak_counts`` (at the
+    brightest detector pixel, before noise) or ``total_counts``. The defaults are the
+    ×4 super-resolution setting: N × N activity → N/4 × N/4 counts, LEGP collimator at 10 cm,
+    Tc-99m, 400 expected counts at the maximum.
+
+    Attributes:
+        scale: integer binning factor ``k`` from the input grid to the detector matrix.
+        collimator: ``LEHR``, ``LEGP``, ``LEUHR``, ``LEHS``, ``MEGP`` or ``HEGP`` (case-insensitive).
+        distance_mm: source-to-collimator distance ``z``.
+        isotope: ``Tc-99m``, ``I-123``, ``Tl-201`` or ``In-111``.
+        pixel_size_mm: input pixel size; ``None`` = the image's spacing (filled in by
+            :meth:`resolve_for_image`) or 0.67 mm for a bare tensor.
+        peak_counts: expected counts at the maximum (default 400 when neither level is given).
+        total_counts: expected total counts instead.
+        scatter_fraction: fraction of counts scattered (broad 50-mm Gaussian response).
+        return_counts: output counts (default) or counts divided by ``c · S · k²``, i.e. the
+            blurred, binned, noisy activity in the input's units (block means).
+
+    A tensor ``(*batch, H, W)`` gives ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``; the count level applies to
+    the whole tensor. On an image every frame is acquired with the same scale factor, the
+    affine's spatial columns are multiplied by ``k`` (origin at the first block's centre) and
+    the modality becomes ``nm``.
+    """
+
+    kind: ClassVar[str] = "gamma-camera"
+    scale: int = 4
+    collimator: str = "LEGP"
+    distance_mm: float = 100.0
+    isotope: str = "Tc-99m"
+    pixel_size_mm: float | None = None
+    peak_counts: float | None = None
+    total_counts: float | None = None
+    scatter_fraction: float = 0.0
+    return_counts: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 1:
+            raise ConfigError(f"{self.kind}: scale must be an integer >= 1, got {self.scale!r}")
+        object.__setattr__(self, "collimator", collimator_by_name(self.collimator).name)
+        object.__setattr__(self, "isotope", isotope_by_name(self.isotope).name)
+        object.__setattr__(self, "distance_mm", _check_number(self.kind, "distance_mm", self.distance_mm, 0.0))
+        if self.pixel_size_mm is not None:
+            size = _check_number(self.kind, "pixel_size_mm", self.pixel_size_mm, 0.0, strictly=True)
+            object.__setattr__(self, "pixel_size_mm", size)
+        if self.peak_counts is not None and self.total_counts is not None:
+            raise ConfigError(f"{self.kind}: give peak_counts or total_counts, not both")
+        for name in ("peak_counts", "total_counts"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _check_number(self.kind, name, getattr(self, name), 0.0, strictly=True))
+        if self.peak_counts is None and self.total_counts is None:
+            object.__setattr__(self, "peak_counts", DEFAULT_GAMMA_CAMERA_PEAK_COUNTS)
+        fraction = _check_number(self.kind, "scatter_fraction", self.scatter_fraction, 0.0)
+        object.__setattr__(self, "scatter_fraction", fraction)
+        _ = self.acquisition  # validates the scatter fraction and septal penetration
+
+    @property
+    def acquisition(self) -> PlanarAcquisition:
+        """Collimator, isotope, distance and scatter as a :class:`PlanarAcquisition`."""
+        return PlanarAcquisition(self.collimator, self.isotope, self.distance_mm, self.scatter_fraction)
+
+    @property
+    def count_level(self) -> CountLevel:
+        return CountLevel(peak_counts=self.peak_counts, total_counts=self.total_counts)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x``: non-negative ``(*batch, H, W)``; returns counts ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``."""
+        pixel = DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM if self.pixel_size_mm is None else self.pixel_size_mm
+        acquisition = self.acquisition
+        rate = bin_counts(detector_response(_as_floating(x), pixel, acquisition), self.scale)
+        scale = count_scale(rate, self.count_level)
+        counts = torch.poisson(rate * scale, generator=generator)
+        return counts if self.return_counts else counts / (scale * acquisition.sensitivity * self.scale**2)
+
+    def resolve_for_image(self, image: Image) -> GammaCamera:
+        """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required)."""
+        if self.pixel_size_mm is not None:
+            return self
+        rows, columns = image.spacing[:2]
+        if abs(rows - columns) > 1e-3 * max(rows, columns):
+            raise InputError(None, f"gamma-camera needs square pixels; the spacing is {rows:g} x {columns:g} mm")
+        return dataclasses.replace(self, pixel_size_mm=float(rows))
+
+    def transform_image(self, image: Image, generator: torch.Generator) -> Image:
+        if image.spatial_ndim != 2:
+            raise InputError(None, f"gamma-camera acquires planar (2-D) images, got {image.spatial_ndim}-D data")
+        resolved = self.resolve_for_image(image)
+        data = _as_floating(image.data)
+        has_frames = data.ndim > image.spatial_ndim
+        frames_first = data.movedim(-1, 0) if has_frames else data
+        counts = resolved(frames_first, generator)
+        counts = counts.movedim(0, -1).contiguous() if has_frames else counts
+        affine = downsample_affine(image.affine, self.scale, image.spatial_ndim)
+        return image.with_data(counts, affine=affine, modality="nm")
+
+
 @dataclasses.dataclass(frozen=True)
 class Compose(Degradation):
     """Apply ``transforms`` in order, all drawing from the same generator.
@@ -264,6 +392,15 @@ class Compose(Degradation):
             image = transform.transform_image(image, generator)
         return image
 
+    def resolve_for_image(self, image: Image) -> Compose:
+        """Each child resolved against the image it will receive (after the previous children)."""
+        resolved: list[Degradation] = []
+        for index, transform in enumerate(self.transforms):
+            resolved.append(transform.resolve_for_image(image))
+            if index + 1 < len(self.transforms):  # the next child sees this one's output geometry
+                image = resolved[-1].transform_image(image, make_generator(0, image.data.device))
+        return Compose(tuple(resolved))
+
     def parameters(self) -> dict[str, Any]:
         return {"transforms": [transform.describe() for transform in self.transforms]}
 
@@ -290,6 +427,7 @@ CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
             CatalogueEntry("poisson", PoissonNoise, "nm", "Poisson counting noise at a given peak count"),
             CatalogueEntry("speckle", Speckle, "oct", "multiplicative speckle (Gamma / Nakagami)"),
             CatalogueEntry("blur-downsample", BlurDownsample, "any", "Gaussian blur and integer decimation"),
+            CatalogueEntry("gamma-camera", GammaCamera, "nm", "planar gamma camera: collimator, binning, counts"),
         )
     }
 )
@@ -508,3 +646,46 @@ class RandomBlurDownsample(RandomDegradation):
         index = int(torch.randint(len(self.factors), (), generator=generator, device=generator.device))
         fwhm = None if self.fwhm_range is None else _uniform(generator, *self.fwhm_range)
         return BlurDownsample(self.factors[index], fwhm, self.spatial_ndim)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomGammaCamera(RandomDegradation):
+    """:class:`GammaCamera` with a collimator drawn uniformly from ``collimators``, ``distance_mm ~
+    U[distance_range]``, ``peak_counts`` log-uniform in ``counts_range`` and ``scatter_fraction ~
+    U[scatter_fraction_range]``; the other parameters are fixed."""
+
+    collimators: tuple[str, ...] = ("LEGP",)
+    distance_range: tuple[float, float] = (50.0, 150.0)
+    counts_range: tuple[float, float] = (100.0, 1600.0)
+    scatter_fraction_range: tuple[float, float] = (0.0, 0.0)
+    scale: int = 4
+    isotope: str = "Tc-99m"
+    pixel_size_mm: float | None = None
+    return_counts: bool = True
+
+    def __post_init__(self) -> None:
+        names = tuple(self.collimators)
+        if not names or isinstance(self.collimators, str):
+            raise ConfigError(f"collimators must be a non-empty sequence of names, got {self.collimators!r}")
+        object.__setattr__(self, "collimators", tuple(collimator_by_name(name).name for name in names))
+        object.__setattr__(self, "distance_range", _check_range("distance_range", self.distance_range, 0.0))
+        object.__setattr__(self, "counts_range", _check_range("counts_range", self.counts_range, 0.0, strictly=True))
+        bounds = _check_range("scatter_fraction_range", self.scatter_fraction_range, 0.0)
+        object.__setattr__(self, "scatter_fraction_range", bounds)
+        self.sample(make_generator(0))  # validates scale, isotope and pixel size once
+
+    def sample(self, generator: torch.Generator) -> GammaCamera:
+        index = int(torch.randint(len(self.collimators), (), generator=generator, device=generator.device))
+        distance = _uniform(generator, *self.distance_range)
+        counts = _log_uniform(generator, *self.counts_range)
+        scatter = _uniform(generator, *self.scatter_fraction_range)
+        return GammaCamera(
+            scale=self.scale,
+            collimator=self.collimators[index],
+            distance_mm=distance,
+            isotope=self.isotope,
+            pixel_size_mm=self.pixel_size_mm,
+            peak_counts=counts,
+            scatter_fraction=scatter,
+            return_counts=self.return_counts,
+        )

@@ -1,7 +1,7 @@
 """Degrade an image file with a catalogued degradation and record exactly how it was done.
 
-The output image keeps the input's geometry (a blur-downsampled image gets the coarser
-affine that keeps world positions) and is written atomically; beside it a sidecar
+The output image keeps the input's geometry (a blur-downsampled or gamma-camera image gets
+the coarser affine that keeps world positions) and is written atomically; beside it a sidecar
 ``<output>.json`` holds::
 
     {
@@ -12,8 +12,9 @@ affine that keeps world positions) and is written atomically; beside it a sideca
     }
 
 For a folder input (a DICOM series) ``input_sha256`` is :func:`input_digest` of its files.
-``degradation`` is :meth:`~medrestore.physics.degradations.Degradation.record`, which
-:func:`~medrestore.physics.degradations.degradation_from_record` rebuilds.
+``degradation`` is :meth:`~medrestore.physics.degradations.Degradation.record` of the transform
+resolved against the image (a gamma-camera pixel size left to default is recorded as the
+input's spacing), which :func:`~medrestore.physics.degradations.degradation_from_record` rebuilds.
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ def _output_dtype(choice: str | None, image: Image, input_path: Path) -> str:
     return str(source)
 
 
-def _degrade(transform: Degradation, image: Image, seed: int, input_path: Path) -> Image:
-    """Apply ``transform``; a problem with the pixel values is reported against the input file."""
+def _degrade(transform: Degradation, image: Image, seed: int, input_path: Path) -> tuple[Degradation, Image]:
+    """Resolve ``transform`` against the image (e.g. its pixel size) and apply it.
+
+    Returns the resolved transform (the one to record) and the degraded image; a problem with
+    the pixel values is reported against the input file.
+    """
     try:
-        return transform.apply_image(image, seed)
+        resolved = transform.resolve_for_image(image)
+        return resolved, resolved.apply_image(image, seed)
     except InputError as error:
         if error.path is not None:
             raise
@@ -124,7 +130,7 @@ def degrade_file(
         raise InputError(output_path, "the output would overwrite the input; choose another output path")
     image = read_image(input_path)
     input_sha256 = input_digest(input_path)
-    degraded = _degrade(transform, image, seed, input_path)
+    transform, degraded = _degrade(transform, image, seed, input_path)
     output_dtype = _output_dtype(dtype, image, input_path)
     written = write_image(degraded, output_path, dtype=output_dtype)
     record = {
