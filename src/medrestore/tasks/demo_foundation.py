@@ -106,7 +106,7 @@ def _write_training_images(folder: Path, count: int, size: int, seed: int) -> No
 
 
 def _denoiser_config(context: DemoContext, data_dir: Path, run_dir: Path) -> dict[str, object]:
-    epochs = 3 if context.quick else 12
+    epochs = 3 if context.quick else 8
     return {
         "data": {
             "layout": "synthetic",
@@ -139,7 +139,7 @@ def denoising_section(context: DemoContext) -> ReportSection:
     """Rician noise on the Shepp–Logan phantom: classical filters vs a DnCNN the trainer fits on
     random-ellipse phantoms in about a minute (the test image is never seen in training)."""
     data_dir = context.work_dir / "denoise-train"
-    _write_training_images(data_dir, 8 if context.quick else 40, 128, context.seed)
+    _write_training_images(data_dir, 8 if context.quick else 24, 128, context.seed)
     config = config_from_mapping(_denoiser_config(context, data_dir, context.work_dir / "denoise-run"), "demo")
     start = time.perf_counter()
     result = train(config)
