@@ -79,12 +79,12 @@ def test_json_listing(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_filters(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--task", "superres", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert [entry["name"] for entry in record["entries"]] == ["unet", "srcnn"]  # unet serves any task
+    assert [entry["name"] for entry in record["entries"]] == ["unet", "srcnn", "srresnet", "vdsr"]  # unet serves any task
     assert not any(entry["name"].startswith("cli-test") for entry in record["zoo"])
 
     assert main(["models", "--task", "denoise", "--modality", "oct", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert [entry["name"] for entry in record["entries"]] == ["unet", "dncnn", "median", "gaussian-filter", "nlm"]
+    assert [entry["name"] for entry in record["entries"]] == ["unet", "dncnn", "cae", "resunet", "multiframe", "median", "gaussian-filter", "nlm"]
     assert "cli-test-oct-dncnn" in [entry["name"] for entry in record["zoo"]]
     assert "cli-test-mri-unet" not in [entry["name"] for entry in record["zoo"]]
 

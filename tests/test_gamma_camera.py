@@ -249,10 +249,13 @@ def test_scatter_keeps_the_window_rate_and_widens_the_tails() -> None:
 
 def test_gamma_camera_kind_defaults_shape_and_record_round_trip() -> None:
     transform = build_degradation("gamma-camera", {})
-    assert transform == GammaCamera(4, "LEGP", 100.0, "Tc-99m", None, 400.0)
-    x = torch.rand(2, 256, 256, generator=make_generator(1))
+    assert transform == GammaCamera(4, "LEGP", 100.0, "Tc-99m", None, None, None) and transform.keeps_input_total
+    x = 50.0 * torch.rand(2, 258, 257, generator=make_generator(1))
     counts = transform(x, make_generator(2))
     assert counts.shape == (2, 64, 64) and torch.equal(counts, counts.round())
+    # the input's values are counts: the binned counts keep the total of the binned region (Poisson spread)
+    kept = float(x[..., :256, :256].sum())
+    assert abs(float(counts.sum()) - kept) <= 5 * math.sqrt(kept)
     assert torch.equal(counts, transform(x, make_generator(2)))
     custom = build_degradation(
         "gamma-camera",
@@ -293,8 +296,12 @@ def test_gamma_camera_on_images_scales_the_affine_and_uses_the_spacing() -> None
     assert result.shape == (64, 64, 3) and result.modality == "nm" and result.spacing == (2.0, 2.0)
     np.testing.assert_allclose(result.affine[:3, :2], affine[:3, :2] * 4)
     np.testing.assert_allclose(result.affine[:3, 3], affine[:3, 3] + affine[:3, :2].sum(axis=1) * 1.5)
-    # the frames share one count scale: the brightest expected pixel of all frames gets 400
-    assert 300 < float(result.data.max()) < 500
+    # the count level is the input's own total over all frames, recorded by resolve_for_image
+    total = float(data.sum(dtype=torch.float64))
+    assert resolved.total_counts == pytest.approx(total) and resolved.peak_counts is None
+    assert abs(float(result.data.sum()) - total) <= 5 * math.sqrt(total)
+    peak = GammaCamera(peak_counts=400.0).apply_image(image, seed=3)  # the frames share one count scale
+    assert 300 < float(peak.data.max()) < 500
     with pytest.raises(InputError, match="square pixels"):
         transform.resolve_for_image(Image.from_array(np.ones((8, 8), np.float32), spacing=(1.0, 2.0)))
     with pytest.raises(InputError, match="planar"):
@@ -304,7 +311,8 @@ def test_gamma_camera_on_images_scales_the_affine_and_uses_the_spacing() -> None
 def test_compose_resolves_the_pixel_size_each_child_sees() -> None:
     image = Image.from_array(np.ones((128, 128), np.float32), spacing=(0.5, 0.5))
     resolved = Compose((BlurDownsample(2), GammaCamera())).resolve_for_image(image)
-    assert resolved.transforms[1] == GammaCamera(pixel_size_mm=1.0)  # after ×2 downsampling
+    # after ×2 downsampling: 1-mm pixels, and the 64 × 64 ones hold 4096 counts
+    assert resolved.transforms[1] == GammaCamera(pixel_size_mm=1.0, total_counts=4096.0)
     rebuilt, _ = degradation_from_record(resolved.record(0))
     assert rebuilt == resolved and resolved.apply_image(image, seed=0).shape == (16, 16)
 
@@ -326,3 +334,13 @@ def test_random_gamma_camera_draws_within_its_ranges() -> None:
     assert sampler.sample(make_generator(3)) == sampler.sample(make_generator(3))
     with pytest.raises(ConfigError, match="unknown collimator"):
         RandomGammaCamera(("LEHR", "XX"))
+    ranged = RandomGammaCamera(counts_range=None, pixel_size_range=(0.5, 5.0))
+    sizes = [ranged.sample(make_generator(seed)) for seed in range(400)]
+    assert all(d.keeps_input_total and 0.5 <= d.pixel_size_mm <= 5.0 for d in sizes)
+    # log-uniform: half of the draws below the geometric mean √(0.5 · 5) ≈ 1.58 mm
+    below = sum(d.pixel_size_mm < math.sqrt(2.5) for d in sizes) / len(sizes)
+    assert abs(below - 0.5) < 0.1
+    # the draws before the pixel size are those of a sampler without a range
+    assert [d.distance_mm for d in sizes[:5]] == [RandomGammaCamera().sample(make_generator(s)).distance_mm for s in range(5)]
+    with pytest.raises(ConfigError, match="pixel_size_range"):
+        RandomGammaCamera(pixel_size_range=(0.0, 2.0))

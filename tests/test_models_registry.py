@@ -94,9 +94,11 @@ def test_registry_behaviour() -> None:
 
 
 def test_catalogue_is_the_explicit_list() -> None:
-    assert MODELS.names() == [entry.name for entry in ARCHITECTURES] == ["unet", "dncnn", "srcnn"]
+    assert MODELS.names() == [entry.name for entry in ARCHITECTURES]
+    assert MODELS.names()[:5] == ["unet", "dncnn", "srcnn", "srresnet", "vdsr"]
     assert METHODS.names() == [entry.name for entry in CLASSICAL_METHODS]
     assert all(entry.config_type is not None for entry in (*MODELS, *METHODS))
     assert model_spatial_ndims("unet") == (2, 3)
-    assert MODELS.names(task="denoise") == ["unet", "dncnn"]
-    assert MODELS.names(task="superres") == ["unet", "srcnn"]
+    assert MODELS.names(task="denoise") == ["unet", "dncnn", "cae", "resunet", "multiframe"]
+    assert MODELS.names(task="superres") == ["unet", "srcnn", "srresnet", "vdsr"]
+    assert model_spatial_ndims("srresnet") == (2,) and model_spatial_ndims("vdsr") == (2, 3)

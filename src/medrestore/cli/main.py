@@ -19,6 +19,10 @@ COMMAND_MODULES = (
     "phantom",
     "models",
     "train",
+    "denoise",
+    "superres",
+    "undersample",
+    "recon",
     "demo",
 )
 

@@ -50,6 +50,7 @@ Degradation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 TRAINING_STREAM = 0
 VALIDATION_STREAM = 1
+CROP_STREAM = 3
 
 T = TypeVar("T")
 
@@ -282,12 +283,19 @@ class PatchSampling:
         stride: if set, a deterministic grid of patches with this step (every grid patch of
             every image is one item, each epoch) instead of random positions.
         augment: random flips and in-plane quarter turns (see :mod:`medrestore.data.augment`).
+        crop_size: with ``stride``: lay the grid inside ``crops_per_image`` random crops of this
+            size per image instead of over the whole image. Crop ``c`` of image ``i`` is drawn
+            once for the run (``sample_seed(seed, c, i, CROP_STREAM)``), like a data set of crops
+            saved before training.
+        crops_per_image: random crops per image (with ``crop_size``).
     """
 
     patch_size: tuple[int, ...]
     patches_per_image: int = 8
     stride: tuple[int, ...] | None = None
     augment: bool = False
+    crop_size: tuple[int, ...] | None = None
+    crops_per_image: int = 1
 
     def __post_init__(self) -> None:
         if len(self.patch_size) not in (2, 3) or min(self.patch_size) < 1:
@@ -296,13 +304,28 @@ class PatchSampling:
             raise ConfigError(f"stride {self.stride} must have one positive int per patch axis {self.patch_size}")
         if self.patches_per_image < 1:
             raise ConfigError(f"patches_per_image must be >= 1, got {self.patches_per_image}")
+        if self.crop_size is not None:
+            if self.stride is None or len(self.crop_size) != len(self.patch_size):
+                raise ConfigError(f"crop_size {self.crop_size} needs a stride and one size per patch axis {self.patch_size}")
+            if any(c < p for c, p in zip(self.crop_size, self.patch_size, strict=True)):
+                raise ConfigError(f"crop_size {self.crop_size} is smaller than patch_size {self.patch_size}")
+        if self.crops_per_image < 1:
+            raise ConfigError(f"crops_per_image must be >= 1, got {self.crops_per_image}")
+
+    def grid_count(self, spatial_shape: Sequence[int]) -> int:
+        """Grid patches per image of ``spatial_shape`` (all crops together when ``crop_size`` is set)."""
+        assert self.stride is not None
+        if self.crop_size is None:
+            return count_grid_positions(spatial_shape, self.patch_size, self.stride)
+        return self.crops_per_image * count_grid_positions(self.crop_size, self.patch_size, self.stride)
 
 
 class PairedPatchDataset(torch.utils.data.Dataset):
     """Normalised, augmented ``(input, target)`` patches; item ``(epoch, i)`` depends only on ``(seed, epoch, i)``.
 
     Item ``i`` belongs to image ``i // patches_per_image`` (random sampling) or to the grid
-    patch ``i`` counted over all images in order (``stride`` set). Per item: draw the input
+    patch ``i`` counted over all images in order (``stride`` set; crop by crop with
+    ``crop_size``). Per item: draw the input
     (synthetic sources), compute the normalisation parameters on the *whole* input image, apply
     them to input and target, cut the patch, augment both identically.
 
@@ -318,14 +341,14 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         counts = []
         for index in range(len(source)):
-            check_patch_fits(source.input_shape(index), sampling.patch_size, source.name(index))
+            check_patch_fits(source.input_shape(index), sampling.crop_size or sampling.patch_size, source.name(index))
             plane_factors = source.factor(index)[-2:]
             if sampling.augment and plane_factors[0] != plane_factors[1]:
                 raise InputError(source.name(index), f"in-plane scale factors {plane_factors} differ; quarter turns need equal ones")
             if sampling.stride is None:
                 counts.append(sampling.patches_per_image)
             else:
-                counts.append(count_grid_positions(source.input_shape(index), sampling.patch_size, sampling.stride))
+                counts.append(sampling.grid_count(source.input_shape(index)))
         self._offsets = np.cumsum([0, *counts])
         plane = sampling.patch_size[-2:]
         self._augmentation = RandomFlipRotate(source.spatial_ndim, plane[0] == plane[1]) if sampling.augment else None
@@ -350,7 +373,7 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         if self.sampling.stride is None:
             start = random_position(source_image.shape[1:], patch_size, generator)
         else:
-            start = grid_position(source_image.shape[1:], patch_size, self.sampling.stride, patch_index)
+            start = self.grid_start(image_index, tuple(source_image.shape[1:]), patch_index)
         factor = self.source.factor(image_index)
         input_patch = extract_patch(source_image, start, patch_size)
         target_patch = extract_patch(
@@ -362,6 +385,19 @@ class PairedPatchDataset(torch.utils.data.Dataset):
             transform = self._augmentation.sample(generator)
             input_patch, target_patch = transform(input_patch), transform(target_patch)
         return input_patch, target_patch
+
+    def grid_start(self, image_index: int, spatial_shape: tuple[int, ...], patch_index: int) -> tuple[int, ...]:
+        """Start of grid patch ``patch_index`` of image ``image_index`` (inside its crop with ``crop_size``)."""
+        sampling = self.sampling
+        assert sampling.stride is not None
+        if sampling.crop_size is None:
+            return grid_position(spatial_shape, sampling.patch_size, sampling.stride, patch_index)
+        per_crop = count_grid_positions(sampling.crop_size, sampling.patch_size, sampling.stride)
+        crop, within = divmod(patch_index, per_crop)
+        crop_generator = make_generator(sample_seed(self.seed, crop, image_index, CROP_STREAM))
+        corner = random_position(spatial_shape, sampling.crop_size, crop_generator)
+        offset = grid_position(sampling.crop_size, sampling.patch_size, sampling.stride, within)
+        return tuple(c + o for c, o in zip(corner, offset, strict=True))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = key

@@ -1,5 +1,6 @@
 """Image input/output: NIfTI, DICOM (file, multi-frame, series folder), TIFF, PNG, JPEG
-(read-only), NumPy ``.npy``/``.npz``.
+(read-only), NumPy ``.npy``/``.npz``; raw MRI k-space: Siemens twix, fastMRI HDF5, ISMRMRD,
+BART ``.cfl``/``.hdr``, NumPy.
 
 Public API::
 
@@ -7,6 +8,9 @@ Public API::
     write_image(image, path, dtype=None) -> Path
     detect_format(path) -> str   # "nifti" | "dicom" | "dicom-series" | "tiff" | "png" | "jpeg" | "npy" | "npz"
     cast_to_dtype(array, dtype) -> np.ndarray
+    read_kspace(path) -> KSpace  # twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz
+    write_kspace(kspace, path) -> Path   # .npz, .cfl, .h5/.mrd (ISMRMRD)
+    read_coil_maps(path, kspace) -> torch.Tensor
 
 Every problem with an input file raises :class:`~medrestore.core.errors.InputError` naming
 the file; outputs are written atomically.
@@ -15,5 +19,19 @@ the file; outputs are written atomically.
 from medrestore.io.api import read_image, write_image
 from medrestore.io.common import cast_to_dtype
 from medrestore.io.detect import FORMATS, detect_format
+from medrestore.io.kspace_api import KSPACE_FORMATS, kspace_format, read_coil_maps, read_kspace, write_kspace
+from medrestore.io.raw_fastmri import read_fastmri_reference
 
-__all__ = ["FORMATS", "cast_to_dtype", "detect_format", "read_image", "write_image"]
+__all__ = [
+    "FORMATS",
+    "KSPACE_FORMATS",
+    "cast_to_dtype",
+    "detect_format",
+    "kspace_format",
+    "read_coil_maps",
+    "read_fastmri_reference",
+    "read_image",
+    "read_kspace",
+    "write_image",
+    "write_kspace",
+]

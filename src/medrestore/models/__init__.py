@@ -20,25 +20,40 @@ from medrestore.models.catalog import (
     run_method,
 )
 from medrestore.models.classical import ClassicalMethod, GaussianFilterConfig, MedianConfig, NonLocalMeansConfig
+from medrestore.models.cae import CAE, CAEConfig
 from medrestore.models.dncnn import DnCNN, DnCNNConfig
+from medrestore.models.multiframe import MultiFrameConfig, MultiFrameDenoiser
+from medrestore.models.resunet import ResUNet, ResUNetConfig
 from medrestore.models.srcnn import SRCNN, SRCNNConfig
+from medrestore.models.srresnet import SRResNet, SRResNetConfig
 from medrestore.models.unet import UNet, UNetConfig
+from medrestore.models.vdsr import VDSR, VDSRConfig
 
 __all__ = [
     "ARCHITECTURES",
+    "CAE",
+    "CAEConfig",
     "CLASSICAL_METHODS",
     "METHODS",
     "MODELS",
+    "MultiFrameConfig",
+    "MultiFrameDenoiser",
     "ClassicalMethod",
     "DnCNN",
     "DnCNNConfig",
     "GaussianFilterConfig",
     "MedianConfig",
     "NonLocalMeansConfig",
+    "ResUNet",
+    "ResUNetConfig",
     "SRCNN",
     "SRCNNConfig",
+    "SRResNet",
+    "SRResNetConfig",
     "UNet",
     "UNetConfig",
+    "VDSR",
+    "VDSRConfig",
     "architecture_of",
     "create_method",
     "create_model",

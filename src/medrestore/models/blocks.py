@@ -161,9 +161,9 @@ def downsample(features: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
 
 
 class ImageToImageModel(nn.Module):
-    """Base of catalogue models: exposes ``spatial_ndim``, ``in_channels`` and ``out_channels``
-    from the model's frozen ``config`` (fields of the same names), which the trainer and
-    predictor read without knowing the architecture."""
+    """Base of catalogue models: exposes ``spatial_ndim``, ``in_channels``, ``out_channels`` and
+    ``scale_factor`` from the model's frozen ``config`` (fields of the same names; ``scale`` for
+    the last), which the trainer and predictor read without knowing the architecture."""
 
     config: Any
 
@@ -178,4 +178,9 @@ class ImageToImageModel(nn.Module):
     @property
     def out_channels(self) -> int:
         return int(self.config.out_channels)
+
+    @property
+    def scale_factor(self) -> int:
+        """Output size / input size on every spatial axis: the config's ``scale`` (super-resolution), else 1."""
+        return int(getattr(self.config, "scale", 1))
 

@@ -31,9 +31,14 @@ from medrestore.models.classical import (
     make_median,
     make_non_local_means,
 )
+from medrestore.models.cae import CAE, CAEConfig
 from medrestore.models.dncnn import DnCNN, DnCNNConfig
+from medrestore.models.multiframe import MultiFrameConfig, MultiFrameDenoiser
+from medrestore.models.resunet import ResUNet, ResUNetConfig
 from medrestore.models.srcnn import SRCNN, SRCNNConfig
+from medrestore.models.srresnet import SRResNet, SRResNetConfig
 from medrestore.models.unet import UNet, UNetConfig
+from medrestore.models.vdsr import VDSR, VDSRConfig
 
 ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
     Entry(
@@ -57,8 +62,48 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         constructor=SRCNN,
         task="superres",
         modality="any",
-        description="SRCNN (Dong et al. 2014): 9-1-5 three-layer CNN refining an image on the target grid",
+        description="SRCNN (Dong et al. 2014): 9-1-5 three-layer CNN on the target grid (optional bicubic ×scale first)",
         config_type=SRCNNConfig,
+    ),
+    Entry(
+        name="srresnet",
+        constructor=SRResNet,
+        task="superres",
+        modality="any",
+        description="SRResNet (Ledig et al. 2017): 9×9 head, residual blocks with BN + PReLU, pixel-shuffle ×2 stages",
+        config_type=SRResNetConfig,
+    ),
+    Entry(
+        name="vdsr",
+        constructor=VDSR,
+        task="superres",
+        modality="any",
+        description="VDSR (Kim et al. 2016): bicubic up-sampling + a deep 3×3 residual network on the fine grid",
+        config_type=VDSRConfig,
+    ),
+    Entry(
+        name="cae",
+        constructor=CAE,
+        task="denoise",
+        modality="any",
+        description="convolutional auto-encoder: stride-2 conv encoder, transposed-conv decoder, no skips (OCT seed)",
+        config_type=CAEConfig,
+    ),
+    Entry(
+        name="resunet",
+        constructor=ResUNet,
+        task="denoise",
+        modality="any",
+        description="fast residual U-Net: pixel-unshuffle stem, residual blocks, additive skips, learns the speckle",
+        config_type=ResUNetConfig,
+    ),
+    Entry(
+        name="multiframe",
+        constructor=MultiFrameDenoiser,
+        task="denoise",
+        modality="oct",
+        description="multi-frame denoiser: neighbouring frames stacked as channels, mean + ResUNet correction",
+        config_type=MultiFrameConfig,
     ),
 )
 

@@ -4,9 +4,12 @@ Reference: Dong, Loy, He & Tang, "Learning a Deep Convolutional Network for Imag
 Super-Resolution", ECCV 2014 (9-1-5 kernels, 64 and 32 feature maps).
 
 The network maps an image already brought to the target grid to a sharper one of the *same*
-size: every convolution is 'same'-padded by reflection and there is no interpolation inside
-(the bicubic up-sampling of the paper is the caller's job, e.g. the physics layer). The
-receptive field is ``Σ k − (L − 1)`` for ``L`` layers of kernel ``k`` (13 for 9-1-5).
+size: every convolution is 'same'-padded by reflection. With ``scale = 1`` (the default) there
+is no interpolation inside (the bicubic up-sampling of the paper is the caller's job); with
+``scale = k > 1`` the model first interpolates its input onto a grid ``k`` times finer with
+Keys' bicubic kernel (:func:`~medrestore.physics.blur.upsample`, block-centre geometry), as
+the paper does, so it maps a low-resolution image to ``k`` times its size. The receptive field
+is ``Σ k − (L − 1)`` for ``L`` layers of kernel ``k`` (13 for 9-1-5), on the fine grid.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import nn
 
 from medrestore.core.errors import InputError
 from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, require
+from medrestore.physics.blur import upsample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +33,14 @@ class SRCNNConfig:
         channels: image channels, in and out.
         features: feature maps of the hidden layers (one per hidden layer).
         kernel_sizes: odd kernel size of every layer (``len(features) + 1`` of them).
+        scale: bicubic pre-up-sampling factor (1: none, the input is already on the target grid).
     """
 
     spatial_ndim: SpatialNdim = 2
     channels: int = 1
     features: tuple[int, ...] = (64, 32)
     kernel_sizes: tuple[int, ...] = (9, 1, 5)
+    scale: int = 1
 
     def __post_init__(self) -> None:
         require(self.spatial_ndim in (2, 3), "srcnn", f"spatial_ndim must be 2 or 3, got {self.spatial_ndim}")
@@ -51,6 +57,7 @@ class SRCNNConfig:
             "srcnn",
             f"kernel_sizes must be odd and positive, got {self.kernel_sizes}",
         )
+        require(self.scale >= 1, "srcnn", f"scale must be at least 1, got {self.scale}")
 
     @property
     def receptive_field(self) -> int:
@@ -59,7 +66,8 @@ class SRCNNConfig:
 
 
 class SRCNN(ImageToImageModel):
-    """SRCNN mapping ``(N, channels, *S) → (N, channels, *S)`` (conv → ReLU per hidden layer, linear last layer).
+    """SRCNN mapping ``(N, channels, *S) → (N, channels, *S·scale)`` (bicubic up-sampling when
+    ``scale > 1``, then conv → ReLU per hidden layer, linear last layer).
 
     Example:
         >>> net = SRCNN(SRCNNConfig(features=(8, 4)))
@@ -89,8 +97,10 @@ class SRCNN(ImageToImageModel):
         return self.config.channels
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``(N, channels, *S)`` float → ``(N, channels, *S)``; every spatial size must exceed ``max(k) // 2``."""
+        """``(N, channels, *S)`` float → ``(N, channels, *S·scale)``; every (up-sampled) spatial size must exceed ``max(k) // 2``."""
         check_input(image, self.spatial_ndim, self.config.channels, "srcnn")
+        if self.config.scale > 1:
+            image = upsample(image, self.config.scale, "bicubic", self.spatial_ndim)
         smallest = max(self.config.kernel_sizes) // 2 + 1
         if min(image.shape[2:]) < smallest:
             raise InputError(None, f"srcnn needs every spatial size ≥ {smallest}, got {tuple(image.shape[2:])}")

@@ -256,12 +256,18 @@ class BlurDownsample(Degradation):
         return image.with_data(reduced, affine=affine)
 
 
-DEFAULT_GAMMA_CAMERA_PEAK_COUNTS = 400.0
-"""Default expected counts at the brightest low-resolution pixel: the paper-phantom study's
-minimum of 25 counts per 0.67-mm pixel, collected over a pixel 4 × 4 times larger."""
+PAPER_PHANTOM_PEAK_COUNTS = 400.0
+"""A count level of the paper-phantom study: its minimum of 25 counts per 0.67-mm pixel,
+collected over a pixel 4 × 4 times larger (pass it as ``peak_counts`` to simulate that study)."""
 
 DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM = 0.67
 """Input pixel size assumed for a bare tensor: the paper-phantom study's 512 matrix at zoom 1.78."""
+
+
+def binned_region_total(x: torch.Tensor, scale: int) -> float:
+    """``Σ x`` over the part of the last two axes that binning by ``scale`` keeps (float64 sum)."""
+    height, width = (x.shape[-2] // scale) * scale, (x.shape[-1] // scale) * scale
+    return float(x[..., :height, :width].sum(dtype=torch.float64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,9 +277,15 @@ class GammaCamera(Degradation):
     ``counts ~ Poisson(c · bin_k(S · a ⊛ h_Rs(z)))``: Gaussian system response of FWHM
     ``R_s(z)`` for the collimator, isotope and source distance, optional scatter, detector
     binning by ``scale`` (sums: counts add) and a count level fixed by ``peak_counts`` (at the
-    brightest detector pixel, before noise) or ``total_counts``. The defaults are the
-    ×4 super-resolution setting: N × N activity → N/4 × N/4 counts, LEGP collimator at 10 cm,
-    Tc-99m, 400 expected counts at the maximum.
+    brightest detector pixel, before noise), by ``total_counts``, or — when neither is given —
+    by the input itself: its values are read as counts and the expected binned counts sum to
+    the input's total over the binned region (``c = Σ a / Σ bin_k(S · a ⊛ h)``), i.e. the same
+    acquisition seen through a matrix ``k`` times coarser. A restoration that keeps the total
+    counts of the coarse image therefore returns to the input's count scale, which is what
+    comparing a restored scintigram with its original needs. The defaults are the ×4
+    super-resolution setting: N × N activity → N/4 × N/4 counts, LEGP collimator at 10 cm,
+    Tc-99m, the input's total counts (use ``peak_counts=400`` for the paper-phantom study's
+    level, :data:`PAPER_PHANTOM_PEAK_COUNTS`).
 
     Attributes:
         scale: integer binning factor ``k`` from the input grid to the detector matrix.
@@ -282,8 +294,9 @@ class GammaCamera(Degradation):
         isotope: ``Tc-99m``, ``I-123``, ``Tl-201`` or ``In-111``.
         pixel_size_mm: input pixel size; ``None`` = the image's spacing (filled in by
             :meth:`resolve_for_image`) or 0.67 mm for a bare tensor.
-        peak_counts: expected counts at the maximum (default 400 when neither level is given).
-        total_counts: expected total counts instead.
+        peak_counts: expected counts at the maximum.
+        total_counts: expected total counts instead. Neither: the input's total (see above);
+            :meth:`resolve_for_image` records that total as ``total_counts``.
         scatter_fraction: fraction of counts scattered (broad 50-mm Gaussian response).
         return_counts: output counts (default) or counts divided by ``c · S · k²``, i.e. the
             blurred, binned, noisy activity in the input's units (block means).
@@ -319,8 +332,6 @@ class GammaCamera(Degradation):
         for name in ("peak_counts", "total_counts"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _check_number(self.kind, name, getattr(self, name), 0.0, strictly=True))
-        if self.peak_counts is None and self.total_counts is None:
-            object.__setattr__(self, "peak_counts", DEFAULT_GAMMA_CAMERA_PEAK_COUNTS)
         fraction = _check_number(self.kind, "scatter_fraction", self.scatter_fraction, 0.0)
         object.__setattr__(self, "scatter_fraction", fraction)
         _ = self.acquisition  # validates the scatter fraction and septal penetration
@@ -331,26 +342,45 @@ class GammaCamera(Degradation):
         return PlanarAcquisition(self.collimator, self.isotope, self.distance_mm, self.scatter_fraction)
 
     @property
-    def count_level(self) -> CountLevel:
-        return CountLevel(peak_counts=self.peak_counts, total_counts=self.total_counts)
+    def keeps_input_total(self) -> bool:
+        """Whether the count level is the input's own total (neither level given)."""
+        return self.peak_counts is None and self.total_counts is None
+
+    def count_level(self, x: torch.Tensor) -> CountLevel:
+        """The count level for input ``x``: the given one, or ``Σ x`` over the binned region."""
+        if not self.keeps_input_total:
+            return CountLevel(peak_counts=self.peak_counts, total_counts=self.total_counts)
+        total = binned_region_total(x, self.scale)
+        if not (math.isfinite(total) and total > 0):
+            raise InputError(None, f"the input holds no counts to keep (its total is {total:g})")
+        return CountLevel(total_counts=total)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x``: non-negative ``(*batch, H, W)``; returns counts ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``."""
         pixel = DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM if self.pixel_size_mm is None else self.pixel_size_mm
         acquisition = self.acquisition
-        rate = bin_counts(detector_response(_as_floating(x), pixel, acquisition), self.scale)
-        scale = count_scale(rate, self.count_level)
+        data = _as_floating(x)
+        rate = bin_counts(detector_response(data, pixel, acquisition), self.scale)
+        scale = count_scale(rate, self.count_level(data))
         counts = torch.poisson(rate * scale, generator=generator)
         return counts if self.return_counts else counts / (scale * acquisition.sensitivity * self.scale**2)
 
     def resolve_for_image(self, image: Image) -> GammaCamera:
-        """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required)."""
-        if self.pixel_size_mm is not None:
-            return self
-        rows, columns = image.spacing[:2]
-        if abs(rows - columns) > 1e-3 * max(rows, columns):
-            raise InputError(None, f"gamma-camera needs square pixels; the spacing is {rows:g} x {columns:g} mm")
-        return dataclasses.replace(self, pixel_size_mm=float(rows))
+        """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required) and,
+        when no count level is given, ``total_counts`` from the image's total over the binned
+        region (all frames), so the record states the level used."""
+        resolved = self
+        if self.pixel_size_mm is None:
+            rows, columns = image.spacing[:2]
+            if abs(rows - columns) > 1e-3 * max(rows, columns):
+                raise InputError(None, f"gamma-camera needs square pixels; the spacing is {rows:g} x {columns:g} mm")
+            resolved = dataclasses.replace(resolved, pixel_size_mm=float(rows))
+        if self.keeps_input_total and image.spatial_ndim == 2:
+            data = _as_floating(image.data)
+            total = binned_region_total(data.movedim(-1, 0) if data.ndim > 2 else data, self.scale)
+            if math.isfinite(total) and total > 0 and float(data.min()) >= 0:
+                resolved = dataclasses.replace(resolved, total_counts=total)
+        return resolved
 
     def transform_image(self, image: Image, generator: torch.Generator) -> Image:
         if image.spatial_ndim != 2:
@@ -651,17 +681,20 @@ class RandomBlurDownsample(RandomDegradation):
 @dataclasses.dataclass(frozen=True)
 class RandomGammaCamera(RandomDegradation):
     """:class:`GammaCamera` with a collimator drawn uniformly from ``collimators``, ``distance_mm ~
-    U[distance_range]``, ``peak_counts`` log-uniform in ``counts_range`` and ``scatter_fraction ~
-    U[scatter_fraction_range]``; the other parameters are fixed."""
+    U[distance_range]``, ``peak_counts`` log-uniform in ``counts_range`` (``None``: the input's
+    total counts) and ``scatter_fraction ~ U[scatter_fraction_range]``; with ``pixel_size_range``
+    the input pixel size is drawn log-uniformly from it (after the other draws), so the system
+    response spans a range of widths in pixels. The other parameters are fixed."""
 
     collimators: tuple[str, ...] = ("LEGP",)
     distance_range: tuple[float, float] = (50.0, 150.0)
-    counts_range: tuple[float, float] = (100.0, 1600.0)
+    counts_range: tuple[float, float] | None = (100.0, 1600.0)
     scatter_fraction_range: tuple[float, float] = (0.0, 0.0)
     scale: int = 4
     isotope: str = "Tc-99m"
     pixel_size_mm: float | None = None
     return_counts: bool = True
+    pixel_size_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.collimators)
@@ -669,22 +702,30 @@ class RandomGammaCamera(RandomDegradation):
             raise ConfigError(f"collimators must be a non-empty sequence of names, got {self.collimators!r}")
         object.__setattr__(self, "collimators", tuple(collimator_by_name(name).name for name in names))
         object.__setattr__(self, "distance_range", _check_range("distance_range", self.distance_range, 0.0))
-        object.__setattr__(self, "counts_range", _check_range("counts_range", self.counts_range, 0.0, strictly=True))
+        if self.counts_range is not None:
+            bounds = _check_range("counts_range", self.counts_range, 0.0, strictly=True)
+            object.__setattr__(self, "counts_range", bounds)
         bounds = _check_range("scatter_fraction_range", self.scatter_fraction_range, 0.0)
         object.__setattr__(self, "scatter_fraction_range", bounds)
+        if self.pixel_size_range is not None:
+            bounds = _check_range("pixel_size_range", self.pixel_size_range, 0.0, strictly=True)
+            object.__setattr__(self, "pixel_size_range", bounds)
         self.sample(make_generator(0))  # validates scale, isotope and pixel size once
 
     def sample(self, generator: torch.Generator) -> GammaCamera:
         index = int(torch.randint(len(self.collimators), (), generator=generator, device=generator.device))
         distance = _uniform(generator, *self.distance_range)
-        counts = _log_uniform(generator, *self.counts_range)
+        counts = None if self.counts_range is None else _log_uniform(generator, *self.counts_range)
         scatter = _uniform(generator, *self.scatter_fraction_range)
+        pixel = self.pixel_size_mm
+        if self.pixel_size_range is not None:
+            pixel = _log_uniform(generator, *self.pixel_size_range)
         return GammaCamera(
             scale=self.scale,
             collimator=self.collimators[index],
             distance_mm=distance,
             isotope=self.isotope,
-            pixel_size_mm=self.pixel_size_mm,
+            pixel_size_mm=pixel,
             peak_counts=counts,
             scatter_fraction=scatter,
             return_counts=self.return_counts,

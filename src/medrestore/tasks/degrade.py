@@ -14,7 +14,8 @@ the coarser affine that keeps world positions) and is written atomically; beside
 For a folder input (a DICOM series) ``input_sha256`` is :func:`input_digest` of its files.
 ``degradation`` is :meth:`~medrestore.physics.degradations.Degradation.record` of the transform
 resolved against the image (a gamma-camera pixel size left to default is recorded as the
-input's spacing), which :func:`~medrestore.physics.degradations.degradation_from_record` rebuilds.
+input's spacing, a count level left to default as the input's total counts), which
+:func:`~medrestore.physics.degradations.degradation_from_record` rebuilds.
 """
 
 from __future__ import annotations

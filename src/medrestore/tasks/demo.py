@@ -17,6 +17,7 @@ import torch
 
 from medrestore.report import Report, ReportSection, write_report
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
+from medrestore.tasks.demo_nm import nm_superres_section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ Section = Callable[[DemoContext], ReportSection]
 DEMO_SECTIONS: tuple[Section, ...] = (
     degradations_section,
     denoising_section,
+    nm_superres_section,
 )
 
 

@@ -26,9 +26,11 @@ import yaml
 
 from medrestore.core.errors import ConfigError
 from medrestore.data.normalisation import NORMALISATION_KINDS
+from medrestore.data.nm import NMDataConfig
+from medrestore.data.oct import OCTDataConfig
 from medrestore.training.typed_config import build_dataclass, to_plain
 
-LAYOUTS = ("paired-folders", "synthetic")
+LAYOUTS = ("paired-folders", "synthetic", "oct", "nm")
 SCHEDULES = ("none", "step", "cosine")
 BLENDS = ("gaussian", "constant")
 
@@ -78,8 +80,13 @@ class DataConfig:
     from ``clean_dir`` or ``files``, inputs made by ``degradation`` with a new draw per sample.
     Validation: ``validation_noisy_dir`` + ``validation_clean_dir``, ``validation_pairs``,
     ``validation_files`` (synthetic), or ``validation_fraction`` of the training files (split
-    by file, never by patch). ``patch_stride`` switches from ``patches_per_image`` random
-    patches to a deterministic grid.
+    by file, never by patch). ``oct``: frame groups of OCT subjects, paired as the ``oct``
+    section says (:class:`~medrestore.data.oct.OCTDataConfig`, which also names the validation
+    subjects). ``nm``: activity maps and a gamma-camera simulation drawing new coarse/fine
+    count pairs every epoch (:class:`~medrestore.data.nm.NMDataConfig`, which also names the
+    validation maps). ``patch_stride`` switches from ``patches_per_image`` random patches to a
+    deterministic grid; with ``crop_size`` too, the grid is laid inside ``crops_per_image``
+    random crops of each image, drawn once for the run (the OCT seed's recipe).
     """
 
     layout: str = "paired-folders"
@@ -97,12 +104,22 @@ class DataConfig:
     patch_size: tuple[int, ...] = (64, 64)
     patches_per_image: int = 8
     patch_stride: tuple[int, ...] | None = None
+    crop_size: tuple[int, ...] | None = None
+    crops_per_image: int = 1
     augment: bool = False
     normalisation: NormalisationConfig = NormalisationConfig()
+    oct: OCTDataConfig | None = None
+    nm: NMDataConfig | None = None
 
     def __post_init__(self) -> None:
         _check(self.layout in LAYOUTS, f"layout: {self.layout!r} is not one of {', '.join(LAYOUTS)}")
-        if self.layout == "paired-folders":
+        _check((self.layout == "oct") == (self.oct is not None), "oct: the 'oct' layout needs the oct section (and only it)")
+        _check((self.layout == "nm") == (self.nm is not None), "nm: the 'nm' layout needs the nm section (and only it)")
+        if self.layout == "oct":
+            self._check_oct()
+        elif self.layout == "nm":
+            self._check_nm()
+        elif self.layout == "paired-folders":
             folders = self.noisy_dir is not None and self.clean_dir is not None
             _check(folders != bool(self.pairs), "layout: 'paired-folders' needs either noisy_dir and clean_dir, or pairs")
             _check(not self.files and self.degradation is None, "layout: files/degradation belong to the 'synthetic' layout")
@@ -128,6 +145,29 @@ class DataConfig:
         if self.patch_stride is not None:
             _check(len(self.patch_stride) == len(self.patch_size), "patch_stride: needs one value per patch_size axis")
         _check(self.patches_per_image >= 1, f"patches_per_image: must be >= 1, got {self.patches_per_image}")
+        _check_size("crop_size", self.crop_size, allow_none=True)
+        if self.crop_size is not None:
+            _check(self.patch_stride is not None, "crop_size: crops hold a grid of patches; set patch_stride")
+            _check(len(self.crop_size) == len(self.patch_size), "crop_size: needs one value per patch_size axis")
+        _check(self.crops_per_image >= 1, f"crops_per_image: must be >= 1, got {self.crops_per_image}")
+
+    def _check_oct(self) -> None:
+        inputs = (self.noisy_dir, self.clean_dir, self.validation_noisy_dir, self.validation_clean_dir, self.degradation)
+        lists = (self.pairs, self.files, self.validation_pairs, self.validation_files)
+        _check(
+            all(value is None for value in inputs) and not any(lists) and self.validation_fraction == 0,
+            "layout: the 'oct' layout reads its subjects from the oct section; remove the folder, pair and file keys",
+        )
+        _check(len(self.patch_size) == 2, "patch_size: OCT B-scans are 2-D; give 2 ints")
+
+    def _check_nm(self) -> None:
+        inputs = (self.noisy_dir, self.clean_dir, self.validation_noisy_dir, self.validation_clean_dir, self.degradation)
+        lists = (self.pairs, self.files, self.validation_pairs, self.validation_files)
+        _check(
+            all(value is None for value in inputs) and not any(lists) and self.validation_fraction == 0,
+            "layout: the 'nm' layout draws its pairs from the nm section; remove the folder, pair and file keys",
+        )
+        _check(len(self.patch_size) == 2, "patch_size: planar scintigrams are 2-D; give 2 ints")
 
     @property
     def spatial_ndim(self) -> int:
@@ -247,6 +287,10 @@ def resolve_data_paths(data: DataConfig, base: Path) -> DataConfig:
         changes[name] = tuple(_resolve(p, base) for p in getattr(data, name))
     for name in _DATA_PAIR_LISTS:
         changes[name] = tuple((_resolve(a, base), _resolve(b, base)) for a, b in getattr(data, name))
+    if data.oct is not None:
+        changes["oct"] = data.oct.resolved(base)
+    if data.nm is not None:
+        changes["nm"] = data.nm.resolved(base)
     return dataclasses.replace(data, **changes)
 
 

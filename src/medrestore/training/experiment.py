@@ -37,6 +37,8 @@ from medrestore.data.paired import (
     split_by_file,
     validation_images,
 )
+from medrestore.data.nm import nm_sources
+from medrestore.data.oct import oct_sources
 from medrestore.losses import build_loss
 from medrestore.models import create_model
 from medrestore.physics.degradations import build_degradation, parameter_types
@@ -103,8 +105,16 @@ def build_sources(data: DataConfig, seed: int) -> Sources:
     """Read training and validation pairs; ``validation_fraction`` splits whole files with ``seed``.
 
     A synthetic layout may validate on real pairs (``validation_pairs`` or both validation
-    folders) as well as on degraded clean files.
+    folders) as well as on degraded clean files. The ``oct`` layout reads its subjects and
+    validation subjects from ``data.oct`` (:func:`medrestore.data.oct.oct_sources`), the ``nm``
+    layout its activity maps from ``data.nm`` (:func:`medrestore.data.nm.nm_sources`).
     """
+    if data.oct is not None:
+        training_pairs, validation_pairs = oct_sources(data.oct)
+        return Sources(training_pairs, validation_pairs)
+    if data.nm is not None:
+        training_maps, validation_maps = nm_sources(data.nm, seed)
+        return Sources(training_maps, validation_maps)
     training = _training_items(data)
     validation = _validation_items(data)
     if data.validation_fraction > 0:
@@ -151,7 +161,9 @@ def build_trainer(
     sources = build_sources(config.data, seed)
     normalisation = build_normalisation(config.data.normalisation, sources.training, seed)
     data = config.data
-    sampling = PatchSampling(data.patch_size, data.patches_per_image, data.patch_stride, data.augment)
+    sampling = PatchSampling(
+        data.patch_size, data.patches_per_image, data.patch_stride, data.augment, data.crop_size, data.crops_per_image
+    )
     dataset = PairedPatchDataset(sources.training, normalisation, sampling, seed)
     validation = [] if sources.validation is None else validation_images(sources.validation, normalisation, seed)
     model = build_model(config)

@@ -1,0 +1,43 @@
+"""``medrestore denoise``: restore an image file with a trained model (the modality's shipped default or any other).
+
+Examples::
+
+    medrestore denoise --modality oct bscan.tif -o bscan-denoised.tif
+    medrestore denoise --modality oct bscan.tif -o out.tif --model srcnn-oct-duke
+    medrestore denoise --modality oct test.tif -o out.tif --frames 1.tif 2.tif 3.tif 4.tif
+    medrestore denoise --modality oct volume.tif -o out.tif --model results/oct-resunet/last.pt --device cpu
+
+The output has the input's dtype and intensity range; its extension picks the format.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from medrestore.tasks.denoise import WORKFLOWS, denoise_file
+
+NAME = "denoise"
+HELP = "denoise an image file with a trained model (OCT: the shipped ResUNet by default)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--modality M INPUT -o OUTPUT [--model NAME] [--frames F1 F2 ...] [--device D]``."""
+    parser.add_argument("input", metavar="INPUT", help="image file (TIFF, multi-page TIFF, PNG, NIfTI, DICOM, NumPy)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file; its extension picks the format")
+    parser.add_argument("--modality", required=True, choices=tuple(WORKFLOWS), help="which workflow and default model")
+    parser.add_argument("--model", metavar="NAME", help="zoo model name (see `medrestore models`) or a checkpoint .pt file")
+    parser.add_argument(
+        "--frames",
+        nargs="+",
+        metavar="FRAME",
+        help="neighbouring frames of the same location for a multi-frame model (same shape as INPUT)",
+    )
+    parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = denoise_file(args.input, args.output, args.modality, args.model, args.frames, args.device)
+    frames = f", {result.frames} frames stacked" if result.frames > 1 else ""
+    print(f"denoised {result.images} image(s) with {result.model}{frames}: {result.output}")
+    print(f"  {result.seconds_per_image:.3f} s per image")
+    return 0

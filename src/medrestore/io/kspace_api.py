@@ -1,0 +1,132 @@
+"""``read_kspace`` / ``write_kspace`` / ``read_coil_maps``: one entry point for raw MRI data.
+
+=========  =================================  ==================================================
+format     files                              reader
+=========  =================================  ==================================================
+twix       ``.dat``                           :func:`~medrestore.io.raw_twix.read_twix`
+fastmri    ``.h5``/``.hdf5`` with ``kspace``  :func:`~medrestore.io.raw_fastmri.read_fastmri`
+ismrmrd    ``.h5``/``.mrd`` with ``dataset``  :func:`~medrestore.io.raw_ismrmrd.read_ismrmrd`
+bart       ``.cfl`` + ``.hdr``                :func:`~medrestore.io.raw_bart.read_bart_kspace`
+npy / npz  ``.npy``, ``.npz``                 :mod:`~medrestore.io.raw_numpy`
+=========  =================================  ==================================================
+
+HDF5 files are told apart by content (a ``kspace`` dataset → fastMRI; a group holding
+``data``/``xml`` → ISMRMRD); an HDF5 file with neither is refused naming the file.
+Writing supports ``.npz`` (every field), ``.cfl``/``.hdr`` (BART) and ``.h5``/``.mrd`` (ISMRMRD).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.core.kspace import KSpace
+from medrestore.io.common import library_errors
+from medrestore.io.raw_bart import bart_stem, read_bart_kspace, read_cfl, write_bart_kspace
+from medrestore.io.raw_fastmri import read_fastmri
+from medrestore.io.raw_ismrmrd import read_ismrmrd, write_ismrmrd
+from medrestore.io.raw_numpy import read_npy_kspace, read_npz_kspace, write_npz_kspace
+from medrestore.io.raw_twix import read_twix
+
+KSPACE_FORMATS = ("twix", "fastmri", "ismrmrd", "bart", "npy", "npz")
+
+
+def _hdf5_flavour(path: Path) -> str:
+    with library_errors(path, "open the HDF5 file"), h5py.File(path, "r") as handle:
+        if "kspace" in handle:
+            return "fastmri"
+        for name, item in handle.items():
+            if isinstance(item, h5py.Group) and ("data" in item or "xml" in item):
+                return "ismrmrd"
+        found = sorted(handle.keys())
+    raise InputError(path, f"HDF5 file holds no k-space: neither a fastMRI 'kspace' dataset nor an ISMRMRD group (found: {found})")
+
+
+def kspace_format(path: str | Path) -> str:
+    """The raw format of ``path`` (one of :data:`KSPACE_FORMATS`)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".cfl", ".hdr"):
+        return "bart"
+    if not path.is_file():
+        if bart_stem(path).with_suffix(".cfl").is_file():
+            return "bart"
+        raise InputError(path, "file not found")
+    if suffix == ".dat":
+        return "twix"
+    if suffix in (".npy", ".npz"):
+        return suffix[1:]
+    if h5py.is_hdf5(path):
+        return _hdf5_flavour(path)
+    raise InputError(path, f"unknown raw k-space format {suffix!r}; expected one of .dat .h5 .hdf5 .mrd .cfl .npy .npz")
+
+
+def read_kspace(path: str | Path) -> KSpace:
+    """Read raw k-space in any supported format (see the module table).
+
+    Raises:
+        InputError: unknown format, HDF5 without k-space, NaN/Inf samples, corrupt files; the
+            message names the file.
+    """
+    path = Path(path)
+    format_name = kspace_format(path)
+    if format_name == "twix":
+        return read_twix(path)
+    if format_name == "fastmri":
+        return read_fastmri(path)
+    if format_name == "ismrmrd":
+        return read_ismrmrd(path)
+    if format_name == "bart":
+        return read_bart_kspace(path)
+    if format_name == "npy":
+        return read_npy_kspace(path)
+    return read_npz_kspace(path)
+
+
+def write_kspace(kspace: KSpace, path: str | Path) -> Path:
+    """Write ``kspace`` as ``.npz`` (all fields), BART ``.cfl``/``.hdr`` or ISMRMRD ``.h5``/``.mrd``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return write_npz_kspace(kspace, path)
+    if suffix in (".cfl", ".hdr"):
+        return write_bart_kspace(kspace, path)
+    if suffix in (".h5", ".hdf5", ".mrd"):
+        return write_ismrmrd(kspace, path)
+    raise InputError(path, f"cannot write k-space as {suffix!r}; use .npz, .cfl or .h5/.mrd (ISMRMRD)")
+
+
+def read_coil_maps(path: str | Path, kspace: KSpace) -> torch.Tensor:
+    """Coil sensitivity maps for ``kspace`` from ``.npy``/``.npz`` (``coil_maps`` or the only array) or BART ``.cfl``.
+
+    Returns complex64 ``(coils, *image_shape)``.
+
+    Raises:
+        InputError: unreadable file, real or non-finite maps, or a shape other than
+            ``(kspace.n_coils, *kspace.image_shape)``.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".cfl", ".hdr"):
+        maps = read_cfl(path)
+        maps = maps.reshape(maps.shape[0], *maps.shape[-len(kspace.image_shape) :]) if maps.ndim > 1 + len(kspace.image_shape) else maps
+    else:
+        if not path.is_file():
+            raise InputError(path, "file not found")
+        with library_errors(path, "read the coil maps"):
+            loaded = np.load(path, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                maps = loaded
+            else:
+                with loaded:
+                    names = loaded.files
+                    maps = loaded["coil_maps"] if "coil_maps" in names else loaded[names[0]]
+    expected = (kspace.n_coils, *kspace.image_shape)
+    if maps.dtype.kind != "c" or not np.isfinite(maps).all():
+        raise InputError(path, "coil maps must be complex and finite")
+    if tuple(maps.shape) != expected:
+        raise InputError(path, f"coil maps of shape {tuple(maps.shape)} do not match the k-space: expected {expected} (coils, *image)")
+    return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))

@@ -1,0 +1,184 @@
+"""ISMRMRD raw data (Inati et al., MRM 77(1), 2017) through the ``ismrmrd`` package.
+
+An ISMRMRD HDF5 file holds, in a group (default ``dataset``), the XML header (encoded and
+reconstruction spaces, field of view) and one record per acquisition: ``(coils, samples)``
+complex data, encoding counters (``kspace_encode_step_1`` = ky line, ``kspace_encode_step_2``
+= kz, ``slice``), flags and, for non-Cartesian scans, a trajectory ``(samples, dims)``.
+
+Reading: noise-measurement, navigator, phase-correction and dummy-scan acquisitions are
+skipped. Cartesian data is placed on the encoded matrix by its counters (``(coils, ny, nx)``,
+lines never acquired stay zero and define the mask; repeated lines are averaged). Data with
+trajectories becomes non-Cartesian :class:`KSpace` ``(coils, acquisitions, samples)`` with the
+trajectory in grid units. Writing stores Cartesian k-space line by line (sampled lines only)
+or non-Cartesian k-space one readout per acquisition.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.core.files import atomic_path
+from medrestore.core.image import affine_from_spacing
+from medrestore.core.kspace import KSpace
+from medrestore.io.common import library_errors
+from medrestore.io.raw_common import build_kspace, check_kspace_array
+
+_SKIPPED_FLAGS = ("ACQ_IS_NOISE_MEASUREMENT", "ACQ_IS_NAVIGATION_DATA", "ACQ_IS_PHASECORR_DATA", "ACQ_IS_DUMMYSCAN_DATA")
+
+
+def _import_ismrmrd() -> Any:
+    try:
+        import ismrmrd
+    except ImportError as error:
+        raise InputError(None, "reading ISMRMRD files needs the 'ismrmrd' package (pip install ismrmrd)") from error
+    return ismrmrd
+
+
+def _encoding(header: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """Encoded matrix ``(x, y, z)`` and field of view (mm) of the first encoding."""
+    space = header.encoding[0].encodedSpace
+    matrix = (int(space.matrixSize.x), int(space.matrixSize.y), int(space.matrixSize.z or 1))
+    fov = space.fieldOfView_mm
+    return matrix, (float(fov.x), float(fov.y), float(fov.z or 1.0))
+
+
+def _read_records(path: Path, group: str) -> tuple[Any, list[Any]]:
+    ismrmrd = _import_ismrmrd()
+    with library_errors(path, "read the ISMRMRD file"):
+        dataset = ismrmrd.Dataset(str(path), group, create_if_needed=False)
+        try:
+            header = ismrmrd.xsd.CreateFromDocument(dataset.read_xml_header())
+            records = [dataset.read_acquisition(index) for index in range(dataset.number_of_acquisitions())]
+        finally:
+            dataset.close()
+    skipped = [getattr(ismrmrd, flag) for flag in _SKIPPED_FLAGS]
+    kept = [record for record in records if not any(record.is_flag_set(flag) for flag in skipped)]
+    if not kept:
+        raise InputError(path, "the ISMRMRD file holds no imaging acquisitions")
+    return header, kept
+
+
+def read_ismrmrd(path: str | Path, group: str = "dataset") -> KSpace:
+    """Read ISMRMRD k-space (see the module notes for the layout)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    header, records = _read_records(path, group)
+    (nx, ny, nz), fov = _encoding(header)
+    metadata = {"format": "ismrmrd", "encoded_matrix": (nx, ny, nz), "fov_mm": fov}
+    if records[0].traj.size:
+        recon = header.encoding[0].reconSpace.matrixSize
+        return _non_cartesian(path, records, (int(recon.y), int(recon.x)), fov, metadata)
+    coils, samples = records[0].data.shape
+    data = np.zeros((coils, nz, ny, samples), dtype=np.complex128)
+    counts = np.zeros((1, nz, ny, 1))
+    for record in records:
+        if record.data.shape != (coils, samples):
+            raise InputError(path, f"acquisitions of different sizes: {record.data.shape} and {(coils, samples)}")
+        line, partition = int(record.idx.kspace_encode_step_1), int(record.idx.kspace_encode_step_2)
+        if line >= ny or partition >= nz:
+            raise InputError(path, f"acquisition at line {line}, partition {partition} lies outside the matrix {(nz, ny)}")
+        data[:, partition, line] += record.data
+        counts[:, partition, line] += 1
+    data = data / np.maximum(counts, 1)
+    grid_ndim = 3 if nz > 1 else 2
+    data = data if grid_ndim == 3 else data[:, 0]
+    spacing = (fov[1] / ny, fov[0] / samples, fov[2] / nz) if grid_ndim == 2 else (fov[2] / nz, fov[1] / ny, fov[0] / samples)
+    return build_kspace(path, data.astype(np.complex64), spacing, metadata, None, grid_ndim)
+
+
+def _non_cartesian(
+    path: Path, records: list[Any], grid: tuple[int, int], fov: tuple[float, float, float], metadata: dict[str, Any]
+) -> KSpace:
+    """``(coils, acquisitions, samples)`` with trajectory ``(acquisitions, samples, dims)`` (ISMRMRD order y, x → ours)."""
+    data = check_kspace_array(path, np.stack([record.data for record in records], axis=1), 2)
+    trajectory = np.stack([record.traj for record in records]).astype(np.float32)
+    trajectory = trajectory[..., :2][..., ::-1].copy()  # ISMRMRD stores (kx, ky); KSpace uses grid axis order (ky, kx)
+    affine = affine_from_spacing((fov[1] / grid[0], fov[0] / grid[1]))
+    try:
+        return KSpace(torch.from_numpy(data), grid, None, torch.from_numpy(trajectory), affine,
+                      {"source_path": str(path), **metadata})
+    except InputError as error:
+        raise InputError(path, error.problem) from None
+
+
+_HEADER_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
+<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
+  <experimentalConditions><H1resonanceFrequency_Hz>{frequency}</H1resonanceFrequency_Hz></experimentalConditions>
+  <encoding>
+    <encodedSpace>
+      <matrixSize><x>{samples}</x><y>{lines}</y><z>1</z></matrixSize>
+      <fieldOfView_mm><x>{fov_x}</x><y>{fov_y}</y><z>{fov_z}</z></fieldOfView_mm>
+    </encodedSpace>
+    <reconSpace>
+      <matrixSize><x>{nx}</x><y>{ny}</y><z>1</z></matrixSize>
+      <fieldOfView_mm><x>{fov_x}</x><y>{fov_y}</y><z>{fov_z}</z></fieldOfView_mm>
+    </reconSpace>
+    <encodingLimits>
+      <kspace_encoding_step_1><minimum>0</minimum><maximum>{last_line}</maximum><center>{centre_line}</center></kspace_encoding_step_1>
+    </encodingLimits>
+    <trajectory>{trajectory}</trajectory>
+  </encoding>
+</ismrmrdHeader>
+"""
+
+
+def _xml_header(kspace: KSpace, samples: int, lines: int) -> str:
+    """A minimal valid ISMRMRD header: one encoding, matrix and field of view from the k-space geometry."""
+    spacing = np.linalg.norm(kspace.affine[:3, :3], axis=0)
+    ny, nx = kspace.image_shape
+    field_strength = float(kspace.metadata.get("field_strength_t") or 3.0)
+    return _HEADER_TEMPLATE.format(
+        frequency=int(round(42.577478518e6 * field_strength)),
+        samples=samples,
+        lines=lines,
+        nx=nx,
+        ny=ny,
+        fov_x=float(spacing[1]) * nx,
+        fov_y=float(spacing[0]) * ny,
+        fov_z=float(spacing[2]),
+        last_line=lines - 1,
+        centre_line=lines // 2,
+        trajectory="cartesian" if kspace.is_cartesian else "other",
+    )
+
+
+def write_ismrmrd(kspace: KSpace, path: str | Path, group: str = "dataset") -> Path:
+    """Write 2-D k-space ``(coils, ny, nx)`` (Cartesian: sampled lines only) or radial ``(coils, spokes, samples)``."""
+    path = Path(path)
+    ismrmrd = _import_ismrmrd()
+    if kspace.data.ndim != 3 or len(kspace.image_shape) != 2:
+        raise InputError(path, "ISMRMRD output holds one 2-D k-space (coils, ny, nx) or (coils, spokes, samples)")
+    data = kspace.data.detach().cpu().numpy()
+    with atomic_path(path) as temporary:
+        temporary.unlink()
+        dataset = ismrmrd.Dataset(str(temporary), group, create_if_needed=True)
+        try:
+            dataset.write_xml_header(_xml_header(kspace, data.shape[-1], data.shape[1]))
+            _append_acquisitions(ismrmrd, dataset, kspace, data)
+        finally:
+            dataset.close()
+    return path
+
+
+def _append_acquisitions(ismrmrd: Any, dataset: Any, kspace: KSpace, data: np.ndarray) -> None:
+    if kspace.is_cartesian:
+        lines = torch.broadcast_to(kspace.mask, kspace.samples_shape).any(dim=-1).numpy() if kspace.mask is not None else None
+        for line in range(data.shape[1]):
+            if lines is not None and not lines[line]:
+                continue
+            record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, line]))
+            record.idx.kspace_encode_step_1 = line
+            record.center_sample = data.shape[-1] // 2
+            dataset.append_acquisition(record)
+        return
+    trajectory = kspace.trajectory.numpy()[..., ::-1]  # back to ISMRMRD's (kx, ky)
+    for spoke in range(data.shape[1]):
+        record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, spoke]), np.ascontiguousarray(trajectory[spoke]))
+        record.idx.kspace_encode_step_1 = spoke
+        dataset.append_acquisition(record)

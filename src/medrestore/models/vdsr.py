@@ -1,0 +1,91 @@
+"""VDSR: a very deep residual network refining a bicubic up-sampling.
+
+Reference: Kim, Lee & Lee, "Accurate Image Super-Resolution Using Very Deep Convolutional
+Networks", CVPR 2016 (20 layers of 3×3 convolutions with 64 maps and ReLU, zero padding, the
+interpolated input added to the output: the network learns only the residual).
+
+``(N, C, *S) → (N, C, *S·scale)``: the input is first interpolated onto the grid ``scale``
+times finer with Keys' bicubic kernel (:func:`~medrestore.physics.blur.upsample`, block-centre
+geometry, as the gamma-camera binning assumes), then
+``y = up(x) + conv(ReLU(conv(… ReLU(conv(up(x))))))`` with ``depth`` convolutions. Every
+convolution runs on the *fine* grid, so the cost grows with the output size (``scale²`` times
+an input-resolution network of the same depth). ``scale = 1`` makes it a residual
+refinement of an image already on its target grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, require
+from medrestore.physics.blur import upsample
+
+
+@dataclasses.dataclass(frozen=True)
+class VDSRConfig:
+    """Options of :class:`VDSR`.
+
+    Attributes:
+        spatial_ndim: 2 (images) or 3 (volumes).
+        channels: image channels, in and out.
+        scale: bicubic up-sampling factor before the residual network (1: none).
+        depth: number of convolutions (20 in the paper, at least 2).
+        width: feature maps of the hidden layers (64 in the paper).
+    """
+
+    spatial_ndim: SpatialNdim = 2
+    channels: int = 1
+    scale: int = 2
+    depth: int = 20
+    width: int = 64
+
+    def __post_init__(self) -> None:
+        require(self.spatial_ndim in (2, 3), "vdsr", f"spatial_ndim must be 2 or 3, got {self.spatial_ndim}")
+        require(self.channels >= 1, "vdsr", f"channels must be at least 1, got {self.channels}")
+        require(self.scale >= 1, "vdsr", f"scale must be at least 1, got {self.scale}")
+        require(self.depth >= 2, "vdsr", f"depth must be at least 2, got {self.depth}")
+        require(self.width >= 1, "vdsr", f"width must be at least 1, got {self.width}")
+
+    @property
+    def receptive_field(self) -> int:
+        """Width of the fine-grid region one output sample depends on: ``2·depth + 1``."""
+        return 2 * self.depth + 1
+
+
+class VDSR(ImageToImageModel):
+    """VDSR ``(N, channels, *S) → (N, channels, *S·scale)`` (module docstring).
+
+    Example:
+        >>> net = VDSR(VDSRConfig(scale=2, depth=3, width=4))
+        >>> net(torch.zeros(1, 1, 16, 20)).shape
+        torch.Size([1, 1, 32, 40])
+    """
+
+    def __init__(self, config: VDSRConfig = VDSRConfig()) -> None:
+        super().__init__()
+        self.config = config
+        widths = (config.channels, *([config.width] * (config.depth - 1)), config.channels)
+        layers: list[nn.Module] = []
+        for index in range(config.depth):
+            layers.append(conv_layer(config.spatial_ndim, widths[index], widths[index + 1], 3))
+            if index < config.depth - 1:
+                layers.append(nn.ReLU())
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.channels
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(N, channels, *S)`` real float → ``(N, channels, *S·scale)``."""
+        check_input(image, self.spatial_ndim, self.config.channels, "vdsr")
+        if self.config.scale > 1:
+            image = upsample(image, self.config.scale, "bicubic", self.spatial_ndim)
+        return image + self.layers(image)

@@ -1,0 +1,126 @@
+"""Multi-coil SENSE forward model and coil combination.
+
+``A x = P F (S ⊙ x)`` (Pruessmann et al., MRM 42(5), 1999): the image ``x`` (shape
+``(*grid)``) is weighted by each coil's sensitivity ``S_c`` (``coil_maps``, shape
+``(coils, *grid)``), transformed and sampled by a per-coil operator ``P F`` — Cartesian
+sampling (:class:`~medrestore.physics.mri.fourier.CartesianSampling`) or, for non-Cartesian
+data, a NUFFT with the same interface (input ``(*grid)``, coils as a leading axis). The
+adjoint is ``Aᴴ y = Σ_c conj(S_c) ⊙ (P F)ᴴ y_c``.
+
+ESPIRiT maps are normalised so that ``Σ_c |S_c|² = 1`` inside the object, which makes
+``‖A‖ ≤ 1`` for Cartesian sampling and keeps step sizes and regularisation weights
+independent of the coil array.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medrestore.core.fft import ifftc, rss
+from medrestore.physics.mri.fourier import CartesianSampling
+from medrestore.physics.mri.operators import LinearOperator
+
+
+class CoilExpansion(LinearOperator):
+    """``x ↦ S ⊙ x``: one image to ``coils`` coil images; adjoint ``Σ_c conj(S_c) y_c``.
+
+    Args:
+        coil_maps: complex64 ``(coils, *grid)`` (or with leading batch axes matching the input's).
+    """
+
+    def __init__(self, coil_maps: torch.Tensor) -> None:
+        grid = tuple(coil_maps.shape[1:])
+        super().__init__(grid, tuple(coil_maps.shape))
+        self.coil_maps = coil_maps.detach().to(torch.complex64).clone()
+        self.grid_ndim = len(grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(-self.grid_ndim - 1) * self.coil_maps.to(x.device)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.sum(y * self.coil_maps.to(y.device).conj(), dim=-self.grid_ndim - 1)
+
+    def squared_norm_bound(self) -> float:
+        """``max_r Σ_c |S_c(r)|²`` (exact)."""
+        return float((self.coil_maps.abs() ** 2).sum(dim=-self.grid_ndim - 1).max())
+
+
+class SenseOperator(LinearOperator):
+    """``A = (P F) ∘ S``: image ``(*grid)`` → multi-coil samples ``(coils, *samples)``.
+
+    Args:
+        coil_maps: complex ``(coils, *grid)``.
+        sampling: per-coil acquisition operator with ``input_shape == grid`` (Cartesian
+            sampling, or a NUFFT for non-Cartesian trajectories).
+    """
+
+    def __init__(self, coil_maps: torch.Tensor, sampling: LinearOperator) -> None:
+        grid = tuple(coil_maps.shape[1:])
+        if sampling.input_shape != grid:
+            raise ValueError(f"sampling operator expects images of shape {sampling.input_shape}, coil maps are {grid}")
+        super().__init__(grid, (int(coil_maps.shape[0]), *sampling.output_shape))
+        self.coils = CoilExpansion(coil_maps)
+        self.sampling = sampling
+        # Cartesian fast path on even grids: fold fftc's sign modulation into the maps, so that
+        # A x = w ⊙ fft(S̃ ⊙ x) with S̃ = C ⊙ S and w = s·C·M (see CartesianSampling).
+        self._modulated = None
+        if isinstance(sampling, CartesianSampling) and sampling.input_modulation is not None:
+            modulated_maps = self.coils.coil_maps * sampling.input_modulation
+            self._modulated = CoilExpansion(modulated_maps)
+
+    @property
+    def coil_maps(self) -> torch.Tensor:
+        return self.coils.coil_maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._modulated is not None:
+            axes = self.sampling.axes  # type: ignore[attr-defined]
+            spectrum = torch.fft.fftn(self._modulated.forward(x), dim=axes, norm="ortho")
+            return spectrum * self.sampling.output_weights.to(x.device)  # type: ignore[attr-defined]
+        return self.sampling.forward(self.coils.forward(x))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self._modulated is not None:
+            axes = self.sampling.axes  # type: ignore[attr-defined]
+            weighted = y * self.sampling.output_weights.to(y.device)  # type: ignore[attr-defined]
+            return self._modulated.adjoint(torch.fft.ifftn(weighted, dim=axes, norm="ortho"))
+        return self.coils.adjoint(self.sampling.adjoint(y))
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        if self._modulated is not None:
+            axes = self.sampling.normal_axes  # type: ignore[attr-defined]
+            spectrum = torch.fft.fftn(self._modulated.forward(x), dim=axes, norm="ortho")
+            spectrum = spectrum * self.sampling.mask.to(x.device)  # type: ignore[attr-defined]
+            # A transform along a leading axis returns transposed strides; the coil sum is far
+            # faster on a contiguous tensor.
+            return self._modulated.adjoint(torch.fft.ifftn(spectrum, dim=axes, norm="ortho").contiguous())
+        return self.coils.adjoint(self.sampling.normal(self.coils.forward(x)))
+
+    def squared_norm_bound(self) -> float | None:
+        """``‖P F‖² · max_r Σ_c |S_c(r)|²`` when the sampling operator has a bound."""
+        sampling = self.sampling.squared_norm_bound()
+        return None if sampling is None else sampling * self.coils.squared_norm_bound()
+
+
+def cartesian_sense(coil_maps: torch.Tensor, mask: torch.Tensor) -> SenseOperator:
+    """SENSE operator for Cartesian data: ``mask`` broadcastable to the grid of ``coil_maps``."""
+    return SenseOperator(coil_maps, CartesianSampling(mask, tuple(coil_maps.shape[1:])))
+
+
+def coil_combine(coil_images: torch.Tensor, coil_maps: torch.Tensor) -> torch.Tensor:
+    """Sensitivity-weighted combination ``Σ_c conj(S_c) x_c`` (the adjoint of :class:`CoilExpansion`).
+
+    Args:
+        coil_images: complex ``(*batch, coils, *grid)``.
+        coil_maps: complex ``(coils, *grid)``.
+    """
+    grid_ndim = coil_maps.ndim - 1
+    return torch.sum(coil_images * coil_maps.to(coil_images.device).conj(), dim=-grid_ndim - 1)
+
+
+def zero_filled_rss(kspace: torch.Tensor, grid_ndim: int = 2) -> torch.Tensor:
+    """Root-sum-of-squares of the inverse FFT of zero-filled k-space ``(*batch, coils, *grid)``.
+
+    The fastMRI baseline image: ``sqrt(Σ_c |ifftc(y_c)|²)``, real ``(*batch, *grid)``.
+    """
+    return rss(ifftc(kspace, grid_ndim), coil_axis=-grid_ndim - 1)

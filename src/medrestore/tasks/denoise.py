@@ -1,0 +1,199 @@
+"""Denoise an image file with a trained model: one entry point, one workflow per modality.
+
+:func:`denoise_file` reads the input, dispatches on ``modality`` to the workflow registered in
+:data:`WORKFLOWS` and writes the result atomically in the input's dtype and intensity range.
+A new modality (MRI denoising) is one more function with the signature of
+:func:`denoise_oct` and one more entry in :data:`WORKFLOWS` and :data:`DEFAULT_MODELS`.
+
+OCT (``modality="oct"``): the input is one B-scan or a stack of B-scans (multi-page TIFF).
+Values are brought to the 8-bit scale the OCT models are trained on
+(:func:`medrestore.data.oct.eight_bit_scale`: 16-bit full range → 0–255), restored, clipped to
+0–255 and mapped back, so 8- and 16-bit files come out in their own dtype and range. With
+``frames`` (neighbouring B-scans of the same location, same shape as the input) the input is
+stacked with them as channels for a multi-frame model. Images larger than
+:data:`WHOLE_IMAGE_PIXELS` are processed in overlapping tiles.
+
+``model`` is a zoo name (``medrestore models``) or the path of a training checkpoint
+(``last.pt``/``best.pt`` of ``medrestore train``); ``None`` takes the modality's default
+(:data:`DEFAULT_MODELS`, or :data:`DEFAULT_MULTIFRAME_MODELS` when frames are given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medrestore.core.device import select_device
+from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.image import Image
+from medrestore.data.normalisation import normalisation_from_record
+from medrestore.data.oct import EIGHT_BIT_MAX, read_bscans
+from medrestore.inference import Predictor
+from medrestore.io import cast_to_dtype, write_image
+from medrestore.zoo import load_pretrained
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_MULTIFRAME_MODELS",
+    "WORKFLOWS",
+    "DenoiseResult",
+    "denoise_file",
+    "denoise_oct",
+    "load_denoiser",
+]
+
+DEFAULT_MODELS: dict[str, str] = {"oct": "resunet-oct-duke"}
+"""The shipped single-frame model used when no ``model`` is given, per modality."""
+DEFAULT_MULTIFRAME_MODELS: dict[str, str] = {"oct": "multiframe-oct-duke"}
+"""The shipped model used when neighbouring ``frames`` are given, per modality."""
+WHOLE_IMAGE_PIXELS = 2048 * 2048
+"""Images up to this many pixels go through the network in one pass; larger ones are tiled."""
+TILE = (512, 512)
+TILE_OVERLAP = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiseResult:
+    """What :func:`denoise_file` did.
+
+    Attributes:
+        output: the written file.
+        modality: the workflow used.
+        model: the zoo name or checkpoint path of the model.
+        images: B-scans (slices) restored.
+        frames: frames stacked per input (1 for single-frame models).
+        seconds_per_image: mean wall time of the network per B-scan (slice).
+    """
+
+    output: Path
+    modality: str
+    model: str
+    images: int
+    frames: int
+    seconds_per_image: float
+
+
+def load_denoiser(model: str | None, modality: str, multi_frame: bool, device: str = "auto") -> tuple[Predictor, str]:
+    """The :class:`Predictor` for ``model`` (zoo name or checkpoint path; ``None``: the default) and its label.
+
+    Zoo models run on whole images (tiling is decided per image by the caller); checkpoints
+    keep the tiling settings they were trained with.
+
+    Raises:
+        MedrestoreError: unknown zoo name, or a zoo model made for another task or modality.
+        InputError: an unreadable checkpoint.
+    """
+    defaults = DEFAULT_MULTIFRAME_MODELS if multi_frame else DEFAULT_MODELS
+    name = model if model is not None else defaults[modality]
+    target = select_device(device)
+    if Path(name).suffix == ".pt" or Path(name).is_file():
+        return Predictor.from_checkpoint(name, target), name
+    network, card = load_pretrained(name, target)
+    if card.task != "denoise" or card.modality not in (modality, "any"):
+        raise MedrestoreError(f"zoo model {name!r} is a {card.modality} {card.task} model, not a {modality} denoiser")
+    return Predictor(network, normalisation_from_record(card.normalisation), window=None, device=target), name
+
+
+def _frame_stacks(path: Path, frames: Sequence[str | Path]) -> tuple[torch.Tensor, Image, float]:
+    """Input and neighbours as ``(B, F, H, W)`` on the 8-bit scale, the input :class:`Image` and its scale."""
+    bscans, image, scale = read_bscans(path)
+    stacks = [bscans]
+    for frame_path in frames:
+        neighbour, _, _ = read_bscans(frame_path)
+        if neighbour.shape != bscans.shape:
+            raise InputError(frame_path, f"has B-scans of shape {tuple(neighbour.shape)}; the input {path} has {tuple(bscans.shape)}")
+        stacks.append(neighbour)
+    return torch.stack(stacks, dim=1), image, scale
+
+
+def _restored_image(image: Image, restored: torch.Tensor) -> Image:
+    """``restored`` ``(B, H, W)`` back in the layout of ``image`` (inverse of :func:`~medrestore.data.oct.bscan_stack`)."""
+    if image.spatial_ndim == 2 and image.data.ndim == 2:
+        return image.with_data(restored[0])
+    if image.spatial_ndim == 2:
+        return image.with_data(restored.movedim(0, -1).contiguous())
+    return image.with_data(restored)
+
+
+def _tiled(predictor: Predictor, shape: tuple[int, ...]) -> Predictor:
+    """``predictor`` itself, or a tiled copy for images above :data:`WHOLE_IMAGE_PIXELS`."""
+    if predictor.window is not None or shape[0] * shape[1] <= WHOLE_IMAGE_PIXELS:
+        return predictor
+    return Predictor(predictor.model, predictor.normalisation, TILE, TILE_OVERLAP, predictor.device, predictor.blend, predictor.batch_size)
+
+
+def _check_frame_count(path: Path, label: str, expected: int, given: int) -> None:
+    """Refuse a stack of ``given`` frames for a model taking ``expected``."""
+    if given == expected:
+        return
+    if expected == 1:
+        raise InputError(path, f"model {label!r} takes a single frame; use a multi-frame model with --frames")
+    raise InputError(
+        path, f"model {label!r} takes {expected} frame(s) (the input and {expected - 1} neighbours); got {given}: pass {expected - 1} --frames"
+    )
+
+
+def denoise_oct(
+    input_path: Path, output_path: Path, model: str | None, frames: Sequence[str | Path], device: str
+) -> DenoiseResult:
+    """The OCT workflow of :func:`denoise_file` (see the module docstring)."""
+    predictor, label = load_denoiser(model, "oct", bool(frames), device)
+    stacks, image, scale = _frame_stacks(input_path, frames)
+    _check_frame_count(input_path, label, int(getattr(predictor.model, "in_channels", 1)), int(stacks.shape[1]))
+    runner = _tiled(predictor, tuple(stacks.shape[2:]))
+    outputs = []
+    started = time.perf_counter()
+    for stack in stacks:
+        outputs.append(runner.predict(stack).reshape(stack.shape[1:]))
+    seconds = (time.perf_counter() - started) / stacks.shape[0]
+    restored = torch.stack(outputs).clamp(0.0, EIGHT_BIT_MAX) / scale
+    dtype = str(image.metadata.get("dtype", "float32"))
+    values = torch.from_numpy(cast_to_dtype(restored.numpy().astype(np.float64), dtype).astype(np.float32))
+    written = write_image(_restored_image(image, values), output_path, dtype=dtype)
+    return DenoiseResult(Path(written), "oct", label, int(stacks.shape[0]), int(stacks.shape[1]), seconds)
+
+
+Workflow = Callable[[Path, Path, str | None, Sequence[str | Path], str], DenoiseResult]
+WORKFLOWS: dict[str, Workflow] = {"oct": denoise_oct}
+"""Modality → workflow ``(input, output, model, frames, device) → DenoiseResult``."""
+
+
+def denoise_file(
+    input: str | Path,
+    output: str | Path,
+    modality: str,
+    model: str | None = None,
+    frames: Sequence[str | Path] | None = None,
+    device: str = "auto",
+) -> DenoiseResult:
+    """Denoise the image file ``input`` into ``output`` with the ``modality`` workflow.
+
+    Args:
+        input: image file (TIFF — multi-page for a stack —, PNG, NIfTI, DICOM, NumPy).
+        output: destination; its extension picks the format; written atomically in the
+            input's dtype (the input is never modified).
+        modality: a key of :data:`WORKFLOWS` (``"oct"``).
+        model: zoo name or checkpoint path; ``None`` for the modality's default.
+        frames: neighbouring frames of the same location for a multi-frame model.
+        device: ``auto``, ``cpu``, ``cuda``…
+
+    Raises:
+        MedrestoreError: unknown modality or model.
+        InputError: unreadable input, frames that do not match it, or a model/frames mismatch.
+
+    Example:
+        >>> denoise_file("bscan.tif", "bscan-denoised.tif", "oct")  # doctest: +SKIP
+    """
+    if modality not in WORKFLOWS:
+        raise MedrestoreError(f"no denoising workflow for modality {modality!r}; available: {', '.join(WORKFLOWS)}")
+    input_path, output_path = Path(input), Path(output)
+    if not input_path.exists():
+        raise InputError(input_path, "input file does not exist")
+    if input_path.resolve() == output_path.resolve():
+        raise InputError(output_path, "is the input file; choose another output so the input is not modified")
+    return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)

@@ -1,0 +1,82 @@
+"""ESPIRiT: recovers known coil maps on simulated data; matches sigpy's EspiritCalib on the real brain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medrestore.core.fft import fftc, ifftc, rss
+from medrestore.physics.mri import EspiritOptions, calibration_region, calibration_shape, espirit_maps, poisson_disc_mask
+from medrestore.physics.mri.masks import random_line_mask
+from test_mri_operators import _coil_maps
+
+BRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-raw-pulseq" / "2024-02-06-164128.dat"
+
+
+def _phantom(shape: tuple[int, int]) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(-1, 1, shape[0]), torch.linspace(-1, 1, shape[1]), indexing="ij")
+    image = ((x / 0.8) ** 2 + (y / 0.9) ** 2 < 1).float() + 0.5 * ((x - 0.2) ** 2 + y**2 < 0.1).float()
+    return (image * torch.exp(1j * 0.5 * x)).to(torch.complex64)
+
+
+def test_espirit_recovers_simulated_maps() -> None:
+    """Inside the object the estimated maps equal the true ones up to one phase per pixel."""
+    shape = (48, 48)
+    true_maps = _coil_maps(6, shape)
+    image = _phantom(shape)
+    kspace = fftc(true_maps * image)
+    maps, eigenvalues = espirit_maps(kspace, None, EspiritOptions(calibration_width=24, kernel_width=6, crop=0.9))
+    inside = image.abs() > 0.5
+    inner = inner_erode(inside)
+    correlation = (maps.conj() * true_maps).sum(0).abs()
+    assert float(correlation[inner].min()) > 0.98
+    assert torch.allclose((maps.abs() ** 2).sum(0)[inner], torch.ones(int(inner.sum())), atol=1e-4)
+    assert float(eigenvalues[inner].min()) > 0.9
+    assert torch.all(maps[0][maps[0].abs() > 0].imag.abs() < 1e-4)  # coil 0 carries no phase
+
+
+def inner_erode(mask: torch.Tensor) -> torch.Tensor:
+    """The mask shrunk by 3 pixels (edges of the support are excluded from the comparison)."""
+    eroded = mask.clone()
+    for _ in range(3):
+        eroded = eroded & torch.roll(eroded, 1, 0) & torch.roll(eroded, -1, 0) & torch.roll(eroded, 1, 1) & torch.roll(eroded, -1, 1)
+    return eroded
+
+
+def test_calibration_region_follows_mask() -> None:
+    mask = random_line_mask((64, 48), 4, 0.125, 0, axis=-2)  # 8 centre lines
+    assert calibration_shape(mask, (64, 48), 24) == (8, 24)
+    assert calibration_shape(None, (64, 48), 24) == (24, 24)
+    box = torch.zeros(64, 64, dtype=torch.bool)
+    box[28:36, 28:36] = True
+    box[32, 10:50] = True  # a sampled run along the centre row must not widen the box
+    assert calibration_region(box, (64, 64), 24) == (slice(28, 36), slice(28, 36))
+    pattern = poisson_disc_mask((64, 64), 4, (8, 8), seed=0)
+    region = calibration_region(pattern, (64, 64), 24)
+    assert bool(pattern[region].all()) and calibration_shape(pattern, (64, 64), 24) >= (8, 8)
+    with pytest.raises(ValueError, match="smaller than the ESPIRiT kernel"):
+        espirit_maps(torch.ones(2, 64, 48, dtype=torch.complex64) * mask, mask, EspiritOptions(kernel_width=10))
+
+
+def test_espirit_matches_sigpy_on_brain() -> None:
+    """Real 16-coil brain slice: identical support and maps (|Δ| < 1e-4) to sigpy's EspiritCalib defaults."""
+    sigpy_mri = pytest.importorskip("sigpy.mri", reason="sigpy (optional benchmark dependency) is not installed")
+    pytest.importorskip("twixtools", reason="reading twix needs the 'twixtools' package")
+    if not BRAIN.is_file():
+        pytest.skip(f"real data {BRAIN} is not present")
+    from medrestore.io import read_kspace
+
+    kspace = read_kspace(BRAIN).data
+    ours, _ = espirit_maps(kspace)
+    theirs = torch.from_numpy(sigpy_mri.app.EspiritCalib(kspace.numpy(), show_pbar=False).run()).to(torch.complex64)
+    support_ours, support_theirs = ours.abs().sum(0) > 0, theirs.abs().sum(0) > 0
+    assert float((support_ours == support_theirs).float().mean()) > 0.999
+    common = support_ours & support_theirs
+    assert float((ours - theirs)[:, common].abs().max()) < 1e-4
+    combined = (ifftc(kspace) * ours.conj()).sum(0).abs()
+    reference = rss(ifftc(kspace), 0)
+    bright = common & (reference > 0.2 * reference.max())
+    np.testing.assert_allclose(combined[bright].numpy(), reference[bright].numpy(), rtol=0.1)

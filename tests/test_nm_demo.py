@@ -1,0 +1,33 @@
+"""The demo's NM super-resolution section: built-in data, shipped zoo models, sensible numbers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from medrestore.tasks.demo import DEMO_SECTIONS, DemoContext
+from medrestore.tasks.demo_nm import nm_superres_section
+
+torch.set_num_threads(1)
+
+
+def test_nm_section_restores_in_counts_and_beats_bicubic(tmp_path: Path) -> None:
+    assert nm_superres_section in DEMO_SECTIONS
+    context = DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True)
+    start = time.perf_counter()
+    section = nm_superres_section(context)
+    assert time.perf_counter() - start < 60.0
+    assert (tmp_path / "nm_superres.png").stat().st_size > 10_000
+    rows = {(row[0], row[1]): row for row in section.rows}
+    images = {image for image, _ in rows}
+    assert images == {"bone scan (2.4 mm)", "camera paper phantom (1 mm)"} and len(rows) == 8
+    assert all(row[4] < 1e-9 for row in section.rows)  # total counts kept
+    bone, camera = "bone scan (2.4 mm)", "camera paper phantom (1 mm)"
+    default, refined = "ML-EM, 20 iterations + post-filter (default)", "ML-EM + VDSR (zoo nm-mlem-vdsr-x4)"
+    # measured (seed 0): bone scan 27.84 → 30.13 dB, SSIM 0.742 → 0.825; camera 20.89 → 21.80 dB, SSIM 0.554 → 0.588 (refined)
+    assert rows[(bone, default)][2] > rows[(bone, "bicubic (count-preserving)")][2] + 1.5
+    assert rows[(bone, default)][3] > rows[(bone, "bicubic (count-preserving)")][3] + 0.05
+    assert rows[(camera, default)][2] > rows[(camera, "bicubic (count-preserving)")][2] + 0.5
+    assert rows[(camera, refined)][3] > rows[(camera, "bicubic (count-preserving)")][3] + 0.02

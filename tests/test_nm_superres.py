@@ -1,0 +1,113 @@
+"""NM super-resolution task: counts kept, geometry, system response, methods and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.image import Image, affine_from_spacing
+from medrestore.core.random import make_generator
+from medrestore.data.nm_phantoms import hot_spot_phantom
+from medrestore.io import read_image, write_image
+from medrestore.metrics import evaluate
+from medrestore.models import create_model
+from medrestore.physics.degradations import GammaCamera
+from medrestore.tasks.superres import (
+    PlanarAcquisition,
+    SystemResponse,
+    keep_total_counts,
+    load_super_resolution,
+    superres_image,
+    system_response,
+)
+
+torch.set_num_threads(1)
+
+
+def test_keep_total_counts_clips_and_rescales() -> None:
+    restored = torch.tensor([[-2.0, 1.0], [3.0, 0.0]])
+    kept = keep_total_counts(restored, 8.0)
+    assert kept.tolist() == [[0.0, 2.0], [6.0, 0.0]] and kept.dtype == torch.float64
+    assert keep_total_counts(-torch.ones(2, 2), 8.0).tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    assert float(keep_total_counts(restored, 0.0).abs().sum()) == 0.0
+
+
+def test_bicubic_is_count_preserving_and_keeps_world_positions() -> None:
+    counts = torch.poisson(torch.full((8, 6, 2), 30.0), generator=make_generator(0))  # two frames
+    affine = np.array([[0.0, -4.0, 0.0, 10.0], [4.0, 0.0, 0.0, -20.0], [0.0, 0.0, 2.0, 5.0], [0, 0, 0, 1.0]])
+    image = Image(counts, affine, 2, "nm", {})
+    restored = superres_image(image, load_super_resolution("bicubic", 4))
+    assert restored.shape == (32, 24, 2) and restored.spacing == (1.0, 1.0) and restored.modality == "nm"
+    for frame in range(2):
+        assert float(restored.data[..., frame].double().sum()) == pytest.approx(float(counts[..., frame].sum()), rel=1e-6)
+    # the centre of fine pixels (4i + 1.5, 4j + 1.5) is the centre of coarse pixel (i, j)
+    coarse = affine @ np.array([3.0, 2.0, 0.0, 1.0])
+    fine = restored.affine @ np.array([4 * 3 + 1.5, 4 * 2 + 1.5, 0.0, 1.0])
+    np.testing.assert_allclose(fine, coarse, atol=1e-12)
+
+
+def test_multi_frame_volume_is_a_stack_of_planar_frames() -> None:
+    counts = torch.poisson(torch.full((3, 8, 10), 20.0), generator=make_generator(1))
+    image = Image(counts, affine_from_spacing((5.0, 4.0, 4.0)), 3, "nm", {})
+    restored = superres_image(image, load_super_resolution("mlem", 4, iterations=3), SystemResponse(PlanarAcquisition(), 1.0, "test"))
+    assert restored.shape == (3, 32, 40) and restored.spacing == (5.0, 1.0, 1.0)
+    totals = restored.data.double().sum(dim=(1, 2))
+    assert torch.allclose(totals, counts.double().sum(dim=(1, 2)), rtol=1e-6)
+    with pytest.raises(InputError, match="non-negative"):
+        superres_image(Image.from_array(-np.ones((8, 8), np.float32)), load_super_resolution("bicubic", 2))
+
+
+def test_system_response_from_record_spacing_or_default(tmp_path: Path) -> None:
+    image = Image.from_array(np.ones((16, 16), np.float32), spacing=(8.8, 8.8))
+    from_spacing = system_response(image, 4)
+    assert from_spacing.pixel_size_mm == pytest.approx(2.2) and from_spacing.acquisition.collimator == "LEGP"
+    assert from_spacing.fwhm_pixels == pytest.approx(PlanarAcquisition().resolution_mm / 2.2)
+    write_image(image, tmp_path / "low.npy")
+    assert system_response(read_image(tmp_path / "low.npy"), 4).pixel_size_mm == 1.0  # no stored spacing
+    record = {"degradation": {"kind": "gamma-camera", "scale": 4, "collimator": "LEHR", "distance_mm": 50.0,
+                              "isotope": "I-123", "pixel_size_mm": 0.67, "scatter_fraction": 0.0}}  # fmt: skip
+    (tmp_path / "low.npy.json").write_text(json.dumps(record))
+    recorded = system_response(image, 4, tmp_path / "low.npy")
+    assert recorded.pixel_size_mm == 0.67 and recorded.acquisition == PlanarAcquisition("LEHR", "I-123", 50.0)
+    assert "degrade record" in recorded.source
+    with pytest.raises(ConfigError, match="--scale 4"):
+        system_response(image, 2, tmp_path / "low.npy")
+
+
+def test_mlem_beats_bicubic_on_a_default_acquisition() -> None:
+    original = torch.from_numpy(hot_spot_phantom(128, make_generator(3))) * 200.0
+    coarse = GammaCamera(pixel_size_mm=1.5)(original, make_generator(4))
+    fwhm = SystemResponse(PlanarAcquisition(), 1.5, "test").fwhm_pixels
+    scores = {}
+    for method in ("bicubic", "mlem"):
+        restored = load_super_resolution(method, 4)(coarse, fwhm)
+        assert float(restored.sum()) == pytest.approx(float(coarse.sum()), rel=1e-9)
+        scores[method] = evaluate(restored, original)["psnr"]
+    assert scores["mlem"] > scores["bicubic"] + 1.0
+
+
+def test_network_methods_load_checkpoints_and_check_their_scale(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    network = create_model("srresnet", {"width": 4, "blocks": 1, "scale": 4})
+    payload = {
+        "model": {"name": "srresnet", "options": {"width": 4, "blocks": 1, "scale": 4}, "state_dict": network.state_dict()},
+        "normalisation": {"kind": "minmax-image"}, "inference": {"window": None},
+    }  # fmt: skip
+    torch.save(payload, tmp_path / "net.pt")
+    method = load_super_resolution("srresnet", 4, str(tmp_path / "net.pt"))
+    counts = torch.poisson(torch.full((12, 10), 50.0), generator=make_generator(5))
+    restored = method(counts)
+    assert restored.shape == (48, 40) and float(restored.sum()) == pytest.approx(float(counts.sum()), rel=1e-9)
+    with pytest.raises(ConfigError, match="needs ×2"):
+        load_super_resolution("srresnet", 2, str(tmp_path / "net.pt"))
+    with pytest.raises(ConfigError, match="unknown super-resolution method"):
+        load_super_resolution("nearest", 4)
+    with pytest.raises(ConfigError, match="not bicubic"):
+        load_super_resolution("bicubic", 4, str(tmp_path / "net.pt"))
+    with pytest.raises(ConfigError, match="needs the system response"):
+        load_super_resolution("mlem", 4)(counts)

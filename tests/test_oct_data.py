@@ -1,0 +1,211 @@
+"""OCT data: the Duke/Bioptigen and noisy/clean layouts, 8/16-bit and multi-page files, pairs, crops, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import yaml
+from PIL import Image as PILImage
+
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.data.normalisation import NoNormalisation
+from medrestore.data.oct import (
+    DUKE_NOISY_FRAMES,
+    OCTDataConfig,
+    OCTPairs,
+    detect_layout,
+    eight_bit_scale,
+    oct_sources,
+    read_bscans,
+    read_duke_subject,
+    read_noisy_clean_folders,
+)
+from medrestore.data.paired import PairedPatchDataset, PatchSampling
+from medrestore.data.patches import count_grid_positions
+from medrestore.training import load_config
+from medrestore.training.experiment import build_sources
+
+SHAPE = (24, 40)
+
+
+def frame_values(subject: int, frame: int) -> np.ndarray:
+    """A distinct, recognisable 8-bit image per (subject, frame): frame 0 is test, 5 the average."""
+    rows, cols = np.meshgrid(np.arange(SHAPE[0]), np.arange(SHAPE[1]), indexing="ij")
+    return ((rows * 3 + cols * 2 + 17 * subject + 40 * frame) % 256).astype(np.uint8)
+
+
+def make_duke(root: Path, subjects: range = range(1, 5)) -> Path:
+    for subject in subjects:
+        folder = root / str(subject)
+        folder.mkdir(parents=True)
+        for index, name in enumerate((*DUKE_NOISY_FRAMES, "average")):
+            tifffile.imwrite(folder / f"{name}.tif", frame_values(subject, index))
+    return root
+
+
+def test_duke_subject_frames_in_order_with_average(tmp_path: Path) -> None:
+    make_duke(tmp_path)
+    group = read_duke_subject(tmp_path / "2")
+    assert group.frame_names == ("test", "1", "2", "3", "4")
+    assert group.frames.shape == (5, *SHAPE) and group.frames.dtype == torch.float32
+    for index in range(5):
+        np.testing.assert_array_equal(group.frames[index].numpy(), frame_values(2, index))
+    assert group.reference is not None
+    np.testing.assert_array_equal(group.reference.numpy(), frame_values(2, 5))
+    assert detect_layout(tmp_path) == "duke"
+
+
+def test_duke_missing_files(tmp_path: Path) -> None:
+    make_duke(tmp_path, range(1, 2))
+    (tmp_path / "1" / "3.tif").unlink()
+    assert read_duke_subject(tmp_path / "1").frame_names == ("test", "1", "2", "4")
+    (tmp_path / "1" / "test.tif").unlink()
+    with pytest.raises(InputError, match="test.tif"):
+        read_duke_subject(tmp_path / "1")
+    (tmp_path / "1" / "average.tif").unlink()
+    with pytest.raises(InputError, match="average.tif"):
+        read_duke_subject(tmp_path / "1", frames=("1", "2"))
+
+
+def test_png_frames_are_read_too(tmp_path: Path) -> None:
+    folder = tmp_path / "7"
+    folder.mkdir()
+    for index, name in enumerate((*DUKE_NOISY_FRAMES, "average")):
+        PILImage.fromarray(frame_values(7, index)).save(folder / f"{name}.png")
+    group = read_duke_subject(folder)
+    np.testing.assert_array_equal(group.frames[3].numpy(), frame_values(7, 3))
+
+
+def test_sixteen_bit_is_mapped_to_the_eight_bit_scale(tmp_path: Path) -> None:
+    values = np.array([[0, 257, 65535], [1000, 2570, 32896]], dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "scan.tif", values)
+    stack, image, scale = read_bscans(tmp_path / "scan.tif")
+    assert scale == pytest.approx(255 / 65535)
+    assert image.metadata["dtype"] == "uint16"
+    np.testing.assert_allclose(stack[0].numpy(), values * 255.0 / 65535.0, rtol=1e-6)
+    assert eight_bit_scale("uint8", 255.0) == 1.0
+    assert eight_bit_scale("float32", 0.8) == 255.0
+    assert eight_bit_scale("float32", 200.0) == 1.0
+    assert eight_bit_scale("float32", 510.0) == 0.5
+
+
+def test_noisy_clean_folders_with_stacks(tmp_path: Path) -> None:
+    (tmp_path / "noisy").mkdir()
+    (tmp_path / "clean").mkdir()
+    repeated = np.stack([frame_values(1, index) for index in range(3)])
+    tifffile.imwrite(tmp_path / "noisy" / "eye.tif", repeated, photometric="minisblack")  # 3 repeated frames, one average
+    tifffile.imwrite(tmp_path / "clean" / "eye.tif", frame_values(1, 5))
+    volume = np.stack([frame_values(2, index) for index in range(4)])
+    tifffile.imwrite(tmp_path / "noisy" / "vol.tif", volume, photometric="minisblack")  # 4 B-scans, 4 clean B-scans
+    tifffile.imwrite(tmp_path / "clean" / "vol.tif", volume // 2, photometric="minisblack")
+    groups = read_noisy_clean_folders(tmp_path)
+    assert detect_layout(tmp_path) == "folders"
+    assert [group.frames.shape[0] for group in groups] == [3, 1, 1, 1, 1]
+    assert groups[0].frame_names == ("0", "1", "2")
+    np.testing.assert_array_equal(groups[3].reference.numpy(), volume[2] // 2)
+    assert len(OCTPairs(groups)) == 3 + 4
+    with pytest.raises(InputError, match="missing"):
+        (tmp_path / "clean" / "vol.tif").unlink()
+        read_noisy_clean_folders(tmp_path)
+
+
+def test_pairs_single_stacked_and_noise2noise(tmp_path: Path) -> None:
+    make_duke(tmp_path, range(1, 3))
+    groups = [read_duke_subject(tmp_path / "1"), read_duke_subject(tmp_path / "2")]
+    generator = torch.Generator()
+
+    single = OCTPairs(groups)
+    assert len(single) == 10
+    noisy, clean = single.pair(7, generator)  # subject 2, frame "2"
+    np.testing.assert_array_equal(noisy[0].numpy(), frame_values(2, 2))
+    np.testing.assert_array_equal(clean[0].numpy(), frame_values(2, 5))
+    assert single.name(7).endswith(":2->average")
+
+    stacked = OCTPairs(groups, frames=("test", "3"), stack=3)
+    assert len(stacked) == 4
+    noisy, _ = stacked.pair(1, generator)  # subject 1, frame "3" then its first two neighbours
+    assert noisy.shape == (3, *SHAPE)
+    for channel, frame in enumerate((3, 0, 1)):
+        np.testing.assert_array_equal(noisy[channel].numpy(), frame_values(1, frame))
+
+    pairs = OCTPairs(groups, frames=("1", "2", "3"), target="noise2noise")
+    assert len(pairs) == 2 * 3 * 2
+    noisy, target = pairs.pair(1, generator)  # subject 1: frame "1" → frame "3"
+    np.testing.assert_array_equal(noisy[0].numpy(), frame_values(1, 1))
+    np.testing.assert_array_equal(target[0].numpy(), frame_values(1, 3))
+
+    first = OCTPairs(groups, first_only=True)
+    assert len(first) == 2 and first.name(1).endswith(":test->average")
+    with pytest.raises(ConfigError, match="stack"):
+        OCTPairs(groups, stack=6)
+
+
+def test_subject_split_is_disjoint_and_validates_on_the_test_frame(tmp_path: Path) -> None:
+    make_duke(tmp_path, range(1, 6))
+    training, validation = oct_sources(OCTDataConfig(root=str(tmp_path), validation_subjects=("4", "5")))
+    assert len(training) == 3 * 5
+    assert validation is not None and len(validation) == 2
+    assert {Path(group.name).name for group in training.groups} == {"1", "2", "3"}
+    assert [validation.name(i).split(":")[1] for i in range(2)] == ["test->average", "test->average"]
+    with pytest.raises(ConfigError, match="also training"):
+        OCTDataConfig(root=str(tmp_path), subjects=("1", "2"), validation_subjects=("2",))
+    with pytest.raises(ConfigError, match="stack"):
+        OCTDataConfig(root=str(tmp_path), target="noise2noise", stack=2)
+
+
+def test_training_config_with_the_oct_layout(tmp_path: Path) -> None:
+    make_duke(tmp_path / "duke", range(1, 4))
+    config_path = tmp_path / "configs" / "run.yaml"
+    config_path.parent.mkdir()
+    config = {
+        "data": {
+            "layout": "oct",
+            "oct": {"root": "../duke", "subjects": ["1", "2"], "validation_subjects": ["3"], "frames": ["test", "1"]},
+            "patch_size": [16, 16],
+        },
+        "model": {"name": "resunet"},
+    }
+    config_path.write_text(yaml.safe_dump(config))
+    loaded = load_config(config_path)
+    assert loaded.data.oct is not None and loaded.data.oct.root == str((tmp_path / "duke").resolve())
+    sources = build_sources(loaded.data, seed=0)
+    assert len(sources.training) == 4 and sources.validation is not None and len(sources.validation) == 1
+    config["data"]["pairs"] = [["a.tif", "b.tif"]]
+    config_path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="oct"):
+        load_config(config_path)
+
+
+def test_seed_recipe_crops_hold_the_patch_grid(tmp_path: Path) -> None:
+    make_duke(tmp_path, range(1, 3))
+    source = OCTPairs([read_duke_subject(tmp_path / "1"), read_duke_subject(tmp_path / "2")], frames=("test",))
+    sampling = PatchSampling((5, 5), stride=(3, 3), crop_size=(11, 13), crops_per_image=4)
+    dataset = PairedPatchDataset(source, NoNormalisation(), sampling, seed=3)
+    per_crop = count_grid_positions((11, 13), (5, 5), (3, 3))
+    assert per_crop == 3 * 4 and len(dataset) == 2 * 4 * per_crop
+    image = source.pair(0, torch.Generator())[0][0]
+    for crop in range(4):
+        starts = [dataset.grid_start(0, SHAPE, crop * per_crop + index) for index in range(per_crop)]
+        corner = starts[0]
+        assert {(r - corner[0], c - corner[1]) for r, c in starts} == {(r, c) for r in (0, 3, 6) for c in (0, 3, 6, 8)}
+        assert 0 <= corner[0] <= SHAPE[0] - 11 and 0 <= corner[1] <= SHAPE[1] - 13
+    patch, _ = dataset.item(epoch=5, index=per_crop + 2)
+    start = dataset.grid_start(0, SHAPE, per_crop + 2)
+    torch.testing.assert_close(patch[0], image[start[0] : start[0] + 5, start[1] : start[1] + 5])
+    assert dataset.grid_start(0, SHAPE, 7) == PairedPatchDataset(source, NoNormalisation(), sampling, seed=3).grid_start(0, SHAPE, 7)
+    with pytest.raises(ConfigError, match="stride"):
+        PatchSampling((5, 5), crop_size=(11, 13))
+
+
+def test_real_duke_subjects(shared_data: Path) -> None:
+    root = shared_data / "oct-duke-bioptigen"
+    group = read_duke_subject(root / "1")
+    assert group.frames.shape == (5, 450, 900)
+    assert float(group.frames.max()) == 255.0
+    training, validation = oct_sources(OCTDataConfig(root=str(root), validation_subjects=("9", "10", "11", "12")))
+    assert len(training) == 8 * 5
+    assert validation is not None and validation.input_shape(0) == (401, 900)
