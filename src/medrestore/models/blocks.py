@@ -160,6 +160,19 @@ def downsample(features: torch.Tensor, spatial_ndim: int) -> torch.Tensor:
     return pool(features, kernel_size=2, stride=2)
 
 
+def conv_stack(
+    spatial_ndim: int, widths: tuple[int, ...], kernel_sizes: tuple[int, ...], padding_mode: str = "zeros"
+) -> nn.Sequential:
+    """Plain convolutions ``widths[i] → widths[i+1]`` with kernel ``kernel_sizes[i]`` ('same' size),
+    ReLU between them and none after the last (SRCNN, VDSR)."""
+    layers: list[nn.Module] = []
+    for index, kernel_size in enumerate(kernel_sizes):
+        layers.append(conv_layer(spatial_ndim, widths[index], widths[index + 1], kernel_size, padding_mode=padding_mode))
+        if index < len(kernel_sizes) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
 class ImageToImageModel(nn.Module):
     """Base of catalogue models: exposes ``spatial_ndim``, ``in_channels``, ``out_channels`` and
     ``scale_factor`` from the model's frozen ``config`` (fields of the same names; ``scale`` for
@@ -173,11 +186,13 @@ class ImageToImageModel(nn.Module):
 
     @property
     def in_channels(self) -> int:
-        return int(self.config.in_channels)
+        """``config.in_channels``, or ``config.channels`` for models with one channel count in and out."""
+        return int(getattr(self.config, "in_channels", None) or self.config.channels)
 
     @property
     def out_channels(self) -> int:
-        return int(self.config.out_channels)
+        """``config.out_channels``, or ``config.channels`` for models with one channel count in and out."""
+        return int(getattr(self.config, "out_channels", None) or self.config.channels)
 
     @property
     def scale_factor(self) -> int:

@@ -83,14 +83,6 @@ class CAE(ImageToImageModel):
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
 
-    @property
-    def in_channels(self) -> int:
-        return self.config.channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.config.channels
-
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(N, channels, H, W)`` float → ``(N, channels, H, W)``."""
         check_input(image, 2, self.config.channels, "cae")

@@ -17,10 +17,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from medrestore.core.errors import InputError
-from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, require
+from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_stack, require
 from medrestore.physics.blur import upsample
 
 
@@ -79,22 +78,7 @@ class SRCNN(ImageToImageModel):
         super().__init__()
         self.config = config
         widths = (config.channels, *config.features, config.channels)
-        layers: list[nn.Module] = []
-        for index, kernel_size in enumerate(config.kernel_sizes):
-            layers.append(
-                conv_layer(config.spatial_ndim, widths[index], widths[index + 1], kernel_size, padding_mode="reflect")
-            )
-            if index < len(config.kernel_sizes) - 1:
-                layers.append(nn.ReLU())
-        self.layers = nn.Sequential(*layers)
-
-    @property
-    def in_channels(self) -> int:
-        return self.config.channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.config.channels
+        self.layers = conv_stack(config.spatial_ndim, widths, tuple(config.kernel_sizes), padding_mode="reflect")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(N, channels, *S)`` float → ``(N, channels, *S·scale)``; every (up-sampled) spatial size must exceed ``max(k) // 2``."""

@@ -18,9 +18,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
-from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_layer, require
+from medrestore.models.blocks import ImageToImageModel, SpatialNdim, check_input, conv_stack, require
 from medrestore.physics.blur import upsample
 
 
@@ -68,20 +67,7 @@ class VDSR(ImageToImageModel):
         super().__init__()
         self.config = config
         widths = (config.channels, *([config.width] * (config.depth - 1)), config.channels)
-        layers: list[nn.Module] = []
-        for index in range(config.depth):
-            layers.append(conv_layer(config.spatial_ndim, widths[index], widths[index + 1], 3))
-            if index < config.depth - 1:
-                layers.append(nn.ReLU())
-        self.layers = nn.Sequential(*layers)
-
-    @property
-    def in_channels(self) -> int:
-        return self.config.channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.config.channels
+        self.layers = conv_stack(config.spatial_ndim, widths, (3,) * config.depth)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(N, channels, *S)`` real float → ``(N, channels, *S·scale)``."""
