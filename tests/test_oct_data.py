@@ -15,14 +15,18 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.data.oct import (
     DUKE_NOISY_FRAMES,
+    FrameGroup,
     OCTDataConfig,
     OCTPairs,
+    align_frames,
     detect_layout,
     eight_bit_scale,
+    estimate_shift,
     oct_sources,
     read_bscans,
     read_duke_subject,
     read_noisy_clean_folders,
+    shift_image,
 )
 from medrestore.data.paired import PairedPatchDataset, PatchSampling
 from medrestore.data.patches import count_grid_positions
@@ -201,11 +205,75 @@ def test_seed_recipe_crops_hold_the_patch_grid(tmp_path: Path) -> None:
         PatchSampling((5, 5), crop_size=(11, 13))
 
 
+def layered_scene(shape: tuple[int, int] = (96, 128)) -> torch.Tensor:
+    """Bright layers and blobs: structure in both directions, so both shift components are identifiable."""
+    rows, cols = torch.meshgrid(torch.arange(shape[0], dtype=torch.float32), torch.arange(shape[1], dtype=torch.float32), indexing="ij")
+    scene = 60 + 90 * torch.exp(-(((rows - 30 - 0.2 * cols) / 4.0) ** 2))
+    for row, col, height in ((50, 30, 90), (70, 90, 70), (20, 100, 80), (75, 50, 60)):
+        scene = scene + height * torch.exp(-((rows - row) ** 2 + (cols - col) ** 2) / 40.0)
+    return scene
+
+
+def speckled(clean: torch.Tensor, seed: int) -> torch.Tensor:
+    """Multiplicative gamma speckle of mean 1 (4 looks)."""
+    return clean * torch.from_numpy(np.random.default_rng(seed).gamma(4.0, 0.25, size=tuple(clean.shape)).astype(np.float32))
+
+
+def test_shift_image_moves_values_without_blending() -> None:
+    image = torch.arange(20.0).reshape(4, 5)
+    moved = shift_image(image, (1, -2))
+    torch.testing.assert_close(moved[1:, :3], image[:3, 2:])
+    torch.testing.assert_close(moved[0, :3], image[0, 2:])  # the top edge row repeats
+    torch.testing.assert_close(moved[1:, 3], image[:3, 4])  # the right edge column repeats
+    assert shift_image(image, (0, 0)) is image
+
+
+@pytest.mark.parametrize("shift", [(3, -2), (-5, 0), (0, 4), (0, 0)])
+def test_estimate_shift_finds_an_integer_translation_under_speckle(shift: tuple[int, int]) -> None:
+    clean = layered_scene()
+    moved = speckled(shift_image(clean, (-shift[0], -shift[1])), seed=1)
+    assert estimate_shift(speckled(clean, seed=2), moved) == shift
+    assert estimate_shift(clean, moved) == shift
+
+
+def test_registered_pairs_align_the_target_and_neighbours_with_the_frame() -> None:
+    clean = layered_scene()
+    offsets = [(0, 0), (4, 0), (0, -3), (-2, 2)]  # frame f shows the scene moved by offsets[f]
+    frames = torch.stack([speckled(shift_image(clean, offset), seed=10 + f) for f, offset in enumerate(offsets)])
+    group = FrameGroup("eye", frames, ("0", "1", "2", "3"), clean)
+    pairs = OCTPairs([group], register="pairs")
+    inputs, target = pairs.pair(1, torch.Generator())
+    torch.testing.assert_close(inputs[0], frames[1])  # the restored frame is never moved
+    torch.testing.assert_close(target[0][8:-8, 8:-8], shift_image(clean, offsets[1])[8:-8, 8:-8])
+    stacked = OCTPairs([group], stack=3, register="pairs")
+    inputs, _ = stacked.pair(2, torch.Generator())  # frame 2, then frames 0 and 1 moved onto it
+    assert [stacked.shift(0, frame, 2) for frame in (0, 1)] == [(0, -3), (-4, -3)]
+    torch.testing.assert_close(inputs[2], shift_image(frames[1], (-4, -3)))
+    validation = OCTPairs([group], stack=4, first_only=True, register="inputs")
+    inputs, target = validation.pair(0, torch.Generator())
+    torch.testing.assert_close(target[0], clean)  # the score's reference is untouched
+    torch.testing.assert_close(inputs, align_frames(frames))
+    noisy_estimates = [validation.shift(0, frame, 0) for frame in (1, 2, 3)]  # from two speckled frames: ±1 pixel
+    for estimate, expected in zip(noisy_estimates, [(-4, 0), (0, 3), (2, -2)]):
+        assert abs(estimate[0] - expected[0]) <= 1 and abs(estimate[1] - expected[1]) <= 1
+    noise2noise = OCTPairs([group], frames=("0", "1"), target="noise2noise", register="pairs")
+    _, target = noise2noise.pair(0, torch.Generator())  # frame 1 moved onto frame 0, never via the average
+    shift = noise2noise.shift(0, 1, 0)
+    assert abs(shift[0] + 4) <= 1 and abs(shift[1]) <= 1
+    torch.testing.assert_close(target[0], shift_image(frames[1], shift))
+    with pytest.raises(ConfigError, match="register"):
+        OCTPairs([group], register="everything")
+
+
 def test_real_duke_subjects(shared_data: Path) -> None:
     root = shared_data / "oct-duke-bioptigen"
     group = read_duke_subject(root / "1")
     assert group.frames.shape == (5, 450, 900)
     assert float(group.frames.max()) == 255.0
-    training, validation = oct_sources(OCTDataConfig(root=str(root), validation_subjects=("9", "10", "11", "12")))
+    training, validation = oct_sources(OCTDataConfig(root=str(root), validation_subjects=("9", "10", "11", "12"), register=True))
     assert len(training) == 8 * 5
     assert validation is not None and validation.input_shape(0) == (401, 900)
+    # subject 4: frames 1 and 4 sit about 5 pixels off its average (checked by cross-correlation)
+    subject_four = [index for index, item in enumerate(training.items) if Path(training.groups[item.group].name).name == "4"]
+    shifts = [training.shift(training.items[index].group, -1, training.items[index].inputs[0]) for index in subject_four]
+    assert max(abs(value) for value in shifts[0]) <= 1 and abs(shifts[1][0]) >= 4 and max(abs(value) for value in shifts[4]) >= 4

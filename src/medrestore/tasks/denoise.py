@@ -10,7 +10,9 @@ Values are brought to the 8-bit scale the OCT models are trained on
 (:func:`medrestore.data.oct.eight_bit_scale`: 16-bit full range → 0–255), restored, clipped to
 0–255 and mapped back, so 8- and 16-bit files come out in their own dtype and range. With
 ``frames`` (neighbouring B-scans of the same location, same shape as the input) the input is
-stacked with them as channels for a multi-frame model. Images larger than
+stacked with them as channels for a multi-frame model, each neighbour first moved onto the
+input's grid by the integer translation that best aligns it
+(:func:`medrestore.data.oct.align_frames`). Images larger than
 :data:`WHOLE_IMAGE_PIXELS` are processed in overlapping tiles.
 
 ``model`` is a zoo name (``medrestore models``) or the path of a training checkpoint
@@ -32,7 +34,7 @@ from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
-from medrestore.data.oct import EIGHT_BIT_MAX, read_bscans
+from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
 from medrestore.inference import Predictor
 from medrestore.io import cast_to_dtype, write_image
 from medrestore.zoo import load_pretrained
@@ -149,7 +151,7 @@ def denoise_oct(
     outputs = []
     started = time.perf_counter()
     for stack in stacks:
-        outputs.append(runner.predict(stack).reshape(stack.shape[1:]))
+        outputs.append(runner.predict(align_frames(stack)).reshape(stack.shape[1:]))
     seconds = (time.perf_counter() - started) / stacks.shape[0]
     restored = torch.stack(outputs).clamp(0.0, EIGHT_BIT_MAX) / scale
     dtype = str(image.metadata.get("dtype", "float32"))

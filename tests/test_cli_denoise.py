@@ -1,0 +1,136 @@
+"""``medrestore denoise``: zoo models and checkpoints, 8/16-bit and float TIFFs, stacks, frames, tiling, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image as PILImage
+
+from medrestore.cli.main import main
+from medrestore.data.normalisation import FixedRange
+from medrestore.metrics import evaluate
+from medrestore.models import create_model
+from medrestore.tasks import denoise as denoise_task
+from medrestore.tasks.denoise import DEFAULT_MODELS, DEFAULT_MULTIFRAME_MODELS, denoise_file
+from medrestore.zoo import load_pretrained, save_to_zoo
+
+torch.set_num_threads(1)
+TRAINING_RECORD = {"data": "synthetic", "split": "none", "command": "test", "seed": 0, "epochs": 0, "duration_s": 0.0}
+
+
+def publish(zoo: Path, name: str, architecture: str, options: dict[str, object]) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model(architecture, options)
+    save_to_zoo(
+        model, name=name, task="denoise", modality="oct", normalisation=FixedRange(scale=255.0).record(),
+        training=TRAINING_RECORD, metrics={"convention": "none"}, licence="Apache-2.0", description="test", zoo_dir=zoo,
+    )  # fmt: skip
+    return model.eval()
+
+
+@pytest.fixture()
+def zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.nn.Module]:
+    folder = tmp_path / "zoo"
+    monkeypatch.setenv("MEDRESTORE_ZOO", str(folder))
+    return {
+        "tiny-oct": publish(folder, "tiny-oct", "resunet", {"widths": [4, 8], "blocks": [1, 1]}),
+        "tiny-frames": publish(folder, "tiny-frames", "multiframe", {"frames": 3, "widths": [4, 8], "blocks": [1, 1]}),
+    }
+
+
+def bscan(seed: int, shape: tuple[int, ...] = (40, 56)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape).astype(np.uint8)
+
+
+def expected_eight_bit(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
+    """``round(clip(255 · model(x / 255), 0, 255))`` for ``frames (F, H, W)`` on 0–255."""
+    with torch.no_grad():
+        output = model(torch.from_numpy(frames.astype(np.float32) / 255.0)[None])[0, 0] * 255.0
+    return np.rint(output.clamp(0, 255).numpy()).astype(np.uint8)
+
+
+def test_denoise_eight_bit_tiff_with_a_zoo_model(tmp_path: Path, zoo: dict[str, torch.nn.Module], capsys: pytest.CaptureFixture[str]) -> None:
+    noisy = bscan(1)
+    tifffile.imwrite(tmp_path / "in.tif", noisy)
+    code = main(["denoise", "--modality", "oct", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--model", "tiny-oct"])
+    assert code == 0
+    assert "tiny-oct" in capsys.readouterr().out
+    output = tifffile.imread(tmp_path / "out.tif")
+    assert output.dtype == np.uint8 and output.shape == noisy.shape
+    difference = np.abs(output.astype(int) - expected_eight_bit(zoo["tiny-oct"], noisy[None]).astype(int))
+    assert difference.max() <= 1 and np.mean(difference == 0) > 0.99
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "in.tif"), noisy)
+
+
+def test_sixteen_bit_and_float_inputs_keep_their_dtype_and_range(tmp_path: Path, zoo: dict[str, torch.nn.Module]) -> None:
+    noisy = bscan(2)
+    tifffile.imwrite(tmp_path / "in8.tif", noisy)
+    tifffile.imwrite(tmp_path / "in16.tif", noisy.astype(np.uint16) * 257)
+    tifffile.imwrite(tmp_path / "in01.tif", noisy.astype(np.float32) / 255.0)
+    for name in ("in8", "in16", "in01"):
+        denoise_file(tmp_path / f"{name}.tif", tmp_path / f"{name}-out.tif", "oct", model="tiny-oct")
+    eight = tifffile.imread(tmp_path / "in8-out.tif").astype(np.float64)
+    sixteen = tifffile.imread(tmp_path / "in16-out.tif")
+    unit = tifffile.imread(tmp_path / "in01-out.tif")
+    assert sixteen.dtype == np.uint16 and unit.dtype == np.float32
+    assert np.abs(sixteen / 257.0 - eight).max() <= 0.51
+    assert 0.0 <= unit.min() and unit.max() <= 1.0
+    assert np.abs(unit * 255.0 - eight).max() <= 0.51
+
+
+def test_multipage_stack_is_denoised_page_by_page(tmp_path: Path, zoo: dict[str, torch.nn.Module]) -> None:
+    pages = np.stack([bscan(seed) for seed in (3, 4, 5)])
+    tifffile.imwrite(tmp_path / "stack.tif", pages, photometric="minisblack")
+    result = denoise_file(tmp_path / "stack.tif", tmp_path / "stack-out.tif", "oct", model="tiny-oct")
+    assert result.images == 3 and result.frames == 1
+    output = tifffile.imread(tmp_path / "stack-out.tif")
+    assert output.shape == pages.shape and output.dtype == np.uint8
+    for page in range(3):
+        difference = np.abs(output[page].astype(int) - expected_eight_bit(zoo["tiny-oct"], pages[page][None]).astype(int))
+        assert difference.max() <= 1
+
+
+def test_large_images_are_tiled(tmp_path: Path, zoo: dict[str, torch.nn.Module], monkeypatch: pytest.MonkeyPatch) -> None:
+    noisy = bscan(10, (96, 128))
+    tifffile.imwrite(tmp_path / "in.tif", noisy)
+    denoise_file(tmp_path / "in.tif", tmp_path / "whole.tif", "oct", model="tiny-oct")
+    monkeypatch.setattr(denoise_task, "WHOLE_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(denoise_task, "TILE", (64, 64))
+    denoise_file(tmp_path / "in.tif", tmp_path / "tiled.tif", "oct", model="tiny-oct")
+    whole, tiled = (tifffile.imread(tmp_path / f"{name}.tif").astype(int) for name in ("whole", "tiled"))
+    assert whole.shape == tiled.shape
+    assert np.mean(np.abs(whole - tiled)) < 2.0
+
+
+def test_a_training_checkpoint_can_be_the_model(tmp_path: Path, zoo: dict[str, torch.nn.Module]) -> None:
+    checkpoint = {
+        "model": {"name": "resunet", "options": {"widths": [4, 8], "blocks": [1, 1]}, "state_dict": zoo["tiny-oct"].state_dict()},
+        "normalisation": FixedRange(scale=255.0).record(),
+        "inference": {"window": None, "overlap": 0.25, "blend": "gaussian", "batch_size": 1},
+    }
+    torch.save(checkpoint, tmp_path / "last.pt")
+    tifffile.imwrite(tmp_path / "in.tif", bscan(11))
+    denoise_file(tmp_path / "in.tif", tmp_path / "a.tif", "oct", model=str(tmp_path / "last.pt"))
+    denoise_file(tmp_path / "in.tif", tmp_path / "b.tif", "oct", model="tiny-oct")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
+
+
+def test_errors_are_reported_without_tracebacks(tmp_path: Path, zoo: dict[str, torch.nn.Module], capsys: pytest.CaptureFixture[str]) -> None:
+    tifffile.imwrite(tmp_path / "in.tif", bscan(12))
+    base = ["denoise", "--modality", "oct", str(tmp_path / "in.tif")]
+    assert main([*base, "-o", str(tmp_path / "out.tif"), "--model", "no-such-model"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "in.tif"), "--model", "tiny-oct"]) == 2
+    assert "input" in capsys.readouterr().err
+    assert main(["denoise", "--modality", "oct", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif")]) == 2
+    assert "missing.tif" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "-o", str(tmp_path / "out.tif"), "--modality", "mri"])
+    with pytest.raises(Exception, match="modality 'mri'"):
+        denoise_file(tmp_path / "in.tif", tmp_path / "out.tif", "mri")
+
+
