@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from medrestore.cli.main import main
 from medrestore.data.normalisation import FixedRange
+from medrestore.data.oct import align_frames
 from medrestore.metrics import evaluate
 from medrestore.models import create_model
 from medrestore.tasks import denoise as denoise_task
@@ -94,6 +95,24 @@ def test_multipage_stack_is_denoised_page_by_page(tmp_path: Path, zoo: dict[str,
         assert difference.max() <= 1
 
 
+def test_frames_feed_a_multi_frame_model(tmp_path: Path, zoo: dict[str, torch.nn.Module], capsys: pytest.CaptureFixture[str]) -> None:
+    frames = [bscan(seed) for seed in (6, 7, 8)]
+    paths = [tmp_path / f"{index}.tif" for index in range(3)]
+    for path, frame in zip(paths, frames):
+        tifffile.imwrite(path, frame)
+    arguments = ["denoise", "--modality", "oct", str(paths[0]), "-o", str(tmp_path / "out.png"), "--model", "tiny-frames"]
+    assert main([*arguments, "--frames", str(paths[1]), str(paths[2])]) == 0
+    output = np.array(PILImage.open(tmp_path / "out.png"))
+    aligned = align_frames(torch.from_numpy(np.stack(frames).astype(np.float32))).numpy()  # neighbours moved onto the input
+    difference = np.abs(output.astype(int) - expected_eight_bit(zoo["tiny-frames"], aligned).astype(int))
+    assert difference.max() <= 1
+    assert main([*arguments, "--frames", str(paths[1])]) == 2
+    assert "takes 3 frame(s)" in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "small.tif", bscan(9, (20, 56)))
+    assert main([*arguments, "--frames", str(paths[1]), str(tmp_path / "small.tif")]) == 2
+    assert "small.tif" in capsys.readouterr().err
+
+
 def test_large_images_are_tiled(tmp_path: Path, zoo: dict[str, torch.nn.Module], monkeypatch: pytest.MonkeyPatch) -> None:
     noisy = bscan(10, (96, 128))
     tifffile.imwrite(tmp_path / "in.tif", noisy)
@@ -134,3 +153,33 @@ def test_errors_are_reported_without_tracebacks(tmp_path: Path, zoo: dict[str, t
         denoise_file(tmp_path / "in.tif", tmp_path / "out.tif", "mri")
 
 
+# -- the shipped models on the real data ---------------------------------------------------------
+def test_shipped_models_load_and_record_their_validation_scores() -> None:
+    for name in (DEFAULT_MODELS["oct"], DEFAULT_MULTIFRAME_MODELS["oct"], "srcnn-oct-duke", "cae-oct-duke"):
+        model, card = load_pretrained(name)
+        assert card.modality == "oct" and card.task == "denoise"
+        assert "9-12" in card.training["split"] and card.metric_values["psnr"] > 26.0
+    _, default = load_pretrained(DEFAULT_MODELS["oct"])
+    assert default.metric_values["psnr"] > 26.60 and default.metric_values["ssim"] > 0.673  # the best published peers on 9-12
+    assert default.metric_values["seconds_per_bscan"] <= 1.0
+
+
+def test_default_model_on_real_subject_nine(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "oct-duke-bioptigen" / "9"
+    average = tifffile.imread(folder / "average.tif")
+    result = denoise_file(folder / "test.tif", tmp_path / "out.tif", "oct")
+    assert result.model == DEFAULT_MODELS["oct"]
+    output = tifffile.imread(tmp_path / "out.tif")
+    assert output.dtype == np.uint8 and output.shape == average.shape == (401, 900)
+    scores = evaluate(output, average, convention="oct")
+    noisy = evaluate(tifffile.imread(folder / "test.tif"), average, convention="oct")
+    assert scores["psnr"] > noisy["psnr"] + 7.0 and scores["ssim"] > 0.6
+    tifffile.imwrite(tmp_path / "in16.tif", tifffile.imread(folder / "test.tif").astype(np.uint16) * 257)
+    denoise_file(tmp_path / "in16.tif", tmp_path / "out16.tif", "oct")
+    sixteen = tifffile.imread(tmp_path / "out16.tif")
+    assert sixteen.dtype == np.uint16
+    assert np.abs(sixteen / 257.0 - output).max() <= 0.51
+    frames = [folder / f"{index}.tif" for index in range(1, 5)]
+    multi = denoise_file(folder / "test.tif", tmp_path / "multi.tif", "oct", frames=frames)
+    assert multi.frames == 5 and multi.model == DEFAULT_MULTIFRAME_MODELS["oct"]
+    assert evaluate(tifffile.imread(tmp_path / "multi.tif"), average, convention="oct")["psnr"] > scores["psnr"]
