@@ -1,8 +1,9 @@
 """``medrestore demo``: every available workflow on built-in data, one HTML report.
 
 Each workflow contributes one or more *sections*: a function ``(DemoContext) -> ReportSection``
-listed in :data:`DEMO_SECTIONS`. A section uses only data generated in code or shipped inside
-the installed package, writes its figures into the output folder, and returns its metrics.
+listed in :data:`DEMO_SECTIONS`. A section uses data generated in code or shipped inside the
+installed package (the OCT section reads real B-scans from the project's data folder and reports
+itself skipped without them), writes its figures into the output folder, and returns its metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from medrestore.report import Report, ReportSection, write_report
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
 from medrestore.tasks.demo_nm import nm_superres_section
+from medrestore.tasks.demo_oct import oct_section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,7 @@ DEMO_SECTIONS: tuple[Section, ...] = (
     degradations_section,
     denoising_section,
     nm_superres_section,
+    oct_section,
 )
 
 

@@ -1,0 +1,29 @@
+"""The OCT demo section: shipped models on a real validation eye, and its skip without the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medrestore.tasks.demo import DemoContext
+from medrestore.tasks.demo_oct import oct_section
+
+
+def test_section_scores_the_shipped_models_on_subject_nine(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDRESTORE_DATA", str(shared_data))
+    section = oct_section(DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True))
+    assert section.key == "oct" and (tmp_path / "oct.png").stat().st_size > 10_000
+    scores = {row[1].split(" ")[0]: (row[2], row[3]) for row in section.rows}
+    assert [row[0] for row in section.rows] == ["9"] * 4
+    noisy = scores["noisy"]
+    assert noisy[0] == pytest.approx(17.5, abs=1.0)  # the single B-scan against its average
+    assert scores["resunet-oct-duke"][0] > noisy[0] + 7.0 and scores["resunet-oct-duke"][1] > 0.6
+    assert scores["resunet-oct-duke"][1] > scores["median"][1]
+    assert scores["multiframe-oct-duke"][1] > 0.6
+
+
+def test_section_is_skipped_without_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDRESTORE_DATA", str(tmp_path / "absent"))
+    section = oct_section(DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True))
+    assert "skipped" in section.title and "MEDRESTORE_DATA" in section.description and not section.rows
