@@ -265,6 +265,22 @@ def test_registered_pairs_align_the_target_and_neighbours_with_the_frame() -> No
         OCTPairs([group], register="everything")
 
 
+def test_matched_brightness_offsets_only_average_targets() -> None:
+    clean = layered_scene()
+    frames = torch.stack([speckled(clean, seed=20 + f) + 6.0 * f for f in range(3)])  # frame f is 6f grey levels brighter
+    group = FrameGroup("eye", frames, ("0", "1", "2"), clean - 5.0)
+    for register in ("none", "pairs"):
+        matched = OCTPairs([group], register=register, match_brightness=True)
+        plain = OCTPairs([group], register=register)
+        for index in range(3):
+            inputs, target = matched.pair(index, torch.Generator())
+            _, unmatched = plain.pair(index, torch.Generator())
+            assert float(target.mean()) == pytest.approx(float(inputs[0].mean()), abs=1e-3)
+            torch.testing.assert_close(target - unmatched, torch.full_like(target, float(target[0, 0, 0] - unmatched[0, 0, 0])))
+    noise2noise = OCTPairs([group], frames=("0", "1"), target="noise2noise", match_brightness=True)
+    _, target = noise2noise.pair(0, torch.Generator())
+    torch.testing.assert_close(target[0], frames[1])  # a frame target is left as it is
+
 def test_real_duke_subjects(shared_data: Path) -> None:
     root = shared_data / "oct-duke-bioptigen"
     group = read_duke_subject(root / "1")

@@ -330,6 +330,11 @@ class OCTDataConfig:
         target: ``average`` (supervised) or ``noise2noise`` (frame → another frame, ``stack`` 1).
         register: align every training target and stacked neighbour with the frame being
             restored by an integer translation (see the module docstring).
+        match_brightness: in training, offset each average so that its mean equals the mean of
+            the frame it is paired with, ``t = a + (mean(f) − mean(a))``. The averages of a set
+            can differ from all of their own noisy frames by a few grey levels (Duke subject 3:
+            −7.8 on 0–255); the offset is not predictable from the frame, so learning it is
+            label noise for a model that keeps the input's mean.
     """
 
     root: str
@@ -341,6 +346,7 @@ class OCTDataConfig:
     stack: int = 1
     target: str = "average"
     register: bool = False
+    match_brightness: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in OCT_LAYOUTS:
@@ -428,6 +434,8 @@ class OCTPairs(ImagePairSource):
             (between the noisy frames for ``noise2noise``, which never uses an average, or when
             there is none); ``inputs`` (validation, inference): only the neighbours are moved,
             with shifts estimated between the noisy frames.
+        match_brightness: offset an average target so its mean equals its input frame's mean
+            (see :class:`OCTDataConfig`).
     """
 
     spatial_ndim = 2
@@ -440,6 +448,7 @@ class OCTPairs(ImagePairSource):
         target: str = "average",
         first_only: bool = False,
         register: str = "none",
+        match_brightness: bool = False,
     ) -> None:
         if not groups:
             raise ConfigError("no OCT frame groups to pair")
@@ -449,6 +458,7 @@ class OCTPairs(ImagePairSource):
         self.items = tuple(pair_items(self.groups, frames, stack, target, first_only))
         self.register = register
         self.target = target
+        self.match_brightness = match_brightness
         self._shifts: dict[tuple[int, int, int], tuple[int, int]] = {}
         self._aligned: dict[tuple[int, int, int], torch.Tensor] = {}
 
@@ -495,8 +505,13 @@ class OCTPairs(ImagePairSource):
 
     def pair(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[index]
-        if self.register != "none":
-            return self._registered_pair(item)
+        inputs, target = self._registered_pair(item) if self.register != "none" else self._plain_pair(item)
+        if self.match_brightness and item.target is None:
+            target = target + (self.groups[item.group].frames[item.inputs[0]].mean() - target.mean())
+        return inputs, target
+
+    def _plain_pair(self, item: PairItem) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair of ``item`` as stored (no registration)."""
         group = self.groups[item.group]
         first = item.inputs[0]
         if item.inputs == tuple(range(first, first + len(item.inputs))):
@@ -558,7 +573,12 @@ def oct_sources(config: OCTDataConfig) -> tuple[OCTPairs, OCTPairs | None]:
     training_subjects, validation_subjects = split_subjects(config, layout)
     training_register = "pairs" if config.register else "none"
     training = OCTPairs(
-        read_groups(config, training_subjects, layout), config.frames, config.stack, config.target, register=training_register
+        read_groups(config, training_subjects, layout),
+        config.frames,
+        config.stack,
+        config.target,
+        register=training_register,
+        match_brightness=config.match_brightness,
     )
     if not validation_subjects:
         return training, None
