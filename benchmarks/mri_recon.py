@@ -4,7 +4,9 @@ Reference: root-sum-of-squares of the fully sampled k-space (k-space and referen
 the reference's maximum, the same input for every solver). For 4× and 8× with fastMRI random
 and equispaced lines and 2-D Poisson-disc masks (centre fraction 0.08, seed 0) it runs
 zero-filled, SENSE (ESPIRiT + 10 CG iterations), CS-wavelet and CS-TV with the data-scaled
-default λ, and scores them with fastMRI's metrics after a least-squares intensity fit.
+default λ, and the zoo's reconstruction networks (``unet``, ``vgg-unet``, ``unrolled``: trained
+on simulated multi-coil brain data only, never on this slice), and scores them with fastMRI's
+metrics after a least-squares intensity fit.
 
 Beside them, in the same run and with the same coil maps, λ and iterations:
 
@@ -62,6 +64,7 @@ from medrestore.solvers import (
 )
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
 from medrestore.tasks.recon import RECON_ESPIRIT, score_reconstruction
+from medrestore.tasks.recon_networks import NETWORK_MODELS, network_available, network_reconstruction
 
 BRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-raw-pulseq" / "2024-02-06-164128.dat"
 
@@ -139,6 +142,16 @@ def ours(case: Case, iterations: int) -> dict[str, dict[str, Any]]:
         "cs-wavelet": {**score(case, wavelet, wavelet_seconds), "lambda": lam_wavelet},
         "cs-tv": {**score(case, tv, tv_seconds), "lambda": lam_tv},
     }
+
+
+def networks(case: Case) -> dict[str, dict[str, Any]]:
+    """The zoo's reconstruction networks (same ESPIRiT maps and mask; seconds exclude ESPIRiT and the model load)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for method in (name for name in NETWORK_MODELS if network_available(name)):
+        network_reconstruction(method, case.kspace, case.operator.coil_maps, case.operator.sampling.mask)  # load once
+        image, seconds = timed(network_reconstruction, method, case.kspace, case.operator.coil_maps, case.operator.sampling.mask)
+        rows[method] = score(case, image, seconds)
+    return rows
 
 
 def against_sigpy(case: Case, iterations: int) -> dict[str, dict[str, Any]]:
@@ -247,7 +260,7 @@ def main() -> None:
     for acceleration in (4, 8):
         for kind in ("random", "equispaced", "poisson"):
             case = build_case(full, reference, Setting(kind, acceleration))
-            methods = {**ours(case, args.iterations), **against_sigpy(case, args.iterations),
+            methods = {**ours(case, args.iterations), **networks(case), **against_sigpy(case, args.iterations),
                        **against_bart(case, args.iterations, args.threads)}
             result = {"kind": kind, "acceleration": acceleration, "maps_seconds": case.maps_seconds, "methods": methods}
             if args.lambda_sweep:

@@ -148,9 +148,11 @@ def test_errors_are_reported_without_tracebacks(tmp_path: Path, zoo: dict[str, t
     assert main(["denoise", "--modality", "oct", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif")]) == 2
     assert "missing.tif" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main([*base, "-o", str(tmp_path / "out.tif"), "--modality", "mri"])
-    with pytest.raises(Exception, match="modality 'mri'"):
-        denoise_file(tmp_path / "in.tif", tmp_path / "out.tif", "mri")
+        main([*base, "-o", str(tmp_path / "out.tif"), "--modality", "ct"])
+    with pytest.raises(Exception, match="modality 'ct'"):
+        denoise_file(tmp_path / "in.tif", tmp_path / "out.tif", "ct")
+    with pytest.raises(Exception, match="--method"):  # MRI takes a method, not an OCT model
+        denoise_file(tmp_path / "in.tif", tmp_path / "out.tif", "mri", model="tiny-oct")
 
 
 # -- the shipped models on the real data ---------------------------------------------------------

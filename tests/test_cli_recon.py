@@ -15,6 +15,7 @@ from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
 from medrestore.io import read_image, read_kspace, write_image, write_kspace
 from medrestore.physics.mri import equispaced_line_mask
+from medrestore.tasks import recon_networks
 from medrestore.tasks.recon import intensity_fit
 from test_mri_operators import _coil_maps
 
@@ -76,8 +77,9 @@ def test_zero_filled_is_rss_and_png_scaling(tmp_path: Path, capsys: pytest.Captu
     assert png.metadata["dtype"] == "uint16" and float(png.data.max()) == 65535.0
 
 
-def test_recon_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_recon_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     source, _ = _phantom_kspace(tmp_path)
+    monkeypatch.setitem(recon_networks.NETWORK_MODELS, "unrolled", "no-such-zoo-model")  # a network without weights
     assert main(["recon", str(source), "-o", str(tmp_path / "x.npy"), "--method", "unrolled"]) == 2
     assert "not available until trained" in capsys.readouterr().err
     np.save(tmp_path / "maps.npy", np.ones((4, 48, 48), dtype=np.complex64))

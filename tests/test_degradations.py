@@ -53,7 +53,7 @@ def _oblique_affine() -> np.ndarray:
 
 
 def test_catalogue_lists_every_kind() -> None:
-    assert DEGRADATION_KINDS == ("gaussian", "rician", "poisson", "speckle", "blur-downsample", "gamma-camera")
+    assert DEGRADATION_KINDS == ("gaussian", "rician", "poisson", "speckle", "blur-downsample", "gamma-camera", "scanner")
     assert all(CATALOGUE[kind].transform.kind == kind for kind in DEGRADATION_KINDS)
     assert required_parameters("speckle") == ("looks",) and required_parameters("blur-downsample") == ("factor",)
 

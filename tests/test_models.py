@@ -38,6 +38,8 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "cae": {"features": (4, 8)},
     "resunet": {"widths": (4, 8), "blocks": (1, 1)},
     "multiframe": {"frames": 3, "widths": (4, 8), "blocks": (1, 1)},
+    "vgg-unet": {"width_divisor": 16},
+    "unrolled": {"stages": 2, "features": 4},
 }
 SHAPE_2D = (37, 45)
 SHAPE_3D = (9, 11, 13)

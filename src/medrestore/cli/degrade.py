@@ -8,7 +8,7 @@ from medrestore.core.errors import ConfigError
 from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
 
 NAME = "degrade"
-HELP = "degrade an image (noise, blur + downsampling, gamma camera) and record how in OUT.json"
+HELP = "degrade an image (noise, blur + downsampling, gamma camera, MRI scanner appearance) and record how in OUT.json"
 
 # option destination → (flag, catalogue parameter it sets)
 OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -26,6 +26,7 @@ OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
     "pixel_size": ("--pixel-size", "pixel_size_mm"),
     "total_counts": ("--total-counts", "total_counts"),
     "scatter_fraction": ("--scatter-fraction", "scatter_fraction"),
+    "scanner": ("--scanner", "scanner"),
 }
 
 
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pixel-size", type=float, metavar="MM", help="input pixel size; default its spacing (gamma-camera)")
     add("--total-counts", type=float, metavar="N", help="expected total counts instead of --counts (gamma-camera)")
     add("--scatter-fraction", type=float, metavar="F", help="fraction of scattered counts, 0-0.95 (gamma-camera)")
+    add("--scanner", choices=("a", "b"), help="simulated scanner: a (1.5 T-like) or b (3 T-like) (scanner)")
     add("--seed", type=int, metavar="N", default=0, help="seed of the noise generator (default 0, recorded)")
     add("--dtype", choices=OUTPUT_DTYPES, default="float32", help="output dtype: float32 (default) or the source's")
 

@@ -24,6 +24,10 @@ COMMAND_MODULES = (
     "undersample",
     "recon",
     "demo",
+    "simulate_radial",
+    "estimate_delay",
+    "harmonize",
+    "harmonize_data",
 )
 
 

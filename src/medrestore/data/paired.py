@@ -247,13 +247,14 @@ class ValidationImage:
 
     Attributes:
         name: label of the image (its target file).
-        input: normalised input ``(C, *spatial)``.
+        input: normalised input ``(C, *spatial)``, or several tensors for networks that take more
+            than an image (``model(*input)``, e.g. image, k-space, mask and coil maps).
         target: un-normalised target ``(C, *spatial·factor)``.
         parameters: affine normalisation of this input; ``denormalise`` maps outputs back.
     """
 
     name: str
-    input: torch.Tensor
+    input: torch.Tensor | tuple[torch.Tensor, ...]
     target: torch.Tensor
     parameters: AffineParameters
 

@@ -9,8 +9,11 @@ Reading: noise-measurement, navigator, phase-correction and dummy-scan acquisiti
 skipped. Cartesian data is placed on the encoded matrix by its counters (``(coils, ny, nx)``,
 lines never acquired stay zero and define the mask; repeated lines are averaged). Data with
 trajectories becomes non-Cartesian :class:`KSpace` ``(coils, acquisitions, samples)`` with the
-trajectory in grid units. Writing stores Cartesian k-space line by line (sampled lines only)
-or non-Cartesian k-space one readout per acquisition.
+trajectory in grid units; a 3-D trajectory on several ``kspace_encode_step_2`` partitions
+(stack-of-stars: radial in-plane, Cartesian ``kz``) becomes ``(coils, partitions, spokes,
+samples)`` with a ``(partitions, spokes, samples, 3)`` trajectory. Writing stores Cartesian
+k-space line by line (sampled lines only) or non-Cartesian k-space one readout per acquisition
+(``kspace_encode_step_1`` = spoke, ``kspace_encode_step_2`` = partition).
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def read_ismrmrd(path: str | Path, group: str = "dataset") -> KSpace:
     metadata = {"format": "ismrmrd", "encoded_matrix": (nx, ny, nz), "fov_mm": fov}
     if records[0].traj.size:
         recon = header.encoding[0].reconSpace.matrixSize
+        if records[0].traj.shape[-1] >= 3 and int(recon.z or 1) > 1:
+            return _stack_of_stars(path, records, (int(recon.z), int(recon.y), int(recon.x)), fov, metadata)
         return _non_cartesian(path, records, (int(recon.y), int(recon.x)), fov, metadata)
     coils, samples = records[0].data.shape
     data = np.zeros((coils, nz, ny, samples), dtype=np.complex128)
@@ -107,16 +112,43 @@ def _non_cartesian(
         raise InputError(path, error.problem) from None
 
 
+def _stack_of_stars(
+    path: Path, records: list[Any], grid: tuple[int, int, int], fov: tuple[float, float, float], metadata: dict[str, Any]
+) -> KSpace:
+    """``(coils, partitions, spokes, samples)`` placed by the encoding counters; trajectory ``(kz, ky, kx)`` last."""
+    partitions = 1 + max(int(record.idx.kspace_encode_step_2) for record in records)
+    spokes = 1 + max(int(record.idx.kspace_encode_step_1) for record in records)
+    coils, samples = records[0].data.shape
+    if len(records) != partitions * spokes:
+        raise InputError(path, f"stack-of-stars needs every spoke on every partition: {len(records)} acquisitions for "
+                               f"{partitions} partitions × {spokes} spokes")
+    data = np.zeros((coils, partitions, spokes, samples), dtype=np.complex64)
+    trajectory = np.zeros((partitions, spokes, samples, 3), dtype=np.float32)
+    for record in records:
+        if record.data.shape != (coils, samples):
+            raise InputError(path, f"acquisitions of different sizes: {record.data.shape} and {(coils, samples)}")
+        partition, spoke = int(record.idx.kspace_encode_step_2), int(record.idx.kspace_encode_step_1)
+        data[:, partition, spoke] = record.data
+        trajectory[partition, spoke] = record.traj[:, :3][:, ::-1]
+    data = check_kspace_array(path, data, 3)
+    affine = affine_from_spacing((fov[2] / grid[0], fov[1] / grid[1], fov[0] / grid[2]))
+    try:
+        return KSpace(torch.from_numpy(data), grid, None, torch.from_numpy(trajectory), affine,
+                      {"source_path": str(path), **metadata})
+    except InputError as error:
+        raise InputError(path, error.problem) from None
+
+
 _HEADER_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
   <experimentalConditions><H1resonanceFrequency_Hz>{frequency}</H1resonanceFrequency_Hz></experimentalConditions>
   <encoding>
     <encodedSpace>
-      <matrixSize><x>{samples}</x><y>{lines}</y><z>1</z></matrixSize>
+      <matrixSize><x>{samples}</x><y>{lines}</y><z>{partitions}</z></matrixSize>
       <fieldOfView_mm><x>{fov_x}</x><y>{fov_y}</y><z>{fov_z}</z></fieldOfView_mm>
     </encodedSpace>
     <reconSpace>
-      <matrixSize><x>{nx}</x><y>{ny}</y><z>1</z></matrixSize>
+      <matrixSize><x>{nx}</x><y>{ny}</y><z>{nz}</z></matrixSize>
       <fieldOfView_mm><x>{fov_x}</x><y>{fov_y}</y><z>{fov_z}</z></fieldOfView_mm>
     </reconSpace>
     <encodingLimits>
@@ -131,14 +163,18 @@ _HEADER_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 def _xml_header(kspace: KSpace, samples: int, lines: int) -> str:
     """A minimal valid ISMRMRD header: one encoding, matrix and field of view from the k-space geometry."""
     spacing = np.linalg.norm(kspace.affine[:3, :3], axis=0)
-    ny, nx = kspace.image_shape
+    nz, (ny, nx) = (kspace.image_shape[0], kspace.image_shape[1:]) if len(kspace.image_shape) == 3 else (1, kspace.image_shape)
+    if len(kspace.image_shape) == 3:  # stack-of-stars: spacing (z, y, x) → the template's (y, x) slots and z
+        spacing = np.array([spacing[1], spacing[2], spacing[0] * nz])
     field_strength = float(kspace.metadata.get("field_strength_t") or 3.0)
     return _HEADER_TEMPLATE.format(
         frequency=int(round(42.577478518e6 * field_strength)),
         samples=samples,
         lines=lines,
+        partitions=nz,
         nx=nx,
         ny=ny,
+        nz=nz,
         fov_x=float(spacing[1]) * nx,
         fov_y=float(spacing[0]) * ny,
         fov_z=float(spacing[2]),
@@ -149,17 +185,20 @@ def _xml_header(kspace: KSpace, samples: int, lines: int) -> str:
 
 
 def write_ismrmrd(kspace: KSpace, path: str | Path, group: str = "dataset") -> Path:
-    """Write 2-D k-space ``(coils, ny, nx)`` (Cartesian: sampled lines only) or radial ``(coils, spokes, samples)``."""
+    """Write 2-D k-space ``(coils, ny, nx)`` (Cartesian: sampled lines only), radial ``(coils, spokes, samples)``
+    or stack-of-stars ``(coils, partitions, spokes, samples)`` with a 3-D trajectory."""
     path = Path(path)
     ismrmrd = _import_ismrmrd()
-    if kspace.data.ndim != 3 or len(kspace.image_shape) != 2:
-        raise InputError(path, "ISMRMRD output holds one 2-D k-space (coils, ny, nx) or (coils, spokes, samples)")
+    stars = not kspace.is_cartesian and kspace.data.ndim == 4 and kspace.trajectory.shape[-1] == 3
+    if not stars and (kspace.data.ndim != 3 or len(kspace.image_shape) != 2):
+        raise InputError(path, "ISMRMRD output holds one 2-D k-space (coils, ny, nx), radial (coils, spokes, samples) "
+                               "or stack-of-stars (coils, partitions, spokes, samples)")
     data = kspace.data.detach().cpu().numpy()
     with atomic_path(path) as temporary:
         temporary.unlink()
         dataset = ismrmrd.Dataset(str(temporary), group, create_if_needed=True)
         try:
-            dataset.write_xml_header(_xml_header(kspace, data.shape[-1], data.shape[1]))
+            dataset.write_xml_header(_xml_header(kspace, data.shape[-1], data.shape[-2] if stars else data.shape[1]))
             _append_acquisitions(ismrmrd, dataset, kspace, data)
         finally:
             dataset.close()
@@ -177,7 +216,16 @@ def _append_acquisitions(ismrmrd: Any, dataset: Any, kspace: KSpace, data: np.nd
             record.center_sample = data.shape[-1] // 2
             dataset.append_acquisition(record)
         return
-    trajectory = kspace.trajectory.numpy()[..., ::-1]  # back to ISMRMRD's (kx, ky)
+    trajectory = kspace.trajectory.numpy()[..., ::-1]  # back to ISMRMRD's (kx, ky[, kz])
+    if data.ndim == 4:
+        for partition in range(data.shape[1]):
+            for spoke in range(data.shape[2]):
+                record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, partition, spoke]),
+                                                        np.ascontiguousarray(trajectory[partition, spoke]))
+                record.idx.kspace_encode_step_1 = spoke
+                record.idx.kspace_encode_step_2 = partition
+                dataset.append_acquisition(record)
+        return
     for spoke in range(data.shape[1]):
         record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, spoke]), np.ascontiguousarray(trajectory[spoke]))
         record.idx.kspace_encode_step_1 = spoke

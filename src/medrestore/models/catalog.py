@@ -33,12 +33,15 @@ from medrestore.models.classical import (
 )
 from medrestore.models.cae import CAE, CAEConfig
 from medrestore.models.dncnn import DnCNN, DnCNNConfig
+from medrestore.models.fast_nlm import FastNLMConfig, make_fast_nlm
 from medrestore.models.multiframe import MultiFrameConfig, MultiFrameDenoiser
 from medrestore.models.resunet import ResUNet, ResUNetConfig
 from medrestore.models.srcnn import SRCNN, SRCNNConfig
 from medrestore.models.srresnet import SRResNet, SRResNetConfig
 from medrestore.models.unet import UNet, UNetConfig
+from medrestore.models.unrolled import UnrolledConfig, UnrolledNet
 from medrestore.models.vdsr import VDSR, VDSRConfig
+from medrestore.models.vgg_unet import VGGUNet, VGGUNetConfig
 
 ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
     Entry(
@@ -105,6 +108,22 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         description="multi-frame denoiser: neighbouring frames stacked as channels, mean + ResUNet correction",
         config_type=MultiFrameConfig,
     ),
+    Entry(
+        name="vgg-unet",
+        constructor=VGGUNet,
+        task="recon",
+        modality="mri",
+        description="U-Net with a VGG19 encoder (seed network): ImageNet layers 0-22 frozen when a local weights file is given",
+        config_type=VGGUNetConfig,
+    ),
+    Entry(
+        name="unrolled",
+        constructor=UnrolledNet,
+        task="recon",
+        modality="mri",
+        description="unrolled CS + DL (ISTA-Net+): learned transform, soft threshold and SENSE data consistency per stage",
+        config_type=UnrolledConfig,
+    ),
 )
 
 CLASSICAL_METHODS: tuple[Entry[ClassicalMethod[typing.Any]], ...] = (
@@ -131,6 +150,14 @@ CLASSICAL_METHODS: tuple[Entry[ClassicalMethod[typing.Any]], ...] = (
         modality="any",
         description="non-local means with estimated noise level (skimage.restoration)",
         config_type=NonLocalMeansConfig,
+    ),
+    Entry(
+        name="fast-nlm",
+        constructor=make_fast_nlm,
+        task="denoise",
+        modality="mri",
+        description="vectorised torch non-local means (2-D/3-D, GPU if present), Rician-aware, h tied to estimated sigma",
+        config_type=FastNLMConfig,
     ),
 )
 

@@ -5,6 +5,10 @@ Degradations (noise, blur + downsampling) come in three tiers: pure functions in
 and ``Random*`` samplers in :mod:`~medrestore.physics.degradations`, which also holds the
 catalogue (:func:`~medrestore.physics.degradations.build_degradation`).
 
+MRI scanner appearance: :mod:`~medrestore.physics.scanner` (contrast curve, correlated Rician
+noise, bias field, blur and a local hyperintensity of a 1.5 T-like and a 3 T-like scanner),
+catalogued as the ``scanner`` degradation.
+
 Nuclear medicine: :mod:`~medrestore.physics.gamma_camera` (collimators, isotopes, system
 resolution and sensitivity, planar acquisitions), :mod:`~medrestore.physics.paper_phantom`
 (printed radioactive-ink phantoms and their paired acquisitions) and
@@ -27,6 +31,7 @@ from medrestore.physics.degradations import (
     RandomRicianNoise,
     RandomSpeckle,
     RicianNoise,
+    ScannerAppearance,
     Speckle,
     build_degradation,
     degradation_from_record,
@@ -48,6 +53,7 @@ __all__ = [
     "RandomRicianNoise",
     "RandomSpeckle",
     "RicianNoise",
+    "ScannerAppearance",
     "Speckle",
     "build_degradation",
     "degradation_from_record",

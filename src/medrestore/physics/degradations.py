@@ -57,6 +57,7 @@ from medrestore.physics.noise import (
     add_speckle,
     resolve_sigma,
 )
+from medrestore.physics.scanner import ScannerProfile, scanner_profile, simulate_scanner
 
 ParameterValue = float | int | str | bool | None
 
@@ -435,6 +436,70 @@ class Compose(Degradation):
         return {"transforms": [transform.describe() for transform in self.transforms]}
 
 
+@dataclasses.dataclass(frozen=True)
+class ScannerAppearance(Degradation):
+    """The look of scanner ``a`` (1.5 T-like) or ``b`` (3 T-like) (:mod:`~medrestore.physics.scanner`).
+
+    Contrast curve, local (occipital) hyperintensity, bias field, blur and correlated Rician
+    noise, in that order. Every appearance parameter left ``None`` takes the scanner's profile
+    value (:data:`~medrestore.physics.scanner.PROFILES`) and is recorded as that number.
+
+    A tensor is read as ``(*batch, H, W)`` slices in display orientation (rows anterior →
+    posterior). On a 2-D image the same holds; a 3-D (RAS+) volume is simulated axial slice by
+    axial slice (its third axis), each slice turned to display orientation and back.
+
+    Attributes:
+        scanner: ``"a"`` or ``"b"``.
+        gamma: contrast-curve exponent ``γ``. gain: global gain ``s``.
+        noise_sigma: Rician σ relative to the slice's robust brain maximum.
+        noise_correlation: noise correlation width in pixels (0 = white).
+        bias_strength, bias_angle: bias field ``β`` and its direction ``θ`` (radians).
+        blur_fwhm: point-spread FWHM in pixels (0 = none).
+        hyperintensity: relative amplitude ``a`` of the posterior bump (0 = none).
+        hyperintensity_width: bump width as a fraction of the slice size.
+    """
+
+    kind: ClassVar[str] = "scanner"
+    scanner: str = "a"
+    gamma: float | None = None
+    gain: float | None = None
+    noise_sigma: float | None = None
+    noise_correlation: float | None = None
+    bias_strength: float | None = None
+    bias_angle: float | None = None
+    blur_fwhm: float | None = None
+    hyperintensity: float | None = None
+    hyperintensity_width: float | None = None
+
+    def __post_init__(self) -> None:
+        profile = scanner_profile(self.scanner)
+        object.__setattr__(self, "scanner", self.scanner.lower())
+        for field in dataclasses.fields(ScannerProfile):
+            value = getattr(self, field.name)
+            value = getattr(profile, field.name) if value is None else value
+            strictly = field.name in ("gamma", "gain", "hyperintensity_width")
+            minimum = -math.inf if field.name == "bias_angle" else 0.0
+            object.__setattr__(self, field.name, _check_number(self.kind, field.name, value, minimum, strictly))
+
+    @property
+    def profile(self) -> ScannerProfile:
+        """The resolved appearance parameters."""
+        return ScannerProfile(**{field.name: getattr(self, field.name) for field in dataclasses.fields(ScannerProfile)})
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return simulate_scanner(x, self.profile, generator)
+
+    def transform_image(self, image: Image, generator: torch.Generator) -> Image:
+        data = _as_floating(image.data)
+        if data.ndim != image.spatial_ndim:
+            raise InputError(None, f"scanner simulation takes one 2-D slice or 3-D volume, got shape {tuple(data.shape)}")
+        if image.spatial_ndim == 2:
+            return image.with_data(self(data, generator))
+        slices = data.permute(2, 1, 0).flip(1)  # (Z, Y, X) with rows anterior → posterior
+        simulated = self(slices.contiguous(), generator)
+        return image.with_data(simulated.flip(1).permute(2, 1, 0).contiguous())
+
+
 # -- catalogue -------------------------------------------------------------------------------
 
 
@@ -458,6 +523,7 @@ CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
             CatalogueEntry("speckle", Speckle, "oct", "multiplicative speckle (Gamma / Nakagami)"),
             CatalogueEntry("blur-downsample", BlurDownsample, "any", "Gaussian blur and integer decimation"),
             CatalogueEntry("gamma-camera", GammaCamera, "nm", "planar gamma camera: collimator, binning, counts"),
+            CatalogueEntry("scanner", ScannerAppearance, "mri", "MRI scanner appearance a (1.5 T-like) / b (3 T-like)"),
         )
     }
 )

@@ -36,6 +36,7 @@ from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
 from medrestore.inference import Predictor
+from medrestore.tasks.denoise_mri import MRIDenoiseResult, denoise_mri_file, parse_sigma
 from medrestore.io import cast_to_dtype, write_image
 from medrestore.zoo import load_pretrained
 
@@ -47,6 +48,7 @@ __all__ = [
     "denoise_file",
     "denoise_oct",
     "load_denoiser",
+    "MODALITIES",
 ]
 
 DEFAULT_MODELS: dict[str, str] = {"oct": "resunet-oct-duke"}
@@ -163,6 +165,8 @@ def denoise_oct(
 Workflow = Callable[[Path, Path, str | None, Sequence[str | Path], str], DenoiseResult]
 WORKFLOWS: dict[str, Workflow] = {"oct": denoise_oct}
 """Modality → workflow ``(input, output, model, frames, device) → DenoiseResult``."""
+MODALITIES = (*WORKFLOWS, "mri")
+"""Every modality :func:`denoise_file` accepts (``mri``: :mod:`medrestore.tasks.denoise_mri`)."""
 
 
 def denoise_file(
@@ -172,7 +176,9 @@ def denoise_file(
     model: str | None = None,
     frames: Sequence[str | Path] | None = None,
     device: str = "auto",
-) -> DenoiseResult:
+    method: str = "auto",
+    sigma: str | float | None = "auto",
+) -> DenoiseResult | MRIDenoiseResult:
     """Denoise the image file ``input`` into ``output`` with the ``modality`` workflow.
 
     Args:
@@ -183,6 +189,8 @@ def denoise_file(
         model: zoo name or checkpoint path; ``None`` for the modality's default.
         frames: neighbouring frames of the same location for a multi-frame model.
         device: ``auto``, ``cpu``, ``cuda``…
+        method: MRI only: ``auto``, ``nlm``, ``unet``, ``unet3d`` or ``gan``.
+        sigma: MRI only: ``"auto"`` (estimated per volume) or the noise σ in image units.
 
     Raises:
         MedrestoreError: unknown modality or model.
@@ -191,11 +199,15 @@ def denoise_file(
     Example:
         >>> denoise_file("bscan.tif", "bscan-denoised.tif", "oct")  # doctest: +SKIP
     """
-    if modality not in WORKFLOWS:
-        raise MedrestoreError(f"no denoising workflow for modality {modality!r}; available: {', '.join(WORKFLOWS)}")
+    if modality not in MODALITIES:
+        raise MedrestoreError(f"no denoising workflow for modality {modality!r}; available: {', '.join(MODALITIES)}")
     input_path, output_path = Path(input), Path(output)
     if not input_path.exists():
         raise InputError(input_path, "input file does not exist")
     if input_path.resolve() == output_path.resolve():
         raise InputError(output_path, "is the input file; choose another output so the input is not modified")
+    if modality == "mri":
+        if model is not None or frames:
+            raise InputError(input_path, "MRI denoising takes --method (and --sigma), not --model or --frames")
+        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device)
     return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)

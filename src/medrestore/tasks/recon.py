@@ -7,7 +7,11 @@ Methods (``RECON_METHODS``):
 * ``cs-wavelet`` — L1-wavelet (db4, zero extension, maximal levels) by FISTA, 100 iterations;
 * ``cs-tv`` — isotropic total variation by FISTA with an FGP prox, 100 iterations;
 * ``auto`` — the best available for the data: fully sampled → ``zero-filled``; undersampled
-  Cartesian → ``cs-tv`` (the most accurate classical method on the measured brain data).
+  Cartesian → ``cs-tv`` (the most accurate method on the measured brain data; the trained
+  networks, best ``unrolled``, score below it there — ``benchmarks/README.md`` — so ``auto``
+  never picks one);
+  radial (non-Cartesian) → RING gradient-delay correction, then ``cs-tv`` on the NUFFT
+  operator (:mod:`medrestore.tasks.radial`; ``zero-filled`` is gridding there).
 
 CS weights follow the data's scale (:mod:`medrestore.solvers.regularisation`), so no
 per-image tuning is needed; ``lam`` overrides them with an absolute value (in the units of the
@@ -17,8 +21,9 @@ slow denormal floating point. Coil maps come from
 ESPIRiT on the fully sampled centre (adaptive kernel width, no eigenvalue crop: maps cover the
 whole field of view, so small calibration regions leave no holes) or from a file.
 
-Network methods (``unet``, ``vgg-unet``, ``unrolled``) are listed but refuse to run until
-trained weights ship with the model zoo.
+Network methods (``unet``, ``vgg-unet``, ``unrolled``) run the zoo models trained on simulated
+multi-coil brain data (:mod:`medrestore.tasks.recon_networks`), with the same coil maps; a
+method whose weights are not in the zoo refuses to run.
 
 Scoring against a reference (``score_reconstruction``): the magnitude image is first scaled by
 the least-squares intensity factor ``a = <x, y> / <x, x>`` (``x`` reconstruction, ``y``
@@ -48,6 +53,8 @@ from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration
 from medrestore.physics.mri.sense import cartesian_sense
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
+from medrestore.tasks.radial import DELAY_CORRECTIONS, RadialReconOptions, radial_report_fields, reconstruct_radial
+from medrestore.tasks.recon_networks import network_available, network_reconstruction
 
 __all__ = [
     "MASK_KINDS", "RECON_METHODS", "MaskSpec", "ReconOptions", "ReconResult", "intensity_fit", "reconstruct",
@@ -72,6 +79,8 @@ class ReconOptions:
         iterations: solver iterations; ``None`` = the method's default.
         device: ``cpu``, ``cuda``, ``auto``...
         espirit: ESPIRiT parameters.
+        delay_correction: radial data only — gradient-delay estimator applied before
+            reconstruction (``auto`` = RING, ``ring``, ``ac-adaptive``, ``none``).
     """
 
     method: str = "auto"
@@ -80,8 +89,11 @@ class ReconOptions:
     iterations: int | None = None
     device: str = "cpu"
     espirit: EspiritOptions = RECON_ESPIRIT
+    delay_correction: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.delay_correction not in DELAY_CORRECTIONS:
+            raise InputError(None, f"unknown delay correction {self.delay_correction!r}; expected one of {', '.join(DELAY_CORRECTIONS)}")
         if self.method not in RECON_METHODS:
             raise InputError(None, f"unknown reconstruction method {self.method!r}; expected one of {', '.join(RECON_METHODS)}")
         if self.lam is not None and not self.lam >= 0:
@@ -129,8 +141,8 @@ def set_threads(threads: int) -> None:
 
 
 def resolve_method(kspace: KSpace, method: str) -> str:
-    """``auto`` → the best classical method for the data; networks → a clear error until trained."""
-    if method in NETWORK_METHODS:
+    """``auto`` → the best classical method for the data; networks → a clear error without zoo weights."""
+    if method in NETWORK_METHODS and not network_available(method):
         raise MedrestoreError(
             f"method {method!r} is not available until trained weights ship with the model zoo; "
             f"use one of: {', '.join(('auto', *CLASSICAL_METHODS))}"
@@ -159,6 +171,8 @@ def _reconstruct_slice(
         return rss(ifftc(data, 2), coil_axis=0), None, 0
     assert maps is not None
     mask = kspace.mask if kspace.mask is not None else torch.ones(kspace.samples_shape, dtype=torch.bool)
+    if method in NETWORK_METHODS:
+        return network_reconstruction(method, data, maps.to(data.device), mask.to(data.device)), None, 0
     operator = cartesian_sense(maps.to(data.device), mask.to(data.device))
     iterations = options.iterations or DEFAULT_ITERATIONS[method]
     scale = data_scale(operator, data)
@@ -184,7 +198,7 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
         centre-cropped to ``metadata["recon_shape"]`` when the file defines one (fastMRI).
     """
     if not kspace.is_cartesian:
-        raise InputError(kspace.metadata.get("source_path"), "non-Cartesian k-space is not supported by 'recon' yet")
+        raise InputError(kspace.metadata.get("source_path"), "non-Cartesian k-space: use medrestore.tasks.radial.reconstruct_radial")
     if len(kspace.image_shape) != 2:
         raise InputError(kspace.metadata.get("source_path"), "only 2-D slices (or stacks of them) are reconstructed")
     method = resolve_method(kspace, options.method)
@@ -256,13 +270,21 @@ def reconstruct_file(
     input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None
 ) -> dict[str, Any]:
     """Read k-space, reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
-    result = reconstruct(read_kspace(input_path), options)
+    kspace = read_kspace(input_path)
+    extra: dict[str, Any] = {}
+    if kspace.is_cartesian:
+        result: ReconResult | Any = reconstruct(kspace, options)
+    else:
+        resolve_method(kspace, options.method)  # networks: the same clear error
+        radial = RadialReconOptions(options.method, options.delay_correction, options.lam, options.iterations)
+        result = reconstruct_radial(kspace, radial)
+        extra = radial_report_fields(result)
     output_path = Path(output_path)
     image, dtype = _output_image(result.image, output_path)
     write_image(image, output_path, dtype)
     report: dict[str, Any] = {
         "input": str(input_path), "output": str(output_path), "method": result.method, "lambda": result.lam,
-        "iterations": result.iterations, "seconds": round(result.seconds, 3),
+        "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
     }
     if reference_path is not None:
         reference = read_reference(reference_path)

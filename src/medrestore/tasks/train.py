@@ -13,6 +13,8 @@ import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import yaml
+
 from medrestore.core.device import select_device
 from medrestore.inference import sliding_window_inference
 from medrestore.training import (
@@ -27,6 +29,7 @@ from medrestore.training import (
 )
 from medrestore.training.config import InferenceConfig
 from medrestore.training.distributed import initialise, shutdown
+from medrestore.training.harmonize import is_harmonization_config, load_harmonization_config, train_harmonizer
 
 __all__ = ["tiled_inference", "train", "train_from_config", "with_overrides"]
 
@@ -67,13 +70,31 @@ def train(
         shutdown(context)
 
 
+def is_harmonization_file(config_path: str | Path) -> bool:
+    """Whether the YAML file at ``config_path`` describes a harmonisation run (unreadable files: no)."""
+    try:
+        return is_harmonization_config(yaml.safe_load(Path(config_path).read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        return False
+
+
 def train_from_config(
     config_path: str | Path,
     resume: bool = False,
     output_dir: str | Path | None = None,
     device: str | None = None,
 ) -> Path:
-    """Train from a YAML file; returns the run folder (``train.output_dir`` or ``output_dir``)."""
+    """Train from a YAML file; returns the run folder (``train.output_dir`` or ``output_dir``).
+
+    A configuration with a top-level ``method`` is a scanner-harmonisation run
+    (:mod:`medrestore.training.harmonize`: CycleGAN, coupled dictionaries, histogram matching).
+    """
+    if is_harmonization_file(config_path):
+        harmonization = load_harmonization_config(config_path)
+        if output_dir is not None:
+            train_section = dataclasses.replace(harmonization.train, output_dir=str(output_dir))
+            harmonization = dataclasses.replace(harmonization, train=train_section)
+        return train_harmonizer(harmonization, resume=resume)
     config = with_overrides(load_config(config_path), output_dir, device)
     result = train(config, resume=resume)
     return result.run_dir

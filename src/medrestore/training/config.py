@@ -26,11 +26,13 @@ import yaml
 
 from medrestore.core.errors import ConfigError
 from medrestore.data.normalisation import NORMALISATION_KINDS
+from medrestore.data.mri_recon import MRIReconDataConfig
+from medrestore.data.mri import MRIDenoiseDataConfig
 from medrestore.data.nm import NMDataConfig
 from medrestore.data.oct import OCTDataConfig
 from medrestore.training.typed_config import build_dataclass, to_plain
 
-LAYOUTS = ("paired-folders", "synthetic", "oct", "nm")
+LAYOUTS = ("paired-folders", "synthetic", "oct", "nm", "mri-recon", "mri-denoise")
 SCHEDULES = ("none", "step", "cosine")
 BLENDS = ("gaussian", "constant")
 
@@ -84,9 +86,12 @@ class DataConfig:
     section says (:class:`~medrestore.data.oct.OCTDataConfig`, which also names the validation
     subjects). ``nm``: activity maps and a gamma-camera simulation drawing new coarse/fine
     count pairs every epoch (:class:`~medrestore.data.nm.NMDataConfig`, which also names the
-    validation maps). ``patch_stride`` switches from ``patches_per_image`` random patches to a
-    deterministic grid; with ``crop_size`` too, the grid is laid inside ``crops_per_image``
+    validation maps). ``mri-recon``: fully sampled slices undersampled anew every epoch, whole
+    slices (no patches; :class:`~medrestore.data.mri_recon.MRIReconDataConfig`, which also names
+    the validation slices; ``patch_size`` only sets the dimensionality). ``patch_stride``
+    switches from ``patches_per_image`` random patches to a deterministic grid; with ``crop_size`` too, the grid is laid inside ``crops_per_image``
     random crops of each image, drawn once for the run (the OCT seed's recipe).
+    ``mri-denoise``: one clean volume with Rician noise drawn per sample and a held-out slab (:class:`~medrestore.data.mri.MRIDenoiseDataConfig`).
     """
 
     layout: str = "paired-folders"
@@ -110,14 +115,21 @@ class DataConfig:
     normalisation: NormalisationConfig = NormalisationConfig()
     oct: OCTDataConfig | None = None
     nm: NMDataConfig | None = None
+    mri: MRIReconDataConfig | None = None
+    mri_denoise: MRIDenoiseDataConfig | None = None
 
     def __post_init__(self) -> None:
         _check(self.layout in LAYOUTS, f"layout: {self.layout!r} is not one of {', '.join(LAYOUTS)}")
         _check((self.layout == "oct") == (self.oct is not None), "oct: the 'oct' layout needs the oct section (and only it)")
         _check((self.layout == "nm") == (self.nm is not None), "nm: the 'nm' layout needs the nm section (and only it)")
+        _check((self.layout == "mri-recon") == (self.mri is not None), "mri: the 'mri-recon' layout needs the mri section (and only it)")
+        _check(
+            (self.layout == "mri-denoise") == (self.mri_denoise is not None),
+            "mri_denoise: the 'mri-denoise' layout needs the mri_denoise section (and only it)",
+        )
         if self.layout == "oct":
             self._check_oct()
-        elif self.layout == "nm":
+        elif self.layout in ("nm", "mri-recon", "mri-denoise"):
             self._check_nm()
         elif self.layout == "paired-folders":
             folders = self.noisy_dir is not None and self.clean_dir is not None
@@ -165,9 +177,9 @@ class DataConfig:
         lists = (self.pairs, self.files, self.validation_pairs, self.validation_files)
         _check(
             all(value is None for value in inputs) and not any(lists) and self.validation_fraction == 0,
-            "layout: the 'nm' layout draws its pairs from the nm section; remove the folder, pair and file keys",
+            f"layout: the '{self.layout}' layout draws its samples from its own section; remove the folder, pair and file keys",
         )
-        _check(len(self.patch_size) == 2, "patch_size: planar scintigrams are 2-D; give 2 ints")
+        _check(self.layout == "mri-denoise" or len(self.patch_size) == 2, f"patch_size: the '{self.layout}' layout is 2-D; give 2 ints")
 
     @property
     def spatial_ndim(self) -> int:
@@ -248,15 +260,49 @@ class InferenceConfig:
         _check(self.batch_size >= 1, f"batch_size: must be >= 1, got {self.batch_size}")
 
 
+ADVERSARIAL_LOSSES = ("lsgan", "bce")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialConfig:
+    """Adversarial training (``training.adversarial``): the model is the generator, trained on
+    ``train.loss + weight · adversarial loss`` against a PatchGAN discriminator.
+
+    Attributes:
+        weight: ``λ`` of the adversarial term of the generator loss.
+        loss: ``lsgan`` (least squares, Mao et al. 2017) or ``bce`` (Goodfellow et al. 2014).
+        discriminator: options of :class:`~medrestore.models.patch_discriminator.PatchDiscriminatorConfig`
+            (``spatial_ndim`` and ``in_channels`` default to the data's).
+        lr: Adam rate of the discriminator.
+        betas: Adam betas of the discriminator (pix2pix: 0.5, 0.999).
+        warmup_steps: steps on ``train.loss`` alone before the adversarial term starts.
+    """
+
+    weight: float = 0.01
+    loss: str = "lsgan"
+    discriminator: Mapping[str, Any] = dataclasses.field(default_factory=_empty_mapping)
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.weight >= 0, f"weight: must be >= 0, got {self.weight}")
+        _check(self.loss in ADVERSARIAL_LOSSES, f"loss: {self.loss!r} is not one of {', '.join(ADVERSARIAL_LOSSES)}")
+        _check(self.lr > 0, f"lr: must be > 0, got {self.lr}")
+        _check(all(0.0 <= b < 1.0 for b in self.betas), f"betas: must be in [0, 1), got {self.betas}")
+        _check(self.warmup_steps >= 0, f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole training run."""
+    """A whole training run (``adversarial`` set: a GAN run, see :mod:`medrestore.training.adversarial`)."""
 
     data: DataConfig
     model: ModelConfig
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     inference: InferenceConfig = InferenceConfig()
+    adversarial: AdversarialConfig | None = None
 
     def __post_init__(self) -> None:
         window = self.inference.window
@@ -291,6 +337,10 @@ def resolve_data_paths(data: DataConfig, base: Path) -> DataConfig:
         changes["oct"] = data.oct.resolved(base)
     if data.nm is not None:
         changes["nm"] = data.nm.resolved(base)
+    if data.mri is not None:
+        changes["mri"] = data.mri.resolved(base)
+    if data.mri_denoise is not None:
+        changes["mri_denoise"] = data.mri_denoise.resolved(base)
     return dataclasses.replace(data, **changes)
 
 

@@ -37,12 +37,15 @@ from medrestore.data.paired import (
     split_by_file,
     validation_images,
 )
+from medrestore.data.mri_recon import mri_recon_sources
+from medrestore.data.mri import mri_denoise_sources
 from medrestore.data.nm import nm_sources
 from medrestore.data.oct import oct_sources
 from medrestore.losses import build_loss
 from medrestore.models import create_model
 from medrestore.physics.degradations import build_degradation, parameter_types
 from medrestore.training.config import DataConfig, ExperimentConfig, NormalisationConfig
+from medrestore.training.adversarial import AdversarialTrainer, build_discriminator
 from medrestore.training.distributed import DistributedContext
 from medrestore.training.trainer import ImageInference, StepInfo, Trainer, whole_image_inference
 
@@ -115,6 +118,9 @@ def build_sources(data: DataConfig, seed: int) -> Sources:
     if data.nm is not None:
         training_maps, validation_maps = nm_sources(data.nm, seed)
         return Sources(training_maps, validation_maps)
+    if data.mri_denoise is not None:
+        training_images, validation_images_ = mri_denoise_sources(data.mri_denoise, data.spatial_ndim)
+        return Sources(training_images, validation_images_)
     training = _training_items(data)
     validation = _validation_items(data)
     if data.validation_fraction > 0:
@@ -156,8 +162,22 @@ def build_trainer(
     context: DistributedContext = DistributedContext(),
     run_dir: str | Path | None = None,
 ) -> Trainer:
-    """Everything a run needs, ready for :meth:`Trainer.fit` (``run_dir`` defaults to ``train.output_dir``)."""
+    """Everything a run needs, ready for :meth:`Trainer.fit` (``run_dir`` defaults to ``train.output_dir``).
+
+    The ``mri-recon`` layout brings its own dataset (whole undersampled slices, already scaled:
+    no normalisation) and validation slices (:func:`medrestore.data.mri_recon.mri_recon_sources`).
+    """
     seed = config.train.seed
+    run_path = Path(run_dir if run_dir is not None else config.train.output_dir)
+    if config.data.mri is not None:
+        if getattr(config, "adversarial", None) is not None:
+            raise ConfigError("adversarial: the 'mri-recon' layout trains with train.loss only")
+        mri_dataset, mri_validation = mri_recon_sources(config.data.mri, seed)
+        model = build_model(config)
+        return Trainer(
+            config, model, mri_dataset, mri_validation, NoNormalisation(), build_loss(config.train.loss), run_path, device,
+            inference=inference, callbacks=callbacks, context=context,
+        )  # fmt: skip
     sources = build_sources(config.data, seed)
     normalisation = build_normalisation(config.data.normalisation, sources.training, seed)
     data = config.data
@@ -168,16 +188,19 @@ def build_trainer(
     validation = [] if sources.validation is None else validation_images(sources.validation, normalisation, seed)
     model = build_model(config)
     loss = build_loss(config.train.loss)
-    return Trainer(
-        config,
-        model,
-        dataset,
-        validation,
-        normalisation,
-        loss,
-        Path(run_dir if run_dir is not None else config.train.output_dir),
+    arguments = (config, model, dataset, validation, normalisation, loss)
+    folder = Path(run_dir if run_dir is not None else config.train.output_dir)
+    if config.adversarial is None:
+        return Trainer(*arguments, folder, device, inference=inference, callbacks=callbacks, context=context)
+    channels = int(getattr(model, "out_channels", 1))
+    discriminator = build_discriminator(config.adversarial, config.data.spatial_ndim, channels)
+    return AdversarialTrainer(
+        *arguments,
+        folder,
         device,
         inference=inference,
         callbacks=callbacks,
         context=context,
+        discriminator=discriminator,
+        adversarial=config.adversarial,
     )

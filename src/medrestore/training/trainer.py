@@ -58,11 +58,26 @@ from medrestore.training.typed_config import to_plain
 ImageInference = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
 """``inference(function, x (1, C, *spatial)) -> y``: how a whole image is pushed through the model."""
 
+NetworkInputs = torch.Tensor | Sequence[torch.Tensor]
+"""A batch's network input: one tensor, or several (e.g. image, k-space, mask, coil maps for
+networks with data consistency) passed as positional arguments: ``model(*inputs)``."""
+
 LOG_COLUMNS = ("epoch", "step", "train_loss", "val_psnr", "val_ssim", "lr", "seconds")
 RESUMABLE_CHANGES = (
     "train.epochs", "train.max_steps", "train.output_dir", "train.device", "train.progress_bar",
     "train.num_workers", "train.validate_every", "train.checkpoint_every_steps",
 )  # fmt: skip
+
+
+def _to_device(inputs: NetworkInputs, device: torch.device) -> NetworkInputs:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device, non_blocking=True)
+    return [tensor.to(device, non_blocking=True) for tensor in inputs]
+
+
+def run_network(network: Callable[..., torch.Tensor], inputs: NetworkInputs) -> torch.Tensor:
+    """``network(inputs)`` for a tensor, ``network(*inputs)`` for a sequence of tensors."""
+    return network(inputs) if isinstance(inputs, torch.Tensor) else network(*inputs)
 
 
 def whole_image_inference(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +183,8 @@ class Trainer:
     Args:
         config: the experiment (optimiser, schedule, loop settings, inference settings).
         model: the network (unwrapped; moved to ``device`` here).
-        dataset: training patches, indexed by ``(epoch, index)``.
+        dataset: training patches (or whole samples), indexed by ``(epoch, index)``, each ``(inputs, target)``
+            with ``inputs`` one tensor or a sequence of tensors (see :data:`NetworkInputs`).
         validation: whole validation images (may be empty: no validation, no ``best.pt``).
         normalisation: recorded in checkpoints; de-normalises validation outputs.
         loss: ``loss(prediction, target)`` on ``(N, C, *spatial)`` tensors.
@@ -183,7 +199,7 @@ class Trainer:
         self,
         config: ExperimentConfig,
         model: nn.Module,
-        dataset: PairedPatchDataset,
+        dataset: PairedPatchDataset | torch.utils.data.Dataset[Any],
         validation: Sequence[ValidationImage],
         normalisation: Normalisation,
         loss: nn.Module,
@@ -314,11 +330,11 @@ class Trainer:
             dynamic_ncols=True,
         )
 
-    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        inputs = inputs.to(self.device, non_blocking=True)
+    def _step(self, inputs: NetworkInputs, targets: torch.Tensor) -> float:
+        inputs = _to_device(inputs, self.device)
         targets = targets.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(self.network(inputs), targets)
+        loss = self.loss(run_network(self.network, inputs), targets)
         if not bool(torch.isfinite(loss)):
             raise MedrestoreError(
                 f"the loss became {float(loss)} at epoch {self.progress.epoch + 1}, step {self.progress.step_in_epoch + 1}; "
@@ -392,13 +408,20 @@ class Trainer:
 
     # -- validation -------------------------------------------------------------------------
     def predict(self, image: ValidationImage) -> torch.Tensor:
-        """De-normalised model output for one validation image, ``(C, *spatial)`` on the CPU."""
+        """De-normalised model output for one validation image, ``(C, *spatial)`` on the CPU.
+
+        Several input tensors (a physics-aware network's image, k-space, mask, coil maps) run
+        whole, in one call; a single tensor goes through ``inference`` (e.g. tiled).
+        """
 
         def function(batch: torch.Tensor) -> torch.Tensor:
             return self.model(batch.to(self.device))
 
         with torch.no_grad():
-            output = self.inference(function, image.input.unsqueeze(0))
+            if isinstance(image.input, torch.Tensor):
+                output = self.inference(function, image.input.unsqueeze(0))
+            else:
+                output = self.model(*(tensor.unsqueeze(0).to(self.device) for tensor in image.input))
         return self.normalisation.denormalise(output[0].detach().cpu().to(torch.float32), image.parameters)
 
     def validate(self) -> tuple[float, float | None]:

@@ -7,6 +7,12 @@
   sampling operator: Cartesian now, a NUFFT for radial data), coil combination, zero-filled RSS.
 * :mod:`~medrestore.physics.mri.masks` — fastMRI random/equispaced line masks, Poisson-disc.
 * :mod:`~medrestore.physics.mri.espirit` — ESPIRiT coil sensitivities.
+* :mod:`~medrestore.physics.mri.trajectory` — radial trajectories (uniform/golden-angle, full/half
+  spokes, stack-of-stars) and the gradient-delay model.
+* :mod:`~medrestore.physics.mri.nufft` — the NUFFT operator (FINUFFT, true adjoint, autograd).
+* :mod:`~medrestore.physics.mri.density` — ramp and Pipe–Menon density compensation.
+* :mod:`~medrestore.physics.mri.radial` — simulated coils, radial SENSE, gridding, coil maps from the centre.
+* :mod:`~medrestore.physics.mri.delay_estimation` — RING and AC-adaptive gradient-delay estimation.
 """
 
 from medrestore.physics.mri.espirit import EspiritOptions, calibration_region, calibration_shape, espirit_maps
@@ -31,7 +37,20 @@ from medrestore.physics.mri.operators import (
     lipschitz_constant,
     max_eigenvalue,
 )
+from medrestore.physics.mri.delay_estimation import DelayEstimate, estimate_delay, estimate_delay_ac_adaptive, estimate_delay_ring
+from medrestore.physics.mri.density import pipe_menon_density, ramp_density
+from medrestore.physics.mri.nufft import NUFFTOperator, nonuniform_dft
+from medrestore.physics.mri.radial import gridding, radial_coil_maps, radial_sense
+from medrestore.physics.mri.simulation import birdcage_coil_maps
 from medrestore.physics.mri.sense import CoilExpansion, SenseOperator, cartesian_sense, coil_combine, zero_filled_rss
+from medrestore.physics.mri.trajectory import (
+    GradientDelay,
+    RadialSpec,
+    delayed_trajectory,
+    radial_trajectory,
+    spoke_angles,
+    stack_of_stars,
+)
 
 __all__ = [
     "MASK_KINDS",
@@ -39,26 +58,44 @@ __all__ = [
     "CartesianSampling",
     "CoilExpansion",
     "ComposedOperator",
+    "DelayEstimate",
     "EspiritOptions",
     "FFTOperator",
+    "GradientDelay",
     "Identity",
     "LinearOperator",
     "MaskSpec",
     "Multiply",
+    "NUFFTOperator",
+    "RadialSpec",
     "SenseOperator",
     "adjoint_mismatch",
+    "birdcage_coil_maps",
     "calibration_region",
     "calibration_shape",
     "cartesian_sense",
     "coil_combine",
+    "delayed_trajectory",
     "equispaced_line_mask",
     "espirit_maps",
+    "estimate_delay",
+    "estimate_delay_ac_adaptive",
+    "estimate_delay_ring",
+    "gridding",
     "inner_product",
     "lipschitz_constant",
     "mask_acceleration",
     "max_eigenvalue",
+    "nonuniform_dft",
+    "pipe_menon_density",
     "poisson_disc_mask",
+    "radial_coil_maps",
+    "radial_sense",
+    "radial_trajectory",
+    "ramp_density",
     "random_line_mask",
     "sample_mask",
+    "spoke_angles",
+    "stack_of_stars",
     "zero_filled_rss",
 ]

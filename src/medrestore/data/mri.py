@@ -1,0 +1,152 @@
+"""Training pairs for MRI denoising: a clean brain volume and Rician noise drawn on the fly.
+
+The ``data.mri_denoise`` section of a training configuration (``data.layout: mri-denoise``) names one clean
+volume (Colin27, ``ch2.nii.gz``: an average of 27 scans) and a slab of slices held out for
+validation. Training images are the rest of the volume: every axial slice with enough brain
+(2-D patches) or the two sub-volumes on either side of the slab (3-D patches). Each sample
+draws ``σ ~ U[sigma_range] · max(volume)`` and the input is ``|x + σn₁ + iσn₂|``
+(:func:`~medrestore.physics.noise.add_rician_noise`), so the networks are *blind* to σ: one
+model for the whole 1–10 % range, no noise map needed at inference.
+
+Intensities are divided by :func:`intensity_scale` (a robust maximum, the 99.9th percentile of
+the non-zero voxels) both here and at inference (:mod:`medrestore.tasks.denoise_mri`), so the
+training configuration uses ``normalisation: none``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.data.paired import ImagePairSource
+from medrestore.io import read_image
+from medrestore.physics.noise import add_rician_noise
+
+SCALE_QUANTILE = 0.999
+MIN_BRAIN_FRACTION = 0.05
+"""2-D training slices with less non-zero tissue than this are skipped."""
+
+
+def intensity_scale(volume: torch.Tensor | np.ndarray) -> float:
+    """Robust maximum: the :data:`SCALE_QUANTILE` quantile of the voxels above 5 % of the maximum.
+
+    Noise raises the plain maximum by several σ; this quantile moves by a fraction of σ.
+    Returns 1.0 for an all-zero input.
+    """
+    values = volume.detach().cpu().numpy() if isinstance(volume, torch.Tensor) else np.asarray(volume)
+    values = values[np.isfinite(values)]
+    if values.size == 0 or float(values.max()) <= 0:
+        return 1.0
+    bright = values[values > 0.05 * float(values.max())]
+    return float(np.quantile(bright, SCALE_QUANTILE))
+
+
+@dataclasses.dataclass(frozen=True)
+class MRIDenoiseDataConfig:
+    """The ``data.mri_denoise`` section.
+
+    Attributes:
+        volume: clean 3-D volume (NIfTI or any format :func:`medrestore.io.read_image` reads).
+        axis: the slice axis (2: axial for an RAS volume such as Colin27).
+        validation_slab: ``[start, stop)`` slices along ``axis`` held out for validation
+            (never trained on).
+        validation_every: 2-D: validate on every n-th slice of the slab.
+        sigma_range: Rician σ as a fraction of the volume maximum, drawn uniformly per sample.
+    """
+
+    volume: str
+    axis: int = 2
+    validation_slab: tuple[int, int] = (96, 128)
+    validation_every: int = 4
+    sigma_range: tuple[float, float] = (0.01, 0.10)
+
+    def __post_init__(self) -> None:
+        low, high = self.sigma_range
+        if not 0 <= low <= high:
+            raise ConfigError(f"mri_denoise.sigma_range: needs 0 <= low <= high, got {self.sigma_range}")
+        start, stop = self.validation_slab
+        if not 0 <= start < stop:
+            raise ConfigError(f"mri_denoise.validation_slab: needs 0 <= start < stop, got {self.validation_slab}")
+        if self.axis not in (0, 1, 2) or self.validation_every < 1:
+            raise ConfigError("mri_denoise.axis must be 0, 1 or 2 and mri_denoise.validation_every >= 1")
+
+    def resolved(self, base: Path) -> MRIDenoiseDataConfig:
+        """``volume`` made absolute against ``base`` (the configuration's folder)."""
+        path = Path(self.volume).expanduser()
+        return dataclasses.replace(self, volume=str(path if path.is_absolute() else (base / path).resolve()))
+
+
+class RicianPairs(ImagePairSource):
+    """Clean images ``(1, *spatial)`` (already divided by the scale); inputs get Rician noise per call.
+
+    Args:
+        images: clean images, each ``(*spatial)``.
+        sigma_range: absolute σ range (in the units of ``images``).
+        names: labels of the images.
+    """
+
+    def __init__(self, images: list[torch.Tensor], sigma_range: tuple[float, float], names: list[str]) -> None:
+        if not images:
+            raise ConfigError("mri_denoise: no training or validation images (check validation_slab against the volume)")
+        self._images = [image[None].to(torch.float32).contiguous() for image in images]
+        self.spatial_ndim = images[0].ndim
+        self.sigma_range = sigma_range
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def name(self, index: int) -> str:
+        return self._names[index]
+
+    def input_shape(self, index: int) -> tuple[int, ...]:
+        return tuple(self._images[index].shape[1:])
+
+    def factor(self, index: int) -> tuple[int, ...]:
+        return (1,) * self.spatial_ndim
+
+    def pair(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        low, high = self.sigma_range
+        unit = float(torch.rand((), generator=generator, dtype=torch.float64))
+        clean = self._images[index]
+        return add_rician_noise(clean, low + (high - low) * unit, generator), clean
+
+
+def _slices(volume: torch.Tensor, axis: int, indices: range, name: str) -> tuple[list[torch.Tensor], list[str]]:
+    images, names = [], []
+    for index in indices:
+        image = volume.select(axis, index)
+        if float((image > 0).float().mean()) >= MIN_BRAIN_FRACTION:
+            images.append(image.contiguous())
+            names.append(f"{name}[{axis}={index}]")
+    return images, names
+
+
+def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tuple[RicianPairs, RicianPairs]:
+    """Training and validation sources for ``spatial_ndim``-D patches (2: slices, 3: sub-volumes)."""
+    path = Path(config.volume)
+    volume = read_image(path).data.to(torch.float32)
+    if volume.ndim != 3:
+        raise InputError(path, f"has shape {tuple(volume.shape)}; the mri-denoise layout needs one 3-D volume")
+    start, stop = config.validation_slab
+    length = volume.shape[config.axis]
+    if stop > length:
+        raise ConfigError(f"mri_denoise.validation_slab: {config.validation_slab} exceeds the {length} slices of {path}")
+    scale = intensity_scale(volume)
+    maximum = float(volume.max()) / scale
+    volume = volume / scale
+    sigma_range = (config.sigma_range[0] * maximum, config.sigma_range[1] * maximum)
+    if spatial_ndim == 2:
+        training, names = _slices(volume, config.axis, range(0, start), path.name)
+        more, more_names = _slices(volume, config.axis, range(stop, length), path.name)
+        validation, validation_names = _slices(volume, config.axis, range(start, stop, config.validation_every), path.name)
+        return RicianPairs(training + more, sigma_range, names + more_names), RicianPairs(validation, sigma_range, validation_names)
+    chunks = [(0, start), (stop, length)]
+    training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks if b - a >= 16]
+    names = [f"{path.name}[{config.axis}={a}:{b}]" for a, b in chunks if b - a >= 16]
+    slab = volume.narrow(config.axis, start, stop - start).contiguous()
+    return RicianPairs(training, sigma_range, names), RicianPairs([slab], sigma_range, [f"{path.name}[{config.axis}={start}:{stop}]"])

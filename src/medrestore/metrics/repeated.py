@@ -1,0 +1,43 @@
+"""The repeated-acquisition protocol: score a denoised repetition against the mean of the others.
+
+With ``R`` repetitions ``y_1…y_R`` of one scan, a denoiser is applied to ``y_r`` and compared
+with ``ȳ_{−r} = mean of the other R − 1`` (an independent, less noisy estimate of the same
+anatomy): MSE, PSNR (peak = max of the reference) and SSIM (Gaussian window σ = 1.5, 3-D for
+volumes), optionally inside a mask. The same scores of the noisy ``y_r`` itself are the
+baseline. The reference still holds noise of variance ``σ²/(R − 1)``, so the MSE has that floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.metrics.basic import mse, psnr
+from medrestore.metrics.ssim import ssim
+
+
+def leave_one_out_reference(repetitions: Sequence[torch.Tensor], index: int) -> torch.Tensor:
+    """Mean of every repetition but ``index`` (``(*spatial)`` float64)."""
+    if len(repetitions) < 2 or not 0 <= index < len(repetitions):
+        raise InputError(None, f"need >= 2 repetitions and 0 <= index < {len(repetitions)}, got index {index}")
+    others = [r.to(torch.float64) for i, r in enumerate(repetitions) if i != index]
+    if any(o.shape != others[0].shape for o in others) or repetitions[index].shape != others[0].shape:
+        raise InputError(None, "all repetitions must have one shape")
+    return torch.stack(others).mean(dim=0)
+
+
+def repeated_acquisition_scores(
+    estimate: torch.Tensor, repetitions: Sequence[torch.Tensor], index: int, mask: torch.Tensor | np.ndarray | None = None
+) -> dict[str, float]:
+    """``{"mse", "psnr", "ssim"}`` of ``estimate`` (e.g. denoised ``repetitions[index]``) against the others' mean."""
+    reference = leave_one_out_reference(repetitions, index)
+    data_range = float(reference.max() - min(float(reference.min()), 0.0)) or 1.0
+    spatial_ndim = 3 if reference.ndim == 3 and min(reference.shape) >= 7 else 2
+    return {
+        "mse": mse(estimate, reference, mask),
+        "psnr": psnr(estimate, reference, data_range, mask),
+        "ssim": ssim(estimate, reference, data_range, spatial_ndim=spatial_ndim, mask=mask),
+    }

@@ -1,0 +1,232 @@
+"""MRI denoising of 2-D, 3-D and 4-D magnitude images (``medrestore denoise --modality mri``).
+
+Methods (``method``):
+
+* ``nlm`` — the fast Rician-aware non-local means (:mod:`medrestore.models.fast_nlm`) with
+  ``h = σ``, 3×3(×3) patches and a 5×5×5 search cube (3-D; 11×11 in 2-D).
+* ``unet`` / ``gan`` — the shipped 2-D U-Net / adversarially trained U-Net, applied to every
+  slice along the last spatial axis (axial slices of an RAS volume).
+* ``unet3d`` — the shipped 3-D U-Net with blended sliding-window inference over the volume.
+* ``auto`` — :data:`AUTO_METHOD`, or ``nlm`` when its weights are not installed.
+
+Networks are blind to σ; they see the image divided by its robust maximum
+(:func:`medrestore.data.mri.intensity_scale`), as in training. ``σ`` (``sigma``: a number in
+image units or ``None`` for "estimate") is estimated per volume from the background or, when
+there is none, with the wavelet estimator (:func:`~medrestore.physics.noise_estimation.estimate_sigma`);
+only ``nlm`` uses it, the value is reported for every method.
+
+4-D input ``(x, y, z, t)``: every volume is denoised on its own (no temporal filtering), so a
+voxel's time course is never mixed across time points. The temporal SNR
+``tSNR = mean_t / std_t`` (median over the brain mask of the temporal mean) is reported before
+and after.
+
+The output keeps the input's geometry (affine, NIfTI header fields, DICOM identifiers) and its
+dtype (integers are rounded and clipped) and is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medrestore.core.device import select_device
+from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.image import Image
+from medrestore.data.mri import intensity_scale
+from medrestore.inference import Predictor
+from medrestore.io import cast_to_dtype, read_image, write_image
+from medrestore.data.normalisation import NoNormalisation
+from medrestore.models.fast_nlm import fast_non_local_means
+from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
+from medrestore.zoo import load_pretrained
+
+METHODS = ("auto", "nlm", "unet", "unet3d", "gan")
+ZOO_MODELS: dict[str, str] = {"unet": "mri-unet2d-colin27", "unet3d": "mri-unet3d-colin27", "gan": "mri-gan-colin27"}
+"""Method → shipped zoo model."""
+AUTO_METHOD = "nlm"
+"""What ``auto`` runs (the best method of ``benchmarks/mri_denoise.py`` within the time budget)."""
+NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
+"""Spatial dimensions → (patch radius, search radius) of ``nlm``."""
+NLM_H_FACTOR = 1.0
+WINDOW_3D = (64, 64, 64)
+
+
+@dataclasses.dataclass(frozen=True)
+class MRIDenoiseResult:
+    """What :func:`denoise_mri_file` did.
+
+    Attributes:
+        output: the written file.
+        method: the method run (``auto`` resolved).
+        model: zoo name of the network, or ``fast-nlm``.
+        sigmas: σ per volume (given or estimated), image units.
+        volumes: volumes (time points) denoised.
+        seconds_per_volume: mean wall time per volume.
+        tsnr_before, tsnr_after: median temporal SNR in the brain (4-D input only).
+    """
+
+    output: Path
+    method: str
+    model: str
+    sigmas: tuple[float, ...]
+    volumes: int
+    seconds_per_volume: float
+    tsnr_before: float | None = None
+    tsnr_after: float | None = None
+
+    @property
+    def tsnr_gain(self) -> float | None:
+        """``tsnr_after / tsnr_before`` (4-D input only)."""
+        if self.tsnr_before is None or self.tsnr_after is None or self.tsnr_before == 0:
+            return None
+        return self.tsnr_after / self.tsnr_before
+
+
+def parse_sigma(text: str | float | None) -> float | None:
+    """``"auto"``/``None`` → ``None`` (estimate); a number ``>= 0`` → itself.
+
+    Raises:
+        InputError: anything else.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() == "auto"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(None, f"--sigma must be 'auto' or a number, got {text!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise InputError(None, f"--sigma must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def resolve_method(method: str) -> str:
+    """``auto`` → :data:`AUTO_METHOD` (``nlm`` if that network is not installed); others checked."""
+    if method not in METHODS:
+        raise MedrestoreError(f"unknown MRI denoising method {method!r}; choose one of {', '.join(METHODS)}")
+    if method != "auto":
+        return method
+    if AUTO_METHOD == "nlm":
+        return "nlm"
+    try:
+        load_pretrained(ZOO_MODELS[AUTO_METHOD])
+    except MedrestoreError:
+        return "nlm"
+    return AUTO_METHOD
+
+
+def load_mri_network(method: str, device: torch.device) -> Predictor:
+    """The :class:`Predictor` of a network method (its zoo weights, verified)."""
+    network, card = load_pretrained(ZOO_MODELS[method], device)
+    if card.task != "denoise" or card.modality != "mri":
+        raise MedrestoreError(f"zoo model {ZOO_MODELS[method]!r} is a {card.modality} {card.task} model, not an MRI denoiser")
+    window = WINDOW_3D if getattr(network, "spatial_ndim", 2) == 3 else None
+    return Predictor(network, NoNormalisation(), window=window, overlap=0.25, device=device, batch_size=1)
+
+
+def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16) -> torch.Tensor:
+    """A blind network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
+
+    A 2-D model on a 3-D volume runs on the slices along the last axis, ``batch`` at a time;
+    a 3-D model needs a 3-D volume. The output is ``>= 0`` (a magnitude), in image units.
+    """
+    scale = intensity_scale(volume)
+    scaled = volume.to(torch.float32) / scale
+    if predictor.spatial_ndim == scaled.ndim:
+        output = predictor.predict(scaled)
+    elif predictor.spatial_ndim == 2 and scaled.ndim == 3:
+        slices = scaled.movedim(-1, 0).unsqueeze(1)
+        output = torch.cat([predictor.predict(slices[i : i + batch])[:, 0] for i in range(0, slices.shape[0], batch)]).movedim(0, -1)
+    else:
+        raise InputError(None, f"a {predictor.spatial_ndim}-D network cannot denoise a {scaled.ndim}-D image; use nlm or unet")
+    return output.clamp_min(0.0) * scale
+
+
+def denoise_volume(
+    volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | None, device: torch.device
+) -> tuple[torch.Tensor, float]:
+    """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated."""
+    used_sigma = estimate_sigma(volume) if sigma is None else sigma
+    if method == "nlm":
+        patch, search = NLM_SETTINGS[volume.ndim]
+        output = fast_non_local_means(volume.to(device), used_sigma, patch, search, NLM_H_FACTOR).cpu()
+    else:
+        assert predictor is not None
+        output = network_denoise(volume, predictor)
+    return output.to(torch.float32), used_sigma
+
+
+def temporal_snr(series: torch.Tensor, mask: np.ndarray) -> float:
+    """Median over ``mask`` of ``mean_t / std_t`` of a ``(*spatial, T)`` series (``T >= 2``, ddof = 1)."""
+    array = series.detach().cpu().numpy().astype(np.float64)
+    mean, std = array.mean(axis=-1), array.std(axis=-1, ddof=1)
+    valid = mask & (std > 0)
+    if not valid.any():
+        return float("inf")
+    return float(np.median(mean[valid] / std[valid]))
+
+
+def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``(T, *spatial)`` float32 with singleton spatial axes removed, and the shape to restore."""
+    data = image.data.to(torch.float32)
+    if image.n_frames > 1 or data.ndim == image.spatial_ndim + 1:
+        series = data.movedim(-1, 0)
+    else:
+        series = data.unsqueeze(0)
+    shape = tuple(series.shape)
+    squeezed = series.reshape((shape[0], *[n for n in shape[1:] if n > 1]))
+    if squeezed.ndim not in (3, 4) or min(squeezed.shape[1:]) < 4:
+        raise InputError(path, f"has shape {tuple(data.shape)}; MRI denoising needs a 2-D image or a 3-D/4-D volume with sides >= 4")
+    if not bool(torch.isfinite(squeezed).all()):
+        raise InputError(path, "contains NaN or infinite values")
+    if float(squeezed.min()) < 0:
+        raise InputError(path, "holds negative values; MRI denoising expects magnitude images")
+    return squeezed, shape
+
+
+def denoise_mri_file(
+    input_path: str | Path, output_path: str | Path, method: str = "auto", sigma: float | None = None, device: str = "auto"
+) -> MRIDenoiseResult:
+    """Denoise the MRI file ``input_path`` into ``output_path`` (see the module docstring).
+
+    Args:
+        input_path: NIfTI, DICOM (file or series folder), or any format :func:`read_image` reads.
+        output_path: destination; its extension picks the format.
+        method: one of :data:`METHODS`.
+        sigma: noise σ in image units; ``None`` estimates it per volume.
+        device: ``auto``, ``cpu``, ``cuda``…
+
+    Raises:
+        InputError: unreadable, non-finite, negative or too small input (the message names it).
+        MedrestoreError: unknown method or missing weights.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    image = read_image(input_path)
+    volumes, shape = _volumes(image, input_path)
+    resolved = resolve_method(method)
+    target = select_device(device)
+    predictor = None if resolved == "nlm" else load_mri_network(resolved, target)
+    outputs, sigmas = [], []
+    started = time.perf_counter()
+    for volume in volumes:
+        output, used = denoise_volume(volume, resolved, sigma, predictor, target)
+        outputs.append(output)
+        sigmas.append(used)
+    seconds = (time.perf_counter() - started) / len(outputs)
+    denoised = torch.stack(outputs)
+    tsnr_before = tsnr_after = None
+    if denoised.shape[0] > 1:
+        mean = volumes.mean(dim=0)
+        mask = foreground_mask(mean, float(np.median(sigmas)) / np.sqrt(denoised.shape[0]), snr=5.0)
+        tsnr_before = temporal_snr(volumes.movedim(0, -1), mask)
+        tsnr_after = temporal_snr(denoised.movedim(0, -1), mask)
+    restored = denoised.reshape(shape)
+    restored = restored.movedim(0, -1) if image.data.ndim == image.spatial_ndim + 1 or image.n_frames > 1 else restored[0]
+    dtype = str(image.metadata.get("dtype", "float32"))
+    values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
+    written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
+    label = "fast-nlm" if resolved == "nlm" else ZOO_MODELS[resolved]
+    return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
