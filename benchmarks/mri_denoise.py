@@ -50,8 +50,8 @@ from medrestore.models.fast_nlm import fast_non_local_means
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise
-from medrestore.training.checkpoint import load_checkpoint
-from medrestore.zoo import PACKAGED_ZOO, save_to_zoo
+from medrestore.tasks.models import publish_checkpoint
+from medrestore.zoo import PACKAGED_ZOO
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOLUME = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
@@ -203,8 +203,6 @@ def benchmark(arguments: argparse.Namespace) -> None:
 
 def publish(arguments: argparse.Namespace) -> None:
     """Score a checkpoint on the held-out slab at σ = 3, 5, 7 % and write weights + card to the zoo."""
-    checkpoint = load_checkpoint(arguments.checkpoint, map_location="cpu")
-    predictor = Predictor.from_checkpoint(arguments.checkpoint, "cpu")
     volume = read_image(arguments.volume).data.numpy().astype(np.float32)
     restore = network_restorer(str(arguments.checkpoint))
     metrics: dict[str, object] = {"convention": "Colin27 held-out slab z=96-127 (8 slices of context each side), Rician noise "
@@ -215,29 +213,21 @@ def publish(arguments: argparse.Namespace) -> None:
         tag = f"sigma{sigma_percent:g}pct"
         metrics.update({f"psnr_{tag}": round(result.psnr, 3), f"ssim_{tag}": round(result.ssim, 4),
                         f"jaccard_{tag}": round(result.jaccard, 4), f"seconds_{tag}": round(result.seconds, 2)})  # fmt: skip
-    history = checkpoint.get("history", [])
-    card = save_to_zoo(
-        predictor.model,
+    card = publish_checkpoint(
+        arguments.checkpoint,
         name=arguments.name,
         task="denoise",
         modality="mri",
-        normalisation=checkpoint["normalisation"],
         training={
             "data": "Colin27 (ch2.nii.gz, ANTsPy data, Apache-2.0), Rician noise sigma 1-10 % of the maximum drawn per sample",
             "split": "axial slices z=96-127 held out (validation and evaluation), the rest trained on",
             "command": f"medrestore train --config {arguments.config}",
-            "seed": int(checkpoint["seed"]),
-            "epochs": len(history),
-            "steps": int(checkpoint["progress"]["global_step"]),
-            "duration_s": round(sum(float(row["seconds"]) for row in history), 1),
             "threads": 1,
             "noise_conditioning": "blind (no sigma input); intensities divided by the 99.9th percentile of the bright voxels",
         },
         metrics=metrics,
-        licence="Apache-2.0",
         description=arguments.description,
         zoo_dir=arguments.zoo_dir,
-        overwrite=True,
     )
     print(json.dumps(card.to_dict(), indent=2))
 

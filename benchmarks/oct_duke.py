@@ -35,13 +35,12 @@ import numpy as np
 import torch
 
 from medrestore.data.oct import DUKE_TRAIN_SUBJECTS, DUKE_VALIDATION_SUBJECTS, FrameGroup, align_frames, read_duke_subjects
-from medrestore.inference import Predictor
 from medrestore.io import cast_to_dtype
 from medrestore.metrics import evaluate
 from medrestore.models import create_method
 from medrestore.tasks.denoise import load_denoiser
-from medrestore.training import load_checkpoint
-from medrestore.zoo import PACKAGED_ZOO, save_to_zoo
+from medrestore.tasks.models import publish_checkpoint
+from medrestore.zoo import PACKAGED_ZOO
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "oct-duke-bioptigen"
@@ -199,26 +198,19 @@ def tune_classical(data: Path) -> dict[str, object]:
 # -- publishing a trained model to the zoo ----------------------------------------------------
 def publish(arguments: argparse.Namespace) -> None:
     """Score a checkpoint on 9–12 and write its weights and card into the packaged zoo."""
-    checkpoint = load_checkpoint(arguments.checkpoint, map_location="cpu")
-    predictor = Predictor.from_checkpoint(arguments.checkpoint, "cpu")
     groups = read_duke_subjects(arguments.data, DUKE_VALIDATION_SUBJECTS)
     with torch.inference_mode():
         restore = model_restorer(str(arguments.checkpoint))
         score = score_method(arguments.name, restore, groups, warm_up=True, repeats=arguments.repeats)
-    history = checkpoint.get("history", [])
-    card = save_to_zoo(
-        predictor.model,
+    card = publish_checkpoint(
+        arguments.checkpoint,
         name=arguments.name,
         task="denoise",
         modality="oct",
-        normalisation=checkpoint["normalisation"],
         training={
             "data": "Duke/Bioptigen SD-OCT (Fang et al., IEEE TMI 32(11), 2013)",
             "split": "train subjects 1-8, validate 9-12 (never trained on)",
             "command": f"medrestore train --config {arguments.config}",
-            "seed": int(checkpoint["seed"]),
-            "epochs": len(history),
-            "duration_s": round(sum(float(row["seconds"]) for row in history), 1),
             "threads": torch.get_num_threads(),
         },
         metrics={
@@ -227,10 +219,8 @@ def publish(arguments: argparse.Namespace) -> None:
             "ssim": round(score.ssim, 4),
             "seconds_per_bscan": round(score.seconds, 3),
         },
-        licence="Apache-2.0",
         description=arguments.description,
         zoo_dir=arguments.zoo_dir,
-        overwrite=True,
     )
     print(json.dumps(card.to_dict(), indent=2))
 

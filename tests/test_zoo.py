@@ -241,3 +241,30 @@ def test_unknown_names_and_unregistered_models(zoo: Path) -> None:
         load_pretrained("../escape")
     with pytest.raises(MedrestoreError, match="not a registered architecture"):
         save(torch.nn.Conv2d(1, 1, 3), zoo)
+
+
+def test_publish_checkpoint_records_the_run_and_reloads_identically(zoo: Path, tmp_path: Path) -> None:
+    from medrestore.data.normalisation import ZScoreImage
+    from medrestore.tasks.models import publish_checkpoint
+    from medrestore.training.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+
+    torch.manual_seed(0)
+    options = {"spatial_ndim": 2, "in_channels": 1, "out_channels": 1, "depth": 3, "width": 8, "batch_norm": False, "residual": True}
+    model = create_model("dncnn", options)
+    history = [{"epoch": 1, "seconds": 1.25}, {"epoch": 2, "seconds": 2.5}]
+    save_checkpoint(tmp_path / "last.pt", {
+        "format": CHECKPOINT_FORMAT, "model": {"name": "dncnn", "options": options, "state_dict": model.state_dict()},
+        "normalisation": ZScoreImage().record(), "inference": {"window": None}, "optimizer": {},
+        "progress": {"global_step": 40}, "config": {}, "seed": 7, "history": history,
+    })  # fmt: skip
+    card = publish_checkpoint(
+        tmp_path / "last.pt", name="tiny-published", task="denoise", modality="oct",
+        training={"data": "generated", "split": "none", "command": "train", "epochs": 2}, metrics={"convention": "default", "psnr": 30.0},
+        description="test", zoo_dir=zoo,
+    )  # fmt: skip
+    assert card.training == {"seed": 7, "epochs": 2, "steps": 40, "duration_s": 3.8, "data": "generated", "split": "none", "command": "train"}
+    assert card.normalisation == ZScoreImage().record()
+    loaded, _ = load_pretrained("tiny-published")
+    image = torch.rand(1, 1, 12, 12, generator=make_generator(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(image), model.eval()(image))

@@ -10,7 +10,7 @@ import contextlib
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +88,25 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise InputError(path, f"cannot read the file as a torch checkpoint ({type(error).__name__}: {first_line})") from None
+
+
+def expand_files(entries: Sequence[str | Path], what: str) -> list[Path]:
+    """Files named by ``entries``: a file stays, a folder gives its files (sorted, no hidden ones).
+
+    Args:
+        entries: file and folder paths.
+        what: what the entries are, for the error message (e.g. ``"a slice source of data.mri"``).
+
+    Raises:
+        InputError: an entry that is neither a file nor a folder.
+    """
+    paths: list[Path] = []
+    for entry in entries:
+        path = Path(entry)
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise InputError(path, f"no such file or folder ({what})")
+    return paths

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medrestore.core.files import expand_files
 from medrestore.core.complex import complex_to_channels
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.fft import ifftc
@@ -201,23 +202,10 @@ def _square_resample(plane: np.ndarray, size: int) -> torch.Tensor:
     return (resized / peak).clamp_max(1.5)
 
 
-def _expand(files: Sequence[str]) -> list[Path]:
-    paths: list[Path] = []
-    for entry in files:
-        path = Path(entry)
-        if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise InputError(path, "no such file or folder (a slice source of data.mri)")
-    return paths
-
-
 def load_brain_slices(source: MRISliceSource, size: int) -> list[tuple[str, torch.Tensor]]:
     """``[(name, magnitude (size, size) float32), ...]``: axial volume slices and 2-D pictures."""
     slices: list[tuple[str, torch.Tensor]] = []
-    for path in _expand(source.files):
+    for path in expand_files(source.files, "a slice source of data.mri"):
         data = read_image(path).data.to(torch.float32)
         if data.ndim == 3 and data.shape[0] in (3, 4) and data.shape[0] < min(data.shape[1:]):
             data = (0.299 * data[0] + 0.587 * data[1] + 0.114 * data[2]) if data.shape[0] >= 3 else data[0]
@@ -246,7 +234,7 @@ class _MeasuredSlice:
 def _fastmri_slices(files: Sequence[str]) -> list[_MeasuredSlice]:
     """Every slice of every fastMRI file, with ESPIRiT maps from its fully sampled data."""
     slices = []
-    for path in _expand(files):
+    for path in expand_files(files, "a slice source of data.mri"):
         kspace = read_fastmri(path)
         if kspace.mask is not None:
             raise InputError(path, "is undersampled; training needs fully sampled fastMRI files")

@@ -50,6 +50,7 @@ import skimage.data
 import torch
 from skimage.transform import resize
 
+from medrestore.core.files import expand_files
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.random import make_generator
 from medrestore.data.nm_phantoms import bone_scan_phantom, hot_spot_phantom, skeleton_phantom
@@ -307,19 +308,6 @@ def _file_planes(path: Path, fractions: Sequence[float]) -> list[tuple[str, np.n
     raise InputError(path, f"has shape {tuple(data.shape)}; expected a 2-D picture (grey or colour) or a 3-D volume")
 
 
-def _expand_files(files: Sequence[str]) -> list[Path]:
-    paths: list[Path] = []
-    for entry in files:
-        path = Path(entry)
-        if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise InputError(path, "no such file or folder (an activity source of data.nm)")
-    return paths
-
-
 def _skimage_plane(name: str) -> np.ndarray:
     image = np.asarray(getattr(skimage.data, name)(), dtype=np.float64)
     return luminance(torch.from_numpy(image)).numpy()
@@ -328,7 +316,7 @@ def _skimage_plane(name: str) -> np.ndarray:
 def load_activity_maps(sources: NMSources, size: int, simulation: NMSimulation = NMSimulation()) -> list[tuple[str, torch.Tensor]]:
     """``[(name, activity (size, size) float64 in [0, 1]), ...]`` for every source (module docstring, step 1)."""
     planes: list[tuple[str, np.ndarray]] = []
-    for path in _expand_files(sources.files):
+    for path in expand_files(sources.files, "an activity source of data.nm"):
         planes += _file_planes(path, sources.slice_fractions)
     planes += [(f"skimage:{name}", _skimage_plane(name)) for name in sources.skimage_images]
     maps: list[tuple[str, np.ndarray]] = []

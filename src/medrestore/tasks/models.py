@@ -2,16 +2,22 @@
 
 :func:`list_models` gathers the three, filtered by task and modality; :func:`catalogue_text`
 renders them as the table printed by ``medrestore models``, and :meth:`Catalogue.as_dict`
-as the ``--json`` record.
+as the ``--json`` record. :func:`publish_checkpoint` turns a trained checkpoint into a zoo
+model with its card.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from medrestore.core.image import MODALITIES
+from medrestore.inference import Predictor
 from medrestore.models import METHODS, MODELS
-from medrestore.zoo import list_zoo
+from medrestore.training import load_checkpoint
+from medrestore.zoo import ModelCard, list_zoo, save_to_zoo
 
 MODALITY_CHOICES = (*MODALITIES, "any")
 
@@ -116,3 +122,53 @@ def catalogue_text(catalogue: Catalogue) -> str:
     else:
         lines.append("  (none found; add zoo folders with MEDRESTORE_ZOO)")
     return "\n".join(lines) + "\n"
+
+
+def training_record(checkpoint: Mapping[str, Any]) -> dict[str, object]:
+    """The ``training`` fields a model card takes from a trainer checkpoint.
+
+    Returns:
+        ``seed``, ``epochs`` (finished epochs in its history), ``steps`` (optimiser steps) and
+        ``duration_s`` (sum of the epochs' wall times).
+    """
+    history = checkpoint.get("history", [])
+    return {
+        "seed": int(checkpoint["seed"]),
+        "epochs": len(history),
+        "steps": int(checkpoint["progress"]["global_step"]),
+        "duration_s": round(sum(float(row["seconds"]) for row in history), 1),
+    }
+
+
+def publish_checkpoint(
+    checkpoint_path: str | Path,
+    *,
+    name: str,
+    task: str,
+    modality: str,
+    training: Mapping[str, object],
+    metrics: Mapping[str, object],
+    description: str,
+    zoo_dir: Path,
+    licence: str = "Apache-2.0",
+) -> ModelCard:
+    """Write a trained checkpoint's model into ``zoo_dir`` (replacing a card of the same name).
+
+    The card's ``training`` section is :func:`training_record` of the checkpoint updated with
+    ``training`` (data, split, command…); its normalisation is the checkpoint's.
+    """
+    checkpoint = load_checkpoint(checkpoint_path, map_location="cpu")
+    model = Predictor.from_checkpoint(checkpoint_path, "cpu").model
+    return save_to_zoo(
+        model,
+        name=name,
+        task=task,
+        modality=modality,
+        normalisation=checkpoint["normalisation"],
+        training={**training_record(checkpoint), **training},
+        metrics=metrics,
+        licence=licence,
+        description=description,
+        zoo_dir=zoo_dir,
+        overwrite=True,
+    )
