@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.data.paired import PairedPatchDataset, PatchSampling
 from medrestore.training import build_normalisation, build_sources
 from medrestore.training.harmonize import is_harmonization_config, load_harmonization_config
@@ -146,3 +146,31 @@ def test_validation_sources_must_fit_the_layout() -> None:
         DataConfig(**paired, validation_noisy_dir="vn")
     with pytest.raises(ConfigError, match="give one validation source"):
         DataConfig(**paired, validation_pairs=(("a", "b"),), validation_fraction=0.2)
+
+
+def test_model_init_starts_from_a_checkpoint_or_state_dict(tmp_path: Path) -> None:
+    import torch
+
+    from medrestore.models import create_model
+    from medrestore.training.experiment import build_model
+
+    options = {"spatial_ndim": 2, "in_channels": 1, "out_channels": 1, "depth": 3, "width": 8, "batch_norm": False, "residual": True}
+    torch.manual_seed(5)
+    trained = create_model("dncnn", options)
+    torch.save(trained.state_dict(), tmp_path / "weights.pt")
+    torch.save({"model": {"name": "dncnn", "options": options, "state_dict": trained.state_dict()}}, tmp_path / "last.pt")
+    for init in ("weights.pt", "last.pt"):
+        config = load_config(_write(tmp_path, _with("model", name="dncnn", options=options, init=init)))
+        assert config.model.init == str((tmp_path / init).resolve())
+        model = build_model(config)
+        for name, value in trained.state_dict().items():
+            assert torch.equal(model.state_dict()[name], value)
+    fresh = build_model(load_config(_write(tmp_path, _with("model", name="dncnn", options=options))))
+    first = next(iter(trained.state_dict()))
+    assert not torch.equal(fresh.state_dict()[first], trained.state_dict()[first])  # without init: the seeded random start
+    wider = load_config(_write(tmp_path, _with("model", name="dncnn", options={**options, "width": 16}, init="weights.pt")))
+    with pytest.raises(InputError, match="weights.pt.*do not fit 'dncnn'"):
+        build_model(wider)
+    torch.save({"weights": [1, 2]}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="other.pt.*neither a training checkpoint"):
+        build_model(load_config(_write(tmp_path, _with("model", name="dncnn", options=options, init="other.pt"))))

@@ -188,10 +188,19 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """A registered model (``medrestore.models.create_model(name, options)``)."""
+    """A registered model (``medrestore.models.create_model(name, options)``).
+
+    Attributes:
+        name: registered architecture.
+        options: its constructor options.
+        init: start from these weights instead of a random initialisation (fine-tuning): a
+            training checkpoint (``last.pt``/``best.pt``) or a state-dict file such as a zoo
+            model's weights; a relative path is taken from the configuration file's folder.
+    """
 
     name: str
     options: Mapping[str, Any] = dataclasses.field(default_factory=_empty_mapping)
+    init: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +361,9 @@ def config_from_mapping(mapping: Any, source: str = "<config>", base_dir: str | 
         raise ConfigError(f"{source}: {error}") from None
     if base_dir is not None:
         config = dataclasses.replace(config, data=resolve_data_paths(config.data, Path(base_dir)))
+        if config.model.init is not None and not Path(config.model.init).expanduser().is_absolute():
+            init = str((Path(base_dir) / Path(config.model.init).expanduser()).resolve())
+            config = dataclasses.replace(config, model=dataclasses.replace(config.model, init=init))
     return config
 
 

@@ -8,14 +8,15 @@ fits or builds the normalisation, :func:`build_model` seeds and builds the netwo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.files import load_torch_file
 from medrestore.core.random import make_generator, seed_everything
 from medrestore.data.normalisation import (
     FixedRange,
@@ -142,10 +143,28 @@ def build_normalisation(config: NormalisationConfig, training: ImagePairSource, 
     return fit_zscore_dataset(inputs)
 
 
+def initial_weights(path: str | Path) -> Mapping[str, torch.Tensor]:
+    """The state dict in ``path``: a training checkpoint's model weights, or a plain state-dict file."""
+    payload = load_torch_file(Path(path))
+    if isinstance(payload, Mapping) and isinstance(payload.get("model"), Mapping) and "state_dict" in payload["model"]:
+        return payload["model"]["state_dict"]
+    if isinstance(payload, Mapping) and payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
+        return payload
+    raise InputError(Path(path), "model.init: neither a training checkpoint nor a state-dict file")
+
+
 def build_model(config: ExperimentConfig) -> nn.Module:
-    """Seed every global generator with ``train.seed``, then build the network (reproducible init)."""
+    """Seed every global generator with ``train.seed``, then build the network (reproducible init).
+
+    With ``model.init`` the network starts from those weights (they must fit the architecture).
+    """
     seed_everything(config.train.seed)
     model = create_model(config.model.name, config.model.options)
+    if config.model.init is not None:
+        try:
+            model.load_state_dict(initial_weights(config.model.init))
+        except RuntimeError as error:
+            raise InputError(Path(config.model.init), f"model.init: the weights do not fit {config.model.name!r}: {error}") from None
     spatial_ndim = getattr(model, "spatial_ndim", config.data.spatial_ndim)
     if spatial_ndim != config.data.spatial_ndim:
         raise ConfigError(
