@@ -31,3 +31,16 @@ def test_quick_demo_writes_report_with_real_results(tmp_path, capsys) -> None:
     assert 23.5 < noisy < 24.5  # Rician σ = 5 % of max on a [0, 1] phantom
     assert scores["DnCNN (trained here)"]["PSNR (dB)"] > noisy + 1.0
     assert scores["non-local means"]["PSNR (dB)"] > noisy
+
+    denoising = sections["mri-denoising"]["rows"]
+    for sigma in ("5%", "10%"):
+        noisy_row, nlm_row = (row for row in denoising if row["σ"] == sigma)
+        assert nlm_row["σ̂"] == pytest.approx(float(sigma[:-1]) / 100, rel=0.03)  # from the background alone
+        assert nlm_row["PSNR (dB)"] > noisy_row["PSNR (dB)"] + 8.0 and nlm_row["SSIM"] > noisy_row["SSIM"]
+
+    radial = {row["step"]: row for row in sections["radial"]["rows"]}
+    assert radial["delay estimate: ring"]["error (samples)"] < 0.01
+    assert radial["delay estimate: ac-adaptive"]["error (samples)"] < 0.2
+    assert radial["TV, RING correction (auto)"]["PSNR (dB)"] > radial["TV, no correction"]["PSNR (dB)"] + 10.0
+    for png in ("mri_denoising.png", "radial.png"):
+        assert (out / png).stat().st_size > 10_000 and f'src="{png}"' in html

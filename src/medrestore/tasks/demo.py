@@ -18,6 +18,7 @@ import torch
 
 from medrestore.report import Report, ReportSection, write_report
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
+from medrestore.tasks.demo_mri import mri_denoising_section, radial_section
 from medrestore.tasks.demo_nm import nm_superres_section
 from medrestore.tasks.demo_oct import oct_section
 
@@ -46,6 +47,8 @@ DEMO_SECTIONS: tuple[Section, ...] = (
     denoising_section,
     nm_superres_section,
     oct_section,
+    mri_denoising_section,
+    radial_section,
 )
 
 

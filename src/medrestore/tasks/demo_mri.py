@@ -1,0 +1,121 @@
+"""Demo sections of MRI denoising and radial MRI, on images generated in code.
+
+* ``mri_denoising_section`` — a synthetic 3-tissue brain volume with Rician noise at 5 % and 10 %
+  of its maximum: σ estimated from the image alone, the default torch non-local means, PSNR/SSIM inside
+  the head and the agreement of a 3-class tissue segmentation with the true labels.
+* ``radial_section`` — the Shepp–Logan phantom acquired with 64 golden-angle spokes by 8 coils
+  with gradient delays (0.7, −0.4) samples: the delays estimated from the data alone (RING and
+  AC-adaptive), and TV reconstructions without and with the correction.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from medrestore.core.image import Image
+from medrestore.data.mri_phantom import brain_phantom
+from medrestore.data.phantoms import shepp_logan
+from medrestore.metrics import evaluate
+from medrestore.metrics.tissue import tissue_jaccard
+from medrestore.physics import build_degradation
+from medrestore.physics.mri.trajectory import GradientDelay
+from medrestore.report import Figure, ReportSection, save_comparison_png
+from medrestore.tasks.denoise_mri import denoise_volume
+from medrestore.tasks.radial import RadialReconOptions, RadialSimulation, estimate_kspace_delay, reconstruct_radial, simulate_radial
+
+if TYPE_CHECKING:
+    from medrestore.tasks.demo import DemoContext
+
+SIGMAS = (0.05, 0.10)
+"""Rician σ of the denoising demo, relative to the phantom's maximum (1)."""
+DELAY = GradientDelay(0.7, -0.4)
+
+
+def _scores(image: torch.Tensor | np.ndarray, clean: np.ndarray, head: np.ndarray) -> tuple[float, float]:
+    values = evaluate(np.asarray(image, dtype=np.float64), clean.astype(np.float64), convention="default", mask=head)
+    return values["psnr"], values["ssim"]
+
+
+def mri_denoising_section(context: DemoContext) -> ReportSection:
+    """Rician noise on a synthetic brain → σ estimate → default non-local means, scored against the truth."""
+    shape = (48, 64, 64)
+    clean, labels = brain_phantom(shape, seed=context.seed)
+    head = labels > 0
+    middle = shape[0] // 2
+    rows: list[list[object]] = []
+    panels: list[tuple[str, np.ndarray | torch.Tensor]] = [("clean", clean[middle])]
+    for index, sigma in enumerate(SIGMAS):
+        degradation = build_degradation("rician", {"sigma": sigma, "relative": True})
+        generator = torch.Generator().manual_seed(context.seed + index)
+        noisy = degradation(torch.from_numpy(clean).to(torch.float64), generator).to(torch.float32)
+        started = time.perf_counter()
+        restored, estimate = denoise_volume(noisy, "nlm", None, None, torch.device("cpu"))
+        seconds = time.perf_counter() - started
+        for label, image, spent in (("noisy", noisy, None), ("non-local means (default)", restored, seconds)):
+            psnr, ssim = _scores(image.numpy(), clean, head)
+            jaccard = tissue_jaccard(image.numpy(), labels, head)["mean"]
+            rows.append([f"{sigma:.0%}", label, estimate, psnr, ssim, jaccard, spent])
+        panels += [(f"noisy, σ = {sigma:.0%}", noisy[middle]), (f"NLM, σ̂ = {estimate:.4f}", restored[middle])]
+    figure = "mri_denoising.png"
+    save_comparison_png(panels, context.out_dir / figure)
+    return ReportSection(
+        key="mri-denoising",
+        title="MRI denoising: Rician noise, σ from the image, fast non-local means",
+        description=(
+            f"A synthetic T1-like brain volume {shape} (CSF, grey and white matter, smooth bias) gets Rician noise with "
+            "σ = 5 % and 10 % of its maximum. `medrestore denoise --modality mri --method auto --sigma auto` estimates σ "
+            "from the background alone (column σ̂) and runs the vectorised torch 3-D non-local means (Rician-aware). "
+            "PSNR/SSIM inside the head against the noise-free volume; Jaccard: mean over the three tissues of a 3-class "
+            "Gaussian-mixture segmentation against the true labels. The phantom's tissues are 0.35 of the maximum apart "
+            "(7σ at 5 %), so noisy voxels are classified correctly except at the thin, wavy grey-matter ribbon, where "
+            "smoothing costs more than it gains: at 5 % the segmentation of the noisy volume agrees better; at 10 % the "
+            "denoised one does (Colin27 at 3–7 %: benchmarks/README.md)."
+        ),
+        figures=(Figure(figure, "Middle slice: clean, noisy and denoised at both noise levels (shared grey window)."),),
+        columns=("σ", "image", "σ̂", "PSNR (dB)", "SSIM", "tissue Jaccard", "seconds"),
+        rows=rows,
+    )
+
+
+def radial_section(context: DemoContext) -> ReportSection:
+    """Golden-angle radial acquisition with gradient delays → delay estimates → TV with and without correction."""
+    size = 96 if context.quick else 128
+    phantom = torch.from_numpy(shepp_logan(size)).to(torch.float32)
+    options = RadialSimulation(spokes=64, golden=True, delay=DELAY, coils=8, noise=0.001, seed=context.seed)
+    kspace = simulate_radial(Image.from_array(phantom, modality="mri"), options)
+    rows: list[list[object]] = []
+    for method in ("ring", "ac-adaptive"):
+        started = time.perf_counter()
+        estimate = estimate_kspace_delay(kspace, method).delay
+        error = float(np.hypot(estimate.x - DELAY.x, estimate.y - DELAY.y))
+        rows.append([f"delay estimate: {method}", f"({estimate.x:.3f}, {estimate.y:.3f})", error, None, None, time.perf_counter() - started])
+    reference = phantom.numpy().astype(np.float64)
+    panels: list[tuple[str, torch.Tensor]] = [("phantom", phantom)]
+    for label, correction in (("TV, no correction", "none"), ("TV, RING correction (auto)", "auto")):
+        result = reconstruct_radial(kspace, RadialReconOptions(method="cs-tv", delay_correction=correction))
+        image = result.image.data
+        fit = float((image.double() * phantom.double()).sum() / (image.double() ** 2).sum())  # least-squares gain
+        scores = evaluate((image.double() * fit).numpy(), reference, convention="default")
+        rows.append([label, None, None, scores["psnr"], scores["ssim"], result.seconds])
+        panels.append((f"{label}\n{scores['psnr']:.2f} dB", image * fit))
+    figure = "radial.png"
+    save_comparison_png(panels, context.out_dir / figure)
+    return ReportSection(
+        key="radial",
+        title="Radial MRI: gradient delays estimated from the data and corrected",
+        description=(
+            f"The Shepp–Logan phantom ({size}²) is acquired by `medrestore simulate-radial --spokes 64 --golden --delay "
+            "0.7 -0.4 --coils 8` (2× oversampled readouts, 8 birdcage coils, noise 0.1 % of max|y|). "
+            "`medrestore estimate-delay` recovers the delays from the data alone; error is the distance to the true "
+            "(0.7, −0.4) in samples. `medrestore recon` reconstructs with total variation on the NUFFT-SENSE operator "
+            "(coil maps from the radial centre) on the nominal and on the corrected trajectory; PSNR/SSIM after a "
+            "least-squares gain fit to the phantom."
+        ),
+        figures=(Figure(figure, "Phantom and TV reconstructions without and with delay correction."),),
+        columns=("step", "estimate (x, y)", "error (samples)", "PSNR (dB)", "SSIM", "seconds"),
+        rows=rows,
+    )
