@@ -2,8 +2,8 @@
 
 Each workflow contributes one or more *sections*: a function ``(DemoContext) -> ReportSection``
 listed in :data:`DEMO_SECTIONS`. A section uses data generated in code or shipped inside the
-installed package (the OCT section reads real B-scans from the project's data folder and reports
-itself skipped without them), writes its figures into the output folder, and returns its metrics.
+installed package (the OCT and harmonisation sections read real images from the project's data folder
+and report themselves skipped without them), writes its figures into the output folder, and returns its metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 
 from medrestore.report import Report, ReportSection, write_report
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
+from medrestore.tasks.demo_harmonize import harmonization_section
 from medrestore.tasks.demo_mri import mri_denoising_section, radial_section
 from medrestore.tasks.demo_nm import nm_superres_section
 from medrestore.tasks.demo_oct import oct_section
@@ -49,6 +50,7 @@ DEMO_SECTIONS: tuple[Section, ...] = (
     oct_section,
     mri_denoising_section,
     radial_section,
+    harmonization_section,
 )
 
 

@@ -1,4 +1,4 @@
-"""The OCT demo section: shipped models on a real validation eye, and its skip without the data."""
+"""Demo sections on real data (OCT B-scans, Colin27 for harmonisation), and their skip without it."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ def test_section_is_skipped_without_the_data(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("MEDRESTORE_DATA", str(tmp_path / "absent"))
     section = oct_section(DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True))
     assert "skipped" in section.title and "MEDRESTORE_DATA" in section.description and not section.rows
+
+
+def test_harmonization_section_on_a_held_out_subject(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medrestore.tasks.demo_harmonize import harmonization_section
+
+    monkeypatch.setenv("MEDRESTORE_DATA", str(shared_data))
+    section = harmonization_section(DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True))
+    (_, psnr_before, ssim_before, bump_before, _), (_, psnr_after, ssim_after, bump_after, seconds) = section.rows
+    assert psnr_after > psnr_before + 5.0 and ssim_after > ssim_before + 0.05
+    assert bump_before > 0.25 and abs(bump_after) < 0.2 * bump_before  # the occipital hyperintensity is mostly removed
+    assert (tmp_path / "harmonization.png").stat().st_size > 10_000 and seconds < 5.0
+    monkeypatch.setenv("MEDRESTORE_DATA", str(tmp_path / "absent"))
+    assert "skipped" in harmonization_section(DemoContext(out_dir=tmp_path, work_dir=tmp_path / "work", quick=True)).title
