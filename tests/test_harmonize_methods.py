@@ -192,3 +192,17 @@ def test_sparse_analysis_finds_the_planted_hyperintensity() -> None:
     elsewhere = ellipse.bool() & ~region
     for difference in (maps.sparse_difference, maps.l1_difference):
         assert float(difference[region].mean()) > 3 * float(difference[elsewhere].abs().mean())
+
+
+def test_anatomy_jaccard_ignores_smooth_fields_but_not_moved_anatomy() -> None:
+    from medrestore.metrics.harmonization import anatomy_jaccard
+    from medrestore.physics.scanner import bias_field
+
+    rows, cols = np.mgrid[:64, :64]
+    ellipse = (((rows - 32) / 26.0) ** 2 + ((cols - 32) / 21.0) ** 2 <= 1).astype(np.float32)
+    clean = torch.from_numpy(ellipse) * (0.3 + 0.7 * textured_slices(4, 64, 3).clamp(min=0))
+    assert anatomy_jaccard(clean, clean) == 1.0
+    biased = clean * bias_field(64, 64, 0.1, 0.5)  # a smooth ±10 % field a harmoniser is meant to change
+    moved = torch.roll(clean, shifts=2, dims=-1)  # anatomy two pixels off
+    assert anatomy_jaccard(biased, clean) > 0.85 > anatomy_jaccard(biased, clean, bias_sigma=None) + 0.05  # the field is divided out
+    assert anatomy_jaccard(moved, clean) < 0.6

@@ -3,7 +3,7 @@
 * :func:`tissue_classes` — three-class (CSF, grey matter, white matter) labels of a brain slice
   by multi-Otsu thresholds inside the brain mask (Liao, Chen & Chung, J. Inf. Sci. Eng. 17,
   2001), label 0 = background.
-* :func:`tissue_jaccard` — mean over the three classes of the Jaccard index between the labels
+* :func:`anatomy_jaccard` — mean over the three classes of the Jaccard index between the labels
   of the harmonised slice and of its input (anatomy kept ⇔ tissue boundaries kept). The output
   is classified at the same *quantile levels* as the input's Otsu thresholds, so a global
   monotone change of contrast (the point of harmonisation) does not count as a change of
@@ -69,7 +69,7 @@ def remove_smooth_field(image: np.ndarray, mask: np.ndarray, sigma: float) -> np
     return np.where(mask, image / np.maximum(field, 1e-12), 0.0)
 
 
-def tissue_jaccard(
+def anatomy_jaccard(
     output: torch.Tensor, reference: torch.Tensor, smooth_sigma: float = 1.0, bias_sigma: float | None = 16.0
 ) -> float:
     """Mean tissue-class Jaccard between ``output`` and ``reference`` slices ``(N, H, W)``.
@@ -80,7 +80,7 @@ def tissue_jaccard(
     are compared — not smooth intensity fields that a harmoniser is meant to change.
     """
     if output.shape != reference.shape or output.ndim != 3:
-        raise InputError(None, f"tissue_jaccard needs two (N, H, W) stacks of one shape, got {tuple(output.shape)}, {tuple(reference.shape)}")
+        raise InputError(None, f"anatomy_jaccard needs two (N, H, W) stacks of one shape, got {tuple(output.shape)}, {tuple(reference.shape)}")
     scores = []
     for out, ref in zip(output, reference):
         mask = brain_mask(ref)

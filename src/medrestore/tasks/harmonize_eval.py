@@ -11,7 +11,7 @@ hyperintensity) and ``a2b``:
   scanner's slice of the same anatomy — to its acquired (noisy) image and to its noise-free
   rendering (same simulator parameters, σ = 0); data range = the acquired target's maximum.
 * **anatomy**: tissue-class Jaccard of the harmonised slice to its input and to the clean anatomy
-  (:func:`~medrestore.metrics.harmonization.tissue_jaccard`).
+  (:func:`~medrestore.metrics.harmonization.anatomy_jaccard`).
 * **hyperintensity** (b2a): contrast ``C`` before and after against the noise-free target
   rendering, and its removal ``1 − |C_after| / |C_before|``.
 """
@@ -27,7 +27,7 @@ import torch
 from medrestore.core.random import make_generator
 from medrestore.data.harmonize import read_folder_slices, read_paired_folders
 from medrestore.metrics.basic import psnr
-from medrestore.metrics.harmonization import hyperintensity_contrast, hyperintensity_regions, tissue_jaccard
+from medrestore.metrics.harmonization import hyperintensity_contrast, hyperintensity_regions, anatomy_jaccard
 from medrestore.metrics.ssim import ssim
 from medrestore.models.harmonizers import Harmonizer
 from medrestore.physics.degradations import ScannerAppearance
@@ -109,8 +109,8 @@ def evaluate_direction(
         "ssim": ssim_acquired,
         "psnr_noiseless": psnr_noiseless,
         "ssim_noiseless": ssim_noiseless,
-        "jaccard_input": tissue_jaccard(output, source),
-        "jaccard_anatomy": tissue_jaccard(output, data.clean),
+        "jaccard_input": anatomy_jaccard(output, source),
+        "jaccard_anatomy": anatomy_jaccard(output, data.clean),
         "seconds_per_slice": seconds,
     }
     if direction == "b2a":
