@@ -15,7 +15,9 @@ variation, FISTA), and the zoo's networks trained on simulated multi-coil brain 
 only): ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-Net) and
 ``unrolled`` (ISTA-Net+ stages with SENSE data consistency).
 Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING), then
-reconstructs with TV on the NUFFT-SENSE operator; ``zero-filled`` is gridding.
+reconstructs with TV on the NUFFT-SENSE operator; ``zero-filled`` is gridding; ``unet`` is
+gridding followed by the zoo's radial U-Net (``unet-radial-brain``, trained on simulated radial
+brain data); ``vgg-unet`` and ``unrolled`` are Cartesian only.
 The regularisation weight adapts to the data's scale; ``--lam`` sets it absolutely.
 With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).

@@ -9,7 +9,10 @@
 * :func:`reconstruct_radial` — delay correction (``auto``/``ring``/``ac-adaptive``/``none``),
   Pipe–Menon density compensation, coil maps from the gridded radial centre, then gridding,
   CG-SENSE, L1-wavelet or TV on the density-weighted NUFFT-SENSE operator (the solvers of the
-  Cartesian workflow). ``auto`` = RING correction + CS-TV. Stack-of-stars k-space
+  Cartesian workflow). ``auto`` = RING correction + CS-TV. ``unet`` = gridding (after the delay
+  correction) followed by the zoo's radial U-Net (:data:`RADIAL_NETWORK`), which sees the gridded
+  magnitude divided by its 99th percentile (:func:`apply_radial_network`) as in training
+  (``benchmarks/radial_networks.py``). Stack-of-stars k-space
   ``(coils, partitions, spokes, readout)`` is estimated on its ``kz = 0`` partition and
   reconstructed slice by slice after an inverse FFT along ``kz``.
 
@@ -20,6 +23,7 @@ largest k-space magnitude (the DC sample of the strongest coil).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from medrestore.core.errors import InputError
 from medrestore.core.fft import ifftc, rss
@@ -43,14 +48,18 @@ from medrestore.physics.mri.sense import SenseOperator
 from medrestore.physics.mri.trajectory import GradientDelay, RadialSpec, delayed_trajectory, has_full_spokes, radial_trajectory
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
+from medrestore.zoo import load_pretrained
 
 __all__ = [
-    "DELAY_CORRECTIONS", "RADIAL_METHODS", "RadialReconOptions", "RadialReconResult", "RadialSimulation", "estimate_delay_file",
-    "corrected_trajectory", "delay_from_values", "estimate_kspace_delay", "radial_report_fields", "reconstruct_radial",
+    "DELAY_CORRECTIONS", "RADIAL_METHODS", "RADIAL_NETWORK", "RadialReconOptions", "RadialReconResult", "RadialSimulation",
+    "apply_radial_network", "estimate_delay_file", "network_scale", "corrected_trajectory", "delay_from_values", "estimate_kspace_delay", "radial_report_fields", "reconstruct_radial",
     "simulate_radial", "simulate_radial_file", "solve_radial",
 ]
 
-RADIAL_METHODS = ("auto", "zero-filled", "sense", "cs-wavelet", "cs-tv")
+RADIAL_METHODS = ("auto", "zero-filled", "sense", "cs-wavelet", "cs-tv", "unet")
+RADIAL_NETWORK = "unet-radial-brain"
+"""Zoo model of the ``unet`` method on radial data (U-Net on the gridded magnitude)."""
+NETWORK_SCALE_QUANTILE = 0.99
 DELAY_CORRECTIONS = ("auto", *ESTIMATORS, "none")
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
 
@@ -188,7 +197,8 @@ class RadialReconOptions:
     """How to reconstruct radial k-space.
 
     Attributes:
-        method: one of :data:`RADIAL_METHODS` (``zero-filled`` = gridding + RSS).
+        method: one of :data:`RADIAL_METHODS` (``zero-filled`` = gridding + RSS, ``unet`` =
+            gridding + the zoo's radial U-Net).
         delay_correction: one of :data:`DELAY_CORRECTIONS` (``auto`` = RING).
         lam: absolute regularisation weight (``None``: data-scaled default).
         iterations: solver iterations (``None``: the method's default).
@@ -261,13 +271,35 @@ def solve_radial(
     return image * scale, relative * scale, iterations
 
 
+def network_scale(image: torch.Tensor) -> float:
+    """The radial networks' input scale: the gridded magnitude's 99th percentile (1 for an empty image)."""
+    return float(torch.quantile(image.flatten().to(torch.float32), NETWORK_SCALE_QUANTILE)) or 1.0
+
+
+def apply_radial_network(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """A gridded magnitude ``(H, W)`` through ``model``: divided by :func:`network_scale`, run, multiplied back."""
+    scale = network_scale(image)
+    parameter = next(model.parameters())
+    with torch.no_grad():
+        output = model((image.to(torch.float32) / scale)[None, None].to(parameter.device))
+    return output[0, 0].to(torch.float32).cpu() * scale
+
+
+@functools.lru_cache(maxsize=2)
+def _radial_network(device: str) -> nn.Module:
+    return load_pretrained(RADIAL_NETWORK, device)[0]
+
+
 def _reconstruct_plane(
     data: torch.Tensor, trajectory: torch.Tensor, grid: tuple[int, int], method: str, options: RadialReconOptions
 ) -> tuple[torch.Tensor, float | None, int]:
     """One 2-D radial plane ``(coils, spokes, readout)`` on its (corrected) trajectory."""
     weights = pipe_menon_density(trajectory, grid, options.density_iterations)
-    if method == "zero-filled":
-        return rss(gridding(data, trajectory, grid, weights), coil_axis=0), None, 0
+    if method in ("zero-filled", "unet"):
+        image = rss(gridding(data, trajectory, grid, weights), coil_axis=0)
+        if method == "unet":
+            image = apply_radial_network(_radial_network("cpu"), image.abs())
+        return image, None, 0
     maps = radial_coil_maps(data, trajectory, grid, weights)
     return solve_radial(method, data, trajectory, weights, maps, options)
 
