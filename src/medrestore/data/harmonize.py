@@ -42,6 +42,7 @@ from medrestore.core.random import make_generator
 from medrestore.data.paired import list_image_files
 from medrestore.io import read_image, write_image
 from medrestore.physics.degradations import ScannerAppearance
+from medrestore.physics.scanner import robust_level
 
 SPLITS = ("train", "val", "test")
 SCANNERS = ("a", "b")
@@ -157,8 +158,7 @@ def load_colin27(path: str | Path) -> torch.Tensor:
     volume = read_image(path).data
     if volume.ndim != 3:
         raise InputError(path, f"expected a 3-D brain volume, got shape {tuple(volume.shape)}")
-    brain = volume[volume > 0.1 * float(volume.max())]
-    return volume / float(torch.quantile(brain.double()[:: max(1, brain.numel() // 1_000_000)], 0.995))
+    return volume / robust_level(volume, samples=1_000_000)
 
 
 @dataclasses.dataclass(frozen=True)

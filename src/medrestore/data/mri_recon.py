@@ -51,7 +51,7 @@ from medrestore.data.normalisation import AffineParameters
 from medrestore.data.paired import ValidationImage, sample_seed
 from medrestore.io import read_image
 from medrestore.io.raw_fastmri import read_fastmri
-from medrestore.physics.mri.espirit import EspiritOptions, espirit_maps
+from medrestore.physics.mri.espirit import RECON_ESPIRIT, espirit_maps
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, sample_mask
 from medrestore.physics.mri.sense import coil_combine
 from medrestore.physics.mri.simulation import (
@@ -77,8 +77,6 @@ __all__ = [
 
 INPUT_KINDS = ("image", "physics")
 MASK_STREAM = 7
-ESPIRIT = EspiritOptions(calibration_width=24, kernel_width=None, threshold=0.02, crop=0.0)
-
 
 class MRIReconSample(NamedTuple):
     """One undersampled slice, scaled by ``scale`` (see the module docstring).
@@ -242,7 +240,7 @@ def _fastmri_slices(files: Sequence[str]) -> list[_MeasuredSlice]:
         if data.ndim != 4:
             raise InputError(path, f"k-space of shape {tuple(kspace.data.shape)}; expected (slices, [coils,] H, W)")
         for index in range(data.shape[0]):
-            maps, _ = espirit_maps(data[index], None, ESPIRIT)
+            maps, _ = espirit_maps(data[index], None, RECON_ESPIRIT)
             slices.append(_MeasuredSlice(f"{Path(path).name}[{index}]", data[index].to(torch.complex64), maps))
     return slices
 

@@ -261,13 +261,16 @@ def match_noise(x: torch.Tensor, target_sigma: float, generator: torch.Generator
     return torch.where(added > 0, noisy, flat).reshape(x.shape)
 
 
-def robust_level(x: torch.Tensor) -> float:
+def robust_level(x: torch.Tensor, samples: int = 2_000_000) -> float:
     """99.5th percentile of the values above 10 % of the maximum, over the whole tensor (a brain's
-    bright-white-matter level; the intensity unit the simulator's data are scaled to)."""
+    bright-white-matter level; the intensity unit the simulator's data are scaled to).
+
+    Larger inputs are subsampled with a regular step so about ``samples`` values enter the quantile.
+    """
     values = x.flatten().double()
     maximum = float(values.max()) if values.numel() else 0.0
     inside = values[values > 0.1 * maximum]
     if maximum <= 0 or inside.numel() == 0:
         return 1.0
-    step = max(1, inside.numel() // 2_000_000)
+    step = max(1, inside.numel() // samples)
     return float(torch.quantile(inside[::step], 0.995))

@@ -48,7 +48,7 @@ from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
 from medrestore.io import read_coil_maps, read_fastmri_reference, read_image, read_kspace, write_image, write_kspace
 from medrestore.metrics import evaluate
-from medrestore.physics.mri.espirit import EspiritOptions, espirit_maps
+from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions, espirit_maps
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration, sample_mask
 from medrestore.physics.mri.sense import cartesian_sense
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
@@ -65,7 +65,6 @@ CLASSICAL_METHODS = ("zero-filled", "sense", "cs-wavelet", "cs-tv")
 NETWORK_METHODS = ("unet", "vgg-unet", "unrolled")
 RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
-RECON_ESPIRIT = EspiritOptions(calibration_width=24, kernel_width=None, threshold=0.02, crop=0.0)
 
 
 @dataclasses.dataclass(frozen=True)

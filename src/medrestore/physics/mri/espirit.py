@@ -46,6 +46,11 @@ class EspiritOptions:
     crop: float = 0.95
 
 
+RECON_ESPIRIT = EspiritOptions(calibration_width=24, kernel_width=None, threshold=0.02, crop=0.0)
+"""The settings reconstruction uses: adaptive kernel width and no eigenvalue crop, so the maps
+cover the whole field of view and small calibration regions leave no holes."""
+
+
 def calibration_region(mask: torch.Tensor | None, grid_shape: tuple[int, ...], width: int) -> tuple[slice, ...]:
     """Per-axis slices of the calibration region: a fully sampled box around the k-space centre.
 

@@ -19,7 +19,7 @@ import math
 import torch
 
 from medrestore.core.fft import fftc
-from medrestore.physics.mri.espirit import EspiritOptions, espirit_maps
+from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions, espirit_maps
 from medrestore.physics.mri.nufft import DEFAULT_TOLERANCE, NUFFTOperator
 from medrestore.physics.mri.operators import LinearOperator, Multiply
 from medrestore.physics.mri.sense import SenseOperator
@@ -66,7 +66,7 @@ def radial_coil_maps(
     trajectory: torch.Tensor,
     grid_shape: tuple[int, int],
     weights: torch.Tensor,
-    options: EspiritOptions = EspiritOptions(calibration_width=24, kernel_width=None, threshold=0.02, crop=0.0),
+    options: EspiritOptions = RECON_ESPIRIT,
 ) -> torch.Tensor:
     """Coil maps from radial data ``(coils, *samples)``: ESPIRiT on the gridded k-space centre.
 
