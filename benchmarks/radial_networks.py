@@ -1,4 +1,4 @@
-"""Radial MRI networks: a U-Net on gridded radial images and a learned gradient-delay correction.
+"""Radial MRI networks: a U-Net on gridded radial images, a learned gradient-delay correction, the unrolled network.
 
 Data (``make-data``): real brain slices (Colin27 ``ch2.nii.gz`` axial z = 50…112 every 2nd for
 training, z = 122 and 126 for validation, 128×128) turned into simulated radial acquisitions
@@ -16,7 +16,9 @@ for training or validation), 64 golden-angle spokes, 8 coils, noise 0.002; PSNR/
 least-squares intensity fit (:func:`medrestore.tasks.recon.score_reconstruction`) of gridding,
 gridding + U-Net and CS-TV without delays, and with delays (0.7, −0.4) of uncorrected gridding,
 RING-corrected gridding (also followed by the gridding U-Net, which is what ``recon --method unet``
-does), RING-corrected CS-TV and the learned delay network on the uncorrected gridding.
+does), RING-corrected CS-TV and the learned delay network on the uncorrected gridding; with
+``--unrolled`` also the radial unrolled network (NUFFT-SENSE data consistency; trained on its own
+on-the-fly data, ``configs/radial-unrolled.yaml``) without delays and after RING correction.
 
 Usage::
 
@@ -28,6 +30,11 @@ Usage::
         --delay-unet results/radial-delay-unet/best.pt --json results/radial-networks.json
     python benchmarks/radial_networks.py ship results/radial-unet/best.pt --config configs/radial-unet.yaml \
         --evaluation results/radial-networks.json     # zoo model unet-radial-brain (recon --method unet)
+    medrestore train --config configs/radial-unrolled.yaml
+    python benchmarks/radial_networks.py evaluate --unet results/radial-unet/best.pt \
+        --unrolled results/radial-unrolled/best.pt --json results/radial-networks.json
+    python benchmarks/radial_networks.py ship-unrolled results/radial-unrolled/best.pt \
+        --config configs/radial-unrolled.yaml --evaluation results/radial-networks.json   # unrolled-radial-brain
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from medrestore.data.mri_recon import MRISliceSource, load_brain_slices
 from medrestore.inference.predictor import Predictor
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.tasks.radial import (
-    RADIAL_NETWORK, RadialReconOptions, RadialSimulation, apply_radial_network, network_scale, reconstruct_radial, simulate_radial,
+    RADIAL_NETWORK, RADIAL_UNROLLED, RadialReconOptions, RadialSimulation, apply_radial_network, network_scale, reconstruct_radial, simulate_radial,
 )
 from medrestore.tasks.models import publish_checkpoint
 from medrestore.tasks.recon import score_reconstruction
@@ -65,10 +72,13 @@ MAX_DELAY = 1.0
 TRUE_DELAY = GradientDelay(0.7, -0.4)
 
 
-def gridded(image: torch.Tensor, simulation: RadialSimulation, correction: str = "none", method: str = "zero-filled") -> torch.Tensor:
+def gridded(
+    image: torch.Tensor, simulation: RadialSimulation, correction: str = "none", method: str = "zero-filled",
+    network: torch.nn.Module | None = None,
+) -> torch.Tensor:
     """Magnitude reconstruction of a simulated radial acquisition of ``image`` (nominal trajectory unless corrected)."""
     kspace = simulate_radial(Image.from_array(image, modality="mri"), simulation)
-    return reconstruct_radial(kspace, RadialReconOptions(method, delay_correction=correction)).image.data
+    return reconstruct_radial(kspace, RadialReconOptions(method, delay_correction=correction), network).image.data
 
 
 def scaled_pair(source: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
@@ -110,9 +120,10 @@ def make_data(out: Path, delays: bool, draws: int, validation_draws: int, seed: 
     print(json.dumps({"out": str(out), "train": len(train), "val": len(val), "seconds": round(time.perf_counter() - start, 1)}))
 
 
-def evaluate(unet: Path | None, delay_unet: Path | None, spokes: int, noise: float) -> list[dict[str, Any]]:
+def evaluate(unet: Path | None, delay_unet: Path | None, unrolled: Path | None, spokes: int, noise: float) -> list[dict[str, Any]]:
     networks = {"unet": Predictor.from_checkpoint(unet, "cpu").model.eval() if unet else None,
-                "delay-unet": Predictor.from_checkpoint(delay_unet, "cpu").model.eval() if delay_unet else None}
+                "delay-unet": Predictor.from_checkpoint(delay_unet, "cpu").model.eval() if delay_unet else None,
+                "unrolled": Predictor.from_checkpoint(unrolled, "cpu").model.eval() if unrolled else None}
     rows: list[dict[str, Any]] = []
 
     def add(condition: str, method: str, name: str, result: torch.Tensor, reference: torch.Tensor) -> None:
@@ -127,6 +138,8 @@ def evaluate(unet: Path | None, delay_unet: Path | None, spokes: int, noise: flo
         add("no delay", "CS-TV", name, gridded(image, plain, "none", "cs-tv"), image)
         if networks["unet"] is not None:
             add("no delay", "gridding + U-Net", name, apply_radial_network(networks["unet"], grid), image)
+        if networks["unrolled"] is not None:
+            add("no delay", "unrolled (NUFFT DC)", name, gridded(image, plain, "none", "unrolled", networks["unrolled"]), image)
         uncorrected = gridded(image, delayed)
         add("delay (0.7, -0.4)", "gridding, uncorrected", name, uncorrected, image)
         corrected = gridded(image, delayed, "ring")
@@ -134,6 +147,8 @@ def evaluate(unet: Path | None, delay_unet: Path | None, spokes: int, noise: flo
         if networks["unet"] is not None:
             add("delay (0.7, -0.4)", "gridding, RING + U-Net", name, apply_radial_network(networks["unet"], corrected), image)
         add("delay (0.7, -0.4)", "CS-TV, RING", name, gridded(image, delayed, "ring", "cs-tv"), image)
+        if networks["unrolled"] is not None:
+            add("delay (0.7, -0.4)", "unrolled (NUFFT DC), RING", name, gridded(image, delayed, "ring", "unrolled", networks["unrolled"]), image)
         if networks["delay-unet"] is not None:
             add("delay (0.7, -0.4)", "learned delay network (uncorrected gridding)", name, apply_radial_network(networks["delay-unet"], uncorrected), image)
     return rows
@@ -189,6 +204,37 @@ def ship(checkpoint: Path, config: str, delays: bool, evaluation: Path) -> None:
     print(json.dumps({"name": card.name, "metrics": metrics}))
 
 
+def ship_unrolled(checkpoint: Path, config: str, evaluation: Path) -> None:
+    """Publish ``checkpoint`` as the zoo's radial unrolled network with its held-out metrics from an ``evaluate --json`` file."""
+    table = {row["method"]: row for row in json.loads(evaluation.read_text())["table"]}
+    plain, corrected = table["unrolled (NUFFT DC)"], table["unrolled (NUFFT DC), RING"]
+    training = {
+        "data": "Colin27 axial slices and the ANTs r16/r27/r30/r62 pictures (Apache-2.0) at 128x128, each acquired anew every epoch "
+                "(data.mri.radial): golden-angle full spokes (48/64/96, pattern rotated by one of 8 angles), 2x readout "
+                "oversampling, random birdcage/Gaussian arrays of 8-16 coils, smooth object phase, noise 0.0005-0.004 of max|y|, "
+                "a residual delay of up to +-0.05 samples per axis not given to the network; input = the Pipe-Menon "
+                "density-compensated coil-combined gridding, k-space, nominal trajectory, weights and the true (phase-aligned) "
+                "coil maps, all divided by the gridding's 99th percentile; target = the complex slice",
+        "split": "training: Colin27 z = 50-112 (every 2nd) + ANTs r16/r27/r30/r62; validation (best epoch): Colin27 z = 122, 126 "
+                 "(64 spokes); held out (these metrics): ANTs r64slice/r85slice",
+        "command": f"medrestore train --config {config}",
+        "loss": "l1",
+    }
+    metrics = {
+        "convention": "fastmri, after least-squares intensity fit; mean over the held-out slices, 64 golden-angle spokes, 8 birdcage "
+                      "coils (ESPIRiT maps from the radial centre at reconstruction), noise 0.002, no delay "
+                      "(benchmarks/radial_networks.py evaluate); *_delay_ring: delays (0.7, -0.4), RING-corrected trajectory",
+        "psnr": round(plain["psnr"], 3), "ssim": round(plain["ssim"], 4),
+        "psnr_delay_ring": round(corrected["psnr"], 3), "ssim_delay_ring": round(corrected["ssim"], 4),
+    }
+    description = ("Unrolled CS + DL network for radial MRI (ISTA-Net+ stages, 8 CG-SENSE iterations first); every stage ends on a "
+                   "data-consistency step through the density-weighted NUFFT-SENSE operator. `medrestore recon --method unrolled` "
+                   "on radial k-space runs it after the delay correction (benchmarks/README.md, Radial).")
+    card = publish_checkpoint(checkpoint, name=RADIAL_UNROLLED, task="recon", modality="mri", training=training, metrics=metrics,
+                              description=description, zoo_dir=ZOO)
+    print(json.dumps({"name": card.name, "metrics": metrics}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +247,7 @@ def main() -> None:
     score = commands.add_parser("evaluate", help="held-out PSNR/SSIM table")
     score.add_argument("--unet", type=Path, help="checkpoint of the gridding U-Net")
     score.add_argument("--delay-unet", type=Path, help="checkpoint of the learned delay network")
+    score.add_argument("--unrolled", type=Path, help="checkpoint of the radial unrolled network (configs/radial-unrolled.yaml)")
     score.add_argument("--spokes", type=int, default=64)
     score.add_argument("--noise", type=float, default=0.002)
     score.add_argument("--json", type=Path)
@@ -209,6 +256,10 @@ def main() -> None:
     publish.add_argument("--config", required=True, help="the training configuration (recorded on the card)")
     publish.add_argument("--delays", action="store_true", help="the checkpoint is the learned delay network")
     publish.add_argument("--evaluation", type=Path, required=True, help="evaluate --json output with its held-out metrics")
+    publish_unrolled = commands.add_parser("ship-unrolled", help=f"publish a checkpoint to the zoo as {RADIAL_UNROLLED}")
+    publish_unrolled.add_argument("checkpoint", type=Path)
+    publish_unrolled.add_argument("--config", required=True, help="the training configuration (recorded on the card)")
+    publish_unrolled.add_argument("--evaluation", type=Path, required=True, help="evaluate --unrolled --json output")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.command == "make-data":
@@ -217,7 +268,10 @@ def main() -> None:
     if args.command == "ship":
         ship(args.checkpoint, args.config, args.delays, args.evaluation)
         return
-    rows = evaluate(args.unet, args.delay_unet, args.spokes, args.noise)
+    if args.command == "ship-unrolled":
+        ship_unrolled(args.checkpoint, args.config, args.evaluation)
+        return
+    rows = evaluate(args.unet, args.delay_unet, args.unrolled, args.spokes, args.noise)
     table = summarise(rows)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "table": table}, indent=1))

@@ -40,6 +40,7 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "multiframe": {"frames": 3, "widths": (4, 8), "blocks": (1, 1)},
     "vgg-unet": {"width_divisor": 16},
     "unrolled": {"stages": 2, "features": 4},
+    "unrolled-radial": {"stages": 2, "features": 4},
 }
 SHAPE_2D = (37, 45)
 SHAPE_3D = (9, 11, 13)

@@ -16,8 +16,10 @@ only): ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-
 ``unrolled`` (ISTA-Net+ stages with SENSE data consistency).
 Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING), then
 reconstructs with TV on the NUFFT-SENSE operator; ``zero-filled`` is gridding; ``unet`` is
-gridding followed by the zoo's radial U-Net (``unet-radial-brain``, trained on simulated radial
-brain data); ``vgg-unet`` and ``unrolled`` are Cartesian only.
+gridding followed by the zoo's radial U-Net (``unet-radial-brain``); ``unrolled`` is the zoo's
+radial unrolled network (``unrolled-radial-brain``: NUFFT-SENSE data consistency in every stage);
+both were trained on simulated radial brain data and run after the delay correction.
+``vgg-unet`` is Cartesian only.
 The regularisation weight adapts to the data's scale; ``--lam`` sets it absolutely.
 With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).

@@ -4,6 +4,10 @@ Examples::
 
     medrestore simulate-radial r16slice.jpg -o radial.npz --spokes 64 --golden --delay 0.7 -0.4 --coils 8 --seed 0
     medrestore simulate-radial slice.nii.gz -o radial.h5 --spokes 128 --noise 0.002
+    medrestore simulate-radial volume.nii.gz -o stars.npz --spokes 96 --golden --delay 0.5 -0.3
+
+A 3-D volume gives stack-of-stars k-space ``(coils, partitions, spokes, readout)``: each slice
+along the volume's last axis is acquired radially, the partition axis is Cartesian ``kz``.
 
 The output (``.npz`` keeps every field; ISMRMRD ``.h5`` stores one acquisition per spoke with
 its trajectory) holds the *nominal* trajectory, as a scanner records it; the delays and noise
@@ -24,7 +28,7 @@ HELP = "simulate multi-coil radial k-space of an image (golden-angle/uniform, gr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT --spokes N [--golden] [--half-spokes] --delay DX DY [DXY] --coils C --noise S --seed S``."""
-    parser.add_argument("input", metavar="INPUT", help="a real 2-D image (NIfTI, DICOM, PNG/JPEG, TIFF, NumPy)")
+    parser.add_argument("input", metavar="INPUT", help="a real 2-D image or 3-D volume (NIfTI, DICOM, PNG/JPEG, TIFF, NumPy)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="radial k-space: .npz or ISMRMRD .h5")
     parser.add_argument("--spokes", type=int, default=64, help="number of spokes (default 64)")
     parser.add_argument("--golden", action="store_true", help="golden-angle ordering (default uniform)")

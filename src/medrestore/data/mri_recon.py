@@ -49,6 +49,7 @@ from medrestore.core.fft import ifftc
 from medrestore.core.random import make_generator
 from medrestore.data.normalisation import AffineParameters
 from medrestore.data.paired import ValidationImage, sample_seed
+from medrestore.data.radial_recon import RadialReconSample, RadialSampling, radial_inputs, radial_sample
 from medrestore.io import read_image
 from medrestore.io.raw_fastmri import read_fastmri
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, espirit_maps
@@ -150,6 +151,8 @@ class MRIReconDataConfig:
         augment: random flips and transposition of brain images.
         coils: coil-array, phase and noise simulation ranges.
         max_coils: coil axis padding (≥ the largest array; fastMRI files need their coil count).
+        radial: acquire radially instead (:mod:`medrestore.data.radial_recon`; the mask options
+            and ``coils.noise_range`` are then unused: radial noise is ``radial.noise_range``).
     """
 
     training: MRISliceSource = MRISliceSource()
@@ -166,6 +169,7 @@ class MRIReconDataConfig:
     augment: bool = True
     coils: CoilSimulation = CoilSimulation()
     max_coils: int = 16
+    radial: RadialSampling | None = None
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUT_KINDS:
@@ -310,8 +314,10 @@ def _augment(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return image.transpose(-1, -2) if flips[2] else image
 
 
-def network_inputs(sample: MRIReconSample, kind: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """What a network receives: the zero-filled image, or ``(image, kspace, mask, coil_maps)``."""
+def network_inputs(sample: MRIReconSample | RadialReconSample, kind: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """What a network receives: the zero-filled image, or ``(image, kspace, mask, coil_maps)`` (radial: :func:`radial_inputs`)."""
+    if isinstance(sample, RadialReconSample):
+        return radial_inputs(sample, kind)
     if kind == "image":
         return sample.image
     return (sample.image, sample.kspace, sample.mask, sample.coil_maps)
@@ -343,16 +349,21 @@ class MRIReconDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.slices * self.config.samples_per_image
 
-    def sample(self, epoch: int, index: int, acceleration: float | None = None, augment: bool | None = None) -> MRIReconSample:
-        """The :class:`MRIReconSample` of item ``index`` of ``epoch``."""
+    def sample(
+        self, epoch: int, index: int, acceleration: float | None = None, augment: bool | None = None, spokes: int | None = None
+    ) -> MRIReconSample | RadialReconSample:
+        """The sample of item ``index`` of ``epoch`` (:class:`RadialReconSample` when ``radial`` is set)."""
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} outside [0, {len(self)})")
         generator = make_generator(sample_seed(self.seed, epoch, index, MASK_STREAM))
         slice_index = index // self.config.samples_per_image
+        radial = self.config.radial
         if slice_index >= len(self.brain):
             measured = self.measured[slice_index - len(self.brain)]
             shape = (int(measured.kspace.shape[-2]), int(measured.kspace.shape[-1]))
             target = coil_combine(ifftc(measured.kspace, 2), measured.coil_maps)
+            if radial is not None:
+                return radial_sample(target, measured.coil_maps, radial, generator, self.config.max_coils, spokes)
             mask = _draw_mask(self.config, shape, generator, acceleration)
             return undersampled_sample(measured.kspace, measured.coil_maps, target, mask, self.config.max_coils)
         magnitude = self.brain[slice_index][1]
@@ -362,13 +373,15 @@ class MRIReconDataset(torch.utils.data.Dataset):
         simulation = self.config.coils
         coil_maps = random_coil_maps(shape, simulation, generator)
         image = torch.polar(magnitude, smooth_phase(shape, generator, max_phase=simulation.max_phase))
+        # ESPIRiT's convention (coil 0 real): the target carries the phase a reconstruction returns
+        aligned = align_phase_to_coil(coil_maps)
+        target = image * (coil_maps[0] / coil_maps[0].abs().clamp_min(1e-12))
+        if radial is not None:  # S x = S_aligned x_aligned: acquire the aligned pair directly
+            return radial_sample(target, aligned, radial, generator, self.config.max_coils, spokes)
         low, high = simulation.noise_range
         noise = low + (high - low) * float(torch.rand((), generator=generator))
         full = simulate_kspace(image, coil_maps, noise, generator)
         mask = _draw_mask(self.config, shape, generator, acceleration)
-        # ESPIRiT's convention (coil 0 real): the target carries the phase a reconstruction returns
-        aligned = align_phase_to_coil(coil_maps)
-        target = image * (coil_maps[0] / coil_maps[0].abs().clamp_min(1e-12))
         return undersampled_sample(full, aligned, target, mask, self.config.max_coils)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
@@ -378,10 +391,11 @@ class MRIReconDataset(torch.utils.data.Dataset):
 
 
 def validation_samples(config: MRIReconDataConfig, dataset: MRIReconDataset) -> list[ValidationImage]:
-    """One fixed draw per validation slice (epoch 0, no augmentation, ``validation_acceleration``)."""
+    """One fixed draw per validation slice (epoch 0, no augmentation, ``validation_acceleration`` or ``radial.validation_spokes``)."""
     images = []
     for slice_index in range(dataset.slices):
-        sample = dataset.sample(0, slice_index * config.samples_per_image, config.validation_acceleration, augment=False)
+        spokes = None if config.radial is None else config.radial.validation_spokes
+        sample = dataset.sample(0, slice_index * config.samples_per_image, config.validation_acceleration, augment=False, spokes=spokes)
         inputs = network_inputs(sample, config.inputs)
         images.append(ValidationImage(dataset.name(slice_index), inputs, sample.target, AffineParameters(0.0, 1.0)))  # type: ignore[arg-type]
     return images

@@ -39,7 +39,7 @@ from medrestore.models.resunet import ResUNet, ResUNetConfig
 from medrestore.models.srcnn import SRCNN, SRCNNConfig
 from medrestore.models.srresnet import SRResNet, SRResNetConfig
 from medrestore.models.unet import UNet, UNetConfig
-from medrestore.models.unrolled import UnrolledConfig, UnrolledNet
+from medrestore.models.unrolled import RadialUnrolledNet, UnrolledConfig, UnrolledNet
 from medrestore.models.vdsr import VDSR, VDSRConfig
 from medrestore.models.vgg_unet import VGGUNet, VGGUNetConfig
 
@@ -122,6 +122,14 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         task="recon",
         modality="mri",
         description="unrolled CS + DL (ISTA-Net+): learned transform, soft threshold and SENSE data consistency per stage",
+        config_type=UnrolledConfig,
+    ),
+    Entry(
+        name="unrolled-radial",
+        constructor=RadialUnrolledNet,
+        task="recon",
+        modality="mri",
+        description="unrolled CS + DL (ISTA-Net+) for radial k-space: data consistency through the density-weighted NUFFT-SENSE operator",
         config_type=UnrolledConfig,
     ),
 )

@@ -22,6 +22,10 @@ convolutions. ``x₀ = Aᴴ y`` (the coil-combined zero-filled image), or with
 on ``AᴴA x = Aᴴy`` from zero (:func:`medrestore.solvers.reconstruction.cg_sense`; the MoDL
 initialisation — parallel imaging first, so the stages only remove what SENSE leaves).
 
+:class:`RadialUnrolledNet` is the same network with the density-weighted radial NUFFT-SENSE
+operator ``A = √w ⊙ F_nu S`` (:func:`medrestore.physics.mri.radial.radial_sense`) in every
+data-consistency step, for radial k-space (trajectory and Pipe–Menon weights as physics inputs).
+
 Called with the image alone (``model(image)``) the operator is the identity on a fully sampled
 single-coil grid (``AᴴA = I``, ``Aᴴy = image``), so each data step pulls towards the input: the
 network is then a learned denoiser of ``image`` (this keeps every catalogue model callable as
@@ -48,10 +52,14 @@ from medrestore.core.complex import channels_to_complex, complex_to_channels
 from medrestore.core.errors import InputError
 from medrestore.models.blocks import ImageToImageModel, check_input, require
 from medrestore.physics.mri.operators import LinearOperator
+from medrestore.physics.mri.radial import radial_sense, weighted_samples
 from medrestore.physics.mri.sense import cartesian_sense
 from medrestore.solvers.reconstruction import cg_sense
 
-__all__ = ["DataConsistencyStep", "IstaStage", "UnrolledConfig", "UnrolledNet", "sense_operators", "soft_threshold"]
+__all__ = [
+    "DataConsistencyStep", "IstaStage", "RadialUnrolledNet", "UnrolledConfig", "UnrolledNet", "radial_operators", "sense_operators",
+    "soft_threshold",
+]
 
 
 def _inverse_softplus(value: float) -> float:
@@ -167,6 +175,8 @@ class UnrolledNet(ImageToImageModel):
         torch.Size([1, 2, 12, 10])
     """
 
+    name = "unrolled"
+
     def __init__(self, config: UnrolledConfig = UnrolledConfig()) -> None:
         super().__init__()
         self.config = config
@@ -174,25 +184,76 @@ class UnrolledNet(ImageToImageModel):
         self.transforms = nn.ModuleList([IstaStage(config.features, config.initial_threshold) for _ in range(count)])
         self.data_consistency = nn.ModuleList([DataConsistencyStep(config.initial_step) for _ in range(config.stages)])
 
-    def forward(
-        self,
-        image: torch.Tensor,
-        kspace: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        coil_maps: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        check_input(image, 2, 2, "unrolled")
-        physics = (kspace, mask, coil_maps)
-        if any(part is None for part in physics) and not all(part is None for part in physics):
-            raise InputError(None, "unrolled: give k-space, mask and coil maps together (or none of them)")
-        operators = None if kspace is None else sense_operators(kspace, mask, coil_maps)  # type: ignore[arg-type]
+    physics_names: tuple[str, ...] = ("kspace", "mask", "coil_maps")
+    """The physics tensors :meth:`forward` takes after the image, in order."""
+
+    def build_operators(self, physics: tuple[torch.Tensor, ...]) -> tuple[list[LinearOperator], torch.Tensor]:
+        """``(one operator A per batch item, the data y it fits (N, …))`` from the physics tensors."""
+        kspace, mask, coil_maps = physics
+        return sense_operators(kspace, mask, coil_maps), kspace
+
+    def forward(self, image: torch.Tensor, *physics: torch.Tensor | None) -> torch.Tensor:
+        """``image`` float ``(N, 2, H, W)`` = ``Aᴴy``, then the physics tensors (all or none) → float ``(N, 2, H, W)``."""
+        check_input(image, 2, 2, self.name)
+        names = self.physics_names
+        given = [part is not None for part in physics]
+        if len(physics) > len(names) or (any(given) and (len(physics) != len(names) or not all(given))):
+            raise InputError(None, f"{self.name}: give {', '.join(names)} together (or none of them)")
+        operators, data = self.build_operators(physics) if any(given) else (None, None)  # type: ignore[arg-type]
         adjoint_data = channels_to_complex(image)
         x = adjoint_data
         if operators is not None and self.config.initial_cg_iterations > 0:
             iterations = self.config.initial_cg_iterations
-            x = torch.stack([cg_sense(operator, kspace[n], 0.0, iterations, 0.0)[0] for n, operator in enumerate(operators)])  # type: ignore[index]
+            x = torch.stack([cg_sense(operator, data[n], 0.0, iterations, 0.0)[0] for n, operator in enumerate(operators)])  # type: ignore[index]
         for stage, step in enumerate(self.data_consistency):
             transform = self.transforms[0 if self.config.shared_weights else stage]
             x = channels_to_complex(transform(complex_to_channels(x)))
             x = step(x, operators, adjoint_data)
         return complex_to_channels(x)
+
+
+def radial_operators(
+    kspace: torch.Tensor, trajectory: torch.Tensor, weights: torch.Tensor, coil_maps: torch.Tensor, tolerance: float = 1e-4
+) -> tuple[list[LinearOperator], torch.Tensor]:
+    """Density-weighted NUFFT-SENSE operators ``A_n = √w_n ⊙ F_nu,n S_n`` and their data ``√w_n ⊙ y_n``.
+
+    ``kspace`` complex ``(N, coils, *samples)``, ``trajectory`` ``(N, *samples, 2)``, ``weights``
+    ``(N, *samples)`` (0 on padded samples, which then drop out of ``A``), ``coil_maps`` complex
+    ``(N, coils, H, W)``.
+    """
+    batch = kspace.shape[0]
+    if not (trajectory.shape[0] == weights.shape[0] == coil_maps.shape[0] == batch) or tuple(kspace.shape[2:]) != tuple(weights.shape[1:]) \
+            or tuple(trajectory.shape[1:-1]) != tuple(weights.shape[1:]) or kspace.shape[1] != coil_maps.shape[1]:
+        raise InputError(
+            None,
+            f"k-space {tuple(kspace.shape)}, trajectory {tuple(trajectory.shape)}, weights {tuple(weights.shape)} and coil maps "
+            f"{tuple(coil_maps.shape)} do not match (expected (N, coils, *samples), (N, *samples, 2), (N, *samples), (N, coils, H, W))",
+        )
+    operators = [radial_sense(coil_maps[n], trajectory[n], weights[n], tolerance) for n in range(batch)]
+    return operators, weighted_samples(kspace, weights[:, None])
+
+
+class RadialUnrolledNet(UnrolledNet):
+    """:class:`UnrolledNet` whose data-consistency steps run the density-weighted radial NUFFT-SENSE operator.
+
+    ``forward(image, kspace, trajectory, weights, coil_maps)``: ``image`` float ``(N, 2, H, W)`` =
+    ``Aᴴ(√w ⊙ √w ⊙ y) = Σ_c conj(S_c) F_nuᴴ(w ⊙ y_c)`` (the density-compensated, coil-combined
+    gridding); ``kspace`` complex ``(N, coils, spokes, readout)``; ``trajectory``
+    ``(N, spokes, readout, 2)`` in grid units; ``weights`` ``(N, spokes, readout)`` (Pipe–Menon);
+    ``coil_maps`` complex ``(N, coils, H, W)``. Each stage's gradient step is
+    ``x − η Sᴴ F_nuᴴ W (F_nu S x) + η Aᴴ√w y`` — the NUFFT (FINUFFT, single precision, 1e-4) with its
+    exact adjoint as its autograd backward, so the network trains end to end. The weights make
+    ``AᴴA`` close to the identity on the sampled disc (``‖AᴴA‖ ≈ 1``), so ``η ≈ 1`` is the
+    natural step, as in the Cartesian network.
+
+    Example:
+        >>> net = RadialUnrolledNet(UnrolledConfig(stages=2, features=4))
+        >>> net(torch.zeros(1, 2, 12, 10)).shape
+        torch.Size([1, 2, 12, 10])
+    """
+
+    physics_names = ("kspace", "trajectory", "weights", "coil_maps")
+
+    def build_operators(self, physics: tuple[torch.Tensor, ...]) -> tuple[list[LinearOperator], torch.Tensor]:
+        kspace, trajectory, weights, coil_maps = physics
+        return radial_operators(kspace, trajectory, weights, coil_maps)

@@ -1,7 +1,8 @@
 """Radial MRI workflow: simulate delayed radial acquisitions, estimate gradient delays, reconstruct.
 
 * :func:`simulate_radial` — a real image → multi-coil 2-D radial k-space (uniform or
-  golden-angle, full or half spokes, 2× readout oversampling by default) acquired on a
+  golden-angle, full or half spokes, 2× readout oversampling by default), or a volume →
+  stack-of-stars k-space (radial in-plane, Cartesian ``kz``), acquired on a
   trajectory shifted by gradient delays (:class:`~medrestore.physics.mri.trajectory.GradientDelay`),
   with complex Gaussian noise. The file stores the *nominal* trajectory (what a scanner
   records) and the simulated delay in ``metadata["simulation"]``.
@@ -12,7 +13,10 @@
   Cartesian workflow). ``auto`` = RING correction + CS-TV. ``unet`` = gridding (after the delay
   correction) followed by the zoo's radial U-Net (:data:`RADIAL_NETWORK`), which sees the gridded
   magnitude divided by its 99th percentile (:func:`apply_radial_network`) as in training
-  (``benchmarks/radial_networks.py``). Stack-of-stars k-space
+  (``benchmarks/radial_networks.py``). ``unrolled`` = the zoo's unrolled network
+  (:data:`RADIAL_UNROLLED`, :class:`~medrestore.models.unrolled.RadialUnrolledNet`) on the
+  corrected trajectory, Pipe–Menon weights and the ESPIRiT maps from the radial centre, every
+  stage ending on a NUFFT-SENSE data-consistency step. Stack-of-stars k-space
   ``(coils, partitions, spokes, readout)`` is estimated on its ``kz = 0`` partition and
   reconstructed slice by slice after an inverse FFT along ``kz``.
 
@@ -33,11 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from medrestore.core.errors import InputError
-from medrestore.core.fft import ifftc, rss
+from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.fft import fftc, ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
 from medrestore.core.random import make_generator
+from medrestore.data.radial_recon import radial_inputs, scaled_radial_sample
 from medrestore.io import read_image, read_kspace, write_kspace
 from medrestore.physics.mri.delay_estimation import ESTIMATORS, DelayEstimate, estimate_delay
 from medrestore.physics.mri.density import pipe_menon_density
@@ -45,20 +50,25 @@ from medrestore.physics.mri.nufft import NUFFTOperator
 from medrestore.physics.mri.radial import gridding, radial_coil_maps, radial_sense, weighted_samples
 from medrestore.physics.mri.simulation import birdcage_coil_maps
 from medrestore.physics.mri.sense import SenseOperator
-from medrestore.physics.mri.trajectory import GradientDelay, RadialSpec, delayed_trajectory, has_full_spokes, radial_trajectory
+from medrestore.physics.mri.trajectory import (
+    GradientDelay, RadialSpec, delayed_trajectory, has_full_spokes, radial_trajectory, stack_of_stars,
+)
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
-from medrestore.zoo import load_pretrained
+from medrestore.zoo import find_in_zoo, load_pretrained
 
 __all__ = [
     "DELAY_CORRECTIONS", "RADIAL_METHODS", "RADIAL_NETWORK", "RadialReconOptions", "RadialReconResult", "RadialSimulation",
-    "apply_radial_network", "estimate_delay_file", "network_scale", "corrected_trajectory", "delay_from_values", "estimate_kspace_delay", "radial_report_fields", "reconstruct_radial",
+    "RADIAL_NETWORKS", "RADIAL_UNROLLED", "apply_radial_network", "apply_radial_unrolled", "require_radial_network", "estimate_delay_file", "network_scale", "corrected_trajectory", "delay_from_values", "estimate_kspace_delay", "radial_report_fields", "reconstruct_radial",
     "simulate_radial", "simulate_radial_file", "solve_radial",
 ]
 
-RADIAL_METHODS = ("auto", "zero-filled", "sense", "cs-wavelet", "cs-tv", "unet")
+RADIAL_METHODS = ("auto", "zero-filled", "sense", "cs-wavelet", "cs-tv", "unet", "unrolled")
 RADIAL_NETWORK = "unet-radial-brain"
 """Zoo model of the ``unet`` method on radial data (U-Net on the gridded magnitude)."""
+RADIAL_UNROLLED = "unrolled-radial-brain"
+"""Zoo model of the ``unrolled`` method on radial data (NUFFT data consistency in every stage)."""
+RADIAL_NETWORKS = {"unet": RADIAL_NETWORK, "unrolled": RADIAL_UNROLLED}
 NETWORK_SCALE_QUANTILE = 0.99
 DELAY_CORRECTIONS = ("auto", *ESTIMATORS, "none")
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
@@ -105,23 +115,45 @@ def _square(image: torch.Tensor) -> torch.Tensor:
     return padded
 
 
-def simulate_radial(image: Image, options: RadialSimulation) -> KSpace:
-    """Multi-coil radial k-space of a real 2-D image (see the module notes).
+def _radial_planes(planes: torch.Tensor, options: RadialSimulation) -> tuple[torch.Tensor, torch.Tensor, RadialSpec]:
+    """``(samples (coils, planes, spokes, readout), nominal trajectory, spec)`` of square planes ``(P, N, N)``.
 
-    Returns:
-        :class:`KSpace` ``(coils, spokes, readout)`` with the nominal trajectory, ``image_shape``
-        the (square) matrix and the image's affine.
+    Every plane is acquired with the same spokes, delays and birdcage coils (coil maps constant
+    along z); noise is added afterwards by the caller.
     """
-    source = image.metadata.get("source_path")
-    if image.spatial_ndim != 2 or image.data.ndim != 2:
-        raise InputError(source, f"radial simulation needs one 2-D image, got shape {tuple(image.data.shape)}")
-    picture = _square(image.data.to(torch.float32))
-    matrix = picture.shape[-1]
+    matrix = planes.shape[-1]
     spec = RadialSpec(matrix, options.spokes, options.oversampling, options.golden, options.half_spokes)
     nominal = radial_trajectory(spec)
     actual = delayed_trajectory(nominal, options.delay)
-    maps = birdcage_coil_maps((matrix, matrix), options.coils)
-    samples = SenseOperator(maps, NUFFTOperator(actual, (matrix, matrix), 1e-6)).forward(picture.to(torch.complex64))
+    operator = SenseOperator(birdcage_coil_maps((matrix, matrix), options.coils), NUFFTOperator(actual, (matrix, matrix), 1e-6))
+    samples = torch.stack([operator.forward(plane.to(torch.complex64)) for plane in planes], dim=1)
+    return samples, nominal, spec
+
+
+def simulate_radial(image: Image, options: RadialSimulation) -> KSpace:
+    """Multi-coil radial k-space of a real 2-D image, or stack-of-stars k-space of a 3-D volume.
+
+    2-D: :class:`KSpace` ``(coils, spokes, readout)`` with the nominal trajectory
+    ``(spokes, readout, 2)``, ``image_shape`` the (square) matrix and the image's affine.
+
+    3-D (a volume ``(X, Y, Z)``, slices along its last axis): stack-of-stars — every slice's
+    plane is acquired radially (same spokes and delays; coil maps constant along z) and the
+    partition axis is Cartesian, ``y[p] = fftc_z(y_slices)[p]`` with ``kz = p − P//2``
+    (:func:`~medrestore.physics.mri.trajectory.stack_of_stars`). k-space ``(coils, P, spokes,
+    readout)``, trajectory ``(P, spokes, readout, 3)``, ``image_shape`` ``(P, N, N)``; the affine
+    is permuted to that ``(z, x, y)`` order. Noise is added to the final k-space.
+    """
+    source = image.metadata.get("source_path")
+    volume = image.spatial_ndim == 3 and image.data.ndim == 3
+    if not volume and (image.spatial_ndim != 2 or image.data.ndim != 2):
+        raise InputError(source, f"radial simulation needs one 2-D image or one 3-D volume, got shape {tuple(image.data.shape)}")
+    data = image.data.to(torch.float32)
+    planes = torch.stack([_square(plane) for plane in data.movedim(-1, 0)]) if volume else _square(data)[None]
+    samples, nominal, spec = _radial_planes(planes, options)
+    if volume:
+        samples = fftc(samples.movedim(1, -1), 1).movedim(-1, 1)
+    else:
+        samples = samples[:, 0]
     if options.noise > 0:
         generator = make_generator(options.seed)
         sigma = options.noise * float(samples.abs().max()) / math.sqrt(2.0)
@@ -129,6 +161,12 @@ def simulate_radial(image: Image, options: RadialSimulation) -> KSpace:
         samples = samples + sigma * noise
     record = {"radial": spec.to_dict(), "simulation": {
         "delay": list(options.delay.as_tuple()), "coils": options.coils, "noise": options.noise, "seed": options.seed}}
+    matrix = planes.shape[-1]
+    if volume:
+        affine = np.asarray(image.affine)[:, [2, 0, 1, 3]]
+        record["radial"]["partitions"] = int(planes.shape[0])
+        return KSpace(samples, (int(planes.shape[0]), matrix, matrix), None, stack_of_stars(nominal, planes.shape[0]), affine,
+                      {**dict(image.metadata), **record})
     return KSpace(samples, (matrix, matrix), None, nominal, image.affine, {**dict(image.metadata), **record})
 
 
@@ -285,27 +323,70 @@ def apply_radial_network(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     return output[0, 0].to(torch.float32).cpu() * scale
 
 
-@functools.lru_cache(maxsize=2)
-def _radial_network(device: str) -> nn.Module:
-    return load_pretrained(RADIAL_NETWORK, device)[0]
+def apply_radial_unrolled(
+    model: nn.Module, data: torch.Tensor, trajectory: torch.Tensor, weights: torch.Tensor, maps: torch.Tensor
+) -> torch.Tensor:
+    """Complex image ``(H, W)`` of the radial unrolled network on one plane ``data (coils, spokes, readout)``.
+
+    The inputs are built as in training (:func:`medrestore.data.radial_recon.scaled_radial_sample`:
+    density-compensated coil-combined gridding and k-space divided by the gridding's 99th
+    percentile) and the output is scaled back.
+    """
+    sample = scaled_radial_sample(data, trajectory, weights, maps)
+    parameter = next(model.parameters())
+    inputs = [part[None].to(parameter.device) for part in radial_inputs(sample, "physics")]
+    with torch.no_grad():
+        output = model(*inputs)[0].cpu()
+    return torch.complex(output[0], output[1]) * sample.scale
+
+
+def require_radial_network(method: str) -> None:
+    """A clear error when ``method`` is a radial network whose weights are not in the zoo."""
+    if method not in RADIAL_NETWORKS:
+        return
+    try:
+        find_in_zoo(RADIAL_NETWORKS[method])
+    except MedrestoreError:
+        raise MedrestoreError(
+            f"method {method!r} on radial data needs the zoo model {RADIAL_NETWORKS[method]!r}, which is not installed; "
+            "use auto, zero-filled, sense, cs-wavelet or cs-tv"
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _radial_network(method: str, device: str) -> nn.Module:
+    return load_pretrained(RADIAL_NETWORKS[method], device)[0]
 
 
 def _reconstruct_plane(
-    data: torch.Tensor, trajectory: torch.Tensor, grid: tuple[int, int], method: str, options: RadialReconOptions
+    data: torch.Tensor, trajectory: torch.Tensor, grid: tuple[int, int], method: str, options: RadialReconOptions,
+    network: nn.Module | None = None,
 ) -> tuple[torch.Tensor, float | None, int]:
-    """One 2-D radial plane ``(coils, spokes, readout)`` on its (corrected) trajectory."""
+    """One 2-D radial plane ``(coils, spokes, readout)`` on its (corrected) trajectory.
+
+    ``network``: the model of a network method (default: the zoo's).
+    """
     weights = pipe_menon_density(trajectory, grid, options.density_iterations)
+    if method in RADIAL_NETWORKS:
+        network = network if network is not None else _radial_network(method, "cpu")
     if method in ("zero-filled", "unet"):
         image = rss(gridding(data, trajectory, grid, weights), coil_axis=0)
         if method == "unet":
-            image = apply_radial_network(_radial_network("cpu"), image.abs())
+            image = apply_radial_network(network, image.abs())  # type: ignore[arg-type]
         return image, None, 0
     maps = radial_coil_maps(data, trajectory, grid, weights)
+    if method == "unrolled":
+        return apply_radial_unrolled(network, data, trajectory, weights, maps), None, 0  # type: ignore[arg-type]
     return solve_radial(method, data, trajectory, weights, maps, options)
 
 
-def reconstruct_radial(kspace: KSpace, options: RadialReconOptions = RadialReconOptions()) -> RadialReconResult:
+def reconstruct_radial(
+    kspace: KSpace, options: RadialReconOptions = RadialReconOptions(), network: nn.Module | None = None
+) -> RadialReconResult:
     """Reconstruct radial k-space to a magnitude image ``image_shape``.
+
+    ``network`` replaces the zoo model of the ``unet``/``unrolled`` methods (e.g. a checkpoint
+    under evaluation).
 
     2-D radial ``(coils, spokes, readout)``: delay correction, then the method. Stack-of-stars
     ``(coils, partitions, spokes, readout)``: the delay is estimated on the central partition,
@@ -325,7 +406,7 @@ def reconstruct_radial(kspace: KSpace, options: RadialReconOptions = RadialRecon
     grid = tuple(kspace.image_shape[-2:])
     planes, lam, iterations = [], None, 0
     for index in range(slices.shape[1]):
-        plane, lam, iterations = _reconstruct_plane(slices[:, index], trajectory, grid, method, options)
+        plane, lam, iterations = _reconstruct_plane(slices[:, index], trajectory, grid, method, options, network)
         planes.append(plane.abs().to(torch.float32).cpu())
     image = torch.stack(planes) if _is_stack_of_stars(kspace) else planes[0]
     seconds = time.perf_counter() - start

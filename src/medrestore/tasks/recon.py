@@ -11,7 +11,8 @@ Methods (``RECON_METHODS``):
   networks, best ``unrolled``, score below it there — ``benchmarks/README.md`` — so ``auto``
   never picks one);
   radial (non-Cartesian) → RING gradient-delay correction, then ``cs-tv`` on the NUFFT
-  operator (:mod:`medrestore.tasks.radial`; ``zero-filled`` is gridding there).
+  operator (:mod:`medrestore.tasks.radial`; ``zero-filled`` is gridding there, ``unet`` and
+  ``unrolled`` the zoo's radial networks).
 
 CS weights follow the data's scale (:mod:`medrestore.solvers.regularisation`), so no
 per-image tuning is needed; ``lam`` overrides them with an absolute value (in the units of the
@@ -53,7 +54,9 @@ from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration
 from medrestore.physics.mri.sense import cartesian_sense
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
-from medrestore.tasks.radial import DELAY_CORRECTIONS, RadialReconOptions, radial_report_fields, reconstruct_radial
+from medrestore.tasks.radial import (
+    DELAY_CORRECTIONS, RadialReconOptions, radial_report_fields, reconstruct_radial, require_radial_network,
+)
 from medrestore.tasks.recon_networks import network_available, network_reconstruction
 
 __all__ = [
@@ -274,7 +277,7 @@ def reconstruct_file(
     if kspace.is_cartesian:
         result: ReconResult | Any = reconstruct(kspace, options)
     else:
-        resolve_method(kspace, options.method)  # networks: the same clear error
+        require_radial_network(options.method)
         radial = RadialReconOptions(options.method, options.delay_correction, options.lam, options.iterations)
         result = reconstruct_radial(kspace, radial)
         extra = radial_report_fields(result)
