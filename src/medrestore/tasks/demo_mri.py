@@ -25,7 +25,9 @@ from medrestore.physics import build_degradation
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.report import Figure, ReportSection, save_comparison_png
 from medrestore.tasks.denoise_mri import denoise_volume
-from medrestore.tasks.radial import RadialReconOptions, RadialSimulation, estimate_kspace_delay, reconstruct_radial, simulate_radial
+from medrestore.tasks.radial import (
+    RadialReconOptions, RadialSimulation, estimate_kspace_delay, radial_network_available, reconstruct_radial, simulate_radial,
+)
 
 if TYPE_CHECKING:
     from medrestore.tasks.demo import DemoContext
@@ -95,8 +97,11 @@ def radial_section(context: DemoContext) -> ReportSection:
         rows.append([f"delay estimate: {method}", f"({estimate.x:.3f}, {estimate.y:.3f})", error, None, None, time.perf_counter() - started])
     reference = phantom.numpy().astype(np.float64)
     panels: list[tuple[str, torch.Tensor]] = [("phantom", phantom)]
-    for label, correction in (("TV, no correction", "none"), ("TV, RING correction (auto)", "auto")):
-        result = reconstruct_radial(kspace, RadialReconOptions(method="cs-tv", delay_correction=correction))
+    recons = [("TV, no correction", "cs-tv", "none"), ("TV, RING correction", "cs-tv", "ring")]
+    if radial_network_available("unrolled"):
+        recons.append(("unrolled network, RING correction (auto)", "auto", "auto"))
+    for label, method, correction in recons:
+        result = reconstruct_radial(kspace, RadialReconOptions(method=method, delay_correction=correction))
         image = result.image.data
         fit = float((image.double() * phantom.double()).sum() / (image.double() ** 2).sum())  # least-squares gain
         scores = evaluate((image.double() * fit).numpy(), reference, convention="default")
@@ -112,10 +117,13 @@ def radial_section(context: DemoContext) -> ReportSection:
             "0.7 -0.4 --coils 8` (2× oversampled readouts, 8 birdcage coils, noise 0.1 % of max|y|). "
             "`medrestore estimate-delay` recovers the delays from the data alone; error is the distance to the true "
             "(0.7, −0.4) in samples. `medrestore recon` reconstructs with total variation on the NUFFT-SENSE operator "
-            "(coil maps from the radial centre) on the nominal and on the corrected trajectory; PSNR/SSIM after a "
-            "least-squares gain fit to the phantom."
+            "(coil maps from the radial centre) on the nominal and on the corrected trajectory, and `auto` runs the "
+            "zoo's unrolled network (NUFFT-SENSE data consistency in every stage) on the corrected trajectory; PSNR/SSIM "
+            "after a least-squares gain fit to the phantom. TV wins here: the phantom is made of flat ellipses, exactly "
+            "what TV assumes, and unlike the brain slices the network was trained on — on held-out brain slices the "
+            "network is 5.5 dB above TV (benchmarks/README.md, radial networks)."
         ),
-        figures=(Figure(figure, "Phantom and TV reconstructions without and with delay correction."),),
+        figures=(Figure(figure, "Phantom, TV without and with delay correction, and the unrolled network."),),
         columns=("step", "estimate (x, y)", "error (samples)", "PSNR (dB)", "SSIM", "seconds"),
         rows=rows,
     )
