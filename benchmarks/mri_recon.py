@@ -3,8 +3,10 @@
 Reference: root-sum-of-squares of the fully sampled k-space (k-space and reference divided by
 the reference's maximum, the same input for every solver). For 4× and 8× with fastMRI random
 and equispaced lines and 2-D Poisson-disc masks (centre fraction 0.08, seed 0) it runs
-zero-filled, SENSE (ESPIRiT + 10 CG iterations), CS-wavelet and CS-TV with the data-scaled
-default λ, and the zoo's reconstruction networks (``unet``, ``vgg-unet``, ``unrolled``: trained
+zero-filled, SENSE (ESPIRiT + 10 CG iterations), CS-wavelet (with random shifts, as ``recon``
+runs it, and without: ``cs-wavelet-fixed``) and CS-TV with the default λ of ``recon`` (referenced
+to the noise level of the outer k-space), and the
+zoo's reconstruction networks (``unet``, ``vgg-unet``, ``unrolled``: trained
 on simulated multi-coil brain data only, never on this slice), and scores them with fastMRI's
 metrics after a least-squares intensity fit.
 
@@ -62,8 +64,9 @@ from medrestore.solvers import (
     tv_primal_dual,
     tv_reconstruction,
 )
-from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
-from medrestore.tasks.recon import RECON_ESPIRIT, score_reconstruction
+from medrestore.physics.mri.kspace_noise import kspace_noise_std
+from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale, relative_weight
+from medrestore.tasks.recon import RECON_ESPIRIT, RECON_WAVELET, score_reconstruction
 from medrestore.tasks.recon_networks import NETWORK_MODELS, network_available, network_reconstruction
 
 BRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-raw-pulseq" / "2024-02-06-164128.dat"
@@ -132,14 +135,17 @@ def ours(case: Case, iterations: int) -> dict[str, dict[str, Any]]:
     """Our methods with default weights (seconds exclude ESPIRiT, reported separately)."""
     zero_filled, zero_seconds = timed(lambda: rss(ifftc(case.kspace), 0))
     sense, sense_seconds = timed(cg_sense, case.operator, case.kspace, 0.0, 10, 0.0)
-    lam_wavelet = DEFAULT_RELATIVE_WEIGHTS["cs-wavelet"] * case.scale
-    lam_tv = DEFAULT_RELATIVE_WEIGHTS["cs-tv"] * case.scale
-    (wavelet, _), wavelet_seconds = timed(l1_wavelet_reconstruction, case.operator, case.kspace, lam_wavelet, iterations)
+    noise = kspace_noise_std(case.kspace, case.operator.sampling.mask)  # the weights recon uses
+    lam_wavelet = relative_weight("cs-wavelet", case.scale, noise) * case.scale
+    lam_tv = relative_weight("cs-tv", case.scale, noise) * case.scale
+    (wavelet, _), wavelet_seconds = timed(l1_wavelet_reconstruction, case.operator, case.kspace, lam_wavelet, iterations, RECON_WAVELET)
+    (fixed, _), fixed_seconds = timed(l1_wavelet_reconstruction, case.operator, case.kspace, lam_wavelet, iterations)
     (tv, _), tv_seconds = timed(tv_reconstruction, case.operator, case.kspace, lam_tv, iterations)
     return {
         "zero-filled": score(case, zero_filled, zero_seconds),
         "sense": score(case, sense[0], sense_seconds),
         "cs-wavelet": {**score(case, wavelet, wavelet_seconds), "lambda": lam_wavelet},
+        "cs-wavelet-fixed": {**score(case, fixed, fixed_seconds), "lambda": lam_wavelet},
         "cs-tv": {**score(case, tv, tv_seconds), "lambda": lam_tv},
     }
 
@@ -211,11 +217,12 @@ def against_bart(case: Case, iterations: int, threads: int) -> dict[str, dict[st
 
 
 def lambda_sweep(case: Case, iterations: int) -> dict[str, dict[str, float]]:
-    """PSNR/SSIM at 0.25×–4× the default relative weight, per CS method."""
+    """PSNR/SSIM at 0.25×–4× the default weight (``recon``'s noise-referenced one), per CS method."""
     sweep: dict[str, dict[str, float]] = {}
-    for method, solver in (("cs-wavelet", l1_wavelet_reconstruction), ("cs-tv", tv_reconstruction)):
+    solvers = (("cs-wavelet", lambda *a: l1_wavelet_reconstruction(*a, RECON_WAVELET)), ("cs-tv", tv_reconstruction))
+    for method, solver in solvers:
         for factor in (0.25, 0.5, 1.0, 2.0, 4.0):
-            lam = factor * DEFAULT_RELATIVE_WEIGHTS[method] * case.scale
+            lam = factor * relative_weight(method, case.scale, kspace_noise_std(case.kspace, case.operator.sampling.mask)) * case.scale
             image, _ = solver(case.operator, case.kspace, lam, iterations)
             metrics = score_reconstruction(image.abs(), case.reference)
             sweep[f"{method}@{factor:g}"] = {"psnr": metrics["psnr"], "ssim": metrics["ssim"]}

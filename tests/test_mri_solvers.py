@@ -81,6 +81,26 @@ def test_l1_wavelet_with_unitary_operator_is_closed_form() -> None:
     torch.testing.assert_close(x, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_l1_wavelet_random_shifts_threshold_a_shifted_image() -> None:
+    """Cycle spinning: one FISTA step from zero on A = F is roll⁻¹(Wᴴ soft(W roll(Fᴴy))) with the seeded offsets."""
+    y = torch.randn(32, 32, dtype=torch.complex64, generator=torch.Generator().manual_seed(5))
+    options = WaveletOptions("db2", levels=3, mode="periodization", random_shifts=True, seed=3)
+    x, _ = l1_wavelet_reconstruction(FFTOperator((32, 32)), y, 0.3, iterations=1, wavelet=options)
+    shifts = tuple(int(v) for v in torch.randint(2**3, (2,), generator=torch.Generator().manual_seed(3)))
+    assert shifts != (0, 0)
+    transform = options.transform((32, 32))
+    image = torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(y), norm="ortho"))
+    expected = torch.roll(transform.adjoint(soft_threshold(transform.forward(torch.roll(image, shifts, (-2, -1))), 0.3)),
+                          tuple(-v for v in shifts), (-2, -1))
+    torch.testing.assert_close(x, expected, atol=1e-5, rtol=1e-5)
+    unshifted, _ = l1_wavelet_reconstruction(FFTOperator((32, 32)), y, 0.3, 1, WaveletOptions("db2", 3, "periodization"))
+    assert float((unshifted - x).abs().max()) > 1e-3  # the offsets matter for λ > 0 ...
+    maps, mask, kspace = _problem(1)  # ... and not at all for λ = 0 (WᴴW = I in zero mode too)
+    plain, _ = l1_wavelet_reconstruction(cartesian_sense(maps, mask), kspace, 0.0, 10)
+    spun, _ = l1_wavelet_reconstruction(cartesian_sense(maps, mask), kspace, 0.0, 10, WaveletOptions(random_shifts=True))
+    torch.testing.assert_close(spun, plain, atol=1e-5, rtol=1e-5)
+
+
 def test_wavelet_matches_pywavelets() -> None:
     x = np.random.default_rng(0).standard_normal((40, 33))
     for mode, shape in (("zero", (40, 33)), ("periodization", (40, 32))):
@@ -178,3 +198,35 @@ def test_objectives_match_sigpy() -> None:
     theirs_tv = sigpy_mri.app.TotalVariationRecon(kspace.numpy(), maps.numpy(), lam, weights=weights, max_iter=40, show_pbar=False).run()
     tv = tv_objective(operator, kspace, lam, isotropic=False)
     assert abs(tv(ours_tv) - tv(torch.from_numpy(theirs_tv).to(torch.complex64))) <= 1e-2 * tv(ours_tv)
+
+
+def test_kspace_noise_std_recovers_the_noise_of_the_periphery() -> None:
+    from medrestore.core.fft import fftc
+    from medrestore.physics.mri.kspace_noise import kspace_noise_std
+
+    generator = torch.Generator().manual_seed(2)
+    yy, xx = torch.meshgrid(torch.arange(64.0) - 32, torch.arange(64.0) - 32, indexing="ij")
+    image = ((yy / 20) ** 2 + (xx / 14) ** 2 <= 1).to(torch.complex64)
+    image = torch.nn.functional.avg_pool2d(image.real[None, None], 5, 1, 2)[0, 0].to(torch.complex64)  # a smooth object
+    clean = fftc(torch.stack([image, 0.5j * image, 0.8 * image]), 2)
+    sigma = 0.02
+    noise = torch.complex(torch.randn(clean.shape, generator=generator), torch.randn(clean.shape, generator=generator))
+    noisy = clean + sigma / 2**0.5 * noise
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[:, ::3] = True
+    estimate = kspace_noise_std(noisy * mask, mask)
+    assert estimate is not None and abs(estimate / sigma - 1) < 0.05, estimate
+    assert kspace_noise_std(noisy * 7.0, None) == pytest.approx(7.0 * kspace_noise_std(noisy, None), rel=1e-6)  # gain
+    centre_only = torch.zeros(64, 64, dtype=torch.bool)
+    centre_only[24:40, 24:40] = True
+    assert kspace_noise_std(noisy * centre_only, centre_only) is None  # nothing sampled in the periphery
+
+
+def test_relative_weight_follows_the_noise_and_falls_back_to_the_scale_rule() -> None:
+    from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, MIN_RELATIVE_WEIGHT, NOISE_WEIGHTS, relative_weight
+
+    assert relative_weight("cs-wavelet", 2.0, 0.04) == pytest.approx(NOISE_WEIGHTS["cs-wavelet"] * 0.02)
+    assert relative_weight("cs-tv", 2.0, 0.04) == pytest.approx(NOISE_WEIGHTS["cs-tv"] * 0.02)
+    assert relative_weight("cs-wavelet", 3.0, 0.06) == pytest.approx(relative_weight("cs-wavelet", 1.0, 0.02))  # gain-invariant
+    assert relative_weight("cs-wavelet", 1.0, 1e-9) == MIN_RELATIVE_WEIGHT
+    assert relative_weight("cs-tv", 1.0, None) == DEFAULT_RELATIVE_WEIGHTS["cs-tv"]

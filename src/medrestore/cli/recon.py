@@ -9,18 +9,20 @@ Examples::
     medrestore recon brain-4x.npz -o unrolled.nii.gz --method unrolled
     medrestore recon radial.npz -o radial.nii.gz --delay-correction ring
 
-Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS with total variation),
-``zero-filled``, ``sense`` (CG-SENSE), ``cs-wavelet`` (L1-wavelet, FISTA), ``cs-tv`` (total
-variation, FISTA), and the zoo's networks trained on simulated multi-coil brain data (Cartesian
-only): ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-Net) and
+Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS L1-wavelet),
+``zero-filled``, ``sense`` (CG-SENSE), ``cs-wavelet`` (L1-wavelet with random shifts, FISTA),
+``cs-tv`` (total variation, FISTA), and the zoo's networks trained on simulated multi-coil
+brain data: ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-Net) and
 ``unrolled`` (ISTA-Net+ stages with SENSE data consistency).
 Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING), then
-reconstructs with TV on the NUFFT-SENSE operator; ``zero-filled`` is gridding; ``unet`` is
+runs the unrolled network (CS-TV on the NUFFT-SENSE operator without its weights);
+``zero-filled`` is gridding; ``unet`` is
 gridding followed by the zoo's radial U-Net (``unet-radial-brain``); ``unrolled`` is the zoo's
 radial unrolled network (``unrolled-radial-brain``: NUFFT-SENSE data consistency in every stage);
 both were trained on simulated radial brain data and run after the delay correction.
 ``vgg-unet`` is Cartesian only.
-The regularisation weight adapts to the data's scale; ``--lam`` sets it absolutely.
+The regularisation weight follows the noise level of the outer k-space (Cartesian; the data's
+scale for radial data or when there is no periphery); ``--lam`` sets it absolutely.
 With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).
 """
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="magnitude image: .nii.gz, .dcm, .npy, .png, ...")
     parser.add_argument("--method", choices=RECON_METHODS, default="auto", help="reconstruction method (default auto)")
     parser.add_argument("--coil-maps", default="espirit", metavar="espirit|FILE", help="ESPIRiT (default) or a maps file")
-    parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: scaled to the data)")
+    parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: from the noise level of the outer k-space)")
     parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE, 100 CS)")
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, mps or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
