@@ -108,7 +108,7 @@ def network_restorer(source: str) -> Restorer:
 
     def restore(noisy: np.ndarray, sigma: float) -> np.ndarray:
         with torch.inference_mode():
-            return network_denoise(torch.from_numpy(noisy), predictor).numpy()
+            return network_denoise(torch.from_numpy(noisy), predictor, sigma=sigma).numpy()
 
     return restore
 
@@ -201,6 +201,12 @@ def benchmark(arguments: argparse.Namespace) -> None:
         Path(arguments.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
+def _conditioned(checkpoint: Path) -> bool:
+    """Whether a checkpoint's network takes a σ channel (``data.mri_denoise.sigma_map``)."""
+    model = Predictor.from_checkpoint(checkpoint, "cpu").model
+    return int(getattr(getattr(model, "config", None), "in_channels", 1)) == 2
+
+
 def publish(arguments: argparse.Namespace) -> None:
     """Score a checkpoint on the held-out slab at σ = 3, 5, 7 % and write weights + card to the zoo."""
     volume = read_image(arguments.volume).data.numpy().astype(np.float32)
@@ -223,7 +229,9 @@ def publish(arguments: argparse.Namespace) -> None:
             "split": "axial slices z=96-127 held out (validation and evaluation), the rest trained on",
             "command": f"medrestore train --config {arguments.config}",
             "threads": 1,
-            "noise_conditioning": "blind (no sigma input); intensities divided by the 99.9th percentile of the bright voxels",
+            "noise_conditioning": ("conditioned on sigma: a second input channel holds sigma estimated from the image (--sigma auto) "
+                                   "in the same units" if _conditioned(arguments.checkpoint) else "blind (no sigma input)")
+                                  + "; intensities divided by the 99.9th percentile of the bright voxels",
         },
         metrics=metrics,
         description=arguments.description,

@@ -97,3 +97,32 @@ def test_discriminator_shapes_and_bad_options(volume: Path, tmp_path: Path) -> N
     config["data"]["mri_denoise"]["validation_slab"] = [40, 60]
     with pytest.raises(ConfigError, match="exceeds"):
         build_trainer(config_from_mapping(config), CPU)
+
+
+def test_sigma_conditioned_unet_trains_and_gets_the_estimated_sigma_at_inference(volume: Path, tmp_path: Path) -> None:
+    """``sigma_map: true``: 2-channel inputs (image, constant σ) in training; ``network_denoise`` appends σ / scale."""
+    from medrestore.data.mri import RicianPairs, intensity_scale
+    from medrestore.inference.predictor import Predictor
+    from medrestore.tasks.denoise_mri import network_denoise
+
+    pairs = RicianPairs([torch.ones(8, 8)], (0.05, 0.05), ["flat"], sigma_map=True)
+    noisy, clean = pairs.pair(0, torch.Generator().manual_seed(0))
+    assert noisy.shape == (2, 8, 8) and clean.shape == (1, 8, 8) and torch.all(noisy[1] == 0.05)
+    torch.manual_seed(0)
+    config = mapping(volume, tmp_path / "run", [32, 32], {**UNET2D, "options": {**UNET2D["options"], "in_channels": 2}}, 40)
+    config["data"]["mri_denoise"]["sigma_map"] = True
+    losses, trainer = run(config)
+    assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
+
+    class SigmaChannel(torch.nn.Module):  # returns its σ channel: shows what the network is given
+        config = type("Options", (), {"in_channels": 2})()
+        spatial_ndim = 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, 1:2]
+
+    image = 50.0 + 10.0 * torch.rand(6, 6, 4, generator=torch.Generator().manual_seed(1))
+    predictor = Predictor(SigmaChannel(), trainer.normalisation, None, device="cpu")
+    output = network_denoise(image, predictor, sigma=2.5)
+    torch.testing.assert_close(output, torch.full_like(image, 2.5))  # σ / scale in, × scale out
+    assert intensity_scale(image) != 1.0

@@ -6,7 +6,10 @@ validation. Training images are the rest of the volume: every axial slice with e
 (2-D patches) or the two sub-volumes on either side of the slab (3-D patches). Each sample
 draws ``σ ~ U[sigma_range] · max(volume)`` and the input is ``|x + σn₁ + iσn₂|``
 (:func:`~medrestore.physics.noise.add_rician_noise`), so the networks are *blind* to σ: one
-model for the whole 1–10 % range, no noise map needed at inference.
+model for the whole 1–10 % range, no noise map needed at inference. With ``sigma_map: true``
+the input gets a second channel holding σ at every voxel (the *σ-conditioned* variant, in the
+same scaled units; at inference σ is estimated from the image,
+:func:`~medrestore.physics.noise_estimation.estimate_sigma`, and divided by the same scale).
 
 Intensities are divided by :func:`intensity_scale` (a robust maximum, the 99.9th percentile of
 the non-zero voxels) both here and at inference (:mod:`medrestore.tasks.denoise_mri`), so the
@@ -56,6 +59,7 @@ class MRIDenoiseDataConfig:
             (never trained on).
         validation_every: 2-D: validate on every n-th slice of the slab.
         sigma_range: Rician σ as a fraction of the volume maximum, drawn uniformly per sample.
+        sigma_map: append a constant σ channel to the input (σ-conditioned networks take 2 channels).
     """
 
     volume: str
@@ -63,6 +67,7 @@ class MRIDenoiseDataConfig:
     validation_slab: tuple[int, int] = (96, 128)
     validation_every: int = 4
     sigma_range: tuple[float, float] = (0.01, 0.10)
+    sigma_map: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.sigma_range
@@ -87,15 +92,19 @@ class RicianPairs(ImagePairSource):
         images: clean images, each ``(*spatial)``.
         sigma_range: absolute σ range (in the units of ``images``).
         names: labels of the images.
+        sigma_map: inputs are ``(2, *spatial)``: the noisy image and a constant map of its σ.
     """
 
-    def __init__(self, images: list[torch.Tensor], sigma_range: tuple[float, float], names: list[str]) -> None:
+    def __init__(
+        self, images: list[torch.Tensor], sigma_range: tuple[float, float], names: list[str], sigma_map: bool = False
+    ) -> None:
         if not images:
             raise ConfigError("mri_denoise: no training or validation images (check validation_slab against the volume)")
         self._images = [image[None].to(torch.float32).contiguous() for image in images]
         self.spatial_ndim = images[0].ndim
         self.sigma_range = sigma_range
         self._names = names
+        self.sigma_map = sigma_map
 
     def __len__(self) -> int:
         return len(self._images)
@@ -113,7 +122,14 @@ class RicianPairs(ImagePairSource):
         low, high = self.sigma_range
         unit = float(torch.rand((), generator=generator, dtype=torch.float64))
         clean = self._images[index]
-        return add_rician_noise(clean, low + (high - low) * unit, generator), clean
+        sigma = low + (high - low) * unit
+        noisy = add_rician_noise(clean, sigma, generator)
+        return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), clean
+
+
+def with_sigma_map(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(C, *spatial)`` → ``(C + 1, *spatial)``: a constant channel ``σ`` appended (σ-conditioned input)."""
+    return torch.cat([image, torch.full_like(image[:1], float(sigma))])
 
 
 def _slices(volume: torch.Tensor, axis: int, indices: range, name: str) -> tuple[list[torch.Tensor], list[str]]:
@@ -144,9 +160,11 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
         training, names = _slices(volume, config.axis, range(0, start), path.name)
         more, more_names = _slices(volume, config.axis, range(stop, length), path.name)
         validation, validation_names = _slices(volume, config.axis, range(start, stop, config.validation_every), path.name)
-        return RicianPairs(training + more, sigma_range, names + more_names), RicianPairs(validation, sigma_range, validation_names)
+        return (RicianPairs(training + more, sigma_range, names + more_names, config.sigma_map),
+                RicianPairs(validation, sigma_range, validation_names, config.sigma_map))
     chunks = [(0, start), (stop, length)]
     training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks if b - a >= 16]
     names = [f"{path.name}[{config.axis}={a}:{b}]" for a, b in chunks if b - a >= 16]
     slab = volume.narrow(config.axis, start, stop - start).contiguous()
-    return RicianPairs(training, sigma_range, names), RicianPairs([slab], sigma_range, [f"{path.name}[{config.axis}={start}:{stop}]"])
+    slab_name = f"{path.name}[{config.axis}={start}:{stop}]"
+    return RicianPairs(training, sigma_range, names, config.sigma_map), RicianPairs([slab], sigma_range, [slab_name], config.sigma_map)

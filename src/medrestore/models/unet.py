@@ -41,7 +41,8 @@ class UNetConfig:
         base_channels: feature maps of the first block; doubled at every down-sampling.
         depth: number of 2× down-samplings (the bottleneck sees ``size / 2**depth``).
         norm: ``"instance"`` (fastMRI), ``"batch"`` or ``"none"``.
-        residual: predict a correction: ``output = input + net(input)`` (needs ``in_channels == out_channels``).
+        residual: predict a correction: ``output = input[:, :out_channels] + net(input)`` (needs
+            ``in_channels >= out_channels``; extra input channels are conditioning, e.g. a σ map).
         dropout: channel-dropout probability after each convolution.
     """
 
@@ -61,9 +62,9 @@ class UNetConfig:
         require(self.norm in ("instance", "batch", "none"), "unet", f"unknown norm {self.norm!r}")
         require(0.0 <= self.dropout < 1.0, "unet", f"dropout must be in [0, 1), got {self.dropout}")
         require(
-            not self.residual or self.in_channels == self.out_channels,
+            not self.residual or self.in_channels >= self.out_channels,
             "unet",
-            f"residual=True needs in_channels == out_channels, got {self.in_channels} and {self.out_channels}",
+            f"residual=True needs in_channels >= out_channels, got {self.in_channels} and {self.out_channels}",
         )
 
 
@@ -124,4 +125,4 @@ class UNet(ImageToImageModel):
             features = torch.cat([upsample(features), skips.pop()], dim=1)
             features = block(features)
         output = crop_spatial(self.head(features), start, spatial_shape)
-        return image + output if self.config.residual else output
+        return image[:, : self.config.out_channels] + output if self.config.residual else output

@@ -127,19 +127,27 @@ def load_mri_network(method: str, device: torch.device) -> Predictor:
     return Predictor(network, NoNormalisation(), window=window, overlap=0.25, device=device, batch_size=1)
 
 
-def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16) -> torch.Tensor:
-    """A blind network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
+def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16, sigma: float | None = None) -> torch.Tensor:
+    """A network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
 
     A 2-D model on a 3-D volume runs on the slices along the last axis, ``batch`` at a time;
-    a 3-D model needs a 3-D volume. The output is ``>= 0`` (a magnitude), in image units.
+    a 3-D model needs a 3-D volume. A σ-conditioned model (2 input channels, trained with
+    ``sigma_map: true``) also gets ``σ / scale`` as a constant channel (``sigma`` ``None``:
+    estimated from ``volume``). The output is ``>= 0`` (a magnitude), in image units.
     """
     scale = intensity_scale(volume)
     scaled = volume.to(torch.float32) / scale
+    conditioned = int(getattr(getattr(predictor.model, "config", None), "in_channels", 1)) == 2
+    level = (estimate_sigma(volume) if sigma is None else sigma) / scale if conditioned else 0.0
+
+    def channels(images: torch.Tensor) -> torch.Tensor:  # (N, 1, *spatial) → the model's input channels
+        return torch.cat([images, torch.full_like(images, level)], dim=1) if conditioned else images
+
     if predictor.spatial_ndim == scaled.ndim:
-        output = predictor.predict(scaled)
+        output = predictor.predict(channels(scaled[None, None]))[0, 0] if conditioned else predictor.predict(scaled)
     elif predictor.spatial_ndim == 2 and scaled.ndim == 3:
         slices = scaled.movedim(-1, 0).unsqueeze(1)
-        output = torch.cat([predictor.predict(slices[i : i + batch])[:, 0] for i in range(0, slices.shape[0], batch)]).movedim(0, -1)
+        output = torch.cat([predictor.predict(channels(slices[i : i + batch]))[:, 0] for i in range(0, slices.shape[0], batch)]).movedim(0, -1)
     else:
         raise InputError(None, f"a {predictor.spatial_ndim}-D network cannot denoise a {scaled.ndim}-D image; use nlm or unet")
     return output.clamp_min(0.0) * scale
@@ -155,7 +163,7 @@ def denoise_volume(
         output = fast_non_local_means(volume.to(device), used_sigma, patch, search, NLM_H_FACTOR).cpu()
     else:
         assert predictor is not None
-        output = network_denoise(volume, predictor)
+        output = network_denoise(volume, predictor, sigma=used_sigma)
     return output.to(torch.float32), used_sigma
 
 
