@@ -78,9 +78,16 @@ def test_unet_residual_is_identity_when_weights_are_zero() -> None:
     assert torch.equal(plain(image[:, :1]), torch.zeros_like(image[:, :1]))
 
 
-def test_unet_residual_needs_matching_channels() -> None:
-    with pytest.raises(ConfigError, match="in_channels == out_channels"):
-        UNetConfig(in_channels=2, out_channels=1, residual=True)
+def test_unet_residual_adds_the_leading_input_channels() -> None:
+    """Extra input channels are conditioning (a σ map): the residual adds the first ``out_channels`` ones."""
+    with pytest.raises(ConfigError, match="in_channels >= out_channels"):
+        UNetConfig(in_channels=1, out_channels=2, residual=True)
+    model = create_model("unet", {"in_channels": 2, "out_channels": 1, "base_channels": 4, "depth": 2, "residual": True})
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    image = torch.rand(1, 2, 16, 16)
+    torch.testing.assert_close(model(image), image[:, :1])  # a zero network returns the image channel
 
 
 @pytest.mark.parametrize("spatial_shape", [(37, 45), (5, 3), (1, 17), (16, 32)])
