@@ -170,6 +170,13 @@ def markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _publish(checkpoint: Path, name: str, training: dict[str, Any], metrics: dict[str, Any], description: str) -> None:
+    """Write ``checkpoint`` to the packaged zoo as the radial reconstruction model ``name`` and print its metrics."""
+    card = publish_checkpoint(checkpoint, name=name, task="recon", modality="mri", training=training, metrics=metrics,
+                              description=description, zoo_dir=ZOO)
+    print(json.dumps({"name": card.name, "metrics": metrics}))
+
+
 def ship(checkpoint: Path, config: str, delays: bool, evaluation: Path) -> None:
     """Publish ``checkpoint`` as the zoo's radial U-Net with its held-out metrics from an ``evaluate --json`` file."""
     table = json.loads(evaluation.read_text())["table"]
@@ -199,9 +206,7 @@ def ship(checkpoint: Path, config: str, delays: bool, evaluation: Path) -> None:
     description = ("U-Net (residual, 1 channel) on the density-compensated gridded magnitude of radial MRI; `medrestore recon "
                    "--method unet` on radial k-space grids (after the delay correction) and applies it. A small CPU-trained model: "
                    "6 dB above gridding and 0.7 dB above CS-TV on the held-out slices without delays (benchmarks/README.md, Radial).")
-    card = publish_checkpoint(checkpoint, name=RADIAL_NETWORK, task="recon", modality="mri", training=training, metrics=metrics,
-                              description=description, zoo_dir=ZOO)
-    print(json.dumps({"name": card.name, "metrics": metrics}))
+    _publish(checkpoint, RADIAL_NETWORK, training, metrics, description)
 
 
 def ship_unrolled(checkpoint: Path, config: str, evaluation: Path) -> None:
@@ -230,9 +235,7 @@ def ship_unrolled(checkpoint: Path, config: str, evaluation: Path) -> None:
     description = ("Unrolled CS + DL network for radial MRI (ISTA-Net+ stages, 8 CG-SENSE iterations first); every stage ends on a "
                    "data-consistency step through the density-weighted NUFFT-SENSE operator. `medrestore recon --method unrolled` "
                    "on radial k-space runs it after the delay correction (benchmarks/README.md, Radial).")
-    card = publish_checkpoint(checkpoint, name=RADIAL_UNROLLED, task="recon", modality="mri", training=training, metrics=metrics,
-                              description=description, zoo_dir=ZOO)
-    print(json.dumps({"name": card.name, "metrics": metrics}))
+    _publish(checkpoint, RADIAL_UNROLLED, training, metrics, description)
 
 
 def main() -> None:

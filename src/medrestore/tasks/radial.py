@@ -56,7 +56,7 @@ from medrestore.physics.mri.trajectory import (
 )
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, data_scale
-from medrestore.zoo import find_in_zoo, load_pretrained
+from medrestore.zoo import in_zoo, load_pretrained
 
 __all__ = [
     "DELAY_CORRECTIONS", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
@@ -346,11 +346,7 @@ def apply_radial_unrolled(
 
 def radial_network_available(method: str) -> bool:
     """Whether the zoo holds the model of radial network method ``method``."""
-    try:
-        find_in_zoo(RADIAL_NETWORKS[method])
-    except (KeyError, MedrestoreError):
-        return False
-    return True
+    return method in RADIAL_NETWORKS and in_zoo(RADIAL_NETWORKS[method])
 
 
 def radial_auto_method() -> str:

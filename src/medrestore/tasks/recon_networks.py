@@ -18,7 +18,7 @@ from torch import nn
 from medrestore.core.complex import channels_to_complex
 from medrestore.core.errors import MedrestoreError
 from medrestore.data.mri_recon import network_inputs, undersampled_sample
-from medrestore.zoo import find_in_zoo, load_pretrained
+from medrestore.zoo import in_zoo, load_pretrained
 
 __all__ = ["NETWORK_MODELS", "network_available", "network_reconstruction"]
 
@@ -28,11 +28,7 @@ NETWORK_MODELS = {"unet": "unet-mri-brain", "vgg-unet": "vgg-unet-mri-brain", "u
 
 def network_available(method: str) -> bool:
     """Whether the zoo holds the model of network method ``method``."""
-    try:
-        find_in_zoo(NETWORK_MODELS[method])
-    except (KeyError, MedrestoreError):
-        return False
-    return True
+    return method in NETWORK_MODELS and in_zoo(NETWORK_MODELS[method])
 
 
 @functools.lru_cache(maxsize=4)

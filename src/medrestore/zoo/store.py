@@ -104,6 +104,15 @@ def find_in_zoo(name: str) -> ZooEntry:
     raise MedrestoreError(f"no pretrained model {name!r} in the zoo (searched {searched}; set {ZOO_ENVIRONMENT_VARIABLE} to add folders)")
 
 
+def in_zoo(name: str) -> bool:
+    """Whether a card called ``name`` is installed (:func:`find_in_zoo` without the error)."""
+    try:
+        find_in_zoo(name)
+    except MedrestoreError:
+        return False
+    return True
+
+
 def verify_weights(entry: ZooEntry) -> Path:
     """The weights file of ``entry`` after checking its SHA-256 against the card.
 
