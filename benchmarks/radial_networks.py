@@ -205,7 +205,8 @@ def ship(checkpoint: Path, config: str, delays: bool, evaluation: Path) -> None:
         metrics["convention"] += "; *_delay_ring: delays (0.7, -0.4), RING-corrected gridding + the network"
     description = ("U-Net (residual, 1 channel) on the density-compensated gridded magnitude of radial MRI; `medrestore recon "
                    "--method unet` on radial k-space grids (after the delay correction) and applies it. A small CPU-trained model: "
-                   "6 dB above gridding and 0.7 dB above CS-TV on the held-out slices without delays (benchmarks/README.md, Radial).")
+                   "6 dB above gridding on the held-out slices without delays, below CS-TV and the unrolled network "
+                   "(unrolled-radial-brain, the auto default; benchmarks/README.md, Radial).")
     _publish(checkpoint, RADIAL_NETWORK, training, metrics, description)
 
 

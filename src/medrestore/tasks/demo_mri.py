@@ -121,7 +121,7 @@ def radial_section(context: DemoContext) -> ReportSection:
             "zoo's unrolled network (NUFFT-SENSE data consistency in every stage) on the corrected trajectory; PSNR/SSIM "
             "after a least-squares gain fit to the phantom. TV wins here: the phantom is made of flat ellipses, exactly "
             "what TV assumes, and unlike the brain slices the network was trained on — on held-out brain slices the "
-            "network is 5.5 dB above TV (benchmarks/README.md, radial networks)."
+            "network is 0.3–0.9 dB above TV (benchmarks/README.md, radial networks)."
         ),
         figures=(Figure(figure, "Phantom, TV without and with delay correction, and the unrolled network."),),
         columns=("step", "estimate (x, y)", "error (samples)", "PSNR (dB)", "SSIM", "seconds"),

@@ -10,7 +10,8 @@ not fit. Robust estimate on the sampled samples whose Chebyshev radius
     σ̂ = √2 · 1.4826 · median(|v − median(v)|),   v = real and imaginary parts
 
 (the median absolute deviation, consistent for Gaussians; residual signal in the periphery
-only raises ``σ̂``).
+only raises ``σ̂``). :func:`radial_noise_std` does the same for non-Cartesian samples, on those
+beyond ``outer`` of the largest ``|k|``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 
 import torch
 
-__all__ = ["kspace_noise_std"]
+__all__ = ["kspace_noise_std", "radial_noise_std"]
 
 MAD_TO_STD = 1.4826
 
@@ -41,7 +42,22 @@ def kspace_noise_std(kspace: torch.Tensor, mask: torch.Tensor | None = None, out
     periphery = torch.maximum(ky, kx) > outer
     if mask is not None:
         periphery = periphery & torch.broadcast_to(mask.to(device=kspace.device, dtype=torch.bool), (height, width))
-    values = kspace[..., periphery]
+    return _complex_mad_std(kspace[..., periphery])
+
+
+def radial_noise_std(kspace: torch.Tensor, trajectory: torch.Tensor, outer: float = 0.8) -> float | None:
+    """``σ̂`` of non-Cartesian k-space ``(*coils, *samples)`` from the samples with ``|k| > outer · max|k|``.
+
+    ``trajectory`` is ``(*samples, ndim)`` (grid units); ``None`` when fewer than 64 values qualify.
+    """
+    radius = torch.linalg.vector_norm(trajectory.to(torch.float64), dim=-1).to(kspace.device)
+    periphery = radius > outer * float(radius.max())
+    ndim = periphery.ndim
+    return _complex_mad_std(kspace[..., periphery] if ndim == 1 else kspace.flatten(-ndim)[..., periphery.flatten()])
+
+
+def _complex_mad_std(values: torch.Tensor) -> float | None:
+    """``√2 · 1.4826 · MAD`` of the real and imaginary parts of complex ``values`` (``None`` below 64 of them)."""
     parts = torch.cat([values.real.flatten(), values.imag.flatten()]).to(torch.float64)
     if parts.numel() < 64:
         return None
