@@ -5,8 +5,8 @@ volume (Colin27, ``ch2.nii.gz``: an average of 27 scans) and a slab of slices he
 validation. Training images are the rest of the volume: every axial slice with enough brain
 (2-D patches) or the two sub-volumes on either side of the slab (3-D patches). Each sample
 draws ``σ ~ U[sigma_range] · max(volume)`` and the input is ``|x + σn₁ + iσn₂|``
-(:func:`~medrestore.physics.noise.add_rician_noise`), so the networks are *blind* to σ: one
-model for the whole 1–10 % range, no noise map needed at inference. With ``sigma_map: true``
+(:func:`~medrestore.physics.noise.add_rician_noise`): one model for the whole 1–10 % range,
+*blind* to σ by default (no noise map needed at inference). With ``sigma_map: true``
 the input gets a second channel holding σ at every voxel (the *σ-conditioned* variant, in the
 same scaled units; at inference σ is estimated from the image,
 :func:`~medrestore.physics.noise_estimation.estimate_sigma`, and divided by the same scale).

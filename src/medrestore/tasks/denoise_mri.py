@@ -4,16 +4,18 @@ Methods (``method``):
 
 * ``nlm`` — the fast Rician-aware non-local means (:mod:`medrestore.models.fast_nlm`) with
   ``h = σ``, 3×3(×3) patches and a 5×5×5 search cube (3-D; 11×11 in 2-D).
-* ``unet`` / ``gan`` — the shipped 2-D U-Net / adversarially trained U-Net, applied to every
-  slice along the last spatial axis (axial slices of an RAS volume).
+* ``unet`` / ``gan`` — the shipped 2-D U-Net (conditioned on σ) / adversarially trained U-Net
+  (blind), applied to every slice along the last spatial axis (axial slices of an RAS volume).
 * ``unet3d`` — the shipped 3-D U-Net with blended sliding-window inference over the volume.
 * ``auto`` — :data:`AUTO_METHOD`, or ``nlm`` when its weights are not installed.
 
-Networks are blind to σ; they see the image divided by its robust maximum
-(:func:`medrestore.data.mri.intensity_scale`), as in training. ``σ`` (``sigma``: a number in
-image units or ``None`` for "estimate") is estimated per volume from the background or, when
-there is none, with the wavelet estimator (:func:`~medrestore.physics.noise_estimation.estimate_sigma`);
-only ``nlm`` uses it, the value is reported for every method.
+Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
+as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
+the same scale as a constant channel, the blind ones (``unet3d``, ``gan``) nothing more. ``σ``
+(``sigma``: a number in image units or ``None`` for "estimate") is estimated per volume from the
+background or, when there is none, with the wavelet estimator
+(:func:`~medrestore.physics.noise_estimation.estimate_sigma`); ``nlm`` and the conditioned
+``unet`` use it, and the value is reported for every method.
 
 4-D input ``(x, y, z, t)``: every volume is denoised on its own (no temporal filtering), so a
 voxel's time course is never mixed across time points. The temporal SNR
