@@ -305,27 +305,35 @@ def solve_radial(
     target = weighted_samples(data, weights)
     iterations = options.iterations or DEFAULT_RADIAL_ITERATIONS[method]
     scale = data_scale(operator, target)
-    if method == "sense":
-        image, _ = cg_sense(operator, target / scale, options.lam or 0.0, iterations, tolerance=0.0)
-        return image * scale, options.lam or 0.0, iterations
-    relative = options.lam / scale if options.lam is not None else radial_relative_weight(method, data, trajectory, weights, scale)
+    pixels = maps[0].numel()
+    if method == "sense":  # Tikhonov weight: given, or from the noise level (radial_relative_weight)
+        lam = options.lam if options.lam is not None else radial_relative_weight(method, data, trajectory, weights, scale, pixels)
+        image, _ = cg_sense(operator, target / scale, lam, iterations, tolerance=0.0)
+        return image * scale, lam, iterations
+    relative = options.lam / scale if options.lam is not None else radial_relative_weight(method, data, trajectory, weights, scale, pixels)
     solver = l1_wavelet_reconstruction if method == "cs-wavelet" else tv_reconstruction
     image, _ = solver(operator, target / scale, relative, iterations)
     return image * scale, relative * scale, iterations
 
 
-def radial_relative_weight(method: str, data: torch.Tensor, trajectory: torch.Tensor, weights: torch.Tensor, scale: float) -> float:
+def radial_relative_weight(
+    method: str, data: torch.Tensor, trajectory: torch.Tensor, weights: torch.Tensor, scale: float, pixels: int
+) -> float:
     """``λ / max|Aᴴ√w y|`` of radial CS: ``c · σ̂ √mean(w) / scale`` (noise of the outer samples, :func:`radial_noise_std`).
 
     ``σ̂ √mean(w)`` is the noise level of the weighted data ``√w ⊙ y``; ``c`` =
     :data:`~medrestore.solvers.regularisation.RADIAL_NOISE_WEIGHTS`. Without a noise estimate:
-    the scale-relative Cartesian defaults.
+    the scale-relative Cartesian defaults. ``sense``: the Tikhonov weight of CG-SENSE on the
+    scaled problem, ``(AᴴA + λI) x = Aᴴ√w y / scale``, ``λ = c · σ̂ √mean(w) / scale · (pixels / 128²)``
+    (0 without a noise estimate): the best weight grows with the matrix at a given noise level.
     """
     noise = radial_noise_std(data, trajectory)
     if noise is None or not noise > 0:
-        return DEFAULT_RELATIVE_WEIGHTS[method]
-    level = noise * float(weights.to(torch.float64).clamp_min(0.0).mean().sqrt())
-    return max(RADIAL_NOISE_WEIGHTS[method] * level / scale, MIN_RELATIVE_WEIGHT)
+        return 0.0 if method == "sense" else DEFAULT_RELATIVE_WEIGHTS[method]
+    level = noise * float(weights.to(torch.float64).clamp_min(0.0).mean().sqrt()) / scale
+    if method == "sense":
+        return RADIAL_NOISE_WEIGHTS[method] * level * pixels / 128**2
+    return max(RADIAL_NOISE_WEIGHTS[method] * level, MIN_RELATIVE_WEIGHT)
 
 
 def network_scale(image: torch.Tensor) -> float:
