@@ -15,7 +15,7 @@ Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS L1-wav
 brain data: ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-Net) and
 ``unrolled`` (ISTA-Net+ stages with SENSE data consistency).
 Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING), then
-runs the unrolled network (CS-TV on the NUFFT-SENSE operator without its weights);
+reconstructs with TV on the NUFFT-SENSE operator;
 ``zero-filled`` is gridding; ``unet`` is
 gridding followed by the zoo's radial U-Net (``unet-radial-brain``); ``unrolled`` is the zoo's
 radial unrolled network (``unrolled-radial-brain``: NUFFT-SENSE data consistency in every stage);

@@ -97,9 +97,9 @@ def radial_section(context: DemoContext) -> ReportSection:
         rows.append([f"delay estimate: {method}", f"({estimate.x:.3f}, {estimate.y:.3f})", error, None, None, time.perf_counter() - started])
     reference = phantom.numpy().astype(np.float64)
     panels: list[tuple[str, torch.Tensor]] = [("phantom", phantom)]
-    recons = [("TV, no correction", "cs-tv", "none"), ("TV, RING correction", "cs-tv", "ring")]
+    recons = [("TV, no correction", "cs-tv", "none"), ("TV, RING correction (auto)", "auto", "auto")]
     if radial_network_available("unrolled"):
-        recons.append(("unrolled network, RING correction (auto)", "auto", "auto"))
+        recons.append(("unrolled network, RING correction", "unrolled", "auto"))
     for label, method, correction in recons:
         result = reconstruct_radial(kspace, RadialReconOptions(method=method, delay_correction=correction))
         image = result.image.data
@@ -117,11 +117,11 @@ def radial_section(context: DemoContext) -> ReportSection:
             "0.7 -0.4 --coils 8` (2× oversampled readouts, 8 birdcage coils, noise 0.1 % of max|y|). "
             "`medrestore estimate-delay` recovers the delays from the data alone; error is the distance to the true "
             "(0.7, −0.4) in samples. `medrestore recon` reconstructs with total variation on the NUFFT-SENSE operator "
-            "(coil maps from the radial centre) on the nominal and on the corrected trajectory, and `auto` runs the "
-            "zoo's unrolled network (NUFFT-SENSE data consistency in every stage) on the corrected trajectory; PSNR/SSIM "
-            "after a least-squares gain fit to the phantom. TV wins here: the phantom is made of flat ellipses, exactly "
-            "what TV assumes, and unlike the brain slices the network was trained on — on held-out brain slices the "
-            "network is 0.3–0.9 dB above TV (benchmarks/README.md, radial networks)."
+            "(coil maps from the radial centre) on the nominal and on the corrected trajectory (`auto`), and "
+            "`--method unrolled` runs the zoo's unrolled network (NUFFT-SENSE data consistency in every stage) on the "
+            "corrected trajectory; PSNR/SSIM after a least-squares gain fit to the phantom. TV wins here: the phantom is "
+            "made of flat ellipses, exactly what TV assumes, and unlike the brain slices the network was trained on — on "
+            "held-out brain slices like those the network is 0.3–0.9 dB above TV (benchmarks/README.md, radial networks)."
         ),
         figures=(Figure(figure, "Phantom, TV without and with delay correction, and the unrolled network."),),
         columns=("step", "estimate (x, y)", "error (samples)", "PSNR (dB)", "SSIM", "seconds"),

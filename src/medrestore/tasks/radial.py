@@ -10,8 +10,7 @@
 * :func:`reconstruct_radial` — delay correction (``auto``/``ring``/``ac-adaptive``/``none``),
   Pipe–Menon density compensation, coil maps from the gridded radial centre, then gridding,
   CG-SENSE, L1-wavelet or TV on the density-weighted NUFFT-SENSE operator (the solvers of the
-  Cartesian workflow). ``auto`` = RING correction + the unrolled network (CS-TV when its
-  weights are not installed). ``unet`` = gridding (after the delay
+  Cartesian workflow). ``auto`` = RING correction + CS-TV (see :func:`radial_auto_method`). ``unet`` = gridding (after the delay
   correction) followed by the zoo's radial U-Net (:data:`RADIAL_NETWORK`), which sees the gridded
   magnitude divided by its 99th percentile (:func:`apply_radial_network`) as in training
   (``benchmarks/radial_networks.py``). ``unrolled`` = the zoo's unrolled network
@@ -373,13 +372,14 @@ def radial_network_available(method: str) -> bool:
 
 
 def radial_auto_method() -> str:
-    """What ``auto`` runs on radial data: the unrolled network when installed, else CS-TV.
+    """What ``auto`` runs on radial data: CS-TV with the noise-referenced λ.
 
-    On held-out brain slices (``benchmarks/README.md``, radial networks) the unrolled network
-    scored 0.3–0.9 dB above CS-TV (with its noise-referenced λ) at 32–128 spokes, 3× the training noise and a
-    256² matrix, in about a third of its time.
+    The unrolled network (``--method unrolled``) scored 0.3–0.9 dB above it on held-out brain
+    slices like its training data (whole head inside the field of view), but 2–6 dB *below* it
+    on brain images that fill the field of view (``benchmarks/README.md``, radial networks): TV
+    is the default that holds up on data unlike the training set.
     """
-    return "unrolled" if radial_network_available("unrolled") else "cs-tv"
+    return "cs-tv"
 
 
 def require_radial_network(method: str) -> None:

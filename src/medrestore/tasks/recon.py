@@ -11,9 +11,9 @@ Methods (``RECON_METHODS``):
   Cartesian → ``cs-wavelet`` (the most accurate method on the measured brain data: above
   CS-TV in 5 of 6 masks, +0.3 dB on average; the trained networks, best ``unrolled``, score
   below both there — ``benchmarks/README.md`` — so ``auto`` never picks one);
-  radial (non-Cartesian) → RING gradient-delay correction, then the zoo's radial unrolled
-  network (``cs-tv`` on the NUFFT operator when it is not installed; :mod:`medrestore.tasks.radial`:
-  ``zero-filled`` is gridding there, ``unet`` and ``unrolled`` the zoo's radial networks).
+  radial (non-Cartesian) → RING gradient-delay correction, then ``cs-tv`` on the NUFFT
+  operator (:mod:`medrestore.tasks.radial`: ``zero-filled`` is gridding there, ``unet`` and
+  ``unrolled`` the zoo's radial networks).
 
 CS weights follow the data's noise level, estimated from the outer k-space (the data's scale
 when that fails; :mod:`medrestore.solvers.regularisation`), so no per-image tuning is needed; ``lam`` overrides them with an absolute value (in the units of the
