@@ -16,7 +16,9 @@ for training or validation), 64 golden-angle spokes, 8 coils, noise 0.002; PSNR/
 least-squares intensity fit (:func:`medrestore.tasks.recon.score_reconstruction`) of gridding,
 gridding + U-Net and CS-TV without delays, and with delays (0.7, −0.4) of uncorrected gridding,
 RING-corrected gridding (also followed by the gridding U-Net, which is what ``recon --method unet``
-does), RING-corrected CS-TV and the learned delay network on the uncorrected gridding; with
+does), RING-corrected CS-TV and the learned delay network on the uncorrected gridding; the same slices
+magnified ×1.6 (central window resampled) so that the brain fills the field of view, delayed and
+RING-corrected (gridding, CS-TV and the networks); with
 ``--unrolled`` also the radial unrolled network (NUFFT-SENSE data consistency; trained on its own
 on-the-fly data, ``configs/radial-unrolled.yaml``) without delays and after RING correction.
 
@@ -70,6 +72,8 @@ SPOKE_RANGE = (48, 96)
 NOISE_RANGE = (0.001, 0.003)
 MAX_DELAY = 1.0
 TRUE_DELAY = GradientDelay(0.7, -0.4)
+FILL_ZOOM = 1.6
+"""Magnification of the held-out slices in the "fills the field of view" condition."""
 
 
 def gridded(
@@ -151,7 +155,26 @@ def evaluate(unet: Path | None, delay_unet: Path | None, unrolled: Path | None, 
             add("delay (0.7, -0.4)", "unrolled (NUFFT DC), RING", name, gridded(image, delayed, "ring", "unrolled", networks["unrolled"]), image)
         if networks["delay-unet"] is not None:
             add("delay (0.7, -0.4)", "learned delay network (uncorrected gridding)", name, apply_radial_network(networks["delay-unet"], uncorrected), image)
+        # the same slice magnified so that the brain fills the field of view (unlike whole-head slices)
+        filled = fills_field_of_view(image)
+        condition = f"fills the FOV (×{FILL_ZOOM:g}), delay, RING"
+        add(condition, "gridding", name, gridded(filled, delayed, "ring"), filled)
+        add(condition, "CS-TV", name, gridded(filled, delayed, "ring", "cs-tv"), filled)
+        if networks["unet"] is not None:
+            add(condition, "gridding + U-Net", name, apply_radial_network(networks["unet"], gridded(filled, delayed, "ring")), filled)
+        if networks["unrolled"] is not None:
+            add(condition, "unrolled (NUFFT DC)", name, gridded(filled, delayed, "ring", "unrolled", networks["unrolled"]), filled)
     return rows
+
+
+def fills_field_of_view(image: torch.Tensor, zoom: float | None = None) -> torch.Tensor:
+    """The central ``size / zoom`` window of ``image`` resampled to ``size`` (bilinear): anatomy up to the edges."""
+    zoom = FILL_ZOOM if zoom is None else zoom
+    size = image.shape[-1]
+    width = int(round(size / zoom))
+    start = (size - width) // 2
+    window = image[start : start + width, start : start + width]
+    return torch.nn.functional.interpolate(window[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -171,3 +171,15 @@ def test_recon_unrolled_on_radial_data_without_weights_is_a_clear_error(tmp_path
     assert main(["simulate-radial", str(source), "-o", str(acquired), "--spokes", "16", "--coils", "4"]) == 0
     monkeypatch.setitem(radial_task.RADIAL_NETWORKS, "unrolled", "no-such-zoo-model")
     assert main(["recon", str(acquired), "-o", str(tmp_path / "x.npy"), "--method", "unrolled"]) == 2
+
+
+def test_zoom_range_magnifies_training_slices_and_is_checked(image_file: Path) -> None:
+    config = _config(image_file)
+    plain = MRIReconDataset(config, config.training, seed=0).sample(0, 0)
+    zoomed_config = dataclasses.replace(config, zoom_range=(1.5, 1.5))
+    zoomed = MRIReconDataset(zoomed_config, zoomed_config.training, seed=0).sample(0, 0)
+    # the magnified object covers more of the field of view than the whole-slice one
+    covered = lambda sample: float((channels_to_complex(sample.target).abs() > 0.2).float().mean())  # noqa: E731
+    assert covered(zoomed) > 1.5 * covered(plain), (covered(zoomed), covered(plain))
+    with pytest.raises(ConfigError, match="zoom_range"):
+        dataclasses.replace(config, zoom_range=(0.5, 1.0))

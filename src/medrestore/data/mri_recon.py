@@ -153,6 +153,9 @@ class MRIReconDataConfig:
         max_coils: coil axis padding (≥ the largest array; fastMRI files need their coil count).
         radial: acquire radially instead (:mod:`medrestore.data.radial_recon`; the mask options
             and ``coils.noise_range`` are then unused: radial noise is ``radial.noise_range``).
+        zoom_range: brain images are magnified by a factor drawn in this range (a random square
+            window of ``size / factor`` pixels resampled to ``size``), so that the anatomy also
+            fills the field of view; ``[1, 1]`` (default) keeps the whole slice.
     """
 
     training: MRISliceSource = MRISliceSource()
@@ -170,6 +173,7 @@ class MRIReconDataConfig:
     coils: CoilSimulation = CoilSimulation()
     max_coils: int = 16
     radial: RadialSampling | None = None
+    zoom_range: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUT_KINDS:
@@ -182,6 +186,8 @@ class MRIReconDataConfig:
             raise ConfigError(f"acceleration_range: expected 1 < low <= high, got {self.acceleration_range}")
         if self.image_size < 16 or self.samples_per_image < 1 or self.poisson_seeds < 1:
             raise ConfigError("image_size must be >= 16; samples_per_image and poisson_seeds >= 1")
+        if not 1.0 <= self.zoom_range[0] <= self.zoom_range[1]:
+            raise ConfigError(f"zoom_range: expected 1 <= low <= high, got {self.zoom_range}")
         if max(self.coils.coils) > self.max_coils:
             raise ConfigError(f"max_coils: {self.max_coils} is below the largest simulated array ({max(self.coils.coils)})")
 
@@ -314,6 +320,17 @@ def _augment(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return image.transpose(-1, -2) if flips[2] else image
 
 
+def _zoom(image: torch.Tensor, zoom_range: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """A random square window of ``size / f`` pixels (``f`` uniform in ``zoom_range``) resampled to ``size`` (bilinear)."""
+    size = int(image.shape[-1])
+    low, high = zoom_range
+    factor = low + (high - low) * float(torch.rand((), generator=generator))
+    width = max(8, int(round(size / factor)))
+    top, left = (int(torch.randint(size - width + 1, (), generator=generator)) for _ in range(2))
+    window = image[top : top + width, left : left + width]
+    return F.interpolate(window[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+
+
 def network_inputs(sample: MRIReconSample | RadialReconSample, kind: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """What a network receives: the zero-filled image, or ``(image, kspace, mask, coil_maps)`` (radial: :func:`radial_inputs`)."""
     if isinstance(sample, RadialReconSample):
@@ -369,6 +386,8 @@ class MRIReconDataset(torch.utils.data.Dataset):
         magnitude = self.brain[slice_index][1]
         if self.config.augment if augment is None else augment:
             magnitude = _augment(magnitude, generator)
+            if self.config.zoom_range[1] > 1.0:
+                magnitude = _zoom(magnitude, self.config.zoom_range, generator)
         shape = (int(magnitude.shape[0]), int(magnitude.shape[1]))
         simulation = self.config.coils
         coil_maps = random_coil_maps(shape, simulation, generator)
