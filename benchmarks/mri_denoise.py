@@ -49,7 +49,9 @@ from medrestore.metrics.tissue import gaussian_mixture_segmentation, tissue_jacc
 from medrestore.models.fast_nlm import fast_non_local_means
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
-from medrestore.tasks.denoise_mri import NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise
+from medrestore.tasks.denoise_mri import (
+    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise, sigma_conditioned,
+)
 from medrestore.tasks.models import publish_checkpoint
 from medrestore.zoo import PACKAGED_ZOO
 
@@ -201,12 +203,6 @@ def benchmark(arguments: argparse.Namespace) -> None:
         Path(arguments.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
-def _conditioned(checkpoint: Path) -> bool:
-    """Whether a checkpoint's network takes a σ channel (``data.mri_denoise.sigma_map``)."""
-    model = Predictor.from_checkpoint(checkpoint, "cpu").model
-    return int(getattr(getattr(model, "config", None), "in_channels", 1)) == 2
-
-
 def publish(arguments: argparse.Namespace) -> None:
     """Score a checkpoint on the held-out slab at σ = 3, 5, 7 % and write weights + card to the zoo."""
     volume = read_image(arguments.volume).data.numpy().astype(np.float32)
@@ -230,7 +226,8 @@ def publish(arguments: argparse.Namespace) -> None:
             "command": f"medrestore train --config {arguments.config}",
             "threads": 1,
             "noise_conditioning": ("conditioned on sigma: a second input channel holds sigma estimated from the image (--sigma auto) "
-                                   "in the same units" if _conditioned(arguments.checkpoint) else "blind (no sigma input)")
+                                   "in the same units" if sigma_conditioned(Predictor.from_checkpoint(arguments.checkpoint, "cpu").model)
+                                   else "blind (no sigma input)")
                                   + "; intensities divided by the 99.9th percentile of the bright voxels",
         },
         metrics=metrics,

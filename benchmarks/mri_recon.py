@@ -88,6 +88,7 @@ class Case:
     reference: torch.Tensor
     maps_seconds: float
     scale: float
+    noise: float | None  # σ̂ of the outer k-space (kspace_noise_std): what recon's weights follow
 
 
 REPEATS = 3
@@ -121,7 +122,8 @@ def build_case(full: torch.Tensor, reference: torch.Tensor, setting: Setting) ->
     kspace = full * mask
     (maps, _), maps_seconds = timed(espirit_maps, kspace, mask, RECON_ESPIRIT)
     operator = cartesian_sense(maps, mask)
-    return Case(setting, operator, kspace, reference, maps_seconds, data_scale(operator, kspace))
+    noise = kspace_noise_std(kspace, mask)
+    return Case(setting, operator, kspace, reference, maps_seconds, data_scale(operator, kspace), noise)
 
 
 def score(case: Case, image: torch.Tensor | np.ndarray, seconds: float, objective: float | None = None) -> dict[str, Any]:
@@ -135,9 +137,8 @@ def ours(case: Case, iterations: int) -> dict[str, dict[str, Any]]:
     """Our methods with default weights (seconds exclude ESPIRiT, reported separately)."""
     zero_filled, zero_seconds = timed(lambda: rss(ifftc(case.kspace), 0))
     sense, sense_seconds = timed(cg_sense, case.operator, case.kspace, 0.0, 10, 0.0)
-    noise = kspace_noise_std(case.kspace, case.operator.sampling.mask)  # the weights recon uses
-    lam_wavelet = relative_weight("cs-wavelet", case.scale, noise) * case.scale
-    lam_tv = relative_weight("cs-tv", case.scale, noise) * case.scale
+    lam_wavelet = relative_weight("cs-wavelet", case.scale, case.noise) * case.scale  # the weights recon uses
+    lam_tv = relative_weight("cs-tv", case.scale, case.noise) * case.scale
     (wavelet, _), wavelet_seconds = timed(l1_wavelet_reconstruction, case.operator, case.kspace, lam_wavelet, iterations, RECON_WAVELET)
     (fixed, _), fixed_seconds = timed(l1_wavelet_reconstruction, case.operator, case.kspace, lam_wavelet, iterations)
     (tv, _), tv_seconds = timed(tv_reconstruction, case.operator, case.kspace, lam_tv, iterations)
@@ -222,7 +223,7 @@ def lambda_sweep(case: Case, iterations: int) -> dict[str, dict[str, float]]:
     solvers = (("cs-wavelet", lambda *a: l1_wavelet_reconstruction(*a, RECON_WAVELET)), ("cs-tv", tv_reconstruction))
     for method, solver in solvers:
         for factor in (0.25, 0.5, 1.0, 2.0, 4.0):
-            lam = factor * relative_weight(method, case.scale, kspace_noise_std(case.kspace, case.operator.sampling.mask)) * case.scale
+            lam = factor * relative_weight(method, case.scale, case.noise) * case.scale
             image, _ = solver(case.operator, case.kspace, lam, iterations)
             metrics = score_reconstruction(image.abs(), case.reference)
             sweep[f"{method}@{factor:g}"] = {"psnr": metrics["psnr"], "ssim": metrics["ssim"]}

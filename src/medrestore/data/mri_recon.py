@@ -49,7 +49,7 @@ from medrestore.core.fft import ifftc
 from medrestore.core.random import make_generator
 from medrestore.data.normalisation import AffineParameters
 from medrestore.data.paired import ValidationImage, sample_seed
-from medrestore.data.radial_recon import RadialReconSample, RadialSampling, radial_inputs, radial_sample
+from medrestore.data.radial_recon import RadialReconSample, RadialSampling, pad_axis, radial_inputs, radial_sample
 from medrestore.io import read_image
 from medrestore.io.raw_fastmri import read_fastmri
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, espirit_maps
@@ -279,13 +279,6 @@ def _draw_mask(config: MRIReconDataConfig, shape: tuple[int, int], generator: to
     return torch.broadcast_to(mask, shape).to(torch.float32)
 
 
-def _pad_coils(tensor: torch.Tensor, coils: int) -> torch.Tensor:
-    if tensor.shape[0] > coils:
-        raise InputError(None, f"{tensor.shape[0]} coils exceed data.mri.max_coils = {coils}")
-    padding = torch.zeros((coils - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype)
-    return torch.cat([tensor, padding])
-
-
 def undersampled_sample(
     full_kspace: torch.Tensor, coil_maps: torch.Tensor, target: torch.Tensor | None, mask: torch.Tensor, max_coils: int
 ) -> MRIReconSample:
@@ -303,9 +296,9 @@ def undersampled_sample(
     scale = float(torch.quantile(zero_filled.abs().flatten(), 0.99)) or 1.0
     return MRIReconSample(
         image=complex_to_channels(zero_filled / scale),
-        kspace=_pad_coils((kspace / scale).to(torch.complex64), max_coils),
+        kspace=pad_axis((kspace / scale).to(torch.complex64), 0, max_coils, "data.mri.max_coils"),
         mask=mask.to(torch.float32),
-        coil_maps=_pad_coils(coil_maps.to(torch.complex64), max_coils),
+        coil_maps=pad_axis(coil_maps.to(torch.complex64), 0, max_coils, "data.mri.max_coils"),
         target=complex_to_channels(target / scale),
         scale=torch.tensor(scale, dtype=torch.float32),
     )

@@ -32,14 +32,14 @@ from typing import NamedTuple
 import torch
 
 from medrestore.core.complex import complex_to_channels
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.physics.mri.density import pipe_menon_density
 from medrestore.physics.mri.nufft import NUFFTOperator
 from medrestore.physics.mri.radial import gridding
 from medrestore.physics.mri.sense import SenseOperator, coil_combine
 from medrestore.physics.mri.trajectory import GradientDelay, RadialSpec, delayed_trajectory, radial_trajectory, spoke_angles
 
-__all__ = ["RadialReconSample", "RadialSampling", "radial_inputs", "radial_sample", "scaled_radial_sample"]
+__all__ = ["RadialReconSample", "RadialSampling", "pad_axis", "radial_inputs", "radial_sample", "scaled_radial_sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +112,11 @@ def _pattern(size: int, spokes: int, oversampling: float, rotation: float, itera
     return trajectory, pipe_menon_density(trajectory, (size, size), iterations)
 
 
-def _pad_axis(tensor: torch.Tensor, axis: int, length: int) -> torch.Tensor:
-    """Zero-pad ``tensor`` along ``axis`` to ``length``."""
+def pad_axis(tensor: torch.Tensor, axis: int, length: int, limit: str) -> torch.Tensor:
+    """Zero-pad ``tensor`` along ``axis`` to ``length`` (for batching); ``limit`` names the setting that fixes ``length``."""
     missing = length - tensor.shape[axis]
     if missing < 0:
-        raise ConfigError(f"{tensor.shape[axis]} entries exceed the padding length {length} (data.mri.max_coils or radial spokes)")
+        raise InputError(None, f"{tensor.shape[axis]} entries along axis {axis} exceed {limit} = {length}")
     shape = list(tensor.shape)
     shape[axis] = missing
     return torch.cat([tensor, torch.zeros(shape, dtype=tensor.dtype)], dim=axis)
@@ -139,9 +139,10 @@ def scaled_radial_sample(
     data, maps = (kspace / scale).to(torch.complex64), coil_maps.to(torch.complex64)
     trajectory, weights = trajectory.to(torch.float32), weights.to(torch.float32)
     if max_coils is not None:
-        data, maps = _pad_axis(data, 0, max_coils), _pad_axis(maps, 0, max_coils)
+        data, maps = pad_axis(data, 0, max_coils, "data.mri.max_coils"), pad_axis(maps, 0, max_coils, "data.mri.max_coils")
     if max_spokes is not None:
-        data, trajectory, weights = _pad_axis(data, 1, max_spokes), _pad_axis(trajectory, 0, max_spokes), _pad_axis(weights, 0, max_spokes)
+        limit = "the largest data.mri.radial spoke count"
+        data, trajectory, weights = (pad_axis(t, a, max_spokes, limit) for t, a in ((data, 1), (trajectory, 0), (weights, 0)))
     return RadialReconSample(
         image=complex_to_channels(gridded / scale), kspace=data, trajectory=trajectory, weights=weights, coil_maps=maps,
         target=complex_to_channels(target / scale), scale=torch.tensor(scale, dtype=torch.float32),

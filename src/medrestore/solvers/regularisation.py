@@ -27,6 +27,8 @@ weights of the fallback and of the same-objective comparisons with sigpy and BAR
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from medrestore.physics.mri.operators import LinearOperator
@@ -49,17 +51,20 @@ def data_scale(operator: LinearOperator, kspace: torch.Tensor) -> float:
     return scale if scale > 0 else 1.0
 
 
-def relative_weight(method: str, scale: float, noise: float | None) -> float:
+def relative_weight(
+    method: str, scale: float, noise: float | None, noise_weights: Mapping[str, float] = NOISE_WEIGHTS
+) -> float:
     """``λ / max|Aᴴy|`` for ``method``: ``max(c σ̂ / scale, MIN_RELATIVE_WEIGHT)``, the scale rule without ``σ̂``.
 
     Args:
         method: ``cs-wavelet`` or ``cs-tv``.
         scale: ``max|Aᴴy|`` (:func:`data_scale`).
-        noise: ``σ̂`` of the k-space noise in the units of ``y`` (``None``: unknown).
+        noise: ``σ̂`` of the noise of ``y`` (``None``: unknown).
+        noise_weights: ``c`` per method (:data:`NOISE_WEIGHTS`; radial data: :data:`RADIAL_NOISE_WEIGHTS`).
     """
     if noise is None or not noise > 0:
         return DEFAULT_RELATIVE_WEIGHTS[method]
-    return max(NOISE_WEIGHTS[method] * noise / scale, MIN_RELATIVE_WEIGHT)
+    return max(noise_weights[method] * noise / scale, MIN_RELATIVE_WEIGHT)
 
 
 def scaled_weight(operator: LinearOperator, kspace: torch.Tensor, relative: float) -> float:

@@ -129,6 +129,11 @@ def load_mri_network(method: str, device: torch.device) -> Predictor:
     return Predictor(network, NoNormalisation(), window=window, overlap=0.25, device=device, batch_size=1)
 
 
+def sigma_conditioned(model: torch.nn.Module) -> bool:
+    """Whether ``model`` takes a σ channel besides the image (trained with ``data.mri_denoise.sigma_map``)."""
+    return int(getattr(getattr(model, "config", None), "in_channels", 1)) == 2
+
+
 def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16, sigma: float | None = None) -> torch.Tensor:
     """A network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
 
@@ -139,7 +144,7 @@ def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16,
     """
     scale = intensity_scale(volume)
     scaled = volume.to(torch.float32) / scale
-    conditioned = int(getattr(getattr(predictor.model, "config", None), "in_channels", 1)) == 2
+    conditioned = sigma_conditioned(predictor.model)
     level = (estimate_sigma(volume) if sigma is None else sigma) / scale if conditioned else 0.0
 
     def channels(images: torch.Tensor) -> torch.Tensor:  # (N, 1, *spatial) → the model's input channels

@@ -10,7 +10,7 @@
 * :func:`reconstruct_radial` — delay correction (``auto``/``ring``/``ac-adaptive``/``none``),
   Pipe–Menon density compensation, coil maps from the gridded radial centre, then gridding,
   CG-SENSE, L1-wavelet or TV on the density-weighted NUFFT-SENSE operator (the solvers of the
-  Cartesian workflow). ``auto`` = RING correction + CS-TV (see :func:`radial_auto_method`). ``unet`` = gridding (after the delay
+  Cartesian workflow). ``auto`` = RING correction + CS-TV (see :data:`RADIAL_AUTO_METHOD`). ``unet`` = gridding (after the delay
   correction) followed by the zoo's radial U-Net (:data:`RADIAL_NETWORK`), which sees the gridded
   magnitude divided by its 99th percentile (:func:`apply_radial_network`) as in training
   (``benchmarks/radial_networks.py``). ``unrolled`` = the zoo's unrolled network
@@ -55,14 +55,14 @@ from medrestore.physics.mri.trajectory import (
     GradientDelay, RadialSpec, delayed_trajectory, has_full_spokes, radial_trajectory, stack_of_stars,
 )
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
-from medrestore.solvers.regularisation import DEFAULT_RELATIVE_WEIGHTS, MIN_RELATIVE_WEIGHT, RADIAL_NOISE_WEIGHTS, data_scale
+from medrestore.solvers.regularisation import RADIAL_NOISE_WEIGHTS, data_scale, relative_weight
 from medrestore.zoo import in_zoo, load_pretrained
 
 __all__ = [
-    "DELAY_CORRECTIONS", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
+    "DELAY_CORRECTIONS", "RADIAL_AUTO_METHOD", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
     "RadialReconOptions", "RadialReconResult", "RadialSimulation", "apply_radial_network",
     "apply_radial_unrolled", "corrected_trajectory", "delay_from_values", "estimate_delay_file",
-    "estimate_kspace_delay", "network_scale", "radial_auto_method", "radial_network_available", "radial_relative_weight",
+    "estimate_kspace_delay", "network_scale", "radial_network_available", "radial_relative_weight",
     "radial_report_fields", "reconstruct_radial", "require_radial_network", "simulate_radial",
     "simulate_radial_file", "solve_radial",
 ]
@@ -73,6 +73,12 @@ RADIAL_NETWORK = "unet-radial-brain"
 RADIAL_UNROLLED = "unrolled-radial-brain"
 """Zoo model of the ``unrolled`` method on radial data (NUFFT data consistency in every stage)."""
 RADIAL_NETWORKS = {"unet": RADIAL_NETWORK, "unrolled": RADIAL_UNROLLED}
+RADIAL_AUTO_METHOD = "cs-tv"
+"""What ``auto`` runs on radial data: CS-TV with the noise-referenced λ. The unrolled network
+(``--method unrolled``) scored 0.3–0.9 dB above it on held-out brain slices like its training
+data (whole head inside the field of view), but below it on brain images that fill the field of
+view (``benchmarks/README.md``, radial networks): TV is the default that holds up on data unlike
+the training set."""
 NETWORK_SCALE_QUANTILE = 0.99
 DELAY_CORRECTIONS = ("auto", *ESTIMATORS, "none")
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
@@ -327,12 +333,10 @@ def radial_relative_weight(
     (0 without a noise estimate): the best weight grows with the matrix at a given noise level.
     """
     noise = radial_noise_std(data, trajectory)
-    if noise is None or not noise > 0:
-        return 0.0 if method == "sense" else DEFAULT_RELATIVE_WEIGHTS[method]
-    level = noise * float(weights.to(torch.float64).clamp_min(0.0).mean().sqrt()) / scale
+    level = None if noise is None else noise * float(weights.to(torch.float64).clamp_min(0.0).mean().sqrt())
     if method == "sense":
-        return RADIAL_NOISE_WEIGHTS[method] * level * pixels / 128**2
-    return max(RADIAL_NOISE_WEIGHTS[method] * level, MIN_RELATIVE_WEIGHT)
+        return 0.0 if not level else RADIAL_NOISE_WEIGHTS[method] * level / scale * pixels / 128**2
+    return relative_weight(method, scale, level, RADIAL_NOISE_WEIGHTS)
 
 
 def network_scale(image: torch.Tensor) -> float:
@@ -369,17 +373,6 @@ def apply_radial_unrolled(
 def radial_network_available(method: str) -> bool:
     """Whether the zoo holds the model of radial network method ``method``."""
     return method in RADIAL_NETWORKS and in_zoo(RADIAL_NETWORKS[method])
-
-
-def radial_auto_method() -> str:
-    """What ``auto`` runs on radial data: CS-TV with the noise-referenced λ.
-
-    The unrolled network (``--method unrolled``) scored 0.3–0.9 dB above it on held-out brain
-    slices like its training data (whole head inside the field of view), but 2–6 dB *below* it
-    on brain images that fill the field of view (``benchmarks/README.md``, radial networks): TV
-    is the default that holds up on data unlike the training set.
-    """
-    return "cs-tv"
 
 
 def require_radial_network(method: str) -> None:
@@ -434,7 +427,7 @@ def reconstruct_radial(
     ``kz = p − P//2``) and every slice is reconstructed as a 2-D radial plane.
     """
     data, _ = _radial_2d(kspace)
-    method = radial_auto_method() if options.method == "auto" else options.method
+    method = RADIAL_AUTO_METHOD if options.method == "auto" else options.method
     start = time.perf_counter()
     estimate = None if options.delay_correction == "none" else _delay_for(kspace, options.delay_correction)
     if _is_stack_of_stars(kspace):
