@@ -77,7 +77,7 @@ def held_out_problems() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
 
 
 def evaluate(methods: list[str]) -> list[dict[str, Any]]:
-    """Rows ``{problem, mask, acceleration, method, psnr, ssim, nmse, seconds}`` for zero-filled, cs-tv and ``methods``."""
+    """Rows ``{problem, mask, acceleration, method, psnr, ssim, nmse, seconds}`` for zero-filled, cs-tv, auto and ``methods``."""
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name, full, reference in held_out_problems():
@@ -87,7 +87,7 @@ def evaluate(methods: list[str]) -> list[dict[str, Any]]:
                 maps, _ = espirit_maps(kspace.data, mask, RECON_ESPIRIT)
                 maps_path = Path(folder) / "maps.npy"
                 np.save(maps_path, maps.numpy())
-                for recon_method in ("zero-filled", "cs-tv", *methods):
+                for recon_method in ("zero-filled", "cs-tv", "auto", *methods):
                     result = reconstruct(kspace, ReconOptions(method=recon_method, coil_maps=str(maps_path)))
                     metrics = score_reconstruction(result.image.data, reference)
                     rows.append({"problem": name, "mask": kind, "acceleration": acceleration, "method": recon_method,
