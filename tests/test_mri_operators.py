@@ -56,6 +56,13 @@ OPERATORS = {
     "coil-expansion": lambda: CoilExpansion(_coil_maps(4, (12, 10))),
     "sense-lines": lambda: cartesian_sense(_coil_maps(4, (16, 12)), _line_mask((16, 12))),
     "sense-poisson-like": lambda: cartesian_sense(_coil_maps(3, (17, 14)), _random_mask((17, 14))),
+    "sense-lines-along-x": lambda: cartesian_sense(_coil_maps(3, (16, 12)), _line_mask((12, 16)).T),
+    "sense-3d-lines-along-z": lambda: cartesian_sense(
+        torch.stack([_coil_maps(3, (8, 10))] * 6, dim=1), torch.tensor([1, 0, 1, 1, 0, 1]).bool().reshape(6, 1, 1)
+    ),
+    "sense-3d-lines-along-y": lambda: cartesian_sense(
+        torch.stack([_coil_maps(3, (8, 10))] * 6, dim=1), _random_mask((1, 8, 1))
+    ),
     "sense-adjoint": lambda: cartesian_sense(_coil_maps(3, (8, 8)), _random_mask((8, 8))).H,
     "composed": lambda: FFTOperator((8, 6)) @ Multiply((8, 6), torch.randn(8, 6, dtype=torch.complex64)),
     "wavelet-db4-zero": lambda: WaveletTransform((37, 50), "db4", mode="zero"),

@@ -23,6 +23,7 @@ from medrestore.solvers import (
     tv_proximal,
     tv_reconstruction,
 )
+from medrestore.solvers import wavelet as wavelet_module
 from medrestore.solvers.proximal import project_group_ball
 from test_mri_operators import _coil_maps, _line_mask
 
@@ -101,14 +102,23 @@ def test_l1_wavelet_random_shifts_threshold_a_shifted_image() -> None:
     torch.testing.assert_close(spun, plain, atol=1e-5, rtol=1e-5)
 
 
-def test_wavelet_matches_pywavelets() -> None:
-    x = np.random.default_rng(0).standard_normal((40, 33))
-    for mode, shape in (("zero", (40, 33)), ("periodization", (40, 32))):
-        values = x[: shape[0], : shape[1]]
-        transform = WaveletTransform(shape, "db4", mode=mode)
-        reference = pywt.wavedecn(values, "db4", mode=mode, level=transform.levels)
-        flat = np.concatenate([reference[0].ravel()] + [np.stack([d[k] for k in sorted(d)]).ravel() for d in reference[1:]])
-        np.testing.assert_allclose(transform.forward(torch.from_numpy(values)).numpy(), flat, atol=1e-10)
+@pytest.mark.parametrize("matrix_max_size", [0, 128, 10_000])
+@pytest.mark.parametrize(
+    ("mode", "shape"), [("zero", (40, 33)), ("periodization", (40, 32)), ("zero", (150, 133)), ("zero", (18, 20, 9))]
+)
+def test_wavelet_matches_pywavelets(monkeypatch, matrix_max_size: int, mode: str, shape: tuple[int, ...]) -> None:
+    """Coefficients equal ``pywt.wavedecn`` with every level as convolutions (0), mixed (128) or as matrices."""
+    monkeypatch.setattr(wavelet_module, "MATRIX_MAX_SIZE", matrix_max_size)
+    values = np.random.default_rng(0).standard_normal(shape)
+    transform = WaveletTransform(shape, "db4" if len(shape) == 2 else "db2", mode=mode)
+    reference = pywt.wavedecn(values, transform.wavelet, mode=mode, level=transform.levels)
+    flat = np.concatenate([reference[0].ravel()] + [np.stack([d[k] for k in sorted(d)]).ravel() for d in reference[1:]])
+    coefficients = transform.forward(torch.from_numpy(values))
+    np.testing.assert_allclose(coefficients.numpy(), flat, atol=1e-10)
+    # The adjoint inverts it (W is an isometry in both modes) and matches <Wx, y> = <x, Wᴴy>.
+    np.testing.assert_allclose(transform.adjoint(coefficients).numpy(), values, atol=1e-10)
+    other = torch.from_numpy(np.random.default_rng(1).standard_normal(coefficients.shape))
+    assert abs(float((coefficients * other).sum() - (torch.from_numpy(values) * transform.adjoint(other)).sum())) < 1e-9
 
 
 def test_tv_prox_on_a_step_matches_closed_form() -> None:

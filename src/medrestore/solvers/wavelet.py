@@ -14,6 +14,13 @@ Modes:
   ``W`` is square and unitary (``WᴴW = WWᴴ = I``), so ``Wᴴ soft(W x)`` is the exact proximal
   operator of ``‖W x‖₁``. Coefficient ``i`` is sample ``2i + L/2`` of the circular convolution.
 
+Images whose axes are all at most :data:`MATRIX_MAX_SIZE` samples long run as dense matrix
+products instead of convolutions: one level along an axis of length ``n`` is the ``(2h × n)``
+analysis matrix ``[H; G]`` (low-pass rows over high-pass rows, built by PyWavelets from the
+identity), applied axis by axis; its adjoint is the transpose. Up to about 128 samples the
+per-call cost of convolutions outweighs the matrix product's ``O(n²)`` work (same coefficients
+either way, to float rounding).
+
 The output is one flat coefficient vector per image: the coarsest approximation first, then
 the detail sub-bands from the coarsest level to the finest (PyWavelets' ``coeffs_to_array``
 order is not needed by any solver: ℓ1 norms and soft thresholding are order-free).
@@ -25,6 +32,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import pywt
 import torch
 import torch.nn.functional as functional
@@ -32,6 +40,9 @@ import torch.nn.functional as functional
 from medrestore.physics.mri.operators import LinearOperator
 
 WaveletMode = Literal["zero", "periodization"]
+
+MATRIX_MAX_SIZE = 128
+"""Images whose every axis is at most this long use matrix products (see the module notes)."""
 
 
 def _analysis_length(size: int, filter_length: int, mode: WaveletMode) -> int:
@@ -77,6 +88,94 @@ class WaveletTransform(LinearOperator):
         self._banks = {
             dtype: (self.filter_bank.to(dtype), self.polyphase_bank.to(dtype)) for dtype in (torch.float32, torch.float64)
         }
+        # Images whose every axis is short run all levels as matrix products (module notes).
+        self.uses_matrices = max(grid_shape) <= MATRIX_MAX_SIZE
+        self._matrices: dict[tuple[int, torch.dtype, bool], torch.Tensor] = {}
+        if self.uses_matrices:
+            for shape in self.shapes[:-1]:
+                for size in shape:
+                    matrix = self._analysis_matrix(family, size, mode)
+                    for dtype in (torch.float32, torch.float64):
+                        self._matrices[(size, dtype, False)] = matrix.to(dtype).contiguous()
+                        self._matrices[(size, dtype, True)] = matrix.T.to(dtype).contiguous()
+
+    @staticmethod
+    def _analysis_matrix(family: pywt.Wavelet, size: int, mode: WaveletMode) -> torch.Tensor:
+        """``[H; G]``, ``(2h × size)``: one level's low-pass then high-pass coefficients of each unit vector."""
+        low, high = pywt.dwt(np.eye(size), family, mode=mode, axis=0)
+        return torch.from_numpy(np.concatenate([low, high]))
+
+    def _multiply_axes(self, data: torch.Tensor, sizes: tuple[int, ...], transpose: bool) -> torch.Tensor:
+        """Apply the matrices of the level with input ``sizes`` (or their transposes) along every grid axis of ``(*grid, *tail)``.
+
+        Each step multiplies along the leading axis — one matrix product of ``(n × rest)`` data,
+        with any batch and real/imaginary parts riding along in ``rest`` — and then rotates that
+        axis to the last grid position, so after ``ndim`` steps the axes are back in order.
+        """
+        ndim = len(self.input_shape)
+        for axis in range(ndim):
+            matrix = self._matrices[(sizes[axis], data.dtype, transpose)].to(data.device)
+            data = (matrix @ data.reshape(data.shape[0], -1)).reshape(matrix.shape[0], *data.shape[1:])
+            data = data.movedim(0, ndim - 1).contiguous()
+        return data
+
+    def _band_slices(self, half: tuple[int, ...]) -> list[tuple[slice, ...]]:
+        """Grid index of each sub-band in a level's block array (bit ``d`` of band ``b``: high-pass along axis ``d``)."""
+        ndim = len(half)
+        return [
+            tuple(slice(h, 2 * h) if (band >> (ndim - 1 - axis)) & 1 else slice(0, h) for axis, h in enumerate(half))
+            for band in range(2**ndim)
+        ]
+
+    def _to_grid_first(self, x: torch.Tensor) -> torch.Tensor:
+        """``(*batch, *grid)`` (complex or real) → real ``(*grid, *batch[, 2])``, contiguous."""
+        data = torch.view_as_real(x) if x.is_complex() else x
+        batch_ndim = x.ndim - len(self.input_shape)
+        return data.movedim(tuple(range(batch_ndim)), tuple(range(data.ndim - batch_ndim - int(x.is_complex()), data.ndim - int(x.is_complex())))).contiguous() if batch_ndim else data.contiguous()
+
+    @staticmethod
+    def _from_grid_first(data: torch.Tensor, leading: int, batch_ndim: int, complex_output: bool) -> torch.Tensor:
+        """Inverse of :meth:`_to_grid_first` for an array with ``leading`` grid/coefficient axes."""
+        if batch_ndim:
+            data = data.movedim(tuple(range(leading, leading + batch_ndim)), tuple(range(batch_ndim)))
+        data = data.contiguous()
+        return torch.view_as_complex(data) if complex_output else data
+
+    def _forward_matrices(self, x: torch.Tensor) -> torch.Tensor:
+        ndim = len(self.input_shape)
+        batch_ndim = x.ndim - ndim
+        data = self._to_grid_first(x)
+        tail = tuple(data.shape[ndim:])
+        details: list[torch.Tensor] = []
+        for level in range(1, self.levels + 1):
+            blocks = self._multiply_axes(data, self.shapes[level - 1], transpose=False)
+            slices = self._band_slices(self.shapes[level])
+            details.insert(0, torch.cat([blocks[index].reshape(-1, *tail) for index in slices[1:]]))
+            data = blocks[slices[0]]
+        flat = torch.cat([data.reshape(-1, *tail), *details])
+        return self._from_grid_first(flat, 1, batch_ndim, x.is_complex())
+
+    def _adjoint_matrices(self, y: torch.Tensor) -> torch.Tensor:
+        ndim = len(self.input_shape)
+        batch_ndim = y.ndim - 1
+        flat = torch.view_as_real(y) if y.is_complex() else y
+        if batch_ndim:
+            flat = flat.movedim(tuple(range(batch_ndim)), tuple(range(1, 1 + batch_ndim)))
+        flat = flat.contiguous()
+        tail = tuple(flat.shape[1:])
+        start = math.prod(self.shapes[-1])
+        data = flat[:start].reshape(*self.shapes[-1], *tail)
+        for level in range(self.levels, 0, -1):
+            half = self.shapes[level]
+            blocks = flat.new_empty(*[2 * h for h in half], *tail)
+            slices = self._band_slices(half)
+            blocks[slices[0]] = data
+            for index in slices[1:]:
+                count = math.prod(half)
+                blocks[index] = flat[start : start + count].reshape(*half, *tail)
+                start += count
+            data = self._multiply_axes(blocks, self.shapes[level - 1], transpose=True)
+        return self._from_grid_first(data, ndim, batch_ndim, y.is_complex())
 
     def _level_shapes(self, grid: tuple[int, ...], length: int, mode: WaveletMode) -> list[tuple[int, ...]]:
         """``[grid, shape after level 1, ..., shape after the last level]``."""
@@ -168,6 +267,8 @@ class WaveletTransform(LinearOperator):
         return torch.view_as_complex(x.movedim(0, -1).contiguous()) if complex_output else x[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.uses_matrices:
+            return self._forward_matrices(x)
         ndim = len(self.input_shape)
         real = self._real_view(x)
         approximation = real.reshape(-1, *self.input_shape)
@@ -180,6 +281,8 @@ class WaveletTransform(LinearOperator):
         return self._from_real_view(flat.reshape(*real.shape[:-ndim], -1), x.is_complex())
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.uses_matrices:
+            return self._adjoint_matrices(y)
         ndim = len(self.input_shape)
         real = self._real_view(y)
         flat = real.reshape(-1, real.shape[-1])

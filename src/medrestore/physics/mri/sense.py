@@ -32,13 +32,15 @@ class CoilExpansion(LinearOperator):
         grid = tuple(coil_maps.shape[1:])
         super().__init__(grid, tuple(coil_maps.shape))
         self.coil_maps = coil_maps.detach().to(torch.complex64).clone()
+        # Multiplying by a lazily conjugated tensor materialises it on every call: keep one copy.
+        self.conjugate_maps = self.coil_maps.conj().resolve_conj()
         self.grid_ndim = len(grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(-self.grid_ndim - 1) * self.coil_maps.to(x.device)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.sum(y * self.coil_maps.to(y.device).conj(), dim=-self.grid_ndim - 1)
+        return torch.sum(y * self.conjugate_maps.to(y.device), dim=-self.grid_ndim - 1)
 
     def squared_norm_bound(self) -> float:
         """``max_r Σ_c |S_c(r)|²`` (exact)."""
@@ -64,9 +66,33 @@ class SenseOperator(LinearOperator):
         # Cartesian fast path on even grids: fold fftc's sign modulation into the maps, so that
         # A x = w ⊙ fft(S̃ ⊙ x) with S̃ = C ⊙ S and w = s·C·M (see CartesianSampling).
         self._modulated = None
+        self._normal_plan: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if isinstance(sampling, CartesianSampling) and sampling.input_modulation is not None:
             modulated_maps = self.coils.coil_maps * sampling.input_modulation
             self._modulated = CoilExpansion(modulated_maps)
+            self._normal_plan = self._plan_normal(modulated_maps, sampling)
+
+    @staticmethod
+    def _plan_normal(
+        maps: torch.Tensor, sampling: CartesianSampling
+    ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layout of ``AᴴA`` for the Cartesian fast path: ``(axis, maps, conj(maps), mask)``.
+
+        ``AᴴA`` only transforms the axes along which the mask varies. A line mask that varies
+        along one axis other than the last (ky lines of a ``(ny, nx)`` grid) would make a strided
+        FFT followed by a copy, about twice the cost of an FFT along contiguous memory: the maps
+        and the mask are stored with that axis swapped to the last place, and the image is
+        swapped in and out (one image-sized copy each way instead of a coil-sized one).
+        ``axis = 0`` means no swap (the mask varies along the last axis only, or along several).
+        """
+        axes = sampling.normal_axes
+        mask = sampling.mask
+        axis = axes[0] if len(axes) == 1 and axes[0] != -1 else 0
+        if axis:
+            maps = maps.transpose(axis, -1)
+            mask = mask.reshape(mask.shape[-sampling.ndim :]).transpose(axis, -1) if mask.ndim >= sampling.ndim else mask
+        maps = maps.contiguous()
+        return axis, maps, maps.conj().resolve_conj(), mask.contiguous()
 
     @property
     def coil_maps(self) -> torch.Tensor:
@@ -87,13 +113,19 @@ class SenseOperator(LinearOperator):
         return self.coils.adjoint(self.sampling.adjoint(y))
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        if self._modulated is not None:
-            axes = self.sampling.normal_axes  # type: ignore[attr-defined]
-            spectrum = torch.fft.fftn(self._modulated.forward(x), dim=axes, norm="ortho")
-            spectrum = spectrum * self.sampling.mask.to(x.device)  # type: ignore[attr-defined]
-            # A transform along a leading axis returns transposed strides; the coil sum is far
-            # faster on a contiguous tensor.
-            return self._modulated.adjoint(torch.fft.ifftn(spectrum, dim=axes, norm="ortho").contiguous())
+        if self._normal_plan is not None:
+            axis, maps, conjugate_maps, mask = (item.to(x.device) if torch.is_tensor(item) else item for item in self._normal_plan)
+            grid_ndim = len(self.input_shape)
+            axes = (-1,) if axis else self.sampling.normal_axes  # type: ignore[attr-defined]
+            image = x.transpose(axis, -1).contiguous() if axis else x
+            spectrum = torch.fft.fftn(image.unsqueeze(-grid_ndim - 1) * maps, dim=axes, norm="ortho")
+            spectrum.mul_(mask)
+            # A transform along a leading axis returns transposed strides; the coil product and
+            # sum are far faster on a contiguous tensor.
+            coil_images = torch.fft.ifftn(spectrum, dim=axes, norm="ortho")
+            coil_images = coil_images.contiguous() if len(axes) < grid_ndim and not axis else coil_images
+            combined = coil_images.mul_(conjugate_maps).sum(dim=-grid_ndim - 1)
+            return combined.transpose(axis, -1).contiguous() if axis else combined
         return self.coils.adjoint(self.sampling.normal(self.coils.forward(x)))
 
     def squared_norm_bound(self) -> float | None:
