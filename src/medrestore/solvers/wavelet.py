@@ -91,6 +91,7 @@ class WaveletTransform(LinearOperator):
         # Images whose every axis is short run all levels as matrix products (module notes).
         self.uses_matrices = max(grid_shape) <= MATRIX_MAX_SIZE
         self._matrices: dict[tuple[int, torch.dtype, bool], torch.Tensor] = {}
+        self._device_matrices: dict[tuple[int, torch.dtype, bool, torch.device], torch.Tensor] = {}
         if self.uses_matrices:
             for shape in self.shapes[:-1]:
                 for size in shape:
@@ -114,10 +115,20 @@ class WaveletTransform(LinearOperator):
         """
         ndim = len(self.input_shape)
         for axis in range(ndim):
-            matrix = self._matrices[(sizes[axis], data.dtype, transpose)].to(data.device)
+            matrix = self._matrix(sizes[axis], data.dtype, transpose, data.device)
             data = (matrix @ data.reshape(data.shape[0], -1)).reshape(matrix.shape[0], *data.shape[1:])
             data = data.movedim(0, ndim - 1).contiguous()
         return data
+
+    def _matrix(self, size: int, dtype: torch.dtype, transpose: bool, device: torch.device) -> torch.Tensor:
+        """The analysis matrix for axis length ``size`` (or its transpose), copied to ``device`` once."""
+        key = (size, dtype, transpose)
+        matrix = self._matrices[key]
+        if matrix.device != device:
+            matrix = self._device_matrices.get((*key, device))
+            if matrix is None:
+                matrix = self._device_matrices[(*key, device)] = self._matrices[key].to(device)
+        return matrix
 
     def _band_slices(self, half: tuple[int, ...]) -> list[tuple[slice, ...]]:
         """Grid index of each sub-band in a level's block array (bit ``d`` of band ``b``: high-pass along axis ``d``)."""
