@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import resource
@@ -199,7 +200,7 @@ def run_sigpy(case: Case, lam: float, iterations: int) -> dict[str, Any] | None:
     A separate process keeps our torch worker threads (which spin briefly after each parallel
     region) from sharing the cores with sigpy's run, so each solver is timed on a quiet machine.
     """
-    if subprocess.run([sys.executable, "-c", "import sigpy"], capture_output=True).returncode != 0:
+    if importlib.util.find_spec("sigpy") is None:
         return None
     weights = torch.broadcast_to(case.operator.sampling.mask, case.kspace.shape[1:]).numpy().astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:

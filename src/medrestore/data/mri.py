@@ -127,9 +127,12 @@ class RicianPairs(ImagePairSource):
         return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), clean
 
 
-def with_sigma_map(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``(C, *spatial)`` → ``(C + 1, *spatial)``: a constant channel ``σ`` appended (σ-conditioned input)."""
-    return torch.cat([image, torch.full_like(image[:1], float(sigma))])
+def with_sigma_map(image: torch.Tensor, sigma: float, channel_axis: int = 0) -> torch.Tensor:
+    """``(C, *spatial)`` → ``(C + 1, *spatial)``: a constant channel ``σ`` appended (σ-conditioned input).
+
+    ``channel_axis``: where the channels are (1 for a batch ``(N, C, *spatial)``).
+    """
+    return torch.cat([image, torch.full_like(image.narrow(channel_axis, 0, 1), float(sigma))], dim=channel_axis)
 
 
 def _slices(volume: torch.Tensor, axis: int, indices: range, name: str) -> tuple[list[torch.Tensor], list[str]]:

@@ -49,7 +49,7 @@ from medrestore.core.fft import ifftc
 from medrestore.core.random import make_generator
 from medrestore.data.normalisation import AffineParameters
 from medrestore.data.paired import ValidationImage, sample_seed
-from medrestore.data.radial_recon import RadialReconSample, RadialSampling, pad_axis, radial_inputs, radial_sample
+from medrestore.data.radial_recon import RadialReconSample, RadialSampling, network_scale, pad_axis, radial_inputs, radial_sample
 from medrestore.io import read_image
 from medrestore.io.raw_fastmri import read_fastmri
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, espirit_maps
@@ -293,7 +293,7 @@ def undersampled_sample(
         target = torch.zeros(full_kspace.shape[-2:], dtype=torch.complex64)
     kspace = full_kspace * mask
     zero_filled = coil_combine(ifftc(kspace, 2), coil_maps)
-    scale = float(torch.quantile(zero_filled.abs().flatten(), 0.99)) or 1.0
+    scale = network_scale(zero_filled)
     return MRIReconSample(
         image=complex_to_channels(zero_filled / scale),
         kspace=pad_axis((kspace / scale).to(torch.complex64), 0, max_coils, "data.mri.max_coils"),

@@ -39,7 +39,7 @@ from medrestore.physics.mri.radial import gridding
 from medrestore.physics.mri.sense import SenseOperator, coil_combine
 from medrestore.physics.mri.trajectory import GradientDelay, RadialSpec, delayed_trajectory, radial_trajectory, spoke_angles
 
-__all__ = ["RadialReconSample", "RadialSampling", "pad_axis", "radial_inputs", "radial_sample", "scaled_radial_sample"]
+__all__ = ["RadialReconSample", "RadialSampling", "network_scale", "pad_axis", "radial_inputs", "radial_sample", "scaled_radial_sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +122,11 @@ def pad_axis(tensor: torch.Tensor, axis: int, length: int, limit: str) -> torch.
     return torch.cat([tensor, torch.zeros(shape, dtype=tensor.dtype)], dim=axis)
 
 
+def network_scale(image: torch.Tensor, quantile: float = 0.99) -> float:
+    """The scale a reconstruction network's inputs are divided by: the ``quantile`` of ``|image|`` (1 for an empty image)."""
+    return float(torch.quantile(image.abs().flatten().to(torch.float32), quantile)) or 1.0
+
+
 def scaled_radial_sample(
     kspace: torch.Tensor, trajectory: torch.Tensor, weights: torch.Tensor, coil_maps: torch.Tensor,
     target: torch.Tensor | None = None, max_coils: int | None = None, max_spokes: int | None = None,
@@ -133,7 +138,7 @@ def scaled_radial_sample(
     """
     grid = tuple(coil_maps.shape[-2:])
     gridded = coil_combine(gridding(kspace, trajectory, grid, weights), coil_maps)
-    scale = float(torch.quantile(gridded.abs().flatten(), 0.99)) or 1.0
+    scale = network_scale(gridded)
     if target is None:
         target = torch.zeros(grid, dtype=torch.complex64)
     data, maps = (kspace / scale).to(torch.complex64), coil_maps.to(torch.complex64)

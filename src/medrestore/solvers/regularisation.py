@@ -35,12 +35,12 @@ from medrestore.physics.mri.operators import LinearOperator
 
 DEFAULT_RELATIVE_WEIGHTS = {"cs-wavelet": 1e-3, "cs-tv": 5e-4}
 NOISE_WEIGHTS = {"cs-wavelet": 0.045, "cs-tv": 0.0225}
+"""``λ / σ̂`` of the noise-referenced rule (chosen on the measured slice: ``c · σ̂/max|Aᴴy|`` ≈ the scale-rule default there)."""
 RADIAL_NOISE_WEIGHTS = {"cs-wavelet": 0.3, "cs-tv": 0.3, "sense": 2.0}
 """``λ / (σ̂ √mean(w))`` on the density-weighted radial operator ``√w ⊙ F_nu S`` (chosen on ANTs r16/r30 slices:
 128²–256², 48–160 golden-angle spokes, noise 0.0005–0.004 of ``max|y|``; within 0.6 dB of the best weight of
 a ×2 sweep in every case). ``sense``: the CG-SENSE Tikhonov weight per ``σ̂ √mean(w) / max|Aᴴ√w y|``
 and per 128² pixels (same slices; +0.7 dB at low noise up to +10 dB at high noise over no Tikhonov term)."""
-"""``λ / σ̂`` of the noise-referenced rule (chosen on the measured slice: ``c · σ̂/max|Aᴴy|`` ≈ the scale-rule default there)."""
 MIN_RELATIVE_WEIGHT = 5e-5
 """Floor of ``λ / max|Aᴴy|`` for (nearly) noise-free data."""
 

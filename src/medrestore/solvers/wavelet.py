@@ -90,15 +90,11 @@ class WaveletTransform(LinearOperator):
         }
         # Images whose every axis is short run all levels as matrix products (module notes).
         self.uses_matrices = max(grid_shape) <= MATRIX_MAX_SIZE
-        self._matrices: dict[tuple[int, torch.dtype, bool], torch.Tensor] = {}
-        self._device_matrices: dict[tuple[int, torch.dtype, bool, torch.device], torch.Tensor] = {}
-        if self.uses_matrices:
-            for shape in self.shapes[:-1]:
-                for size in shape:
-                    matrix = self._analysis_matrix(family, size, mode)
-                    for dtype in (torch.float32, torch.float64):
-                        self._matrices[(size, dtype, False)] = matrix.to(dtype).contiguous()
-                        self._matrices[(size, dtype, True)] = matrix.T.to(dtype).contiguous()
+        self._analysis_matrices = {
+            size: self._analysis_matrix(family, size, mode) for shape in self.shapes[:-1] for size in shape
+        } if self.uses_matrices else {}
+        # (size, dtype, transposed, device) → the matrix as the products use it, made on first use.
+        self._matrices: dict[tuple[int, torch.dtype, bool, torch.device], torch.Tensor] = {}
 
     @staticmethod
     def _analysis_matrix(family: pywt.Wavelet, size: int, mode: WaveletMode) -> torch.Tensor:
@@ -121,14 +117,12 @@ class WaveletTransform(LinearOperator):
         return data
 
     def _matrix(self, size: int, dtype: torch.dtype, transpose: bool, device: torch.device) -> torch.Tensor:
-        """The analysis matrix for axis length ``size`` (or its transpose), copied to ``device`` once."""
-        key = (size, dtype, transpose)
-        matrix = self._matrices[key]
-        if matrix.device != device:
-            matrix = self._device_matrices.get((*key, device))
-            if matrix is None:
-                matrix = self._device_matrices[(*key, device)] = self._matrices[key].to(device)
-        return matrix
+        """The analysis matrix for axis length ``size`` (or its transpose) in ``dtype`` on ``device``, made once."""
+        key = (size, dtype, transpose, device)
+        if key not in self._matrices:
+            matrix = self._analysis_matrices[size]
+            self._matrices[key] = (matrix.T if transpose else matrix).to(dtype=dtype, device=device).contiguous()
+        return self._matrices[key]
 
     def _band_slices(self, half: tuple[int, ...]) -> list[tuple[slice, ...]]:
         """Grid index of each sub-band in a level's block array (bit ``d`` of band ``b``: high-pass along axis ``d``)."""
@@ -138,15 +132,16 @@ class WaveletTransform(LinearOperator):
             for band in range(2**ndim)
         ]
 
-    def _to_grid_first(self, x: torch.Tensor) -> torch.Tensor:
-        """``(*batch, *grid)`` (complex or real) → real ``(*grid, *batch[, 2])``, contiguous."""
+    @staticmethod
+    def _to_leading_first(x: torch.Tensor, leading: int) -> torch.Tensor:
+        """``(*batch, *L)`` (complex or real) → real ``(*L, *batch[, 2])``, contiguous, ``leading = len(L)``."""
         data = torch.view_as_real(x) if x.is_complex() else x
-        batch_ndim = x.ndim - len(self.input_shape)
-        return data.movedim(tuple(range(batch_ndim)), tuple(range(data.ndim - batch_ndim - int(x.is_complex()), data.ndim - int(x.is_complex())))).contiguous() if batch_ndim else data.contiguous()
+        batch_ndim = x.ndim - leading
+        return data.movedim(tuple(range(batch_ndim)), tuple(range(leading, leading + batch_ndim))).contiguous()
 
     @staticmethod
-    def _from_grid_first(data: torch.Tensor, leading: int, batch_ndim: int, complex_output: bool) -> torch.Tensor:
-        """Inverse of :meth:`_to_grid_first` for an array with ``leading`` grid/coefficient axes."""
+    def _from_leading_first(data: torch.Tensor, leading: int, batch_ndim: int, complex_output: bool) -> torch.Tensor:
+        """Inverse of :meth:`_to_leading_first`."""
         if batch_ndim:
             data = data.movedim(tuple(range(leading, leading + batch_ndim)), tuple(range(batch_ndim)))
         data = data.contiguous()
@@ -155,7 +150,7 @@ class WaveletTransform(LinearOperator):
     def _forward_matrices(self, x: torch.Tensor) -> torch.Tensor:
         ndim = len(self.input_shape)
         batch_ndim = x.ndim - ndim
-        data = self._to_grid_first(x)
+        data = self._to_leading_first(x, ndim)
         tail = tuple(data.shape[ndim:])
         details: list[torch.Tensor] = []
         for level in range(1, self.levels + 1):
@@ -164,15 +159,12 @@ class WaveletTransform(LinearOperator):
             details.insert(0, torch.cat([blocks[index].reshape(-1, *tail) for index in slices[1:]]))
             data = blocks[slices[0]]
         flat = torch.cat([data.reshape(-1, *tail), *details])
-        return self._from_grid_first(flat, 1, batch_ndim, x.is_complex())
+        return self._from_leading_first(flat, 1, batch_ndim, x.is_complex())
 
     def _adjoint_matrices(self, y: torch.Tensor) -> torch.Tensor:
         ndim = len(self.input_shape)
         batch_ndim = y.ndim - 1
-        flat = torch.view_as_real(y) if y.is_complex() else y
-        if batch_ndim:
-            flat = flat.movedim(tuple(range(batch_ndim)), tuple(range(1, 1 + batch_ndim)))
-        flat = flat.contiguous()
+        flat = self._to_leading_first(y, 1)
         tail = tuple(flat.shape[1:])
         start = math.prod(self.shapes[-1])
         data = flat[:start].reshape(*self.shapes[-1], *tail)
@@ -186,7 +178,7 @@ class WaveletTransform(LinearOperator):
                 blocks[index] = flat[start : start + count].reshape(*half, *tail)
                 start += count
             data = self._multiply_axes(blocks, self.shapes[level - 1], transpose=True)
-        return self._from_grid_first(data, ndim, batch_ndim, y.is_complex())
+        return self._from_leading_first(data, ndim, batch_ndim, y.is_complex())
 
     def _level_shapes(self, grid: tuple[int, ...], length: int, mode: WaveletMode) -> list[tuple[int, ...]]:
         """``[grid, shape after level 1, ..., shape after the last level]``."""

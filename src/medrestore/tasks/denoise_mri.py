@@ -38,7 +38,7 @@ import torch
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
-from medrestore.data.mri import intensity_scale
+from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.data.normalisation import NoNormalisation
@@ -148,7 +148,7 @@ def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16,
     level = (estimate_sigma(volume) if sigma is None else sigma) / scale if conditioned else 0.0
 
     def channels(images: torch.Tensor) -> torch.Tensor:  # (N, 1, *spatial) → the model's input channels
-        return torch.cat([images, torch.full_like(images, level)], dim=1) if conditioned else images
+        return with_sigma_map(images, level, channel_axis=1) if conditioned else images
 
     if predictor.spatial_ndim == scaled.ndim:
         output = predictor.predict(channels(scaled[None, None]))[0, 0] if conditioned else predictor.predict(scaled)

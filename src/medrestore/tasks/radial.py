@@ -42,7 +42,7 @@ from medrestore.core.fft import fftc, ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
 from medrestore.core.random import make_generator
-from medrestore.data.radial_recon import radial_inputs, scaled_radial_sample
+from medrestore.data.radial_recon import network_scale, radial_inputs, scaled_radial_sample
 from medrestore.io import read_image, read_kspace, write_kspace
 from medrestore.physics.mri.delay_estimation import ESTIMATORS, DelayEstimate, estimate_delay
 from medrestore.physics.mri.density import pipe_menon_density
@@ -79,7 +79,6 @@ RADIAL_AUTO_METHOD = "cs-tv"
 data (whole head inside the field of view), but below it on brain images that fill the field of
 view (``benchmarks/README.md``, radial networks): TV is the default that holds up on data unlike
 the training set."""
-NETWORK_SCALE_QUANTILE = 0.99
 DELAY_CORRECTIONS = ("auto", *ESTIMATORS, "none")
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
 
@@ -337,11 +336,6 @@ def radial_relative_weight(
     if method == "sense":
         return 0.0 if not level else RADIAL_NOISE_WEIGHTS[method] * level / scale * pixels / 128**2
     return relative_weight(method, scale, level, RADIAL_NOISE_WEIGHTS)
-
-
-def network_scale(image: torch.Tensor) -> float:
-    """The radial networks' input scale: the gridded magnitude's 99th percentile (1 for an empty image)."""
-    return float(torch.quantile(image.flatten().to(torch.float32), NETWORK_SCALE_QUANTILE)) or 1.0
 
 
 def apply_radial_network(model: nn.Module, image: torch.Tensor) -> torch.Tensor:

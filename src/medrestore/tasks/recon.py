@@ -16,12 +16,13 @@ Methods (``RECON_METHODS``):
   ``unrolled`` the zoo's radial networks).
 
 CS weights follow the data's noise level, estimated from the outer k-space (the data's scale
-when that fails; :mod:`medrestore.solvers.regularisation`), so no per-image tuning is needed; ``lam`` overrides them with an absolute value (in the units of the
-k-space). CS problems are solved on k-space divided by ``max|Aᴴy|`` and the image multiplied
-back — the same minimiser, without raw scanner units (~1e-6) pushing intermediate values into
-slow denormal floating point. Coil maps come from
-ESPIRiT on the fully sampled centre (adaptive kernel width, no eigenvalue crop: maps cover the
-whole field of view, so small calibration regions leave no holes) or from a file.
+when that fails; :mod:`medrestore.solvers.regularisation`), so no per-image tuning is needed;
+``lam`` overrides them with an absolute value (in the units of the k-space). CS problems are
+solved on k-space divided by ``max|Aᴴy|`` and the image multiplied back — the same minimiser,
+without raw scanner units (~1e-6) pushing intermediate values into slow denormal floating
+point. Coil maps come from ESPIRiT on the fully sampled centre (adaptive kernel width, no
+eigenvalue crop: maps cover the whole field of view, so small calibration regions leave no
+holes) or from a file.
 
 Network methods (``unet``, ``vgg-unet``, ``unrolled``) run the zoo models trained on simulated
 multi-coil brain data (:mod:`medrestore.tasks.recon_networks`), with the same coil maps; a

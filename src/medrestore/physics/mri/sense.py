@@ -66,33 +66,19 @@ class SenseOperator(LinearOperator):
         # Cartesian fast path on even grids: fold fftc's sign modulation into the maps, so that
         # A x = w ⊙ fft(S̃ ⊙ x) with S̃ = C ⊙ S and w = s·C·M (see CartesianSampling).
         self._modulated = None
-        self._normal_plan: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if isinstance(sampling, CartesianSampling) and sampling.input_modulation is not None:
             modulated_maps = self.coils.coil_maps * sampling.input_modulation
             self._modulated = CoilExpansion(modulated_maps)
-            self._normal_plan = self._plan_normal(modulated_maps, sampling)
-
-    @staticmethod
-    def _plan_normal(
-        maps: torch.Tensor, sampling: CartesianSampling
-    ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Layout of ``AᴴA`` for the Cartesian fast path: ``(axis, maps, conj(maps), mask)``.
-
-        ``AᴴA`` only transforms the axes along which the mask varies. A line mask that varies
-        along one axis other than the last (ky lines of a ``(ny, nx)`` grid) would make a strided
-        FFT followed by a copy, about twice the cost of an FFT along contiguous memory: the maps
-        and the mask are stored with that axis swapped to the last place, and the image is
-        swapped in and out (one image-sized copy each way instead of a coil-sized one).
-        ``axis = 0`` means no swap (the mask varies along the last axis only, or along several).
-        """
-        axes = sampling.normal_axes
-        mask = sampling.mask
-        axis = axes[0] if len(axes) == 1 and axes[0] != -1 else 0
-        if axis:
-            maps = maps.transpose(axis, -1)
-            mask = mask.reshape(mask.shape[-sampling.ndim :]).transpose(axis, -1) if mask.ndim >= sampling.ndim else mask
-        maps = maps.contiguous()
-        return axis, maps, maps.conj().resolve_conj(), mask.contiguous()
+            # AᴴA only transforms the axes along which the mask varies. A line mask varying along
+            # one axis other than the last (ky lines of a (ny, nx) grid) would make a strided FFT
+            # plus a copy, about twice an FFT over contiguous memory: AᴴA then keeps the maps and
+            # the mask with that axis swapped to the last place and swaps the image in and out
+            # (an image-sized copy each way instead of a coil-sized one). 0: no swap.
+            axes = sampling.normal_axes
+            self._normal_axis = axes[0] if len(axes) == 1 and axes[0] != -1 else 0
+            swap = self._normal_axis
+            self._normal_maps = CoilExpansion(modulated_maps.transpose(swap, -1).contiguous()) if swap else self._modulated
+            self._normal_mask = sampling.mask.transpose(swap, -1).contiguous() if swap else sampling.mask
 
     @property
     def coil_maps(self) -> torch.Tensor:
@@ -113,19 +99,16 @@ class SenseOperator(LinearOperator):
         return self.coils.adjoint(self.sampling.adjoint(y))
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        if self._normal_plan is not None:
-            axis, maps, conjugate_maps, mask = (item.to(x.device) if torch.is_tensor(item) else item for item in self._normal_plan)
-            grid_ndim = len(self.input_shape)
-            axes = (-1,) if axis else self.sampling.normal_axes  # type: ignore[attr-defined]
-            image = x.transpose(axis, -1).contiguous() if axis else x
-            spectrum = torch.fft.fftn(image.unsqueeze(-grid_ndim - 1) * maps, dim=axes, norm="ortho")
-            spectrum.mul_(mask)
-            # A transform along a leading axis returns transposed strides; the coil product and
-            # sum are far faster on a contiguous tensor.
-            coil_images = torch.fft.ifftn(spectrum, dim=axes, norm="ortho")
-            coil_images = coil_images.contiguous() if len(axes) < grid_ndim and not axis else coil_images
-            combined = coil_images.mul_(conjugate_maps).sum(dim=-grid_ndim - 1)
-            return combined.transpose(axis, -1).contiguous() if axis else combined
+        if self._modulated is not None:
+            swap = self._normal_axis
+            axes = (-1,) if swap else self.sampling.normal_axes  # type: ignore[attr-defined]
+            image = x.transpose(swap, -1).contiguous() if swap else x
+            spectrum = torch.fft.fftn(self._normal_maps.forward(image), dim=axes, norm="ortho")
+            spectrum.mul_(self._normal_mask.to(x.device))
+            # A transform along a leading axis returns transposed strides; the coil sum is far
+            # faster on a contiguous tensor.
+            combined = self._normal_maps.adjoint(torch.fft.ifftn(spectrum, dim=axes, norm="ortho").contiguous())
+            return combined.transpose(swap, -1).contiguous() if swap else combined
         return self.coils.adjoint(self.sampling.normal(self.coils.forward(x)))
 
     def squared_norm_bound(self) -> float | None:
