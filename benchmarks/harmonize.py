@@ -7,20 +7,24 @@ smooth deformations, 10 axial 128 × 128 slices each, imaged by scanner a (1.5 T
 
 Methods (each trained or fitted on training subjects only):
 
+* ``oracle`` — the target scanner's noise-free rendering of the same anatomy: the ideal output,
+  which calibrates every column (what a perfect harmoniser scores);
 * ``identity`` — no harmonisation (the "before" row);
 * ``histogram-matching`` — fitted here on the unpaired training folders;
 * ``coupled-dictionary`` — ``harmonizer.pt`` of ``configs/harmonize-coupled-dictionary-sim.yaml``
   (fitted here with that config's options when the file is missing);
 * ``unet-paired`` — ``best.pt`` of ``configs/harmonize-unet-sim.yaml`` (b2a only; skipped when missing),
   and ``unet-paired+noise`` (then noise matching as below);
-* ``cyclegan`` — the zoo model ``cyclegan-sim`` (or ``--cyclegan PATH`` to a run);
+* ``cyclegan`` — the zoo model ``cyclegan-sim`` (or ``--cyclegan PATH`` to a run; with ``--publish RUN…``
+  the mean of those runs' generators, then written into the zoo);
 * ``cyclegan+noise`` — the same, then white Rician noise up to the target scanner's noise level
   (median wavelet estimate over its training slices; ``medrestore harmonize --noise-level``).
 
 Measures (:mod:`medrestore.tasks.harmonize_eval`): scanner-classifier accuracy on target-scanner
 test slices + harmonised source slices (classifier trained on the 2 validation subjects; 50 % =
 chance), PSNR/SSIM inside the brain to the target scanner's acquired slice and to its noise-free
-rendering, tissue-class Jaccard to the input and to the clean anatomy, hyperintensity contrast
+rendering, tissue-class Jaccard to the input (at the coarser scanner's resolution outside the
+hyperintensity region, and over the whole brain as acquired) and to the clean anatomy, hyperintensity contrast
 before/after and its removal (b2a), seconds per slice; plus the sparse analysis
 (:mod:`medrestore.tasks.harmonize_analysis`) of the test pairs: contrast of the robust-PCA sparse
 map and of the L1 map between the hyperintense region and the cortex elsewhere.
@@ -28,6 +32,8 @@ map and of the L1 map between the hyperintense region and the cortex elsewhere.
 Usage::
 
     python benchmarks/harmonize.py --json results/harmonize-benchmark.json
+    python benchmarks/harmonize.py --publish results/harmonize-cyclegan-sim results/harmonize-cyclegan-sim-seed1 \
+        --json results/harmonize-benchmark.json   # score the mean of the two runs and write it into the zoo
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from medrestore.data.harmonize import SimulationPlan, read_folder_slices, read_paired_folders, write_simulated_dataset
 from medrestore.models.harmonizers import Harmonizer, NoiseMatched
@@ -46,7 +53,7 @@ from medrestore.tasks.harmonize_analysis import region_contrast, scanner_differe
 from medrestore.tasks.harmonize_eval import EvaluationSet, evaluate_direction, load_evaluation_set, train_judge
 from medrestore.physics.scanner import estimate_noise_sigma, robust_level
 from medrestore.training import load_checkpoint
-from medrestore.training.harmonize import build_harmonizer, cyclegan_harmonizer, load_harmonizer, load_harmonization_config
+from medrestore.training.harmonize import build_harmonizer, cyclegan_ensemble, load_harmonizer, load_harmonization_config
 from medrestore.zoo import PACKAGED_ZOO, save_to_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +93,16 @@ def sparse_contrast(data: EvaluationSet, source_like_b: torch.Tensor) -> dict[st
     }
 
 
+class Oracle:
+    """The ideal harmoniser: returns the target scanner's noise-free rendering of the test anatomy."""
+
+    def __init__(self, data: EvaluationSet) -> None:
+        self.data = data
+
+    def harmonize(self, slices: torch.Tensor, direction: str) -> torch.Tensor:
+        return self.data.noiseless["a" if direction == "b2a" else "b"]
+
+
 def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
     root = Path(args.data)
     ensure_data(root)
@@ -93,13 +110,14 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
     start = time.perf_counter()
     judge = train_judge(root, seed=0)
     judge_seconds = time.perf_counter() - start
-    methods: dict[str, Harmonizer | None] = {"identity": None, "histogram-matching": histogram_matching(root)}
+    methods: dict[str, Harmonizer | Oracle | None] = {"oracle": Oracle(data), "identity": None, "histogram-matching": histogram_matching(root)}
     fit_seconds: dict[str, float | None] = {}
     methods["coupled-dictionary"], fit_seconds["coupled-dictionary"] = coupled_dictionary(root, Path(args.coupled))
     noise_levels = {s: float(estimate_noise_sigma(read_folder_slices(root / f"unpaired/train/{s}")[1]).median()) for s in "ab"}
     if Path(args.unet).is_file():
         methods["unet-paired"] = resolve_harmonizer(args.unet, "b2a")[0]
         methods["unet-paired+noise"] = NoiseMatched(methods["unet-paired"], noise_levels)  # type: ignore[arg-type]
+    published = cyclegan_ensemble([load_checkpoint(Path(run) / "best.pt") for run in args.publish]) if args.publish else None
     if args.cyclegan != "none":
         methods["cyclegan"] = None
         methods["cyclegan+noise"] = None
@@ -111,9 +129,9 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
                 continue
             method = harmonizer
             if name.startswith("cyclegan"):
-                method = resolve_harmonizer(args.cyclegan, direction)[0]
+                method = published if published is not None else resolve_harmonizer(args.cyclegan, direction)[0]
                 method = NoiseMatched(method, noise_levels) if name.endswith("+noise") else method
-            row = evaluate_direction(method, data, judge, direction)
+            row = evaluate_direction(method, data, judge, direction)  # type: ignore[arg-type]
             if direction == "b2a":
                 output = data.acquired["b"] if method is None else method.harmonize(data.acquired["b"], "b2a")
                 row.update(sparse_contrast(data, output))
@@ -135,8 +153,9 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
 
 def markdown(report: dict[str, object]) -> str:
     header = (
-        "| method | direction | classifier acc. | PSNR (dB) | SSIM | SSIM noise-free | Jaccard input | Jaccard anatomy "
-        "| hyperint. C after | removal | sparse-map contrast | s/slice |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| method | direction | classifier acc. | PSNR (dB) | SSIM | SSIM noise-free | Jaccard input | Jaccard input, whole "
+        "| Jaccard anatomy | hyperint. C after | removal | sparse-map contrast | s/slice |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [header]
     for name, rows in report["methods"].items():  # type: ignore[union-attr]
@@ -146,18 +165,19 @@ def markdown(report: dict[str, object]) -> str:
 
             lines.append(
                 f"| {name} | {direction} | {row['classifier_accuracy'] * 100:.0f} % | {cell('psnr', 2)} | {cell('ssim')} | "
-                f"{cell('ssim_noiseless')} | {cell('jaccard_input')} | {cell('jaccard_anatomy')} | {cell('hyperintensity_after')} | "
+                f"{cell('ssim_noiseless')} | {cell('jaccard_input')} | {cell('jaccard_input_whole')} | {cell('jaccard_anatomy')} | {cell('hyperintensity_after')} | "
                 f"{cell('hyperintensity_removal')} | {cell('sparse_map_contrast', 4)} | {cell('seconds_per_slice', 4)} |"
             )
     return "\n".join(lines)
 
 
-def publish(run_dir: Path, report: dict[str, object], noise_levels: dict[str, float]) -> None:
-    """Write the CycleGAN generators of ``run_dir`` into the packaged zoo as ``cyclegan-sim-{a2b,b2a}``."""
-    checkpoint = load_checkpoint(run_dir / "best.pt")
-    last = load_checkpoint(run_dir / "last.pt")
-    harmonizer = cyclegan_harmonizer(checkpoint)
-    duration = float(sum(row["seconds"] for row in last["history"]))
+def publish(run_dirs: list[Path], report: dict[str, object], noise_levels: dict[str, float]) -> None:
+    """Write the mean of the CycleGAN runs' generators into the packaged zoo as ``cyclegan-sim-{a2b,b2a}``."""
+    checkpoints = [load_checkpoint(run / "best.pt") for run in run_dirs]
+    lasts = [load_checkpoint(run / "last.pt") for run in run_dirs]
+    harmonizer = cyclegan_ensemble(checkpoints)
+    duration = float(sum(row["seconds"] for last in lasts for row in last["history"]))
+    configs = [yaml.safe_load(checkpoint["config"]) for checkpoint in checkpoints]
     rows = report["methods"]["cyclegan"]  # type: ignore[index]
     for direction, network in harmonizer.networks.items():
         row = rows[direction]
@@ -183,10 +203,13 @@ def publish(run_dir: Path, report: dict[str, object], noise_levels: dict[str, fl
                 "`medrestore harmonize-data simulate ../shared/data/brain-mri-ants/ch2.nii.gz -o results/harmonize-sim`",
                 "split": "unpaired: scanner a on 5 training subjects, scanner b on 5 other training subjects; "
                 "validation 2 subjects, test 4 subjects (never trained on)",
-                "command": "medrestore train --config configs/harmonize-cyclegan-sim.yaml",
-                "seed": int(checkpoint["seed"]),
-                "epochs": int(last["progress"]["epoch"]),
-                "best_epoch": int(checkpoint["progress"]["best_epoch"]),
+                "command": "; ".join(f"medrestore train --config configs/{run.name}.yaml" for run in run_dirs),
+                "members": len(run_dirs),
+                "seed": int(checkpoints[0]["seed"]),
+                "seeds": [int(checkpoint["seed"]) for checkpoint in checkpoints],
+                "epochs": max(int(last["progress"]["epoch"]) for last in lasts),
+                "best_epochs": [int(checkpoint["progress"]["best_epoch"]) for checkpoint in checkpoints],
+                "losses": {key: configs[0]["train"][key] for key in ("cycle_weight", "identity_weight", "adversarial_weight", "structure_weight", "structure_smoothing")},
                 "duration_s": round(duration, 1),
                 "threads": 1,
                 "direction": direction,
@@ -197,8 +220,9 @@ def publish(run_dir: Path, report: dict[str, object], noise_levels: dict[str, fl
             },
             metrics=metrics,
             licence="Apache-2.0",
-            description=f"CycleGAN generator {direction} (residual U-Net 16/32/64, depth 3) for the simulator's scanner pair; "
-            "trained unpaired on whole 128x128 slices with LSGAN + cycle (10) + identity (1) losses against PatchGAN "
+            description=f"Mean of {len(run_dirs)} CycleGAN generators {direction} (residual U-Net 16/32/64, depth 3; seeds "
+            f"{', '.join(str(int(c['seed'])) for c in checkpoints)}) for the simulator's scanner pair; each trained unpaired on "
+            "whole 128x128 slices with LSGAN + cycle (10) + identity (1) + MIND structure (4) losses against PatchGAN "
             f"discriminators. Maps scanner {direction[0]} slices (display orientation, brain scaled to ~1) to scanner "
             f"{target}'s appearance; inputs in other units are rescaled by the recorded intensity reference. Slices of "
             "another size or spacing: add `--grid 128`; "
@@ -217,15 +241,14 @@ def main() -> None:
     parser.add_argument("--coupled", default=str(ROOT / "results/harmonize-coupled-dictionary-sim/harmonizer.pt"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--publish", metavar="RUN", help="evaluate the CycleGAN run folder RUN and write it into the zoo")
+    parser.add_argument("--publish", metavar="RUN", nargs="+", type=Path,
+                        help="evaluate the mean of the CycleGAN run folders' generators and write it into the zoo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.publish:
-        args.cyclegan = args.publish
     report = evaluate_all(args)
     print(markdown(report))
     if args.publish:
-        publish(Path(args.publish), report, report["noise_levels"])  # type: ignore[arg-type]
+        publish(args.publish, report, report["noise_levels"])  # type: ignore[arg-type]
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -55,7 +55,7 @@ def test_text_listing(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = capsys.readouterr().out
     for name in MODELS.names() + METHODS.names():
         assert f"\n  {name} " in output
-    assert "NAME             KIND          TASK      MODALITY  DESCRIPTION" in output
+    assert "NAME             KIND          TASK       MODALITY  DESCRIPTION" in output
     lines = {line.split()[0]: line for line in output.splitlines() if line.startswith("  cli-test")}
     assert lines["cli-test-oct-dncnn"].split()[1:4] == ["denoise", "oct", "dncnn"]
     assert lines["cli-test-oct-dncnn"].endswith("PSNR 30.10 dB / SSIM 0.850 (oct)")

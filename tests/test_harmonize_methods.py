@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.ndimage
 import scipy.stats
 import torch
 
+from medrestore.core.errors import InputError
 from medrestore.models.cyclegan import CycleGAN, CycleGANConfig, CycleLossWeights, discriminator_loss, generator_losses
 from medrestore.models.harmonizers import (
     CoupledDictionary,
@@ -206,3 +208,22 @@ def test_anatomy_jaccard_ignores_smooth_fields_but_not_moved_anatomy() -> None:
     moved = torch.roll(clean, shifts=2, dims=-1)  # anatomy two pixels off
     assert anatomy_jaccard(biased, clean) > 0.85 > anatomy_jaccard(biased, clean, bias_sigma=None) + 0.05  # the field is divided out
     assert anatomy_jaccard(moved, clean) < 0.6
+
+
+def test_anatomy_jaccard_at_a_common_resolution_and_outside_an_excluded_region() -> None:
+    from medrestore.metrics.harmonization import anatomy_jaccard
+    from medrestore.physics.blur import gaussian_blur
+
+    rows, cols = np.mgrid[:64, :64]
+    ellipse = (((rows - 32) / 26.0) ** 2 + ((cols - 32) / 21.0) ** 2 <= 1).astype(np.float32)
+    clean = torch.from_numpy(ellipse) * (0.3 + 0.7 * textured_slices(4, 64, 3).clamp(min=0))
+    blurred = gaussian_blur(clean, fwhm=2.0, spatial_ndim=2)  # the same anatomy seen by a coarser scanner
+    assert anatomy_jaccard(blurred, clean, reference_fwhm=2.0) == 1.0 > anatomy_jaccard(blurred, clean)
+    bump = torch.from_numpy(np.exp(-((rows - 50) ** 2 + (cols - 32) ** 2) / (2 * 6.0**2))).float()
+    bright = clean * (1 + 0.35 * bump)  # a local change the harmoniser is asked to make (or undo)
+    region = (bump > 0.5).expand(clean.shape)
+    assert anatomy_jaccard(bright, clean, exclude=region) > anatomy_jaccard(bright, clean) + 0.03
+    moved = torch.roll(blurred, shifts=2, dims=-1)  # both allowances still see anatomy two pixels off
+    assert anatomy_jaccard(moved, clean, exclude=region, reference_fwhm=2.0) < 0.6
+    with pytest.raises(InputError):
+        anatomy_jaccard(clean, clean, exclude=region[:2])

@@ -31,6 +31,7 @@ REGENERATE = ".venv/bin/python tests/test_models.py --regenerate-reference"
 # Small options keep the suite fast; every registered architecture needs an entry here.
 SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "unet": {"base_channels": 4, "depth": 2},
+    "unet-ensemble": {"base_channels": 4, "depth": 2, "members": 2},
     "dncnn": {"depth": 4, "width": 8},
     "srcnn": {"features": (8, 4)},
     "srresnet": {"width": 4, "blocks": 1, "scale": 2},

@@ -210,3 +210,18 @@ def test_srcnn_config_checks() -> None:
         SRCNNConfig(features=(8,), kernel_sizes=(9, 1, 5))
     with pytest.raises(ConfigError, match="odd"):
         SRCNNConfig(kernel_sizes=(9, 2, 5))
+
+
+def test_unet_ensemble_is_the_mean_of_its_members() -> None:
+    from medrestore.models.ensemble import UNetEnsemble
+
+    torch.manual_seed(0)
+    members = [create_model("unet", {"base_channels": 4, "depth": 2, "residual": True}) for _ in range(3)]
+    ensemble = UNetEnsemble.from_members(members).eval()
+    image = torch.rand(2, 1, 20, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = sum(member.eval()(image) for member in members) / 3
+        torch.testing.assert_close(ensemble(image), expected)
+    assert ensemble.config.members == 3 and ensemble.members[0].config == members[0].config
+    with pytest.raises(Exception, match="share one UNetConfig"):
+        UNetEnsemble.from_members([members[0], create_model("unet", {"base_channels": 8, "depth": 2})])

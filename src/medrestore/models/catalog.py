@@ -33,6 +33,7 @@ from medrestore.models.classical import (
 )
 from medrestore.models.cae import CAE, CAEConfig
 from medrestore.models.dncnn import DnCNN, DnCNNConfig
+from medrestore.models.ensemble import UNetEnsemble, UNetEnsembleConfig
 from medrestore.models.fast_nlm import FastNLMConfig, make_fast_nlm
 from medrestore.models.multiframe import MultiFrameConfig, MultiFrameDenoiser
 from medrestore.models.resunet import ResUNet, ResUNetConfig
@@ -131,6 +132,14 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         modality="mri",
         description="unrolled CS + DL (ISTA-Net+) for radial k-space: data consistency through the density-weighted NUFFT-SENSE operator",
         config_type=UnrolledConfig,
+    ),
+    Entry(
+        name="unet-ensemble",
+        constructor=UNetEnsemble,
+        task="harmonize",
+        modality="any",
+        description="mean of K U-Nets trained alike from different seeds (the shipped CycleGAN harmoniser)",
+        config_type=UNetEnsembleConfig,
     ),
 )
 

@@ -11,6 +11,15 @@ Losses (least squares GAN, Mao et al. ICCV 2017)::
     L_G = ½ Σ_dir (D_t(G(x)) − 1)²  +  λ_cyc (‖F(G(a)) − a‖₁ + ‖G(F(b)) − b‖₁)
                                      +  λ_id  (‖G(b) − b‖₁ + ‖F(a) − a‖₁)
     L_D = ½ ((D(real) − 1)² + D(fake)²)
+
+Optional structure constraint (Yang et al., DLMIA 2018; ``λ_s > 0``): the MIND descriptors
+(:mod:`medrestore.metrics.mind`) of each translated slice and of its input must agree,
+
+    + λ_s (‖MIND(g ⊛ G(a)) − MIND(g ⊛ a)‖₁ + ‖MIND(g ⊛ F(b)) − MIND(g ⊛ b)‖₁)
+
+with ``g`` a Gaussian of ``structure_smoothing`` pixels (noise is not structure). MIND ignores
+gain, contrast curves and smooth fields, so the term lets the generators change the scanner's
+look while it penalises moved, removed or invented edges.
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ import dataclasses
 import torch
 from torch import nn
 
+from medrestore.metrics.mind import mind_distance
 from medrestore.models.blocks import require
 from medrestore.models.unet import UNet, UNetConfig
+from medrestore.physics.blur import gaussian_blur
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +129,21 @@ def lsgan_loss(scores: torch.Tensor, real: bool) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class CycleLossWeights:
-    """``λ_cyc``, ``λ_id`` and the adversarial weight of the generator loss."""
+    """``λ_cyc``, ``λ_id``, the adversarial weight and ``λ_s`` (structure, 0 = off) of the generator loss."""
 
     cycle: float = 10.0
     identity: float = 5.0
     adversarial: float = 1.0
+    structure: float = 0.0
+    structure_smoothing: float = 1.0
+
+
+def structure_loss(translated: torch.Tensor, source: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """``‖MIND(g ⊛ translated) − MIND(g ⊛ source)‖₁`` for ``(N, 1, H, W)`` batches (module equation)."""
+    if smoothing > 0:
+        translated = gaussian_blur(translated, sigma=smoothing, spatial_ndim=2)
+        source = gaussian_blur(source, sigma=smoothing, spatial_ndim=2)
+    return mind_distance(translated, source.detach())
 
 
 def generator_losses(
@@ -134,7 +155,12 @@ def generator_losses(
     cycle = (model.b2a(fake_b) - real_a).abs().mean() + (model.a2b(fake_a) - real_b).abs().mean()
     identity = (model.a2b(real_b) - real_b).abs().mean() + (model.b2a(real_a) - real_a).abs().mean()
     total = weights.adversarial * adversarial + weights.cycle * cycle + weights.identity * identity
-    parts = {name: float(value.detach()) for name, value in (("adversarial", adversarial), ("cycle", cycle), ("identity", identity))}
+    terms = [("adversarial", adversarial), ("cycle", cycle), ("identity", identity)]
+    if weights.structure > 0:
+        structure = structure_loss(fake_b, real_a, weights.structure_smoothing) + structure_loss(fake_a, real_b, weights.structure_smoothing)
+        total = total + weights.structure * structure
+        terms.append(("structure", structure))
+    parts = {name: float(value.detach()) for name, value in terms}
     return total, parts, fake_a.detach(), fake_b.detach()
 
 

@@ -11,7 +11,12 @@ hyperintensity) and ``a2b``:
   scanner's slice of the same anatomy — to its acquired (noisy) image and to its noise-free
   rendering (same simulator parameters, σ = 0); data range = the acquired target's maximum.
 * **anatomy**: tissue-class Jaccard of the harmonised slice to its input and to the clean anatomy
-  (:func:`~medrestore.metrics.harmonization.anatomy_jaccard`).
+  (:func:`~medrestore.metrics.harmonization.anatomy_jaccard`). ``jaccard_input`` compares output
+  and input at the coarser of the two scanners' resolutions (the sharper one blurred to the other's
+  point-spread function) and leaves out the hyperintensity region ``R``, which the harmoniser is
+  meant to change; ``jaccard_input_whole`` is the same over the whole brain at the native
+  resolutions (the ideal harmoniser — the target scanner's noise-free rendering — scores 0.930 and
+  0.885 in b2a).
 * **hyperintensity** (b2a): contrast ``C`` before and after against the noise-free target
   rendering, and its removal ``1 − |C_after| / |C_before|``.
 """
@@ -19,6 +24,7 @@ hyperintensity) and ``a2b``:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -31,7 +37,7 @@ from medrestore.metrics.harmonization import hyperintensity_contrast, hyperinten
 from medrestore.metrics.ssim import ssim
 from medrestore.models.harmonizers import Harmonizer
 from medrestore.physics.degradations import ScannerAppearance
-from medrestore.physics.scanner import brain_mask
+from medrestore.physics.scanner import brain_mask, scanner_profile
 from medrestore.training.scanner_classifier import classifier_accuracy, train_scanner_classifier
 
 SOURCE_OF = {"a2b": "a", "b2a": "b"}
@@ -92,6 +98,24 @@ def _fidelity(output: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor,
     return psnr_value, ssim(output.double(), reference.double(), data_range, mask=mask)
 
 
+def common_resolution_jaccard(output: torch.Tensor, source: torch.Tensor, region: torch.Tensor, direction: str) -> float:
+    """Tissue-class Jaccard of ``output`` to its ``source`` slices at the coarser scanner's resolution, outside ``region``.
+
+    The sharper of the two is blurred by ``√(f_coarse² − f_own²)`` (FWHM, pixels; ``f`` the
+    scanners' simulated point-spread functions), the output taken at the target scanner's.
+    """
+    source_fwhm = scanner_profile(SOURCE_OF[direction]).blur_fwhm
+    target_fwhm = scanner_profile(TARGET_OF[direction]).blur_fwhm
+    coarse = max(source_fwhm, target_fwhm)
+    return anatomy_jaccard(
+        output,
+        source,
+        exclude=region,
+        output_fwhm=math.sqrt(coarse**2 - target_fwhm**2),
+        reference_fwhm=math.sqrt(coarse**2 - source_fwhm**2),
+    )
+
+
 def evaluate_direction(
     harmonizer: Harmonizer | None, data: EvaluationSet, judge: torch.nn.Module, direction: str
 ) -> dict[str, float]:
@@ -109,7 +133,8 @@ def evaluate_direction(
         "ssim": ssim_acquired,
         "psnr_noiseless": psnr_noiseless,
         "ssim_noiseless": ssim_noiseless,
-        "jaccard_input": anatomy_jaccard(output, source),
+        "jaccard_input": common_resolution_jaccard(output, source, data.region, direction),
+        "jaccard_input_whole": anatomy_jaccard(output, source),
         "jaccard_anatomy": anatomy_jaccard(output, data.clean),
         "seconds_per_slice": seconds,
     }

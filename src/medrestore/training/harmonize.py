@@ -8,7 +8,8 @@ A configuration whose top level has ``method:`` is a harmonisation run (see
              validation_a_dir, validation_b_dir (optional paired slices), scale
     options: the method's options (CycleGANConfig, CoupledDictionaryConfig, HistogramMatchingConfig)
     optim:   lr, betas (CycleGAN)
-    train:   epochs, batch_size, cycle_weight, identity_weight, seed, output_dir, max_steps, threads
+    train:   epochs, batch_size, cycle_weight, identity_weight, adversarial_weight, structure_weight,
+             structure_smoothing, seed, output_dir, max_steps, threads
 
 The CycleGAN loop (:class:`CycleGANTrainer`) alternates one generator and one discriminator
 Adam step per batch, checkpoints atomically after every epoch (:func:`save_checkpoint`, with
@@ -27,7 +28,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from medrestore.core.registry import config_to_options
 from medrestore.data.harmonize import UnpairedSlices, read_folder_slices, read_paired_folders
 from medrestore.metrics.ssim import ssim
 from medrestore.models.cyclegan import CycleGAN, CycleLossWeights, discriminator_loss, generator_losses
+from medrestore.models.ensemble import UNetEnsemble
 from medrestore.models.harmonizers import HARMONIZERS, Harmonizer, NetworkHarmonizer
 from medrestore.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -89,6 +91,8 @@ class HarmonizationTrain:
     cycle_weight: float = 10.0
     identity_weight: float = 5.0
     adversarial_weight: float = 1.0
+    structure_weight: float = 0.0
+    structure_smoothing: float = 1.0
     seed: int = 0
     output_dir: str = "results/harmonize"
     max_steps: int | None = None
@@ -199,6 +203,25 @@ def cyclegan_harmonizer(checkpoint: Mapping[str, Any]) -> NetworkHarmonizer:
     return NetworkHarmonizer("cyclegan", {"a2b": model.a2b, "b2a": model.b2a}, scale, config_to_options(model.config))
 
 
+def cyclegan_ensemble(checkpoints: Sequence[Mapping[str, Any]]) -> NetworkHarmonizer:
+    """The generators of several CycleGAN checkpoints (same options, different seeds) averaged per direction.
+
+    Each direction's network is a :class:`~medrestore.models.ensemble.UNetEnsemble` of the
+    runs' generators for that direction; the scale is the runs' common one.
+    """
+    if not checkpoints:
+        raise ConfigError("a CycleGAN ensemble needs at least one checkpoint")
+    members = [cyclegan_harmonizer(checkpoint) for checkpoint in checkpoints]
+    scales = {member.scale for member in members}
+    if len(scales) != 1:
+        raise ConfigError(f"the CycleGAN runs were trained on different intensity scales: {sorted(scales)}")
+    networks = {
+        direction: UNetEnsemble.from_members([member.networks[direction] for member in members])  # type: ignore[misc]
+        for direction in ("a2b", "b2a")
+    }
+    return NetworkHarmonizer("cyclegan", networks, scales.pop(), {"members": len(members), **members[0].config["model"]})
+
+
 def fit_classical(config: HarmonizationConfig) -> Path:
     """Fit histogram matching or coupled dictionaries on the configured folders; returns the run folder."""
     run_dir = Path(config.train.output_dir)
@@ -230,7 +253,7 @@ def validate(harmonizer: Harmonizer, data: HarmonizationData) -> dict[str, float
     }
 
 
-LOG_COLUMNS = ("epoch", "generator_loss", "discriminator_loss", "adversarial", "cycle", "identity", "val_ssim_a2b", "val_ssim_b2a", "seconds")
+LOG_COLUMNS = ("epoch", "generator_loss", "discriminator_loss", "adversarial", "cycle", "identity", "structure", "val_ssim_a2b", "val_ssim_b2a", "seconds")
 
 
 class CycleGANTrainer:
@@ -246,7 +269,10 @@ class CycleGANTrainer:
         optim = config.optim
         self.optimizer_g = torch.optim.Adam(self.model.generators(), lr=optim.lr, betas=optim.betas)
         self.optimizer_d = torch.optim.Adam(self.model.discriminators(), lr=optim.lr, betas=optim.betas)
-        self.weights = CycleLossWeights(config.train.cycle_weight, config.train.identity_weight, config.train.adversarial_weight)
+        train = config.train
+        self.weights = CycleLossWeights(
+            train.cycle_weight, train.identity_weight, train.adversarial_weight, train.structure_weight, train.structure_smoothing
+        )
         self.epoch = 0
         self.global_step = 0
         self.best_score = -math.inf
