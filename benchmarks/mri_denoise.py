@@ -15,7 +15,8 @@ slab z = 96…127 only, which no network saw in training:
 
 σ is estimated from each noisy input (``--sigma auto`` behaviour) for every method that needs it.
 Methods: ``noisy``; ``dipy-blockwise`` and ``dipy-classic`` (dipy ``nlmeans``, Rician, default
-radii); ``bm4d`` (``bm4d`` package, Gaussian model at σ: Rician bias not modelled); ``nlm`` (ours);
+radii); ``bm4d`` (``bm4d`` package, Gaussian model at σ: Rician bias not modelled); ``nlm`` and
+``pri-nlm`` (ours: plain, the ``auto`` default, and oracle-DCT pre-filtered);
 zoo names or checkpoint paths of networks (``unet``, ``unet3d``, ``gan``, ``srcnn`` are
 shorthands for the shipped/trained ones).
 
@@ -46,7 +47,7 @@ from medrestore.inference import Predictor
 from medrestore.io import read_image
 from medrestore.metrics import psnr, ssim
 from medrestore.metrics.tissue import gaussian_mixture_segmentation, tissue_jaccard
-from medrestore.models.fast_nlm import fast_non_local_means
+from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import (
@@ -59,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOLUME = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
 SLAB = (96, 128)
 CONTEXT = 8
-DEFAULT_METHODS = "noisy,dipy-blockwise,dipy-classic,bm4d,nlm,unet,unet3d,gan"
+DEFAULT_METHODS = "noisy,dipy-blockwise,dipy-classic,bm4d,nlm,pri-nlm,unet,unet3d,gan"
 Restorer = Callable[[np.ndarray, float], np.ndarray]
 
 
@@ -96,6 +97,10 @@ def nlm_restorer(noisy: np.ndarray, sigma: float) -> np.ndarray:
     return fast_non_local_means(torch.from_numpy(noisy), sigma, patch, search, NLM_H_FACTOR).numpy()
 
 
+def pri_nlm_restorer(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    return prefiltered_non_local_means(torch.from_numpy(noisy), sigma).numpy()
+
+
 def network_restorer(source: str) -> Restorer:
     """A zoo network (method shorthand or zoo name) or a training checkpoint."""
     if source.endswith(".pt") or Path(source).is_file():
@@ -124,6 +129,8 @@ def restorer(method: str) -> Restorer:
         return bm4d_restorer
     if method == "nlm":
         return nlm_restorer
+    if method == "pri-nlm":
+        return pri_nlm_restorer
     return network_restorer(method)
 
 

@@ -123,3 +123,13 @@ def test_dicom_series_in_and_out(tmp_path: Path) -> None:
     assert denoised.data.shape == source.data.shape
     assert denoised.metadata["dtype"] == "int16"
     assert np.allclose(denoised.affine, source.affine)
+
+
+def test_prefiltered_nlm_method_from_the_api(tmp_path: Path) -> None:
+    clean, noisy = noisy_volume()
+    source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
+    result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="pri-nlm")
+    assert result.method == "pri-nlm" and result.model == "pri-nlm"
+    denoised = nib.load(result.output).get_fdata()
+    mask = clean > 0
+    assert np.mean((denoised[mask] - clean[mask]) ** 2) < np.mean((noisy[mask] - clean[mask]) ** 2) / 3

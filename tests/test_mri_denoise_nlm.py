@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,75 @@ def test_constant_and_zero_sigma_and_registry() -> None:
     assert method(noisy[None, None]).shape == (1, 1, 10, 10, 10)
     with pytest.raises(InputError):
         fast_non_local_means(torch.zeros(4), 0.1)
+
+
+def _odct_reference(image: np.ndarray, sigma: float, threshold: float = 2.7, block: int = 3) -> np.ndarray:
+    """Oracle DCT block by block with scipy's orthonormal DCT (the definition, slow)."""
+    import scipy.fft
+
+    pad = block - 1
+    padded = np.pad(image, pad, mode="reflect")
+    numerator = np.zeros_like(padded)
+    denominator = np.zeros_like(padded)
+    starts = itertools_product(*[range(n - block + 1) for n in padded.shape])
+    for start in starts:
+        window = tuple(slice(s, s + block) for s in start)
+        coefficients = scipy.fft.dctn(padded[window], norm="ortho")
+        keep = np.abs(coefficients) >= threshold * sigma
+        keep.flat[0] = True
+        weight = 1.0 / (1.0 + keep.sum())
+        numerator[window] += weight * scipy.fft.idctn(coefficients * keep, norm="ortho")
+        denominator[window] += weight
+    inner = tuple(slice(pad, -pad) for _ in image.shape)
+    return (numerator / denominator)[inner]
+
+
+def itertools_product(*ranges: range) -> list[tuple[int, ...]]:
+    import itertools
+
+    return list(itertools.product(*ranges))
+
+
+@pytest.mark.parametrize("shape", [(9, 10, 11), (17, 15)])
+def test_odct_matches_the_block_by_block_definition(shape: tuple[int, ...]) -> None:
+    from medrestore.models.fast_nlm import odct_denoise
+
+    generator = np.random.default_rng(4)
+    image = generator.random(shape) + 0.2 * generator.standard_normal(shape)
+    expected = _odct_reference(image, sigma=0.2)
+    actual = odct_denoise(torch.from_numpy(image), sigma=0.2).numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-10)
+    assert not np.allclose(actual, image)  # it did threshold something
+
+
+def test_prefiltered_nlm_denoises_a_rician_volume(phantom: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    from medrestore.models.fast_nlm import prefiltered_non_local_means
+
+    clean, noisy, mask = phantom
+    noisy_tensor = torch.from_numpy(noisy)
+    prefiltered = prefiltered_non_local_means(noisy_tensor, SIGMA)
+    assert prefiltered.shape == noisy_tensor.shape and prefiltered.dtype == noisy_tensor.dtype
+    # +7.6 dB here; plain NLM does better on this piecewise-constant phantom (+8.9 dB), as documented
+    assert psnr(prefiltered.numpy(), clean, mask) > psnr(noisy, clean, mask) + 6
+    assert torch.equal(prefiltered_non_local_means(noisy_tensor, 0.0), noisy_tensor)
+    with pytest.raises(InputError):
+        prefiltered_non_local_means(noisy_tensor[None], SIGMA)
+
+
+def test_prefiltered_nlm_beats_plain_nlm_on_real_brain_texture(shared_data: Path) -> None:
+    from medrestore.io import read_image
+    from medrestore.models.fast_nlm import prefiltered_non_local_means
+
+    volume = read_image(shared_data / "brain-mri-ants" / "ch2.nii.gz").data.numpy().astype(np.float64)
+    clean = volume[40:88, 100:148, 100:148]
+    sigma = 0.03 * float(volume.max())
+    noisy = add_rician_noise(torch.from_numpy(clean), sigma, torch.Generator().manual_seed(0))
+    mask = clean > 0
+    peak = float(volume.max())
+
+    def brain_psnr(estimate: torch.Tensor) -> float:
+        error = estimate.numpy()[mask] - clean[mask]
+        return float(10 * np.log10(peak**2 / np.mean(error**2)))
+
+    gain = brain_psnr(prefiltered_non_local_means(noisy, sigma)) - brain_psnr(fast_non_local_means(noisy, sigma, 1, 2))
+    assert gain > 0.1, f"PRI-NLM {gain:+.2f} dB over NLM on a Colin27 crop"  # measured +0.18 dB
