@@ -51,6 +51,7 @@ import dataclasses
 import functools
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -193,18 +194,33 @@ def fast_non_local_means(
         >>> fast_non_local_means(noisy, sigma=0.1, search_radius=2).shape
         torch.Size([16, 16, 16])
     """
+    return _guided_average(image, sigma, None, sigma, h_factor * sigma, patch_radius, search_radius, rician, "fast NLM")
+
+
+def _guided_average(
+    image: torch.Tensor,
+    sigma: float,
+    prefilter: Callable[[torch.Tensor], torch.Tensor] | None,
+    offset_sigma: float,
+    h: float,
+    patch_radius: int,
+    search_radius: int,
+    rician: bool,
+    what: str,
+) -> torch.Tensor:
+    """Checks, then the NLM average of ``image`` (``M²`` with bias removal if ``rician``) with weights
+    from ``prefilter(image)`` (``None``: the image itself) and the ``2·offset_sigma²`` distance offset."""
     if image.ndim not in (2, 3) or image.is_complex() or not image.is_floating_point():
-        raise InputError(None, f"fast NLM expects a real 2-D or 3-D float tensor, got {tuple(image.shape)} {image.dtype}")
+        raise InputError(None, f"{what} expects a real 2-D or 3-D float tensor, got {tuple(image.shape)} {image.dtype}")
     if sigma < 0:
         raise InputError(None, f"sigma must be >= 0, got {sigma}")
     if sigma == 0:
         return image.clone()
     work = image.detach() if image.dtype == torch.float64 else image.detach().to(torch.float32)
-    h = h_factor * sigma
-    if not rician:
-        return nlm_weighted_mean(work, work, sigma, h, patch_radius, search_radius).to(image.dtype)
-    second_moment = nlm_weighted_mean(work, work.square(), sigma, h, patch_radius, search_radius)
-    return rician_bias_correct(second_moment, sigma).to(image.dtype)
+    guide = work if prefilter is None else prefilter(work)
+    values = work.square() if rician else work
+    average = nlm_weighted_mean(guide, values, offset_sigma, h, patch_radius, search_radius)
+    return (rician_bias_correct(average, sigma) if rician else average).to(image.dtype)
 
 
 ODCT_THRESHOLD = 2.7
@@ -273,19 +289,9 @@ def prefiltered_non_local_means(
         >>> prefiltered_non_local_means(noisy, sigma=0.1).shape
         torch.Size([12, 12, 12])
     """
-    if image.ndim not in (2, 3) or image.is_complex() or not image.is_floating_point():
-        raise InputError(None, f"PRI-NLM expects a real 2-D or 3-D float tensor, got {tuple(image.shape)} {image.dtype}")
-    if sigma < 0:
-        raise InputError(None, f"sigma must be >= 0, got {sigma}")
-    if sigma == 0:
-        return image.clone()
-    work = image.detach() if image.dtype == torch.float64 else image.detach().to(torch.float32)
-    guide = odct_denoise(work, sigma, threshold)
-    h = h_factor * sigma
-    if not rician:
-        return nlm_weighted_mean(guide, work, 0.0, h, 0, search_radius).to(image.dtype)
-    second_moment = nlm_weighted_mean(guide, work.square(), 0.0, h, 0, search_radius)
-    return rician_bias_correct(second_moment, sigma).to(image.dtype)
+    return _guided_average(
+        image, sigma, lambda work: odct_denoise(work, sigma, threshold), 0.0, h_factor * sigma, 0, search_radius, rician, "PRI-NLM"
+    )
 
 
 def fast_nlm_method(image: torch.Tensor, config: FastNLMConfig) -> torch.Tensor:
