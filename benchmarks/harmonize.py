@@ -42,15 +42,16 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
 
 from medrestore.data.harmonize import SimulationPlan, read_folder_slices, read_paired_folders, write_simulated_dataset
-from medrestore.models.harmonizers import Harmonizer, NoiseMatched
+from medrestore.models.harmonizers import Harmonizer, NetworkHarmonizer, NoiseMatched
 from medrestore.tasks.harmonize import resolve_harmonizer
 from medrestore.tasks.harmonize_analysis import region_contrast, scanner_difference_maps
-from medrestore.tasks.harmonize_eval import EvaluationSet, evaluate_direction, load_evaluation_set, train_judge
+from medrestore.tasks.harmonize_eval import TARGET_OF, EvaluationSet, evaluate_direction, load_evaluation_set, train_judge
 from medrestore.physics.scanner import estimate_noise_sigma, robust_level
 from medrestore.training import load_checkpoint
 from medrestore.training.harmonize import build_harmonizer, cyclegan_ensemble, load_harmonizer, load_harmonization_config
@@ -100,10 +101,11 @@ class Oracle:
         self.data = data
 
     def harmonize(self, slices: torch.Tensor, direction: str) -> torch.Tensor:
-        return self.data.noiseless["a" if direction == "b2a" else "b"]
+        return self.data.noiseless[TARGET_OF[direction]]
 
 
-def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
+def evaluate_all(args: argparse.Namespace, published: Harmonizer | None = None) -> dict[str, object]:
+    """Every method on the test subjects; ``published`` (the CycleGAN about to be published) replaces ``--cyclegan``."""
     root = Path(args.data)
     ensure_data(root)
     data = load_evaluation_set(root)
@@ -117,7 +119,6 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, object]:
     if Path(args.unet).is_file():
         methods["unet-paired"] = resolve_harmonizer(args.unet, "b2a")[0]
         methods["unet-paired+noise"] = NoiseMatched(methods["unet-paired"], noise_levels)  # type: ignore[arg-type]
-    published = cyclegan_ensemble([load_checkpoint(Path(run) / "best.pt") for run in args.publish]) if args.publish else None
     if args.cyclegan != "none":
         methods["cyclegan"] = None
         methods["cyclegan+noise"] = None
@@ -171,13 +172,14 @@ def markdown(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def publish(run_dirs: list[Path], report: dict[str, object], noise_levels: dict[str, float]) -> None:
-    """Write the mean of the CycleGAN runs' generators into the packaged zoo as ``cyclegan-sim-{a2b,b2a}``."""
-    checkpoints = [load_checkpoint(run / "best.pt") for run in run_dirs]
+def publish(
+    run_dirs: list[Path], checkpoints: list[dict[str, Any]], harmonizer: NetworkHarmonizer, report: dict[str, object], noise_levels: dict[str, float]
+) -> None:
+    """Write ``harmonizer`` (the mean of the runs' best generators) into the packaged zoo as ``cyclegan-sim-{a2b,b2a}``."""
     lasts = [load_checkpoint(run / "last.pt") for run in run_dirs]
-    harmonizer = cyclegan_ensemble(checkpoints)
     duration = float(sum(row["seconds"] for last in lasts for row in last["history"]))
-    configs = [yaml.safe_load(checkpoint["config"]) for checkpoint in checkpoints]
+    train = yaml.safe_load(checkpoints[0]["config"])["train"]
+    losses = {key: train[key] for key in ("cycle_weight", "identity_weight", "adversarial_weight", "structure_weight", "structure_smoothing")}
     rows = report["methods"]["cyclegan"]  # type: ignore[index]
     for direction, network in harmonizer.networks.items():
         row = rows[direction]
@@ -211,7 +213,7 @@ def publish(run_dirs: list[Path], report: dict[str, object], noise_levels: dict[
                 "seeds": [int(checkpoint["seed"]) for checkpoint in checkpoints],
                 "epochs": max(int(last["progress"]["epoch"]) for last in lasts),
                 "best_epochs": [int(checkpoint["progress"]["best_epoch"]) for checkpoint in checkpoints],
-                "losses": {key: configs[0]["train"][key] for key in ("cycle_weight", "identity_weight", "adversarial_weight", "structure_weight", "structure_smoothing")},
+                "losses": losses,
                 "duration_s": round(duration, 1),
                 "threads": 1,
                 "direction": direction,
@@ -224,8 +226,8 @@ def publish(run_dirs: list[Path], report: dict[str, object], noise_levels: dict[
             licence="Apache-2.0",
             description=f"Mean of {len(run_dirs)} CycleGAN generators {direction} (residual U-Net 16/32/64, depth 3; seeds "
             f"{', '.join(str(int(c['seed'])) for c in checkpoints)}) for the simulator's scanner pair; each trained unpaired on "
-            "whole 128x128 slices with LSGAN + cycle (10) + identity (1) + MIND structure (4) losses against PatchGAN "
-            f"discriminators. Maps scanner {direction[0]} slices (display orientation, brain scaled to ~1) to scanner "
+            f"whole 128x128 slices with LSGAN + cycle ({losses['cycle_weight']:g}) + identity ({losses['identity_weight']:g}) + "
+            f"MIND structure ({losses['structure_weight']:g}) losses against PatchGAN discriminators. Maps scanner {direction[0]} slices (display orientation, brain scaled to ~1) to scanner "
             f"{target}'s appearance; inputs in other units are rescaled by the recorded intensity reference. Slices of "
             "another size or spacing: add `--grid 128`; "
             f"add `--noise-level {noise_levels[target]:.3f}` to also match {target}'s noise level.",
@@ -247,10 +249,12 @@ def main() -> None:
                         help="evaluate the mean of the CycleGAN run folders' generators and write it into the zoo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    report = evaluate_all(args)
+    checkpoints = [load_checkpoint(run / "best.pt") for run in args.publish or []]
+    published = cyclegan_ensemble(checkpoints) if checkpoints else None
+    report = evaluate_all(args, published)
     print(markdown(report))
-    if args.publish:
-        publish(args.publish, report, report["noise_levels"])  # type: ignore[arg-type]
+    if published is not None:
+        publish(args.publish, checkpoints, published, report, report["noise_levels"])  # type: ignore[arg-type]
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from medrestore.core.random import make_generator
-from medrestore.io import read_image
+from medrestore.data.harmonize import read_slices
 from medrestore.metrics.harmonization import hyperintensity_contrast, hyperintensity_regions
 from medrestore.physics.degradations import ScannerAppearance
 
@@ -31,9 +31,9 @@ COLIN27 = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
 AXIAL = slice(70, 111)
 
 
-def display_slices(volume: torch.Tensor) -> torch.Tensor:
-    """Axial slices of a RAS+ volume in display orientation (as the simulator and harmoniser see them)."""
-    return volume.float().permute(2, 1, 0).flip(1).contiguous()[AXIAL]
+def display_slices(path: Path) -> torch.Tensor:
+    """Axial slices 70–110 of a RAS+ volume file in display orientation (as the simulator and harmoniser see them)."""
+    return read_slices(path)[AXIAL].float()
 
 
 def cli(*arguments: str) -> None:
@@ -52,13 +52,13 @@ def main() -> None:
     outputs = {"native": args.workdir / "b2a.nii.gz", "grid 128": args.workdir / "b2a-grid128.nii.gz"}
     cli("harmonize", str(scanner_b), "-o", str(outputs["native"]), "--model", args.model, "--direction", "b2a")
     cli("harmonize", str(scanner_b), "-o", str(outputs["grid 128"]), "--model", args.model, "--direction", "b2a", "--grid", "128")
-    clean = display_slices(read_image(args.volume).data)
+    clean = display_slices(args.volume)
     reference = ScannerAppearance(scanner="a", noise_sigma=0.0)(clean, make_generator(0))
     region, control = hyperintensity_regions(clean, ScannerAppearance(scanner="b").hyperintensity_width)
-    before = hyperintensity_contrast(display_slices(read_image(scanner_b).data), reference, region, control)
+    before = hyperintensity_contrast(display_slices(scanner_b), reference, region, control)
     print(f"scanner b: C = {before:.3f}")
     for name, path in outputs.items():
-        after = hyperintensity_contrast(display_slices(read_image(path).data), reference, region, control)
+        after = hyperintensity_contrast(display_slices(path), reference, region, control)
         print(f"{args.model} b2a, {name}: C = {after:.3f}, removal {1 - abs(after) / abs(before):.1%}")
 
 

@@ -20,30 +20,15 @@ import numpy as np
 import torch
 
 import nm_superres as bench
-from medrestore.data.nm import NMSources, load_activity_maps
+from medrestore.data.nm import NMSources
 from medrestore.tasks.superres import CountSuperResolution
 
 
-def validation_phantoms(pixel_size_mm: float) -> list[bench.TestImage]:
-    sources = NMSources(
-        files=(str(bench.SHARED / "ch2.nii.gz"),), slice_fractions=(0.45,), skimage_images=("astronaut", "rocket"),
-        generated=(("hot-spot", 4), ("skeleton", 4)), phantom_seed=500, crops_per_image=1,
-    )  # fmt: skip
-    maps = load_activity_maps(sources, bench.SIZE)
-    return [bench.TestImage(name, (a * 255.0).round(), (a * 255.0).round(), pixel_size_mm) for name, a in maps]
-
-
-def validation_bone_scans(count: int = 8) -> list[bench.TestImage]:
-    images = []
-    for index in range(count):
-        generator = bench.make_generator(9000 + index)
-        activity = torch.from_numpy(bench.bone_scan_phantom(bench.SIZE, generator))
-        distance = 50.0 + 50.0 * float(torch.rand((), generator=generator, dtype=torch.float64))
-        total = 3e5 * 5.0 ** float(torch.rand((), generator=generator, dtype=torch.float64))
-        acquisition = bench.PlanarAcquisition("LEHR", distance_mm=distance)
-        original, expected = bench.simulated_scintigram(activity, bench.BONE_SCAN_PIXEL_SIZE, total, generator, acquisition)
-        images.append(bench.TestImage(f"bone-scan-{index}", original, expected, bench.BONE_SCAN_PIXEL_SIZE))
-    return images
+VALIDATION_SOURCES = NMSources(
+    files=(str(bench.SHARED / "ch2.nii.gz"),), slice_fractions=(0.45,), skimage_images=("astronaut", "rocket"),
+    generated=(("hot-spot", 4), ("skeleton", 4)), phantom_seed=500, crops_per_image=1,
+)  # fmt: skip
+VALIDATION_BONE_SEED = 9000
 
 
 def main() -> None:
@@ -52,7 +37,11 @@ def main() -> None:
     parser.add_argument("--post-filters", default="0,1,2,3", help="Gaussian post-filter FWHM in fine pixels")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sets = {"phantoms 1 mm": validation_phantoms(1.0), "phantoms 2.4 mm": validation_phantoms(2.4), "bone scans": validation_bone_scans()}
+    sets = {
+        "phantoms 1 mm": bench.phantom_images(1.0, VALIDATION_SOURCES),
+        "phantoms 2.4 mm": bench.phantom_images(2.4, VALIDATION_SOURCES),
+        "bone scans": bench.bone_scan_images(first_seed=VALIDATION_BONE_SEED),
+    }
     methods = {"bicubic": CountSuperResolution("bicubic", bench.SCALE)}
     for iterations in (int(v) for v in args.iterations.split(",")):
         for fwhm in (float(v) for v in args.post_filters.split(",")):

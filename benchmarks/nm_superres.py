@@ -102,20 +102,21 @@ def phantom_sources() -> NMSources:
     )  # fmt: skip
 
 
-def phantom_images(pixel_size_mm: float) -> list[TestImage]:
-    """Held-out paper phantoms as 8-bit originals (255 counts at full ink) with pixels of ``pixel_size_mm``."""
+def phantom_images(pixel_size_mm: float, sources: NMSources | None = None) -> list[TestImage]:
+    """Paper phantoms of ``sources`` (default: the held-out :func:`phantom_sources`) as 8-bit
+    originals (255 counts at full ink) with pixels of ``pixel_size_mm``."""
     images = []
-    for name, activity in load_activity_maps(phantom_sources(), SIZE):
+    for name, activity in load_activity_maps(sources or phantom_sources(), SIZE):
         original = (activity * 255.0).round()
         images.append(TestImage(name, original, original, pixel_size_mm))
     return images
 
 
-def bone_scan_images(count: int = BONE_SCANS) -> list[TestImage]:
-    """Simulated bone scans: LEHR at 5–10 cm, 0.3–1.5 M counts, Poisson (module docstring)."""
+def bone_scan_images(count: int = BONE_SCANS, first_seed: int = 7000) -> list[TestImage]:
+    """Simulated bone scans of seeds ``first_seed…``: LEHR at 5–10 cm, 0.3–1.5 M counts, Poisson (module docstring)."""
     images = []
     for index in range(count):
-        generator = make_generator(7000 + index)
+        generator = make_generator(first_seed + index)
         activity = torch.from_numpy(bone_scan_phantom(SIZE, generator))
         distance = 50.0 + 50.0 * float(torch.rand((), generator=generator, dtype=torch.float64))
         total = 3e5 * 5.0 ** float(torch.rand((), generator=generator, dtype=torch.float64))
