@@ -29,16 +29,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _mapping(tmp_path: Path, batch_size: int) -> dict[str, Any]:
+def _write_images(tmp_path: Path) -> None:
+    """The clean images, written once by the parent: a worker must not rewrite a file the other is reading."""
     folder = tmp_path / "clean"
     folder.mkdir(exist_ok=True)
     yy, xx = np.mgrid[0:20, 0:20]
     for i in range(4):
         np.save(folder / f"image{i}.npy", (np.sin(xx / (2.0 + i)) * np.cos(yy / 3.0)).astype(np.float32))
+
+
+def _mapping(tmp_path: Path, batch_size: int) -> dict[str, Any]:
     return {
         "data": {
             "layout": "synthetic",
-            "clean_dir": str(folder),
+            "clean_dir": str(tmp_path / "clean"),
             "degradation": {"kind": "gaussian", "parameters": {"sigma": 0.2}},
             "patch_size": [16, 16],
             "patches_per_image": 4,
@@ -72,6 +76,7 @@ def test_batches_of_the_ranks_partition_the_single_process_batches() -> None:
 
 
 def test_two_gloo_processes_end_with_identical_weights(tmp_path: Path) -> None:
+    _write_images(tmp_path)
     multiprocessing.spawn(_worker, args=(_free_port(), tmp_path), nprocs=WORLD_SIZE, join=True)
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
