@@ -126,3 +126,93 @@ def test_sigma_conditioned_unet_trains_and_gets_the_estimated_sigma_at_inference
     output = network_denoise(image, predictor, sigma=2.5)
     torch.testing.assert_close(output, torch.full_like(image, 2.5))  # σ / scale in, × scale out
     assert intensity_scale(image) != 1.0
+
+
+def test_noise_on_patches_cuts_the_clean_patch_first_with_rician_statistics() -> None:
+    """``noise_on_patches``: the target is an exact crop of the clean volume; the input is Rician at σ
+    (``E[M²] = A² + 2σ²``) and the σ channel holds σ; the whole volume is never degraded."""
+    from medrestore.data.mri import RicianPairs
+    from medrestore.data.normalisation import NoNormalisation
+    from medrestore.data.paired import PairedPatchDataset, PatchSampling
+
+    clean = torch.rand(24, 20, 16, generator=torch.Generator().manual_seed(0)) + 1.0
+    pairs = RicianPairs([clean], (0.2, 0.2), ["volume"], sigma_map=True, noise_on_patches=True)
+    assert pairs.degrades_patches()
+    pairs.pair = None  # type: ignore[method-assign]  # the patch-first path must not degrade the whole image
+    dataset = PairedPatchDataset(pairs, NoNormalisation(), PatchSampling((8, 8, 8), patches_per_image=4), seed=0)
+    for index in range(4):
+        noisy, target = dataset.item(0, index)
+        assert noisy.shape == (2, 8, 8, 8) and target.shape == (1, 8, 8, 8)
+        matches = [
+            (a, b, c) for a in range(17) for b in range(13) for c in range(9) if torch.equal(clean[a : a + 8, b : b + 8, c : c + 8], target[0])
+        ]
+        assert len(matches) == 1
+        assert torch.all(noisy[1] == 0.2)
+    big = RicianPairs([torch.full((40, 40, 40), 1.0)], (0.2, 0.2), ["flat"], noise_on_patches=True)
+    noisy, _ = big.patch_pair(0, (0, 0, 0), (40, 40, 40), torch.Generator().manual_seed(1))
+    assert float((noisy**2).mean()) == pytest.approx(1.0 + 2 * 0.2**2, rel=0.01)
+    assert not RicianPairs([clean], (0.2, 0.2), ["volume"]).degrades_patches()
+
+
+def test_gamma_and_brightness_augmentation_change_the_training_target() -> None:
+    """``x ↦ b·m·(x/m)^γ`` with γ, b log-uniform in their ranges; both the target and the noisy input follow."""
+    from medrestore.data.mri import RicianPairs
+
+    clean = torch.linspace(0.0, 2.0, 64).reshape(4, 4, 4)
+    plain = RicianPairs([clean], (0.0, 0.0), ["ramp"])
+    _, target = plain.pair(0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(target[0], clean)
+    augmented = RicianPairs([clean], (0.0, 0.0), ["ramp"], gamma_range=(0.5, 2.0), brightness_range=(0.5, 1.0))
+    seen = []
+    for seed in range(40):
+        noisy, target = augmented.pair(0, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(noisy, target)  # σ = 0
+        brightness = float(target[0].max()) / 2.0
+        gamma = float(torch.log(target[0, 2, 0, 0] / brightness / 2.0) / torch.log(clean[2, 0, 0] / 2.0))
+        torch.testing.assert_close(target[0], brightness * 2.0 * (clean / 2.0) ** gamma, rtol=1e-4, atol=1e-6)
+        seen.append((gamma, brightness))
+    gammas, brightnesses = np.array(seen).T
+    assert 0.5 <= gammas.min() < 0.7 and 1.4 < gammas.max() <= 2.0
+    assert 0.5 <= brightnesses.min() < 0.6 and 0.9 < brightnesses.max() <= 1.0
+    with pytest.raises(ConfigError, match="brightness_range"):
+        config_from_mapping(mapping_with(brightness_range=[1.0, 0.5]))
+    with pytest.raises(ConfigError, match="gamma_range"):
+        config_from_mapping(mapping_with(gamma_range=[0.0, 1.0]))
+
+
+def mapping_with(**options: Any) -> dict[str, Any]:
+    config = mapping(Path("unused.nii.gz"), Path("unused"), [16, 16, 16], UNET3D, 1)
+    config["data"]["mri_denoise"].update(options)
+    return config
+
+
+def test_synthetic_phantoms_join_the_training_images(volume: Path, tmp_path: Path) -> None:
+    from medrestore.data.mri import PHANTOM_SHAPE, MRIDenoiseDataConfig, mri_denoise_sources
+
+    config = MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), synthetic_phantoms=2)
+    training, validation = mri_denoise_sources(config, 3)
+    assert len(training) == 4 and len(validation) == 1
+    assert [training.name(i) for i in (2, 3)] == ["brain_phantom(seed=1000)", "brain_phantom(seed=1001)"]
+    assert training.input_shape(2) == PHANTOM_SHAPE
+    _, phantom = training.pair(2, torch.Generator().manual_seed(0))
+    assert 0.99 < float(torch.quantile(phantom[phantom > 0.05 * phantom.max()], 0.999)) < 1.01
+
+
+def test_grad_clip_bounds_the_gradient_norm_before_every_step(volume: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    norms: list[float] = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters: Any, max_norm: float) -> torch.Tensor:
+        parameters = list(parameters)
+        total = clip(parameters, max_norm)
+        norms.append(float(torch.sqrt(sum((p.grad**2).sum() for p in parameters if p.grad is not None))))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    config = mapping(volume, tmp_path / "run", [16, 16, 16], UNET3D, 3)
+    config["train"]["grad_clip"] = 1e-3
+    run(config)
+    assert len(norms) == 3 and max(norms) == pytest.approx(1e-3, rel=1e-3)
+    config["train"]["grad_clip"] = 0.0
+    with pytest.raises(ConfigError, match="grad_clip"):
+        config_from_mapping(config)

@@ -18,18 +18,20 @@ from medrestore.training.experiment import build_trainer
 torch.set_num_threads(1)
 
 
-def conv_parameters(k: int, c_in: int, c_out: int) -> int:
-    return k * k * c_in * c_out + c_out
+def conv_parameters(k: int, c_in: int, c_out: int, ndim: int = 2) -> int:
+    return k**ndim * c_in * c_out + c_out
 
 
-def resunet_parameters(c_in: int, c_out: int, widths: tuple[int, ...], blocks: tuple[int, ...], factor: int) -> int:
-    """Stem conv, 2 convs per residual block (encoder + decoder, bottleneck once), 2×2 down/up convs, head conv."""
-    total = conv_parameters(3, c_in * factor**2, widths[0]) + conv_parameters(3, widths[0], c_out * factor**2)
+def resunet_parameters(
+    c_in: int, c_out: int, widths: tuple[int, ...], blocks: tuple[int, ...], factor: int, ndim: int = 2
+) -> int:
+    """Stem conv, 2 convs per residual block (encoder + decoder, bottleneck once), 2×2(×2) down/up convs, head conv."""
+    total = conv_parameters(3, c_in * factor**ndim, widths[0], ndim) + conv_parameters(3, widths[0], c_out * factor**ndim, ndim)
     for level, (width, count) in enumerate(zip(widths, blocks)):
         repeats = 1 if level == len(widths) - 1 else 2
-        total += repeats * count * 2 * conv_parameters(3, width, width)
+        total += repeats * count * 2 * conv_parameters(3, width, width, ndim)
     for finer, coarser in zip(widths[:-1], widths[1:]):
-        total += conv_parameters(2, finer, coarser) + conv_parameters(2, coarser, finer)
+        total += conv_parameters(2, finer, coarser, ndim) + conv_parameters(2, coarser, finer, ndim)
     return total
 
 
@@ -60,6 +62,35 @@ def test_resunet_parameter_count_matches_the_closed_form() -> None:
     assert count(ResUNet()) == resunet_parameters(1, 1, (32, 64, 128), (1, 1, 2), 2)
     config = ResUNetConfig(in_channels=2, out_channels=2, widths=(8, 16, 24, 32), blocks=(2, 0, 1, 3), unshuffle=4)
     assert count(ResUNet(config)) == resunet_parameters(2, 2, (8, 16, 24, 32), (2, 0, 1, 3), 4)
+    config = ResUNetConfig(spatial_ndim=3, in_channels=2, out_channels=1, widths=(32, 64, 128), blocks=(2, 2, 1))
+    assert count(ResUNet(config)) == resunet_parameters(2, 1, (32, 64, 128), (2, 2, 1), 2, ndim=3) == 2_176_584
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 16), (13, 21, 9), (3, 4, 5)])
+def test_3d_resunet_keeps_any_size_and_adds_its_correction_to_the_image_channel(shape: tuple[int, int, int]) -> None:
+    """A σ channel after the image: ``x̂ = x[:, :1] + r(x)``, any ``D × H × W``."""
+    torch.manual_seed(0)
+    model = ResUNet(ResUNetConfig(spatial_ndim=3, in_channels=2, out_channels=1, widths=(4, 8), blocks=(1, 1)))
+    image = torch.randn(2, 2, *shape, generator=make_generator(3))
+    with torch.no_grad():
+        output = model(image)
+        assert output.shape == (2, 1, *shape)
+        torch.testing.assert_close(output, image[:, :1] + model.correction(image))
+    with pytest.raises(InputError, match="spatial axes"):
+        model(torch.zeros(1, 2, 8, 8))
+
+
+def test_space_to_depth_is_pixel_unshuffle_in_2d_and_lossless_in_3d() -> None:
+    from medrestore.models.blocks import DepthToSpace, SpaceToDepth
+
+    image = torch.randn(2, 3, 8, 6, generator=make_generator(4))
+    torch.testing.assert_close(SpaceToDepth(2, 2)(image), torch.nn.functional.pixel_unshuffle(image, 2))
+    volume = torch.arange(2 * 3 * 4 * 6 * 8, dtype=torch.float32).reshape(2, 3, 4, 6, 8)
+    blocks = SpaceToDepth(2, 3)(volume)
+    assert blocks.shape == (2, 24, 2, 3, 4)
+    # channel c·8 + (i·4 + j·2 + k) holds the voxels at offset (i, j, k) of every 2×2×2 block of channel c
+    torch.testing.assert_close(blocks[:, 1 * 8 + 0b101], volume[:, 1, 1::2, 0::2, 1::2])
+    torch.testing.assert_close(DepthToSpace(2, 3)(blocks), volume)
 
 
 @pytest.mark.parametrize("shape", [(450, 900), (401, 900), (37, 45), (3, 5)])
@@ -101,7 +132,9 @@ def test_resunet_config_checks() -> None:
     with pytest.raises(ConfigError, match="blocks"):
         ResUNetConfig(widths=(8, 16), blocks=(1,))
     with pytest.raises(ConfigError, match="residual"):
-        ResUNetConfig(in_channels=3, out_channels=1)
+        ResUNetConfig(in_channels=1, out_channels=2)
+    with pytest.raises(ConfigError, match="spatial_ndim"):
+        ResUNetConfig(spatial_ndim=4)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="preserve_mean"):
         ResUNetConfig(in_channels=3, out_channels=1, residual=False, preserve_mean=True)
     with pytest.raises(InputError, match="channel"):

@@ -35,7 +35,7 @@ import torch.utils.data
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.random import make_generator
 from medrestore.data.augment import RandomFlipRotate
-from medrestore.data.normalisation import AffineParameters, Normalisation
+from medrestore.data.normalisation import AffineParameters, NoNormalisation, Normalisation
 from medrestore.data.patches import (
     check_patch_fits,
     count_grid_positions,
@@ -164,6 +164,18 @@ class ImagePairSource(abc.ABC):
     @abc.abstractmethod
     def pair(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(input, target) of image ``index``; random sources draw from ``generator`` only."""
+
+    def degrades_patches(self) -> bool:
+        """Whether :meth:`patch_pair` can degrade a patch alone (voxel-wise degradations such as
+        noise): training then cuts the clean patch first and never degrades the whole image."""
+        return False
+
+    def patch_pair(
+        self, index: int, start: Sequence[int], size: Sequence[int], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target) of the patch ``[start, start + size)`` of image ``index`` (only where
+        :meth:`degrades_patches`); same distribution as cutting the patch out of :meth:`pair`."""
+        raise NotImplementedError(f"{type(self).__name__} degrades whole images only")
 
 
 class PairedImages(ImagePairSource):
@@ -328,7 +340,9 @@ class PairedPatchDataset(torch.utils.data.Dataset):
     patch ``i`` counted over all images in order (``stride`` set; crop by crop with
     ``crop_size``). Per item: draw the input
     (synthetic sources), compute the normalisation parameters on the *whole* input image, apply
-    them to input and target, cut the patch, augment both identically.
+    them to input and target, cut the patch, augment both identically. Sources that degrade
+    voxel by voxel (:meth:`ImagePairSource.degrades_patches`) with random positions and no
+    normalisation take a faster path: position first, then only the patch is degraded.
 
     Returns ``(input (C, *patch_size), target (C, *patch_size·factor))`` float32.
     """
@@ -353,6 +367,7 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         self._offsets = np.cumsum([0, *counts])
         plane = sampling.patch_size[-2:]
         self._augmentation = RandomFlipRotate(source.spatial_ndim, plane[0] == plane[1]) if sampling.augment else None
+        self._patch_first = source.degrades_patches() and sampling.stride is None and isinstance(normalisation, NoNormalisation)
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -368,6 +383,8 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         """Item ``index`` of ``epoch`` (see the class docstring)."""
         image_index, patch_index = self.locate(index)
         generator = make_generator(sample_seed(self.seed, epoch, index))
+        if self._patch_first:
+            return self._patch_first_item(image_index, generator)
         source_image, target = self.source.pair(image_index, generator)
         parameters = self.normalisation.parameters(source_image)
         patch_size = self.sampling.patch_size
@@ -382,6 +399,16 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         )
         input_patch = self.normalisation.normalise(input_patch, parameters)
         target_patch = self.normalisation.normalise(target_patch, parameters)
+        if self._augmentation is not None:
+            transform = self._augmentation.sample(generator)
+            input_patch, target_patch = transform(input_patch), transform(target_patch)
+        return input_patch, target_patch
+
+    def _patch_first_item(self, image_index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random position first, then the source degrades only that patch (no normalisation)."""
+        patch_size = self.sampling.patch_size
+        start = random_position(self.source.input_shape(image_index), patch_size, generator)
+        input_patch, target_patch = self.source.patch_pair(image_index, start, patch_size, generator)
         if self._augmentation is not None:
             transform = self._augmentation.sample(generator)
             input_patch, target_patch = transform(input_patch), transform(target_patch)

@@ -227,7 +227,9 @@ class OptimConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The loop. ``batch_size`` is per process; ``checkpoint_every_steps: 0`` saves only per epoch;
-    ``data_range`` (validation PSNR/SSIM) defaults to ``max − min`` of each target."""
+    ``data_range`` (validation PSNR/SSIM) defaults to ``max − min`` of each target; ``grad_clip``
+    rescales the gradients to at most that global L2 norm before every step (``None``: never),
+    which keeps deep networks without normalisation from diverging after a rare large gradient."""
 
     epochs: int = 10
     batch_size: int = 16
@@ -241,8 +243,10 @@ class TrainConfig:
     progress_bar: bool = True
     num_workers: int = 0
     data_range: float | None = None
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
+        _check(self.grad_clip is None or self.grad_clip > 0, f"grad_clip: must be > 0, got {self.grad_clip}")
         _check(self.epochs >= 1, f"epochs: must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size: must be >= 1, got {self.batch_size}")
         _check(self.seed >= 0, f"seed: must be >= 0, got {self.seed}")

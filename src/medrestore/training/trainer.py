@@ -341,6 +341,8 @@ class Trainer:
                 "lower optim.lr or check the data normalisation"
             )
         loss.backward()
+        if self.config.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
         return float(loss.detach())
 
