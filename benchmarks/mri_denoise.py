@@ -24,6 +24,7 @@ Commands::
 
     python benchmarks/mri_denoise.py --json results/mri-denoise.json
     python benchmarks/mri_denoise.py --methods noisy,nlm --sigmas 5
+    python benchmarks/mri_denoise.py --methods nlm,unet3d --variant fat-shell   # robustness variants
     python benchmarks/mri_denoise.py publish --checkpoint results/mri-unet2d/last.pt \\
         --name mri-unet2d-colin27 --config configs/mri-unet2d.yaml --description "..."
 """
@@ -104,9 +105,8 @@ def pri_nlm_restorer(noisy: np.ndarray, sigma: float) -> np.ndarray:
 def network_restorer(source: str) -> Restorer:
     """A zoo network (method shorthand or zoo name) or a training checkpoint."""
     if source.endswith(".pt") or Path(source).is_file():
-        predictor = Predictor.from_checkpoint(source, "cpu")
-        window = (64, 64, 64) if predictor.spatial_ndim == 3 else None
-        predictor = Predictor(predictor.model, predictor.normalisation, window, 0.25, "cpu", batch_size=1)
+        predictor = Predictor.from_checkpoint(source, "cpu")  # whole images/volumes, as `denoise` runs zoo models
+        predictor = Predictor(predictor.model, predictor.normalisation, None, 0.25, "cpu", batch_size=1)
     else:
         method = next((key for key, name in ZOO_MODELS.items() if source in (key, name)), None)
         if method is None:
@@ -146,13 +146,16 @@ class Case:
     peak: float
 
 
-def make_case(volume: np.ndarray, sigma_percent: float, seed: int) -> Case:
-    peak = float(volume.max())
+def make_case(volume: np.ndarray, sigma_percent: float, seed: int, brain: np.ndarray | None = None) -> Case:
+    """σ and the PSNR peak are taken from the maximum inside ``brain`` (default: every voxel > 0),
+    which is also the scoring mask."""
+    brain = volume > 0 if brain is None else brain
+    peak = float(volume[brain].max())
     generator = torch.Generator().manual_seed(seed)
     noisy = add_rician_noise(torch.from_numpy(volume), sigma_percent / 100 * peak, generator).numpy()
     block = noisy[:, :, SLAB[0] - CONTEXT : SLAB[1] + CONTEXT].copy()
     clean = volume[:, :, SLAB[0] : SLAB[1]]
-    mask = clean > 0
+    mask = brain[:, :, SLAB[0] : SLAB[1]]
     labels, _ = gaussian_mixture_segmentation(clean, mask)
     return Case(sigma_percent, block, clean, mask, labels, peak)
 
@@ -190,13 +193,44 @@ def markdown(scores: Sequence[Score]) -> str:
     return "\n".join(lines)
 
 
+VARIANTS = ("colin27", "fat-shell", "phantom")
+SHELL_MM = (3.0, 8.0)
+SHELL_BRIGHTNESS = 1.6
+
+
+def variant_volume(volume: np.ndarray, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """The clean volume of a robustness ``variant`` and its brain mask (where it is scored).
+
+    ``colin27``: as is. ``fat-shell``: a shell 3–8 voxels outside the brain at 1.6× the brain's 99th
+    percentile, as the scalp fat of an unstripped T1 head (it raises the robust maximum every network
+    divides by); σ and the PSNR peak stay those of the brain. ``phantom``: the piecewise-constant
+    :func:`~medrestore.data.mri_phantom.brain_phantom` (seed 3) of the same size, scaled to Colin27's maximum.
+    """
+    if variant == "colin27":
+        return volume, volume > 0
+    if variant == "fat-shell":
+        from scipy import ndimage
+
+        brain = volume > 0
+        distance = ndimage.distance_transform_edt(~brain)
+        shelled = volume.copy()
+        shelled[(distance > SHELL_MM[0]) & (distance < SHELL_MM[1])] = SHELL_BRIGHTNESS * float(np.quantile(volume[brain], 0.99))
+        return shelled, brain
+    if variant == "phantom":
+        from medrestore.data.mri_phantom import brain_phantom
+
+        phantom = brain_phantom(volume.shape, seed=3)[0] * float(volume.max())
+        return phantom.astype(np.float32), phantom > 0
+    raise SystemExit(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
 def benchmark(arguments: argparse.Namespace) -> None:
-    volume = read_image(arguments.volume).data.numpy().astype(np.float32)
+    volume, brain = variant_volume(read_image(arguments.volume).data.numpy().astype(np.float32), arguments.variant)
     methods = [m.strip() for m in arguments.methods.split(",") if m.strip()]
     restorers = {method: restorer(method) for method in methods}
     scores = []
     for sigma_percent in (float(s) for s in arguments.sigmas.split(",")):
-        case = make_case(volume, sigma_percent, arguments.seed)
+        case = make_case(volume, sigma_percent, arguments.seed, brain)
         for method, restore in restorers.items():
             result = score(method, restore, case)
             scores.append(result)
@@ -204,7 +238,7 @@ def benchmark(arguments: argparse.Namespace) -> None:
                   f"Jaccard {result.jaccard:.3f}, {result.seconds:.1f} s", file=sys.stderr, flush=True)  # fmt: skip
     print(markdown(scores))
     if arguments.json:
-        payload = {"volume": str(arguments.volume), "slab": SLAB, "context": CONTEXT, "seed": arguments.seed,
+        payload = {"volume": str(arguments.volume), "variant": arguments.variant, "slab": SLAB, "context": CONTEXT, "seed": arguments.seed,
                    "threads": torch.get_num_threads(), "scores": [dataclasses.asdict(s) for s in scores]}  # fmt: skip
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
         Path(arguments.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -231,7 +265,7 @@ def publish(arguments: argparse.Namespace) -> None:
             "data": "Colin27 (ch2.nii.gz, ANTsPy data, Apache-2.0), Rician noise sigma 1-10 % of the maximum drawn per sample",
             "split": "axial slices z=96-127 held out (validation and evaluation), the rest trained on",
             "command": f"medrestore train --config {arguments.config}",
-            "threads": 1,
+            **({"hardware": arguments.hardware} if arguments.hardware else {"threads": 1}),
             "noise_conditioning": ("conditioned on sigma: a second input channel holds sigma estimated from the image (--sigma auto) "
                                    "in the same units" if sigma_conditioned(Predictor.from_checkpoint(arguments.checkpoint, "cpu").model)
                                    else "blind (no sigma input)")
@@ -251,12 +285,14 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})")
     parser.add_argument("--sigmas", default="3,5,7", help="Rician σ in %% of the maximum, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", default="colin27", choices=VARIANTS, help="robustness variants of the test volume (see variant_volume)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the scores here")
     parser.add_argument("--checkpoint", type=Path, help="publish: the training checkpoint")
     parser.add_argument("--name", help="publish: zoo name")
     parser.add_argument("--config", default="configs/mri-unet2d.yaml", help="publish: the training configuration")
     parser.add_argument("--description", default="", help="publish: card description")
+    parser.add_argument("--hardware", help="publish: where it was trained (default: 1 CPU thread)")
     parser.add_argument("--zoo-dir", type=Path, default=PACKAGED_ZOO)
     return parser.parse_args(argv)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medrestore.cli.main import main
-from medrestore.core.errors import InputError
+from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.data.mri_phantom import brain_phantom
 from medrestore.physics.noise import add_rician_noise
 from medrestore.tasks.denoise import denoise_file
@@ -133,3 +133,52 @@ def test_prefiltered_nlm_method_from_the_api(tmp_path: Path) -> None:
     denoised = nib.load(result.output).get_fdata()
     mask = clean > 0
     assert np.mean((denoised[mask] - clean[mask]) ** 2) < np.mean((noisy[mask] - clean[mask]) ** 2) / 3
+
+
+def test_auto_runs_the_3d_network_only_on_near_isotropic_volumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medrestore.tasks import denoise_mri
+
+    monkeypatch.setattr(denoise_mri, "load_pretrained", lambda name: None)  # as if installed
+    resolve = denoise_mri.resolve_method
+    assert resolve("auto", (40, 44, 36), (1.0, 1.0, 1.0)) == "unet3d"
+    assert resolve("auto", (40, 44, 36), (0.9, 1.1, 1.3)) == "unet3d"
+    assert resolve("auto", (40, 44, 36), (0.9, 0.9, 3.0)) == "nlm"  # thick slices
+    assert resolve("auto", (40, 44, 12), (1.0, 1.0, 1.0)) == "nlm"  # too few slices
+    assert resolve("auto", (40, 44), (1.0, 1.0)) == "nlm"  # 2-D
+    assert resolve("nlm", (40, 44, 36), (1.0, 1.0, 1.0)) == "nlm"
+
+    def missing(name: str) -> None:
+        raise MedrestoreError(f"{name} is not installed")
+
+    monkeypatch.setattr(denoise_mri, "load_pretrained", missing)
+    assert resolve("auto", (40, 44, 36), (1.0, 1.0, 1.0)) == "nlm"
+
+
+def test_large_volumes_go_through_a_3d_network_in_blended_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medrestore.data.normalisation import NoNormalisation
+    from medrestore.inference import Predictor
+    from medrestore.models import ResUNet, ResUNetConfig
+    from medrestore.tasks import denoise_mri
+
+    torch.manual_seed(0)
+    model = ResUNet(ResUNetConfig(spatial_ndim=3, in_channels=2, widths=(4, 8), blocks=(1, 1)))
+    with torch.no_grad():  # a zero correction: both paths must return the input exactly (blend weights sum to 1)
+        model.head[1].weight.zero_()
+        model.head[1].bias.zero_()
+    predictor = Predictor(model, NoNormalisation(), window=None, device="cpu")
+    volume = torch.from_numpy(noisy_volume(shape=(24, 26, 20))[1]) * 100.0
+    windows: list[tuple[int, ...]] = []
+    original = Predictor.predict
+
+    def spy(self: Predictor, batch: torch.Tensor) -> torch.Tensor:
+        windows.append(self.window)
+        return original(self, batch)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    whole = denoise_mri.network_denoise(volume, predictor, sigma=5.0)
+    monkeypatch.setattr(denoise_mri, "WHOLE_VOLUME_VOXELS", 1000)
+    monkeypatch.setattr(denoise_mri, "WINDOW_3D", (16, 16, 16))
+    tiled = denoise_mri.network_denoise(volume, predictor, sigma=5.0)
+    assert windows == [None, (16, 16, 16)]
+    torch.testing.assert_close(whole, volume)
+    torch.testing.assert_close(tiled, volume)
