@@ -144,6 +144,7 @@ def test_auto_runs_the_3d_network_only_on_near_isotropic_volumes(monkeypatch: py
     assert resolve("auto", (40, 44, 36), (0.9, 1.1, 1.3)) == "unet3d"
     assert resolve("auto", (40, 44, 36), (0.9, 0.9, 3.0)) == "nlm"  # thick slices
     assert resolve("auto", (40, 44, 12), (1.0, 1.0, 1.0)) == "nlm"  # too few slices
+    assert resolve("auto", (64, 64, 36), (3.0, 3.0, 3.0)) == "nlm"  # fMRI-sized voxels
     assert resolve("auto", (40, 44), (1.0, 1.0)) == "nlm"  # 2-D
     assert resolve("nlm", (40, 44, 36), (1.0, 1.0, 1.0)) == "nlm"
 

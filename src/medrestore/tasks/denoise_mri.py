@@ -16,9 +16,10 @@ Methods (``method``):
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d``) for 3-D volumes (and the volumes of a 4-D series)
-  with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels (largest /
-  smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, as the Colin27 it was trained on); ``nlm`` for
-  2-D images, thick-slice stacks, or when the network's weights are not installed. On Colin27 the
+  with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
+  size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
+  as the 1-mm Colin27 it was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
+  volumes such as 3-mm fMRI, or when the network's weights are not installed. On Colin27 the
   network gains +0.5 / +1.1 / +1.2 dB over ``nlm`` at σ = 3 / 5 / 7 %, but it is 4 dB *below*
   ``nlm`` on the piecewise-constant synthetic phantom (see ``benchmarks/README.md``): images
   unlike a real brain should use ``--method nlm``.
@@ -68,6 +69,7 @@ AUTO_METHOD = "unet3d"
 within the time budget on the real brain volume we have); ``nlm`` elsewhere."""
 AUTO_MIN_SLICES = 16
 AUTO_MAX_ANISOTROPY = 1.5
+AUTO_MAX_SPACING_MM = 1.5
 CLASSICAL_METHODS = ("nlm", "pri-nlm")
 NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
 """Spatial dimensions → (patch radius, search radius) of ``nlm``."""
@@ -135,7 +137,7 @@ def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[floa
         return method
     spacing = tuple(float(s) for s in spacing if s > 0)
     volume = len(shape) == 3 and min(shape) >= AUTO_MIN_SLICES
-    isotropic = not spacing or max(spacing) <= AUTO_MAX_ANISOTROPY * min(spacing)
+    isotropic = not spacing or (max(spacing) <= AUTO_MAX_ANISOTROPY * min(spacing) and max(spacing) <= AUTO_MAX_SPACING_MM)
     if AUTO_METHOD in CLASSICAL_METHODS or not (volume and isotropic):
         return "nlm"
     try:
