@@ -50,44 +50,42 @@ def strided_conv_layer(spatial_ndim: int, in_channels: int, out_channels: int) -
     return layer(in_channels, out_channels, kernel_size=2, stride=2)
 
 
-class SpaceToDepth(nn.Module):
-    """Pixel unshuffle in 2-D or 3-D: ``(N, C, *u·S) → (N, C·u^d, *S)``, lossless (Shi et al., CVPR 2016).
+def shuffle_voxels(tensor: torch.Tensor, factor: int, spatial_ndim: int, inverse: bool = False) -> torch.Tensor:
+    """Pixel unshuffle (``inverse=False``) or shuffle in 2-D or 3-D (Shi et al., CVPR 2016).
 
-    Channel ``c·u^d + k`` holds the samples at offset ``k`` (row-major over the ``d`` axes) of
-    every ``u^d`` block of channel ``c``: in 2-D exactly :class:`torch.nn.PixelUnshuffle`.
+    Unshuffle: ``(N, C, *u·S) → (N, C·u^d, *S)``; channel ``c·u^d + k`` holds the samples at
+    offset ``k`` (row-major over the ``d`` axes) of every ``u^d`` block of channel ``c``, exactly
+    :func:`torch.nn.functional.pixel_unshuffle` in 2-D. Shuffle is its inverse.
     """
-
-    def __init__(self, factor: int, spatial_ndim: int = 2) -> None:
-        super().__init__()
-        self.factor, self.spatial_ndim = factor, spatial_ndim
-
-    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        u, d = self.factor, self.spatial_ndim
-        if d == 2:
-            return functional.pixel_unshuffle(tensor, u)
-        n, c, *sizes = tensor.shape
-        blocks = tensor.reshape(n, c, *[part for size in sizes for part in (size // u, u)])
-        # (N, C, S0, u, S1, u, S2, u) → (N, C, u, u, u, S0, S1, S2)
-        blocks = blocks.permute(0, 1, 3, 5, 7, 2, 4, 6)
-        return blocks.reshape(n, c * u**3, *[size // u for size in sizes])
-
-
-class DepthToSpace(nn.Module):
-    """Pixel shuffle in 2-D or 3-D, the inverse of :class:`SpaceToDepth`: ``(N, C·u^d, *S) → (N, C, *u·S)``."""
-
-    def __init__(self, factor: int, spatial_ndim: int = 2) -> None:
-        super().__init__()
-        self.factor, self.spatial_ndim = factor, spatial_ndim
-
-    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        u, d = self.factor, self.spatial_ndim
-        if d == 2:
-            return functional.pixel_shuffle(tensor, u)
-        n, channels, *sizes = tensor.shape
-        blocks = tensor.reshape(n, channels // u**3, u, u, u, *sizes)
-        # (N, C, u, u, u, S0, S1, S2) → (N, C, S0, u, S1, u, S2, u)
-        blocks = blocks.permute(0, 1, 5, 2, 6, 3, 7, 4)
+    u, d = factor, spatial_ndim
+    if d == 2:
+        return functional.pixel_shuffle(tensor, u) if inverse else functional.pixel_unshuffle(tensor, u)
+    n, channels, *sizes = tensor.shape
+    if inverse:  # (N, C, u, u, u, S0, S1, S2) → (N, C, S0, u, S1, u, S2, u)
+        blocks = tensor.reshape(n, channels // u**3, u, u, u, *sizes).permute(0, 1, 5, 2, 6, 3, 7, 4)
         return blocks.reshape(n, channels // u**3, *[size * u for size in sizes])
+    # (N, C, S0, u, S1, u, S2, u) → (N, C, u, u, u, S0, S1, S2)
+    blocks = tensor.reshape(n, channels, *[part for size in sizes for part in (size // u, u)]).permute(0, 1, 3, 5, 7, 2, 4, 6)
+    return blocks.reshape(n, channels * u**3, *[size // u for size in sizes])
+
+
+class SpaceToDepth(nn.Module):
+    """Pixel unshuffle in 2-D or 3-D as a module: ``(N, C, *u·S) → (N, C·u^d, *S)`` (:func:`shuffle_voxels`)."""
+
+    inverse = False
+
+    def __init__(self, factor: int, spatial_ndim: int = 2) -> None:
+        super().__init__()
+        self.factor, self.spatial_ndim = factor, spatial_ndim
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        return shuffle_voxels(tensor, self.factor, self.spatial_ndim, self.inverse)
+
+
+class DepthToSpace(SpaceToDepth):
+    """Pixel shuffle, the inverse of :class:`SpaceToDepth`: ``(N, C·u^d, *S) → (N, C, *u·S)``."""
+
+    inverse = True
 
 
 def norm_layer(kind: str, spatial_ndim: int, channels: int) -> nn.Module:
