@@ -20,7 +20,7 @@ Methods (``method``):
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
   as the 1-mm Colin27 it was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
   volumes such as 3-mm fMRI, or when the network's weights are not installed. On Colin27 the
-  network gains +0.5 / +1.1 / +1.2 dB over ``nlm`` at σ = 3 / 5 / 7 %, but it is 4 dB *below*
+  network gains +0.7 / +1.4 / +1.5 dB over ``nlm`` at σ = 3 / 5 / 7 %, but it is 3.3–3.8 dB *below*
   ``nlm`` on the piecewise-constant synthetic phantom (see ``benchmarks/README.md``): images
   unlike a real brain should use ``--method nlm``.
 
