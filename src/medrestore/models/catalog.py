@@ -98,7 +98,7 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         constructor=ResUNet,
         task="denoise",
         modality="any",
-        description="fast residual U-Net: pixel-unshuffle stem, residual blocks, additive skips, learns the speckle",
+        description="fast residual U-Net (2-D/3-D): pixel-unshuffle stem, residual blocks, additive skips, learns the noise or speckle",
         config_type=ResUNetConfig,
     ),
     Entry(
