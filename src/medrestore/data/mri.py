@@ -29,6 +29,7 @@ import torch
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.data.mri_phantom import brain_phantom
 from medrestore.data.paired import ImagePairSource
+from medrestore.data.patches import extract_patch
 from medrestore.io import read_image
 from medrestore.physics.noise import add_rician_noise
 
@@ -173,8 +174,7 @@ class RicianPairs(ImagePairSource):
     def patch_pair(
         self, index: int, start: Sequence[int], size: Sequence[int], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        region = (slice(None),) + tuple(slice(a, a + n) for a, n in zip(start, size, strict=True))
-        return self._degrade(self._images[index][region], index, generator)
+        return self._degrade(extract_patch(self._images[index], start, size), index, generator)
 
     def _degrade(self, clean: torch.Tensor, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(noisy input, clean target) of ``clean`` ``(1, *spatial)``: σ drawn, then γ (if any), then noise."""
@@ -243,17 +243,16 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
     sigma_range = (config.sigma_range[0] * maximum, config.sigma_range[1] * maximum)
     phantoms, phantom_names = synthetic_heads(config.synthetic_phantoms, spatial_ndim)
     if spatial_ndim == 2:
-        training, names = _slices(volume, config.axis, range(0, start), path.name)
-        more, more_names = _slices(volume, config.axis, range(stop, length), path.name)
-        more, more_names = more + phantoms, more_names + phantom_names
+        below, below_names = _slices(volume, config.axis, range(0, start), path.name)
+        above, above_names = _slices(volume, config.axis, range(stop, length), path.name)
+        training, names = below + above, below_names + above_names
         validation, validation_names = _slices(volume, config.axis, range(start, stop, config.validation_every), path.name)
-        return (RicianPairs(training + more, sigma_range, names + more_names, config.sigma_map, config.noise_on_patches, config.gamma_range, config.brightness_range),
-                RicianPairs(validation, sigma_range, validation_names, config.sigma_map))
-    chunks = [(0, start), (stop, length)]
-    training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks if b - a >= 16]
-    names = [f"{path.name}[{config.axis}={a}:{b}]" for a, b in chunks if b - a >= 16]
-    training, names = training + phantoms, names + phantom_names
-    slab = volume.narrow(config.axis, start, stop - start).contiguous()
-    slab_name = f"{path.name}[{config.axis}={start}:{stop}]"
-    return (RicianPairs(training, sigma_range, names, config.sigma_map, config.noise_on_patches, config.gamma_range, config.brightness_range),
-            RicianPairs([slab], sigma_range, [slab_name], config.sigma_map))
+    else:
+        chunks = [(a, b) for a, b in ((0, start), (stop, length)) if b - a >= 16]
+        training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks]
+        names = [f"{path.name}[{config.axis}={a}:{b}]" for a, b in chunks]
+        validation = [volume.narrow(config.axis, start, stop - start).contiguous()]
+        validation_names = [f"{path.name}[{config.axis}={start}:{stop}]"]
+    augmentation = (config.noise_on_patches, config.gamma_range, config.brightness_range)
+    return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation),
+            RicianPairs(validation, sigma_range, validation_names, config.sigma_map))

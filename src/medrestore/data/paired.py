@@ -399,20 +399,21 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         )
         input_patch = self.normalisation.normalise(input_patch, parameters)
         target_patch = self.normalisation.normalise(target_patch, parameters)
-        if self._augmentation is not None:
-            transform = self._augmentation.sample(generator)
-            input_patch, target_patch = transform(input_patch), transform(target_patch)
-        return input_patch, target_patch
+        return self._augmented(input_patch, target_patch, generator)
 
     def _patch_first_item(self, image_index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Random position first, then the source degrades only that patch (no normalisation)."""
         patch_size = self.sampling.patch_size
         start = random_position(self.source.input_shape(image_index), patch_size, generator)
         input_patch, target_patch = self.source.patch_pair(image_index, start, patch_size, generator)
-        if self._augmentation is not None:
-            transform = self._augmentation.sample(generator)
-            input_patch, target_patch = transform(input_patch), transform(target_patch)
-        return input_patch, target_patch
+        return self._augmented(input_patch, target_patch, generator)
+
+    def _augmented(self, input_patch: torch.Tensor, target_patch: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same random flip/turn of both patches (none without ``augment``)."""
+        if self._augmentation is None:
+            return input_patch, target_patch
+        transform = self._augmentation.sample(generator)
+        return transform(input_patch), transform(target_patch)
 
     def grid_start(self, image_index: int, spatial_shape: tuple[int, ...], patch_index: int) -> tuple[int, ...]:
         """Start of grid patch ``patch_index`` of image ``image_index`` (inside its crop with ``crop_size``)."""

@@ -9,7 +9,7 @@ Methods (``method``):
   search: +0.2–0.3 dB over ``nlm`` on Colin27 slabs at σ = 3–7 %, at ~4× its time, but not a
   safe default: −0.03 to +0.33 dB on 48³ Colin27 crops, −0.1 to +0.2 dB on 2-D slices, and
   1.3 dB *worse* on the piecewise-constant synthetic phantom at σ = 6 % (where patch distances
-  find many exact matches). Opt-in; ``auto`` stays ``nlm``.
+  find many exact matches). Opt-in; ``auto`` never picks it.
 * ``unet`` / ``gan`` — the shipped 2-D U-Net (conditioned on σ) / adversarially trained U-Net
   (blind), applied to every slice along the last spatial axis (axial slices of an RAS volume).
 * ``unet3d`` — the shipped 3-D residual U-Net conditioned on σ (``mri-resunet3d-colin27``): the
@@ -81,7 +81,7 @@ Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
-work: ~5 s for 181 × 217 × 181 on 2 CPU threads); larger ones in :data:`WINDOW_3D` windows."""
+work: ~2.6 s per view for 181 × 217 × 181 on 2 CPU threads); larger ones in :data:`WINDOW_3D` windows."""
 
 
 @dataclasses.dataclass(frozen=True)
