@@ -13,7 +13,7 @@ import torch
 from medrestore.core.errors import InputError
 from medrestore.data.mri_phantom import brain_phantom
 from medrestore.models import create_method
-from medrestore.models.fast_nlm import _box_sum, _half_offsets, fast_non_local_means
+from medrestore.models.fast_nlm import _box_sum, _half_offsets, fast_non_local_means, guided_non_local_means
 from medrestore.physics.noise import add_gaussian_noise, add_rician_noise
 
 SIGMA = 0.06
@@ -77,6 +77,41 @@ def test_constant_and_zero_sigma_and_registry() -> None:
     assert method(noisy[None, None]).shape == (1, 1, 10, 10, 10)
     with pytest.raises(InputError):
         fast_non_local_means(torch.zeros(4), 0.1)
+
+
+@pytest.mark.parametrize(("chunk", "search"), [(3_000, 2), (2_500, 1), (6_000, 3)])
+def test_slab_by_slab_average_equals_the_whole_volume(monkeypatch: pytest.MonkeyPatch, chunk: int, search: int) -> None:
+    """Large volumes go in slabs with a halo of rs + rp voxels: the result must not change (bit for bit)."""
+    import medrestore.models.fast_nlm as fast_nlm
+
+    noisy = torch.rand(47, 12, 10, generator=torch.Generator().manual_seed(3))
+    whole = fast_non_local_means(noisy, 0.2, patch_radius=1, search_radius=search)
+    monkeypatch.setattr(fast_nlm, "CHUNK_VOXELS", chunk)  # 120 voxels per plane: slabs of 13–44 planes
+    slabs = fast_non_local_means(noisy, 0.2, patch_radius=1, search_radius=search)
+    assert torch.equal(whole, slabs)
+    assert not torch.equal(whole, fast_non_local_means(noisy, 0.2, patch_radius=1, search_radius=search + 1))
+
+
+def test_guided_nlm_against_its_definition() -> None:
+    """Voxel-wise weights exp(−(g(i) − g(j))²/h²) from the guide over the search cube (mirror borders),
+    the Rician average of M² with 2σ² removed; a constant guide gives the plain box mean."""
+    generator = torch.Generator().manual_seed(5)
+    image = 1.0 + torch.rand(7, 8, 6, dtype=torch.float64, generator=generator)
+    guide = torch.rand(7, 8, 6, dtype=torch.float64, generator=generator)
+    sigma, h, radius = 0.1, 0.07, 1
+    ours = guided_non_local_means(image, guide, sigma, search_radius=radius, h_factor=h / sigma)
+    values, g = np.pad(image.numpy() ** 2, radius, mode="reflect"), np.pad(guide.numpy(), radius, mode="reflect")
+    reference = np.empty(image.shape)
+    for index in np.ndindex(*image.shape):
+        cube = tuple(slice(i, i + 2 * radius + 1) for i in index)
+        weights = np.exp(-((g[cube] - guide.numpy()[index]) ** 2) / h**2)
+        reference[index] = np.sqrt(max((weights * values[cube]).sum() / weights.sum() - 2 * sigma**2, 0.0))
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-10)
+    flat = guided_non_local_means(image, torch.zeros_like(image), sigma, search_radius=radius, rician=False)
+    box = np.pad(image.numpy(), radius, mode="reflect")
+    np.testing.assert_allclose(flat[3, 4, 2].item(), box[3:6, 4:7, 2:5].mean(), rtol=1e-12)
+    with pytest.raises(InputError, match="shape"):
+        guided_non_local_means(image, guide[:-1], sigma)
 
 
 def _odct_reference(image: np.ndarray, sigma: float, threshold: float = 2.7, block: int = 3) -> np.ndarray:
