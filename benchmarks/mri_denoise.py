@@ -16,15 +16,15 @@ slab z = 96…127 only, which no network saw in training:
 σ is estimated from each noisy input (``--sigma auto`` behaviour) for every method that needs it.
 Methods: ``noisy``; ``dipy-blockwise`` and ``dipy-classic`` (dipy ``nlmeans``, Rician, default
 radii); ``bm4d`` (``bm4d`` package, Gaussian model at σ: Rician bias not modelled); ``nlm`` and
-``pri-nlm`` (ours: plain, the ``auto`` default, and oracle-DCT pre-filtered);
-zoo names or checkpoint paths of networks (``unet``, ``unet3d``, ``gan``, ``srcnn`` are
+``pri-nlm`` (ours: plain and oracle-DCT pre-filtered); ``unet3d-nlm`` (the ``auto`` default for
+volumes: the 3-D network blended with ``nlm``, as ``denoise`` runs it); zoo names or checkpoint paths of networks (``unet``, ``unet3d``, ``gan``, ``srcnn`` are
 shorthands for the shipped/trained ones).
 
 Commands::
 
     python benchmarks/mri_denoise.py --json results/mri-denoise.json
     python benchmarks/mri_denoise.py --methods noisy,nlm --sigmas 5
-    python benchmarks/mri_denoise.py --methods nlm,unet3d --variant fat-shell   # robustness variants
+    python benchmarks/mri_denoise.py --methods nlm,unet3d,unet3d-nlm --variant fat-shell   # robustness variants
     python benchmarks/mri_denoise.py publish --checkpoint results/mri-unet2d/last.pt \\
         --name mri-unet2d-colin27 --config configs/mri-unet2d.yaml --description "..."
 """
@@ -52,7 +52,8 @@ from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_loc
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import (
-    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, load_mri_network, network_denoise, network_predictor, sigma_conditioned,
+    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, denoise_volume, load_mri_network, network_denoise, network_predictor,
+    sigma_conditioned,
 )
 from medrestore.tasks.models import publish_checkpoint
 from medrestore.zoo import PACKAGED_ZOO
@@ -61,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOLUME = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
 SLAB = (96, 128)
 CONTEXT = 8
-DEFAULT_METHODS = "noisy,dipy-blockwise,dipy-classic,bm4d,nlm,pri-nlm,unet,unet3d,gan"
+DEFAULT_METHODS = "noisy,dipy-blockwise,dipy-classic,bm4d,nlm,pri-nlm,unet,unet3d,unet3d-nlm,gan"
 Restorer = Callable[[np.ndarray, float], np.ndarray]
 
 
@@ -130,6 +131,9 @@ def restorer(method: str) -> Restorer:
         return nlm_restorer
     if method == "pri-nlm":
         return pri_nlm_restorer
+    if method == "unet3d-nlm":
+        predictor = load_mri_network(method, torch.device("cpu"))
+        return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, predictor, torch.device("cpu"))[0].numpy()
     return network_restorer(method)
 
 
@@ -192,7 +196,8 @@ def markdown(scores: Sequence[Score]) -> str:
     return "\n".join(lines)
 
 
-VARIANTS = ("colin27", "fat-shell", "phantom")
+VARIANTS = ("colin27", "fat-shell", "phantom", "smooth")
+SMOOTH_VOXELS = 1.0
 SHELL_MM = (3.0, 8.0)
 SHELL_BRIGHTNESS = 1.6
 
@@ -204,6 +209,9 @@ def variant_volume(volume: np.ndarray, variant: str) -> tuple[np.ndarray, np.nda
     percentile, as the scalp fat of an unstripped T1 head (it raises the robust maximum every network
     divides by); σ and the PSNR peak stay those of the brain. ``phantom``: the piecewise-constant
     :func:`~medrestore.data.mri_phantom.brain_phantom` (seed 3) of the same size, scaled to Colin27's maximum.
+    ``smooth``: Colin27 blurred by a Gaussian of σ = 1 voxel inside its brain mask (normalised
+    convolution, so the edge of the brain does not darken), a proxy for a population-average template
+    such as ICBM152: anatomy blurred by averaging many registered brains, almost no residual noise.
     """
     if variant == "colin27":
         return volume, volume > 0
@@ -220,6 +228,13 @@ def variant_volume(volume: np.ndarray, variant: str) -> tuple[np.ndarray, np.nda
 
         phantom = brain_phantom(volume.shape, seed=3)[0] * float(volume.max())
         return phantom.astype(np.float32), phantom > 0
+    if variant == "smooth":
+        from scipy import ndimage
+
+        brain = volume > 0
+        weight = ndimage.gaussian_filter(brain.astype(np.float32), SMOOTH_VOXELS)
+        blurred = ndimage.gaussian_filter(volume, SMOOTH_VOXELS) / np.maximum(weight, 1e-6)
+        return np.where(brain, blurred, 0.0).astype(np.float32), brain
     raise SystemExit(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 

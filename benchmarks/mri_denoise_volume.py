@@ -9,9 +9,23 @@ measures (σ estimate included, reading and writing excluded), the whole command
 both times as a ratio to ``nlm``'s measured in the same run. Each method runs ``--repeats`` times;
 the fastest run counts (the machine may be shared).
 
+``--baselines dipy-blockwise,dipy-classic,bm4d`` also runs those (``benchmarks/mri_denoise.py``'s
+restorers, in this process with ``--threads`` threads, σ estimated as ``--sigma auto`` does) on the
+same noisy file, once each.
+
+``--volume`` takes any clean 3-D brain volume with a zero background (the brain: voxels > 0). A second
+subject, the ICBM152 2009a template shipped inside nilearn's wheel (197 × 233 × 189, 1 mm, a
+population average that no network here was trained on)::
+
+    pip download nilearn==0.14.1 --no-deps -d /tmp/nilearn
+    unzip -o /tmp/nilearn/nilearn-0.14.1-py3-none-any.whl \
+        nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz -d /tmp/nilearn
+    python benchmarks/mri_denoise_volume.py --methods auto,unet3d --baselines dipy-blockwise,bm4d \
+        --volume /tmp/nilearn/nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz
+
 Usage::
 
-    python benchmarks/mri_denoise_volume.py [--methods auto,nlm] [--sigma 0.05] [--threads 2] [--repeats 2]
+    python benchmarks/mri_denoise_volume.py [--methods auto,nlm] [--baselines ...] [--volume PATH] [--sigma 0.05] [--threads 2] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -43,10 +57,31 @@ def run_cli(arguments: list[str], threads: int) -> tuple[str, float]:
     return done.stdout + done.stderr, time.perf_counter() - started
 
 
+def run_baseline(method: str, noisy: np.ndarray, threads: int) -> dict[str, object]:
+    """One of ``benchmarks/mri_denoise.py``'s baselines on ``noisy`` in this process: output file, seconds."""
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mri_denoise import restorer
+
+    from medrestore.physics.noise_estimation import estimate_sigma
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    output = restorer(method)(noisy, estimate_sigma(noisy))
+    seconds = time.perf_counter() - started
+    path = Path(tempfile.mkdtemp()) / f"{method}.npy"
+    np.save(path, np.asarray(output, dtype=np.float64))
+    return {"seconds": seconds, "wall": None, "ran": method, "output": str(path)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--volume", type=Path, default=COLIN27)
     parser.add_argument("--methods", default=f"auto,{BASELINE}", help="comma-separated --method values (nlm is always run)")
+    parser.add_argument("--baselines", default="", help="comma-separated dipy-blockwise, dipy-classic, bm4d (in-process, once each)")
     parser.add_argument("--sigma", type=float, default=0.05, help="Rician σ as a fraction of the maximum")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
@@ -71,16 +106,20 @@ def main(argv: list[str] | None = None) -> None:
                 best = {"seconds": seconds, "wall": wall, "ran": f"{used.group(1)} ({used.group(2)})" if used else method}
         best["psnr"] = psnr(read_image(output).data.numpy().astype(np.float64), clean, peak, brain)
         rows[method] = best
+    for method in (m.strip() for m in arguments.baselines.split(",") if m.strip()):
+        rows[method] = run_baseline(method, read_image(noisy).data.numpy().astype(np.float32), arguments.threads)
+        rows[method]["psnr"] = psnr(np.load(rows[method].pop("output")), clean, peak, brain)  # type: ignore[arg-type]
+        methods.append(method)
     baseline = rows[BASELINE]
-    print(f"Colin27 whole volume, Rician σ = {arguments.sigma:.0%}, {arguments.threads} threads, fastest of {arguments.repeats}")
+    print(f"{arguments.volume.name} whole volume, Rician σ = {arguments.sigma:.0%}, {arguments.threads} threads, fastest of {arguments.repeats}")
     print("| --method (ran) | PSNR in brain (dB) | s per volume | × nlm | wall s | × nlm |")
     print("|---|---|---|---|---|---|")
     print(f"| noisy input | {rows['noisy']['psnr']:.2f} | – | – | – | – |")
     for method in methods:
         row = rows[method]
         label = str(row["ran"]) if str(row["ran"]).startswith(method) else f"{method} → {row['ran']}"
-        print(f"| {label} | {row['psnr']:.2f} | {row['seconds']:.2f} | {row['seconds'] / baseline['seconds']:.2f} | "
-              f"{row['wall']:.1f} | {row['wall'] / baseline['wall']:.2f} |")  # fmt: skip
+        wall = "– | –" if row["wall"] is None else f"{row['wall']:.1f} | {row['wall'] / baseline['wall']:.2f}"
+        print(f"| {label} | {row['psnr']:.2f} | {row['seconds']:.2f} | {row['seconds'] / baseline['seconds']:.2f} | {wall} |")
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"sigma": arguments.sigma, "threads": arguments.threads, "repeats": arguments.repeats, "rows": rows}

@@ -15,6 +15,9 @@ from medrestore.data.mri_phantom import brain_phantom
 from medrestore.physics.noise import add_rician_noise
 from medrestore.tasks.denoise import denoise_file
 from medrestore.tasks.denoise_mri import parse_sigma
+from medrestore.zoo import PACKAGED_ZOO
+
+PACKAGED_ZOO_CARDS = PACKAGED_ZOO / "cards"
 
 AFFINE = np.array([[-0.9, 0, 0, 40.0], [0, 1.1, 0, -30.0], [0, 0, 1.3, 12.0], [0, 0, 0, 1]])
 
@@ -135,13 +138,61 @@ def test_prefiltered_nlm_method_from_the_api(tmp_path: Path) -> None:
     assert np.mean((denoised[mask] - clean[mask]) ** 2) < np.mean((noisy[mask] - clean[mask]) ** 2) / 3
 
 
+def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
+    """``unet3d-nlm`` = 0.8 · NLM guided by the network's output + 0.2 · plain NLM, both at the same σ̂."""
+    from medrestore.models.fast_nlm import guided_non_local_means
+    from medrestore.tasks import denoise_mri
+
+    if not (PACKAGED_ZOO_CARDS / f"{denoise_mri.ZOO_MODELS['unet3d']}.json").exists():
+        pytest.skip("the 3-D network is not in the zoo")
+    clean, noisy = noisy_volume(sigma=0.05, shape=(40, 44, 36))
+    volume, cpu = torch.from_numpy(noisy.astype(np.float32)), torch.device("cpu")
+    predictor = denoise_mri.load_mri_network("unet3d-nlm", cpu)
+    combined, sigma = denoise_mri.denoise_volume(volume, "unet3d-nlm", None, predictor, cpu)
+    nlm, same_sigma = denoise_mri.denoise_volume(volume, "nlm", None, None, cpu)
+    box = denoise_mri.tissue_box(volume, sigma)
+    network = denoise_mri.network_denoise(volume[box], predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
+    guided = guided_non_local_means(volume[box], network, sigma)
+    assert denoise_mri.NLM_SHARE == 0.2 and same_sigma == sigma
+    expected = nlm.clone()
+    expected[box] = 0.8 * guided + 0.2 * nlm[box]
+    torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
+    mask = clean > 0
+    whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
+    errors = {name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2)) for name, x in (("ours", combined), ("network", whole_network), ("noisy", volume))}
+    assert errors["ours"] < 0.3 * errors["noisy"]
+    assert errors["ours"] < errors["network"]  # a phantom unlike the training brain: the data's values help
+    with pytest.raises(InputError, match="3-D"):
+        denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, predictor, cpu)
+    source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
+    result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="unet3d-nlm")
+    assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + fast-nlm"
+
+
+def test_tissue_box_holds_the_object_and_a_margin() -> None:
+    from medrestore.tasks.denoise_mri import TISSUE_MARGIN, tissue_box
+
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.zeros(60, 50, 40)
+    clean[20:35, 12:30, 5:25] = 1.0
+    noisy = add_rician_noise(clean, 0.1, generator)
+    box = tissue_box(noisy, 0.1)
+    expected = [(20, 35), (12, 30), (5, 25)]
+    for axis, (low, high) in enumerate(expected):  # the object's extent ± the margin, clipped to the grid
+        assert box[axis].start == pytest.approx(max(0, low - TISSUE_MARGIN), abs=1)
+        assert box[axis].stop == pytest.approx(min(noisy.shape[axis], high + TISSUE_MARGIN), abs=1)
+    pure_noise = add_rician_noise(torch.zeros(30, 30, 30), 0.1, generator)
+    assert tissue_box(pure_noise, 0.1) == (slice(0, 30),) * 3
+    assert tissue_box(noisy, 0.0) == (slice(0, 60), slice(0, 50), slice(0, 40))
+
+
 def test_auto_runs_the_3d_network_only_on_near_isotropic_volumes(monkeypatch: pytest.MonkeyPatch) -> None:
     from medrestore.tasks import denoise_mri
 
     monkeypatch.setattr(denoise_mri, "load_pretrained", lambda name: None)  # as if installed
     resolve = denoise_mri.resolve_method
-    assert resolve("auto", (40, 44, 36), (1.0, 1.0, 1.0)) == "unet3d"
-    assert resolve("auto", (40, 44, 36), (0.9, 1.1, 1.3)) == "unet3d"
+    assert resolve("auto", (40, 44, 36), (1.0, 1.0, 1.0)) == "unet3d-nlm"
+    assert resolve("auto", (40, 44, 36), (0.9, 1.1, 1.3)) == "unet3d-nlm"
     assert resolve("auto", (40, 44, 36), (0.9, 0.9, 3.0)) == "nlm"  # thick slices
     assert resolve("auto", (40, 44, 12), (1.0, 1.0, 1.0)) == "nlm"  # too few slices
     assert resolve("auto", (64, 64, 36), (3.0, 3.0, 3.0)) == "nlm"  # fMRI-sized voxels

@@ -15,14 +15,24 @@ Methods (``method``):
 * ``unet3d`` — the shipped 3-D residual U-Net conditioned on σ (``mri-resunet3d-colin27``): the
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
-* ``auto`` — :data:`AUTO_METHOD` (``unet3d``) for 3-D volumes (and the volumes of a 4-D series)
+* ``unet3d-nlm`` — the network's structure, the data's values: non-local means whose voxel-wise
+  weights come from the 3-D network's output ``ũ`` (on :data:`GUIDE_FLIPS`) instead of the noisy image
+  (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
+  ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
+  ``x̂ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2), inside the bounding box of the
+  tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it). Every output value is an average
+  of measured voxels, so where the network's prior (one training brain) does not fit the image, the
+  result stays an NLM estimate instead of the network's guess. On the held-out Colin27 slab and its
+  blurred and fat-shell variants it is +0.2–0.6 dB over the network alone at σ = 5–7 %, on the
+  synthetic phantom +3 dB (still below ``nlm`` there), and on ICBM152, a brain the network never saw
+  and where the network alone is no better than ``nlm``, see ``benchmarks/README.md``.
+* ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
-  as the 1-mm Colin27 it was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
-  volumes such as 3-mm fMRI, or when the network's weights are not installed. On Colin27 the
-  network gains +0.7 / +1.4 / +1.5 dB over ``nlm`` at σ = 3 / 5 / 7 %, but it is 3.3–3.8 dB *below*
-  ``nlm`` on the piecewise-constant synthetic phantom (see ``benchmarks/README.md``): images
-  unlike a real brain should use ``--method nlm``.
+  as the 1-mm Colin27 the network was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
+  volumes such as 3-mm fMRI, or when the network's weights are not installed. The network alone is
+  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom and ``unet3d-nlm`` 0.4–1 dB
+  below (see ``benchmarks/README.md``): images unlike a real brain should use ``--method nlm``.
 
 Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
 as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
@@ -57,16 +67,21 @@ from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.data.normalisation import NoNormalisation
-from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
+from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
 from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
 from medrestore.zoo import load_pretrained
 
-METHODS = ("auto", "nlm", "pri-nlm", "unet", "unet3d", "gan")
-ZOO_MODELS: dict[str, str] = {"unet": "mri-unet2d-colin27", "unet3d": "mri-resunet3d-colin27", "gan": "mri-gan-colin27"}
+METHODS = ("auto", "nlm", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan")
+ZOO_MODELS: dict[str, str] = {
+    "unet": "mri-unet2d-colin27",
+    "unet3d": "mri-resunet3d-colin27",
+    "unet3d-nlm": "mri-resunet3d-colin27",
+    "gan": "mri-gan-colin27",
+}
 """Method → shipped zoo model."""
-AUTO_METHOD = "unet3d"
+AUTO_METHOD = "unet3d-nlm"
 """What ``auto`` runs on near-isotropic 3-D volumes (the best method of ``benchmarks/mri_denoise.py``
-within the time budget on the real brain volume we have); ``nlm`` elsewhere."""
+within the time budget on the real brain volumes we have); ``nlm`` elsewhere."""
 AUTO_MIN_SLICES = 16
 AUTO_MAX_ANISOTROPY = 1.5
 AUTO_MAX_SPACING_MM = 1.5
@@ -78,6 +93,12 @@ FLIP_AVERAGE_3D: tuple[tuple[int, ...], ...] = ((), (0,))
 """Flips a 3-D network sees each volume with (self-ensemble, as EDSR+: Lim et al., CVPRW 2017), outputs
 flipped back and averaged. The network learnt all flips in training; two views gain +0.28 dB on the
 Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
+NLM_SHARE = 0.2
+"""Share of plain ``nlm`` in ``unet3d-nlm`` (the rest: the network-guided NLM). Chosen on the held-out
+Colin27 slab and its ``smooth``/``fat-shell``/``phantom`` variants at σ = 3, 5, 7 % (``benchmarks/mri_denoise.py``):
++0.06–0.15 dB on average over the guided NLM alone, +0.2–0.4 dB at σ = 3 %."""
+GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,))
+"""Flips the network guiding ``unet3d-nlm`` sees: a two-view guide is +0.15–0.3 dB over a one-view one."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
@@ -91,7 +112,7 @@ class MRIDenoiseResult:
     Attributes:
         output: the written file.
         method: the method run (``auto`` resolved).
-        model: zoo name of the network, or ``fast-nlm``.
+        model: zoo name of the network, ``fast-nlm``, or ``NETWORK + fast-nlm`` (the blend).
         sigmas: σ per volume (given or estimated), image units.
         volumes: volumes (time points) denoised.
         seconds_per_volume: mean wall time per volume.
@@ -172,12 +193,18 @@ def sigma_conditioned(model: torch.nn.Module) -> bool:
     return int(getattr(getattr(model, "config", None), "in_channels", 1)) == 2
 
 
-def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16, sigma: float | None = None) -> torch.Tensor:
+def network_denoise(
+    volume: torch.Tensor,
+    predictor: Predictor,
+    batch: int = 16,
+    sigma: float | None = None,
+    flips: tuple[tuple[int, ...], ...] = FLIP_AVERAGE_3D,
+) -> torch.Tensor:
     """A network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
 
     A 2-D model on a 3-D volume runs on the slices along the last axis, ``batch`` at a time;
-    a 3-D model needs a 3-D volume and returns the mean of its outputs on the flips of
-    :data:`FLIP_AVERAGE_3D`. A σ-conditioned model (2 input channels, trained with
+    a 3-D model needs a 3-D volume and returns the mean of its outputs on the ``flips``
+    (default :data:`FLIP_AVERAGE_3D`). A σ-conditioned model (2 input channels, trained with
     ``sigma_map: true``) also gets ``σ / scale`` as a constant channel (``sigma`` ``None``:
     estimated from ``volume``). The output is ``>= 0`` (a magnitude), in image units.
     """
@@ -192,7 +219,7 @@ def network_denoise(volume: torch.Tensor, predictor: Predictor, batch: int = 16,
     if predictor.spatial_ndim == 3 and predictor.window is None and scaled.numel() > WHOLE_VOLUME_VOXELS:
         predictor = Predictor(predictor.model, predictor.normalisation, window=WINDOW_3D, overlap=0.25, device=predictor.device, batch_size=1)
     if predictor.spatial_ndim == scaled.ndim:
-        flips = FLIP_AVERAGE_3D if scaled.ndim == 3 else ((),)
+        flips = flips if scaled.ndim == 3 else ((),)
         output = torch.zeros_like(scaled)
         for axes in flips:  # self-ensemble: the mean of the network on flipped copies, flipped back
             view = scaled.flip(axes) if axes else scaled
@@ -213,14 +240,57 @@ def denoise_volume(
     """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated."""
     used_sigma = estimate_sigma(volume) if sigma is None else sigma
     if method == "nlm":
-        patch, search = NLM_SETTINGS[volume.ndim]
-        output = fast_non_local_means(volume.to(device), used_sigma, patch, search, NLM_H_FACTOR).cpu()
+        output = _nlm(volume, used_sigma, device)
     elif method == "pri-nlm":
         output = prefiltered_non_local_means(volume.to(device), used_sigma).cpu()
+    elif method == "unet3d-nlm":
+        assert predictor is not None
+        if volume.ndim != 3:
+            raise InputError(None, f"unet3d-nlm needs a 3-D volume, got {volume.ndim}-D; use nlm or unet")
+        output = _nlm(volume, used_sigma, device)
+        box = tissue_box(volume, used_sigma)  # the network and the guided average skip the empty background
+        part = volume[box]
+        network = network_denoise(part, predictor, sigma=used_sigma, flips=GUIDE_FLIPS)
+        guided = guided_non_local_means(part.to(device), network.to(device), used_sigma).cpu()
+        output[box] = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
     else:
         assert predictor is not None
         output = network_denoise(volume, predictor, sigma=used_sigma)
     return output.to(torch.float32), used_sigma
+
+
+TISSUE_SNR = 3.0
+TISSUE_MARGIN = 10
+""":func:`tissue_box`: voxels whose smoothed magnitude exceeds ``3σ`` (the Rician background sits near
+``1.25σ``) are tissue; the box keeps 10 voxels of background around them (≥ the 7³ search of the guided
+average)."""
+
+
+def tissue_box(volume: torch.Tensor, sigma: float) -> tuple[slice, ...]:
+    """The bounding box of the tissue in ``volume`` ``(*spatial)`` with :data:`TISSUE_MARGIN` voxels around it.
+
+    Tissue: :func:`~medrestore.physics.noise_estimation.foreground_mask` at ``snr =`` :data:`TISSUE_SNR`
+    (smoothed magnitude above ``3σ``, eroded twice, so isolated noise voxels do not count). The whole
+    volume when there is no tissue or no σ. Skull-stripped 1-mm brains fill ~50 % of their grid
+    (Colin27 55 %, ICBM152 47 %), so the network and the guided average run on ~65–75 % of the voxels.
+    """
+    whole = tuple(slice(0, n) for n in volume.shape)
+    if sigma <= 0:
+        return whole
+    mask = foreground_mask(volume, sigma, snr=TISSUE_SNR)
+    if not mask.any():
+        return whole
+    box = []
+    for axis, length in enumerate(volume.shape):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(volume.ndim) if a != axis)))
+        box.append(slice(max(0, int(present[0]) - TISSUE_MARGIN), min(length, int(present[-1]) + 1 + TISSUE_MARGIN)))
+    return tuple(box)
+
+
+def _nlm(volume: torch.Tensor, sigma: float, device: torch.device) -> torch.Tensor:
+    """``nlm`` (:data:`NLM_SETTINGS`, ``h =`` :data:`NLM_H_FACTOR` ``σ``) on ``volume``, returned on the CPU."""
+    patch, search = NLM_SETTINGS[volume.ndim]
+    return fast_non_local_means(volume.to(device), sigma, patch, search, NLM_H_FACTOR).cpu()
 
 
 def temporal_snr(series: torch.Tensor, mask: np.ndarray) -> float:
@@ -297,5 +367,5 @@ def denoise_mri_file(
     dtype = str(image.metadata.get("dtype", "float32"))
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
     written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
-    label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm"}.get(resolved) or ZOO_MODELS[resolved]
+    label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm"}.get(resolved) or ZOO_MODELS[resolved] + (" + fast-nlm" if resolved == "unet3d-nlm" else "")
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
