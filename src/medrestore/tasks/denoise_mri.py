@@ -272,7 +272,7 @@ def tissue_box(volume: torch.Tensor, sigma: float) -> tuple[slice, ...]:
     Tissue: :func:`~medrestore.physics.noise_estimation.foreground_mask` at ``snr =`` :data:`TISSUE_SNR`
     (smoothed magnitude above ``3σ``, eroded twice, so isolated noise voxels do not count). The whole
     volume when there is no tissue or no σ. Skull-stripped 1-mm brains fill ~50 % of their grid
-    (Colin27 55 %, ICBM152 47 %), so the network and the guided average run on ~65–75 % of the voxels.
+    (Colin27 55 %, ICBM152 47 %), so the network and the guided average run on ~63–77 % of the voxels.
     """
     whole = tuple(slice(0, n) for n in volume.shape)
     if sigma <= 0:
