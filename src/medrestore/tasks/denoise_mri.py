@@ -23,16 +23,17 @@ Methods (``method``):
   tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it). Every output value is an average
   of measured voxels, so where the network's prior (one training brain) does not fit the image, the
   result stays an NLM estimate instead of the network's guess. On the held-out Colin27 slab and its
-  blurred and fat-shell variants it is +0.2–0.6 dB over the network alone at σ = 5–7 %, on the
-  synthetic phantom +3 dB (still below ``nlm`` there), and on ICBM152, a brain the network never saw
-  and where the network alone is no better than ``nlm``, see ``benchmarks/README.md``.
+  blurred and fat-shell variants it is +0.3–0.9 dB over the network alone at σ = 3–7 %, on the
+  synthetic phantom +3.1–4.3 dB (within 0.3 dB of ``nlm``), and on ICBM152, a brain the network never
+  saw and where the network alone is no better than ``nlm``, +1.0 dB (``benchmarks/README.md``).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
   as the 1-mm Colin27 the network was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
   volumes such as 3-mm fMRI, or when the network's weights are not installed. The network alone is
-  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom and ``unet3d-nlm`` 0.4–1 dB
-  below (see ``benchmarks/README.md``): images unlike a real brain should use ``--method nlm``.
+  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` within 0.3 dB
+  of it (see ``benchmarks/README.md``): for images unlike a real brain ``--method nlm`` is as good and
+  3× faster.
 
 Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
 as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
@@ -112,7 +113,7 @@ class MRIDenoiseResult:
     Attributes:
         output: the written file.
         method: the method run (``auto`` resolved).
-        model: zoo name of the network, ``fast-nlm``, or ``NETWORK + fast-nlm`` (the blend).
+        model: zoo name of the network, ``fast-nlm``, or ``NETWORK + fast-nlm`` (``unet3d-nlm``).
         sigmas: σ per volume (given or estimated), image units.
         volumes: volumes (time points) denoised.
         seconds_per_volume: mean wall time per volume.
