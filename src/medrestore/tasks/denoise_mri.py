@@ -97,7 +97,8 @@ Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
 NLM_SHARE = 0.2
 """Share of plain ``nlm`` in ``unet3d-nlm`` (the rest: the network-guided NLM). Chosen on the held-out
 Colin27 slab and its ``smooth``/``fat-shell``/``phantom`` variants at σ = 3, 5, 7 % (``benchmarks/mri_denoise.py``):
-+0.06–0.15 dB on average over the guided NLM alone, +0.2–0.4 dB at σ = 3 %."""
++0.05–0.14 dB on average over the guided NLM alone on the brain variants, +0.7 dB on the phantom, +0.2–0.7 dB
+at σ = 3 % (``benchmarks/mri_guided_ablation.py``)."""
 GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,))
 """Flips the network guiding ``unet3d-nlm`` sees: a two-view guide is +0.15–0.3 dB over a one-view one."""
 WINDOW_3D = (160, 160, 160)

@@ -1,0 +1,106 @@
+"""How the MRI default (``unet3d-nlm``: NLM weighted by the 3-D network) was chosen: its settings, one at a time.
+
+Same cases as ``benchmarks/mri_denoise.py``. Colin27 and its ``--variants`` get Rician noise at
+σ = 3, 5, 7 % (seed 0). The 48-slice block z = 88…135 is denoised and PSNR is scored inside the brain
+on the held-out slab z = 96…127. Every row changes one setting of the shipped method and reports
+PSNR per σ and the mean over all cases:
+
+* ``network``: the 3-D network alone (two views); ``nlm``; ``0.7 network + 0.3 nlm``: a fixed blend;
+* ``guided``: the network-guided NLM alone, h = 0.7σ, 7³ search, two-view guide;
+* ``shipped``: 0.8 × guided + 0.2 × nlm (``denoise_volume(…, "unet3d-nlm", …)``, tissue box included);
+* ``h = …``, ``search …``, ``… views``, ``patch 3³``: the guided part with one setting changed, mixed
+  0.8 / 0.2 with NLM as shipped;
+* ``second pass``: the guided average again, with the shipped output as its guide.
+
+Usage::
+
+    python benchmarks/mri_guided_ablation.py [--variants colin27,fat-shell,smooth,phantom] [--sigmas 3,5,7] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mri_denoise import CONTEXT, DEFAULT_VOLUME, SLAB, make_case, variant_volume  # noqa: E402
+
+from medrestore.io import read_image  # noqa: E402
+from medrestore.metrics import psnr  # noqa: E402
+from medrestore.models.fast_nlm import GUIDED_H_FACTOR, GUIDED_SEARCH_RADIUS, guided_non_local_means, nlm_weighted_mean  # noqa: E402
+from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct  # noqa: E402
+from medrestore.tasks.denoise_mri import NLM_SHARE, _nlm, denoise_volume, load_mri_network, network_denoise  # noqa: E402
+
+VIEWS = {1: ((),), 2: ((), (0,)), 4: ((), (0,), (1,), (0, 1))}
+
+
+def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[str, torch.Tensor]:
+    """Every row's output for one noisy block."""
+    cpu = torch.device("cpu")
+    guides = {views: network_denoise(noisy, predictor, sigma=sigma, flips=flips) for views, flips in VIEWS.items()}  # type: ignore[arg-type]
+    nlm = _nlm(noisy, sigma, cpu)
+
+    def guided(guide: torch.Tensor, h: float = GUIDED_H_FACTOR, search: int = GUIDED_SEARCH_RADIUS) -> torch.Tensor:
+        return guided_non_local_means(noisy, guide, sigma, search_radius=search, h_factor=h)
+
+    def mixed(part: torch.Tensor) -> torch.Tensor:
+        return (1.0 - NLM_SHARE) * part + NLM_SHARE * nlm
+
+    shipped = denoise_volume(noisy, "unet3d-nlm", sigma, predictor, cpu)[0]  # type: ignore[arg-type]
+    patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
+    rows: dict[str, Callable[[], torch.Tensor]] = {
+        "network (two views)": lambda: guides[2],
+        "nlm": lambda: nlm,
+        "0.7 network + 0.3 nlm": lambda: 0.7 * guides[2] + 0.3 * nlm,
+        "guided alone (no nlm share)": lambda: guided(guides[2]),
+        "**shipped: 0.8 guided + 0.2 nlm**": lambda: shipped,
+        "h = 0.6σ": lambda: mixed(guided(guides[2], h=0.6)),
+        "h = 0.8σ": lambda: mixed(guided(guides[2], h=0.8)),
+        "search 5³": lambda: mixed(guided(guides[2], search=2)),
+        "search 9³": lambda: mixed(guided(guides[2], search=4)),
+        "one-view guide": lambda: mixed(guided(guides[1])),
+        "four-view guide": lambda: mixed(guided(guides[4])),
+        "patch 3³ weights": lambda: mixed(patch),
+        "second pass (guide: shipped output)": lambda: mixed(guided(shipped)),
+    }
+    return {name: make() for name, make in rows.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--volume", type=Path, default=DEFAULT_VOLUME)
+    parser.add_argument("--variants", default="colin27,fat-shell,smooth,phantom")
+    parser.add_argument("--sigmas", default="3,5,7")
+    parser.add_argument("--threads", type=int, default=2)
+    arguments = parser.parse_args(argv)
+    torch.set_num_threads(arguments.threads)
+    raw = read_image(arguments.volume).data.numpy().astype(np.float32)
+    predictor = load_mri_network("unet3d-nlm", torch.device("cpu"))
+    sigmas = [float(s) for s in arguments.sigmas.split(",")]
+    variants = [v.strip() for v in arguments.variants.split(",") if v.strip()]
+    table: dict[str, dict[tuple[str, float], float]] = {}
+    for variant in variants:
+        volume, brain = variant_volume(raw, variant)
+        for sigma_percent in sigmas:
+            case = make_case(volume, sigma_percent, 0, brain)
+            noisy = torch.from_numpy(case.noisy)
+            sigma = estimate_sigma(case.noisy)
+            for name, output in rows_for_case(noisy, sigma, predictor).items():
+                slab = output.numpy().astype(np.float64)[:, :, CONTEXT : CONTEXT + SLAB[1] - SLAB[0]]
+                table.setdefault(name, {})[(variant, sigma_percent)] = psnr(slab, case.clean, case.peak, case.mask)
+            print(f"{variant} σ {sigma_percent:g} %: done", file=sys.stderr, flush=True)
+    header = " | ".join(f"{v} {s:g} %" for v in variants for s in sigmas)
+    print(f"| row | {header} | mean |")
+    print("|---|" + "---|" * (len(variants) * len(sigmas) + 1))
+    for name, scores in table.items():
+        values = [scores[(v, s)] for v in variants for s in sigmas]
+        print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in values) + f" | {np.mean(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
