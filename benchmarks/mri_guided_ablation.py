@@ -7,7 +7,9 @@ PSNR per σ and the mean over all cases:
 
 * ``network``: the 3-D network alone (two views); ``nlm``; ``0.7 network + 0.3 nlm``: a fixed blend;
 * ``guided``: the network-guided NLM alone, h = 0.7σ, 7³ search, two-view guide;
-* ``shipped``: 0.8 × guided + 0.2 × nlm (``denoise_volume(…, "unet3d-nlm", …)``, tissue box included);
+* ``shipped``: 0.8 × guided + 0.2 × nlm (``denoise_volume(…, "unet3d-nlm", …)``, tissue box included;
+  its guide: four views in bfloat16 on a CPU with native bfloat16, else the two float32 views of the
+  ``two float32 views`` row);
 * ``h = …``, ``search …``, ``… views``, ``patch 3³``: the guided part with one setting changed, mixed
   0.8 / 0.2 with NLM as shipped;
 * ``second pass``: the guided average again, with the shipped output as its guide.
@@ -59,12 +61,13 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
         "0.7 network + 0.3 nlm": lambda: 0.7 * guides[2] + 0.3 * nlm,
         "guided alone (no nlm share)": lambda: guided(guides[2]),
         "**shipped: 0.8 guided + 0.2 nlm**": lambda: shipped,
+        "two float32 views (shipped without native bfloat16)": lambda: mixed(guided(guides[2])),
         "h = 0.6σ": lambda: mixed(guided(guides[2], h=0.6)),
         "h = 0.8σ": lambda: mixed(guided(guides[2], h=0.8)),
         "search 5³": lambda: mixed(guided(guides[2], search=2)),
         "search 9³": lambda: mixed(guided(guides[2], search=4)),
         "one-view guide": lambda: mixed(guided(guides[1])),
-        "four-view guide": lambda: mixed(guided(guides[4])),
+        "four float32 views": lambda: mixed(guided(guides[4])),
         "patch 3³ weights": lambda: mixed(patch),
         "second pass (guide: shipped output)": lambda: mixed(guided(shipped)),
     }

@@ -151,7 +151,8 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     combined, sigma = denoise_mri.denoise_volume(volume, "unet3d-nlm", None, predictor, cpu)
     nlm, same_sigma = denoise_mri.denoise_volume(volume, "nlm", None, None, cpu)
     box = denoise_mri.tissue_box(volume, sigma)
-    network = denoise_mri.network_denoise(volume[box], predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
+    flips, bfloat16 = denoise_mri.guide_settings(cpu)
+    network = denoise_mri.network_denoise(volume[box], predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)
     guided = guided_non_local_means(volume[box], network, sigma)
     assert denoise_mri.NLM_SHARE == 0.2 and same_sigma == sigma
     expected = nlm.clone()
@@ -167,6 +168,27 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
     result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="unet3d-nlm")
     assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + fast-nlm"
+
+
+def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four bfloat16 views where the CPU has native bfloat16, else two float32 ones; bfloat16 barely moves the output."""
+    from medrestore.tasks import denoise_mri
+
+    monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: True)
+    assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS_BFLOAT16, True)
+    assert denoise_mri.guide_settings(torch.device("cuda")) == (denoise_mri.GUIDE_FLIPS, False)
+    monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: False)
+    assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS, False)
+    assert len(denoise_mri.GUIDE_FLIPS_BFLOAT16) == 4 and len(set(denoise_mri.GUIDE_FLIPS_BFLOAT16)) == 4
+    if not (PACKAGED_ZOO_CARDS / f"{denoise_mri.ZOO_MODELS['unet3d']}.json").exists():
+        pytest.skip("the 3-D network is not in the zoo")
+    _, noisy = noisy_volume(sigma=0.05, shape=(32, 36, 28))
+    volume = torch.from_numpy(noisy.astype(np.float32))
+    predictor = denoise_mri.load_mri_network("unet3d", torch.device("cpu"))
+    single = denoise_mri.network_denoise(volume, predictor, sigma=0.05, flips=((),))
+    half = denoise_mri.network_denoise(volume, predictor, sigma=0.05, flips=((),), bfloat16=True)
+    assert half.dtype == torch.float32
+    assert 0 < float((half - single).square().mean().sqrt()) < 0.003 * float(volume.max())
 
 
 def test_tissue_box_holds_the_object_and_a_margin() -> None:

@@ -16,22 +16,23 @@ Methods (``method``):
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
 * ``unet3d-nlm`` — the network's structure, the data's values: non-local means whose voxel-wise
-  weights come from the 3-D network's output ``ũ`` (on :data:`GUIDE_FLIPS`) instead of the noisy image
+  weights come from the 3-D network's output ``ũ`` (:func:`guide_settings`: four views in bfloat16 on CPUs
+  with native bfloat16, else two in float32) instead of the noisy image
   (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
   ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
   ``x̂ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2), inside the bounding box of the
   tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it). Every output value is an average
   of measured voxels, so where the network's prior (one training brain) does not fit the image, the
   result stays an NLM estimate instead of the network's guess. On the held-out Colin27 slab and its
-  blurred and fat-shell variants it is +0.3–0.9 dB over the network alone at σ = 3–7 %, on the
-  synthetic phantom +3.1–4.3 dB (within 0.3 dB of ``nlm``), and on ICBM152, a brain the network never
-  saw and where the network alone is no better than ``nlm``, +1.0 dB (``benchmarks/README.md``).
+  blurred and fat-shell variants it is +0.3–1.1 dB over the network alone at σ = 3–7 %, on the
+  synthetic phantom +3.3–4.4 dB (within 0.1 dB of ``nlm``), and on ICBM152, a brain the network never
+  saw and where the network alone is no better than ``nlm``, +1.06 dB (``benchmarks/README.md``).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
   as the 1-mm Colin27 the network was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
   volumes such as 3-mm fMRI, or when the network's weights are not installed. The network alone is
-  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` within 0.3 dB
+  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` within 0.1 dB
   of it (see ``benchmarks/README.md``): for images unlike a real brain ``--method nlm`` is as good and
   3× faster.
 
@@ -100,7 +101,11 @@ Colin27 slab and its ``smooth``/``fat-shell``/``phantom`` variants at σ = 3, 5,
 +0.05–0.14 dB on average over the guided NLM alone on the brain variants, +0.7 dB on the phantom, +0.2–0.7 dB
 at σ = 3 % (``benchmarks/mri_guided_ablation.py``)."""
 GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,))
-"""Flips the network guiding ``unet3d-nlm`` sees: a two-view guide is +0.15–0.3 dB over a one-view one."""
+"""Flips the network guiding ``unet3d-nlm`` sees in float32: a two-view guide is +0.15–0.3 dB over a one-view one."""
+GUIDE_FLIPS_BFLOAT16: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (0, 1))
+"""Flips of the guide where the CPU computes bfloat16 natively (oneDNN): four views in bfloat16 take about
+the time of two in float32 and gain +0.10 dB on average (``benchmarks/mri_guided_ablation.py``); bfloat16
+itself changes the result by < 0.01 dB."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
@@ -195,18 +200,34 @@ def sigma_conditioned(model: torch.nn.Module) -> bool:
     return int(getattr(getattr(model, "config", None), "in_channels", 1)) == 2
 
 
+def cpu_bfloat16() -> bool:
+    """Whether this CPU runs oneDNN's bfloat16 convolutions natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def guide_settings(device: torch.device) -> tuple[tuple[tuple[int, ...], ...], bool]:
+    """The flips of ``unet3d-nlm``'s guide and whether it runs in bfloat16: :data:`GUIDE_FLIPS_BFLOAT16` in
+    bfloat16 on a CPU with native bfloat16, else :data:`GUIDE_FLIPS` in float32 (same time on 2 threads)."""
+    fast = device.type == "cpu" and cpu_bfloat16()
+    return (GUIDE_FLIPS_BFLOAT16 if fast else GUIDE_FLIPS), fast
+
+
 def network_denoise(
     volume: torch.Tensor,
     predictor: Predictor,
     batch: int = 16,
     sigma: float | None = None,
     flips: tuple[tuple[int, ...], ...] = FLIP_AVERAGE_3D,
+    bfloat16: bool = False,
 ) -> torch.Tensor:
     """A network on ``volume`` ``(*spatial)``: scaled by its robust maximum, 2-D models slice by slice.
 
     A 2-D model on a 3-D volume runs on the slices along the last axis, ``batch`` at a time;
     a 3-D model needs a 3-D volume and returns the mean of its outputs on the ``flips``
-    (default :data:`FLIP_AVERAGE_3D`). A σ-conditioned model (2 input channels, trained with
+    (default :data:`FLIP_AVERAGE_3D`), in bfloat16 autocast on the CPU when ``bfloat16``. A σ-conditioned model (2 input channels, trained with
     ``sigma_map: true``) also gets ``σ / scale`` as a constant channel (``sigma`` ``None``:
     estimated from ``volume``). The output is ``>= 0`` (a magnitude), in image units.
     """
@@ -225,7 +246,8 @@ def network_denoise(
         output = torch.zeros_like(scaled)
         for axes in flips:  # self-ensemble: the mean of the network on flipped copies, flipped back
             view = scaled.flip(axes) if axes else scaled
-            result = predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16 and predictor.device.type == "cpu"):
+                result = predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
             output += result.flip(axes) if axes else result
         output /= len(flips)
     elif predictor.spatial_ndim == 2 and scaled.ndim == 3:
@@ -252,7 +274,8 @@ def denoise_volume(
         output = _nlm(volume, used_sigma, device)
         box = tissue_box(volume, used_sigma)  # the network and the guided average skip the empty background
         part = volume[box]
-        network = network_denoise(part, predictor, sigma=used_sigma, flips=GUIDE_FLIPS)
+        flips, bfloat16 = guide_settings(predictor.device)
+        network = network_denoise(part, predictor, sigma=used_sigma, flips=flips, bfloat16=bfloat16)
         guided = guided_non_local_means(part.to(device), network.to(device), used_sigma).cpu()
         output[box] = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
     else:
