@@ -57,10 +57,8 @@ def run_cli(arguments: list[str], threads: int) -> tuple[str, float]:
     return done.stdout + done.stderr, time.perf_counter() - started
 
 
-def run_baseline(method: str, noisy: np.ndarray, threads: int) -> dict[str, object]:
-    """One of ``benchmarks/mri_denoise.py``'s baselines on ``noisy`` in this process: output file, seconds."""
-    import tempfile
-
+def run_baseline(method: str, noisy: np.ndarray, threads: int) -> tuple[np.ndarray, float]:
+    """One of ``benchmarks/mri_denoise.py``'s baselines on ``noisy`` in this process: its output and seconds."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,10 +69,7 @@ def run_baseline(method: str, noisy: np.ndarray, threads: int) -> dict[str, obje
     torch.set_num_threads(threads)
     started = time.perf_counter()
     output = restorer(method)(noisy, estimate_sigma(noisy))
-    seconds = time.perf_counter() - started
-    path = Path(tempfile.mkdtemp()) / f"{method}.npy"
-    np.save(path, np.asarray(output, dtype=np.float64))
-    return {"seconds": seconds, "wall": None, "ran": method, "output": str(path)}
+    return np.asarray(output, dtype=np.float64), time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         best["psnr"] = psnr(read_image(output).data.numpy().astype(np.float64), clean, peak, brain)
         rows[method] = best
     for method in (m.strip() for m in arguments.baselines.split(",") if m.strip()):
-        rows[method] = run_baseline(method, read_image(noisy).data.numpy().astype(np.float32), arguments.threads)
-        rows[method]["psnr"] = psnr(np.load(rows[method].pop("output")), clean, peak, brain)  # type: ignore[arg-type]
+        output, seconds = run_baseline(method, read_image(noisy).data.numpy().astype(np.float32), arguments.threads)
+        rows[method] = {"seconds": seconds, "wall": None, "ran": method, "psnr": psnr(output, clean, peak, brain)}
         methods.append(method)
     baseline = rows[BASELINE]
     print(f"{arguments.volume.name} whole volume, Rician σ = {arguments.sigma:.0%}, {arguments.threads} threads, fastest of {arguments.repeats}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,23 +55,22 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
 
     shipped = denoise_volume(noisy, "unet3d-nlm", sigma, predictor, cpu)[0]  # type: ignore[arg-type]
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
-    rows: dict[str, Callable[[], torch.Tensor]] = {
-        "network (two views)": lambda: guides[2],
-        "nlm": lambda: nlm,
-        "0.7 network + 0.3 nlm": lambda: 0.7 * guides[2] + 0.3 * nlm,
-        "guided alone (no nlm share)": lambda: guided(guides[2]),
-        "**shipped: 0.8 guided + 0.2 nlm**": lambda: shipped,
-        "two float32 views (shipped without native bfloat16)": lambda: mixed(guided(guides[2])),
-        "h = 0.6σ": lambda: mixed(guided(guides[2], h=0.6)),
-        "h = 0.8σ": lambda: mixed(guided(guides[2], h=0.8)),
-        "search 5³": lambda: mixed(guided(guides[2], search=2)),
-        "search 9³": lambda: mixed(guided(guides[2], search=4)),
-        "one-view guide": lambda: mixed(guided(guides[1])),
-        "four float32 views": lambda: mixed(guided(guides[4])),
-        "patch 3³ weights": lambda: mixed(patch),
-        "second pass (guide: shipped output)": lambda: mixed(guided(shipped)),
+    return {
+        "network (two views)": guides[2],
+        "nlm": nlm,
+        "0.7 network + 0.3 nlm": 0.7 * guides[2] + 0.3 * nlm,
+        "guided alone (no nlm share)": guided(guides[2]),
+        "**shipped: 0.8 guided + 0.2 nlm**": shipped,
+        "two float32 views (shipped without native bfloat16)": mixed(guided(guides[2])),
+        "h = 0.6σ": mixed(guided(guides[2], h=0.6)),
+        "h = 0.8σ": mixed(guided(guides[2], h=0.8)),
+        "search 5³": mixed(guided(guides[2], search=2)),
+        "search 9³": mixed(guided(guides[2], search=4)),
+        "one-view guide": mixed(guided(guides[1])),
+        "four float32 views": mixed(guided(guides[4])),
+        "patch 3³ weights": mixed(patch),
+        "second pass (guide: shipped output)": mixed(guided(shipped)),
     }
-    return {name: make() for name, make in rows.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

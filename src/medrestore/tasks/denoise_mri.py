@@ -246,7 +246,7 @@ def network_denoise(
         output = torch.zeros_like(scaled)
         for axes in flips:  # self-ensemble: the mean of the network on flipped copies, flipped back
             view = scaled.flip(axes) if axes else scaled
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16 and predictor.device.type == "cpu"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):  # CPU ops only
                 result = predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
             output += result.flip(axes) if axes else result
         output /= len(flips)
