@@ -1,7 +1,7 @@
 """ML-EM iterations × post-filter on validation phantoms and bone scans (none of the benchmark's test images).
 
-What the no-training default of ``medrestore superres --modality nm`` can reach by its two
-settings, measured on images kept apart from ``benchmarks/nm_superres.py``'s test sets: paper
+What the no-training methods of ``medrestore superres --modality nm`` (``mlem``, and ``dct-mlem``: the
+coarse counts denoised first) can reach by their two settings, measured on images kept apart from ``benchmarks/nm_superres.py``'s test sets: paper
 phantoms of the training configs' validation sources (Colin27 at 45 %, scikit-image astronaut and
 rocket, hot-spot and skeleton maps of phantom seed 500) at 1-mm and 2.4-mm pixels, and 8 simulated
 bone scans of seeds 9000–9007 (the test set uses 7000–7007). Same chain and scores as the
@@ -10,6 +10,7 @@ benchmark; printed as gains over bicubic (PSNR dB / SSIM).
 Usage::
 
     python benchmarks/nm_mlem_grid.py --iterations 10,20,40 --post-filters 0,1,2,3
+    python benchmarks/nm_mlem_grid.py --methods mlem,dct-mlem --iterations 20,30,40,60 --post-filters 0,1,1.5,2
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", default="10,20,40")
     parser.add_argument("--post-filters", default="0,1,2,3", help="Gaussian post-filter FWHM in fine pixels")
+    parser.add_argument("--methods", default="mlem", help="comma-separated: mlem, dct-mlem")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sets = {
@@ -43,9 +45,12 @@ def main() -> None:
         "bone scans": bench.bone_scan_images(first_seed=VALIDATION_BONE_SEED),
     }
     methods = {"bicubic": CountSuperResolution("bicubic", bench.SCALE)}
-    for iterations in (int(v) for v in args.iterations.split(",")):
-        for fwhm in (float(v) for v in args.post_filters.split(",")):
-            methods[f"ML-EM {iterations} it, post-filter {fwhm:g}"] = CountSuperResolution("mlem", bench.SCALE, iterations=iterations, post_filter_fwhm=fwhm)
+    labels = {"mlem": "ML-EM", "dct-mlem": "DCT-denoised counts + ML-EM"}
+    for name in args.methods.split(","):
+        for iterations in (int(v) for v in args.iterations.split(",")):
+            for fwhm in (float(v) for v in args.post_filters.split(",")):
+                method = CountSuperResolution(name, bench.SCALE, iterations=iterations, post_filter_fwhm=fwhm)
+                methods[f"{labels[name]} {iterations} it, post-filter {fwhm:g}"] = method
     scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for set_name, images in sets.items():
         for index, image in enumerate(images):

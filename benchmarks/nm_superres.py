@@ -74,6 +74,7 @@ BONE_SCANS = 8
 # method label → (method, run folder under --runs, zoo name, training configuration)
 METHODS = {
     "bicubic": ("bicubic", None, None, None),
+    "DCT-denoised counts + ML-EM (40 iterations + 1-pixel post-filter, known response)": ("dct-mlem", None, None, None),
     "ML-EM (20 iterations + 2-pixel post-filter, known response)": ("mlem", None, None, None),
     "ML-EM + VDSR refinement (MSE + 1 − SSIM)": ("mlem-vdsr", "nm-mlem-vdsr", "nm-mlem-vdsr-x4", "configs/nm-mlem-vdsr.yaml"),
     "SRCNN (MSE)": ("srcnn", "nm-srcnn", "nm-srcnn-x4", "configs/nm-srcnn.yaml"),

@@ -32,7 +32,8 @@ BONE_SCAN_PIXEL_MM = 2.4
 PHANTOM_PIXEL_MM = 1.0
 METHOD_LABELS = {
     "bicubic": "bicubic (count-preserving)",
-    "mlem": "ML-EM, 20 iterations + post-filter (default)",
+    "dct-mlem": "DCT-denoised counts + ML-EM (default)",
+    "mlem": "ML-EM, 20 iterations + post-filter",
     "mlem-vdsr": "ML-EM + VDSR (zoo nm-mlem-vdsr-x4)",
     "srresnet": "SRResNet (zoo nm-srresnet-x4)",
 }

@@ -19,11 +19,15 @@ with ``OUT.json`` recording how. Conventions:
 * **Methods** (:data:`METHODS`):
 
   - ``bicubic`` — Keys' cubic convolution of the count density ``x / k²``;
-  - ``mlem`` (default) — ML-EM with the system response and ``k × k`` binning
+  - ``dct-mlem`` (default) — the coarse counts denoised first, then deblurred and enlarged by ML-EM
+    (:func:`denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
+    sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
+    returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter). Denoising where the
+    noise is still white and its level known lets ML-EM run longer without amplifying it;
+  - ``mlem`` — ML-EM on the raw counts with the system response and ``k × k`` binning
     (:func:`~medrestore.solvers.mlem.mlem_super_resolution`, 20 iterations), then a Gaussian
-    post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; both
-    chosen on the benchmark's phantoms and bone scans, where it scores best overall, see
-    ``benchmarks/README.md``);
+    post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; the
+    default until ``dct-mlem``, see ``benchmarks/README.md``);
   - ``mlem-vdsr`` — the 10-iteration ML-EM reconstruction refined by a residual network
     trained on simulated acquisitions (zoo ``nm-mlem-vdsr-x4``);
   - ``srcnn``, ``srresnet``, ``vdsr`` — networks that see only the coarse density (blind to the
@@ -58,29 +62,36 @@ from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import Predictor
 from medrestore.io import read_image, write_image
+from medrestore.models.fast_nlm import odct_denoise
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
+from medrestore.physics.noise import anscombe, inverse_anscombe
 from medrestore.solvers.mlem import mlem_super_resolution
 from medrestore.tasks.degrade import input_digest, sidecar_path
 from medrestore.zoo import load_pretrained
 
 __all__ = [
     "DEFAULT_METHOD", "DEFAULT_MLEM_ITERATIONS", "DEFAULT_ZOO_MODELS", "METHODS", "MLEM_POST_FILTER_FWHM", "MODALITIES",
-    "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
+    "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "denoise_counts", "keep_total_counts",
     "load_super_resolution", "superres_file", "superres_image", "system_response",
 ]  # fmt: skip
 
 MODALITIES = ("nm",)
-METHODS = ("bicubic", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
-DEFAULT_METHOD = "mlem"
+METHODS = ("bicubic", "dct-mlem", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
+DEFAULT_METHOD = "dct-mlem"
 DEFAULT_ZOO_MODELS = {
     "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4", "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
 }  # fmt: skip
 """The shipped zoo model of each network method (all for ×4)."""
-DEFAULT_MLEM_ITERATIONS = {"mlem": 20, "mlem-vdsr": 10}
-"""ML-EM iterations of ``mlem``, and of the input ``mlem-vdsr``'s network was trained on."""
-MLEM_POST_FILTER_FWHM = 2.0
-"""Gaussian post-filter of the ``mlem`` method, FWHM in fine pixels."""
+DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "mlem": 20, "mlem-vdsr": 10}
+"""ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the input ``mlem-vdsr``'s network was trained on."""
+MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
+"""Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
+on validation phantoms and bone scans)."""
+COUNT_DCT_BLOCK = 6
+"""Side of the sliding DCT blocks of :func:`denoise_counts`."""
+COUNT_DCT_THRESHOLD = 2.7
+"""DCT coefficients below this many σ (σ = 1 after Anscombe's transform) are zeroed by :func:`denoise_counts`."""
 UNKNOWN_SPACING_PIXEL_MM = 1.0
 
 
@@ -96,6 +107,20 @@ def keep_total_counts(restored: torch.Tensor, total: float) -> torch.Tensor:
     if mass <= 0:
         return torch.full_like(positive, total / positive.numel())
     return positive * (total / mass)
+
+
+def denoise_counts(counts: torch.Tensor, block: int = COUNT_DCT_BLOCK, threshold: float = COUNT_DCT_THRESHOLD) -> torch.Tensor:
+    """Poisson counts ``(h, w)`` denoised: ``A⁻¹(DCT(A(k)))`` (Mäkitalo & Foi's Poisson scheme, a DCT denoiser).
+
+    ``A`` is :func:`~medrestore.physics.noise.anscombe` (noise ≈ N(0, 1) whatever the count level),
+    ``DCT`` is :func:`~medrestore.models.fast_nlm.odct_denoise` (every overlapping ``block × block``
+    block transformed, coefficients below ``threshold`` zeroed, blocks averaged with weights
+    ``1 / (1 + kept)``: Yu & Sapiro, IPOL 2011, with BM3D's aggregation weights) and ``A⁻¹`` is
+    :func:`~medrestore.physics.noise.inverse_anscombe`, the exact unbiased inverse. Same shape,
+    float64 for float64 input, else float32.
+    """
+    dtype = torch.float64 if counts.dtype == torch.float64 else torch.float32
+    return inverse_anscombe(odct_denoise(anscombe(counts.to(dtype)), 1.0, threshold=threshold, block=block))
 
 
 @contextlib.contextmanager
@@ -146,7 +171,7 @@ class CountSuperResolution:
         predictor: the network with its normalisation (``None`` for ``bicubic`` and ``mlem``).
         model_name: zoo name or checkpoint path of the network.
         model_sha256: SHA-256 of the weights or checkpoint file.
-        iterations: ML-EM iterations (``mlem``, ``mlem-vdsr``).
+        iterations: ML-EM iterations (``dct-mlem``, ``mlem``, ``mlem-vdsr``).
         post_filter_fwhm: Gaussian post-filter of the ML-EM estimate (fine pixels, 0: none).
     """
 
@@ -160,7 +185,7 @@ class CountSuperResolution:
 
     @property
     def needs_response(self) -> bool:
-        return self.method.startswith("mlem")
+        return "mlem" in self.method
 
     def density(self, counts: torch.Tensor, fwhm_pixels: float | None = None) -> torch.Tensor:
         """The fine-grid estimate before the total is restored, ``(k·h, k·w)`` (counts per fine pixel)."""
@@ -168,6 +193,7 @@ class CountSuperResolution:
             if fwhm_pixels is None:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
             with one_thread():
+                counts = denoise_counts(counts) if self.method == "dct-mlem" else counts
                 fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, self.scale, self.iterations)
             if self.post_filter_fwhm > 0:
                 fine = gaussian_blur(fine, fwhm=self.post_filter_fwhm)
@@ -229,10 +255,10 @@ def load_super_resolution(
     iterations = DEFAULT_MLEM_ITERATIONS.get(method, 0) if iterations is None else iterations
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
-    if method in ("bicubic", "mlem"):
+    if method in ("bicubic", "dct-mlem", "mlem"):
         if model is not None:
             raise ConfigError(f"--model applies to the network methods, not {method}")
-        post_filter = MLEM_POST_FILTER_FWHM if method == "mlem" else 0.0
+        post_filter = MLEM_POST_FILTER_FWHM.get(method, 0.0)
         return CountSuperResolution(method, scale, iterations=iterations, post_filter_fwhm=post_filter)
     predictor, name, digest = _network(method, model, scale, device)
     factor = int(getattr(predictor.model, "scale_factor", 1))
