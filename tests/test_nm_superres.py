@@ -17,10 +17,10 @@ from medrestore.io import read_image, write_image
 from medrestore.metrics import evaluate
 from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
+from medrestore.solvers.dct_denoise import denoise_counts
 from medrestore.tasks.superres import (
     PlanarAcquisition,
     SystemResponse,
-    denoise_counts,
     keep_total_counts,
     load_super_resolution,
     superres_image,

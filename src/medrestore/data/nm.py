@@ -60,6 +60,7 @@ from medrestore.io import read_image
 from medrestore.physics.blur import gaussian_blur
 from medrestore.physics.degradations import RandomGammaCamera
 from medrestore.physics.gamma_camera import PlanarAcquisition
+from medrestore.solvers.dct_denoise import denoise_counts
 from medrestore.solvers.mlem import mlem_super_resolution
 from medrestore.physics.paper_phantom import PrinterModel, ink_coverage, luminance
 
@@ -206,7 +207,7 @@ def simulate_original(activity: torch.Tensor, simulation: NMSimulation, generato
     return original, expected
 
 
-INPUT_KINDS = ("coarse", "mlem")
+INPUT_KINDS = ("coarse", "mlem", "dct-mlem")
 DEFAULT_ACQUISITION = PlanarAcquisition()
 """The camera ``superres`` assumes without a recorded acquisition: LEGP at 10 cm, Tc-99m."""
 
@@ -225,9 +226,10 @@ def simulate_pair(
     original, expected = simulate_original(activity.to(torch.float64), simulation, generator)
     camera = simulation.camera().sample(generator)
     low = camera(original, generator)
-    if input_kind == "mlem":
+    if input_kind in ("mlem", "dct-mlem"):
         fwhm = DEFAULT_ACQUISITION.resolution_mm / float(camera.pixel_size_mm)  # type: ignore[arg-type]
-        fine, _ = mlem_super_resolution(low.to(torch.float32), fwhm, simulation.scale, mlem_iterations)
+        counts = denoise_counts(low) if input_kind == "dct-mlem" else low
+        fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm, simulation.scale, mlem_iterations)
         return fine.to(torch.float32).unsqueeze(0), expected.to(torch.float32).unsqueeze(0)
     coarse = low / simulation.scale**2
     return coarse.to(torch.float32).unsqueeze(0), expected.to(torch.float32).unsqueeze(0)
@@ -338,8 +340,9 @@ class ScintigraphyPairs(ImagePairSource):
     Args:
         maps: ``(name, activity (H, W))`` with ``H`` and ``W`` multiples of ``simulation.scale``.
         simulation: how originals and acquisitions are drawn.
-        input_kind: ``coarse`` (counts / k²) or ``mlem`` (fine-grid ML-EM reconstruction).
-        mlem_iterations: ML-EM iterations of the ``mlem`` input.
+        input_kind: ``coarse`` (counts / k²), ``mlem`` (fine-grid ML-EM reconstruction) or
+            ``dct-mlem`` (the same of the counts denoised first, :func:`~medrestore.solvers.dct_denoise.denoise_counts`).
+        mlem_iterations: ML-EM iterations of the ``mlem`` and ``dct-mlem`` inputs.
     """
 
     spatial_ndim = 2
@@ -368,7 +371,7 @@ class ScintigraphyPairs(ImagePairSource):
         return self.maps[index][0]
 
     def factor(self, index: int) -> tuple[int, ...]:
-        scale = 1 if self.input_kind == "mlem" else self.simulation.scale
+        scale = 1 if self.input_kind in ("mlem", "dct-mlem") else self.simulation.scale
         return (scale, scale)
 
     def input_shape(self, index: int) -> tuple[int, ...]:
@@ -419,9 +422,10 @@ class NMDataConfig:
         validation: sources of the validation maps (other images than the training ones).
         simulation: originals and acquisitions.
         image_size: side of every activity map in fine pixels (a multiple of ``simulation.scale``).
-        input: ``coarse`` (the coarse counts / k²) or ``mlem`` (their ML-EM reconstruction on
-            the fine grid, for networks that refine it).
-        mlem_iterations: ML-EM iterations of the ``mlem`` input.
+        input: ``coarse`` (the coarse counts / k²), ``mlem`` (their ML-EM reconstruction on
+            the fine grid, for networks that refine it) or ``dct-mlem`` (the ML-EM reconstruction
+            of the denoised counts, as ``superres --method dct-mlem`` makes it before its post-filter).
+        mlem_iterations: ML-EM iterations of the ``mlem`` and ``dct-mlem`` inputs.
         fixed_draws: 0 draws new pairs for every sample; ``n > 0`` draws ``n`` pairs per map once.
     """
 

@@ -53,9 +53,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-import math
 from collections.abc import Callable
 
 import torch
@@ -65,6 +63,8 @@ from medrestore.core.errors import InputError
 from medrestore.models.blocks import require
 from medrestore.models.classical import ClassicalMethod
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct
+from medrestore.solvers.dct_denoise import ODCT_THRESHOLD, odct_denoise
+from medrestore.solvers.dct_denoise import mirror_pad as _pad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +114,6 @@ def _box_sum(values: torch.Tensor, radius: int) -> torch.Tensor:
 def _window(padded: torch.Tensor, start: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:
     """``padded[start : start + shape]`` (a view)."""
     return padded[tuple(slice(s, s + n) for s, n in zip(start, shape, strict=True))]
-
-
-def _pad(image: torch.Tensor, width: int) -> torch.Tensor:
-    """Mirror-pad every axis by ``width`` (replicate when an axis is too short to mirror)."""
-    mode = "reflect" if min(image.shape) > width else "replicate"
-    batch = image[None, None]
-    if image.ndim == 2:
-        return F.pad(batch, (width,) * 4, mode=mode)[0, 0]
-    return F.pad(batch, (width,) * 6, mode=mode)[0, 0]
 
 
 CHUNK_VOXELS = 4_000_000
@@ -260,51 +251,11 @@ def _guided_average(
     return (rician_bias_correct(average, sigma) if rician else average).to(image.dtype)
 
 
-ODCT_THRESHOLD = 2.7
-"""DCT coefficients below ``ODCT_THRESHOLD · σ`` are zeroed by :func:`odct_denoise`."""
 PRI_SEARCH_RADIUS = 3
 PRI_H_FACTOR = 0.7
 """``h = 0.7 σ`` and a 7³ search for :func:`prefiltered_non_local_means`: chosen on a Colin27 slab
 (z = 50–81, noise seed 1) apart from the one ``benchmarks/mri_denoise.py`` reports, best or
 within 0.02 dB of best at σ = 3, 5 and 7 % among h = 0.5/0.7/1.0 σ, search 5³/7³, threshold 2.2/2.7/3.2 σ."""
-
-
-@functools.lru_cache(maxsize=4)
-def _dct_basis(ndim: int, block: int) -> torch.Tensor:
-    """The ``block^ndim`` orthonormal DCT-II basis images as conv filters ``(block^ndim, 1, *[block] * ndim)``."""
-    k = torch.arange(block, dtype=torch.float64)[:, None]
-    n = torch.arange(block, dtype=torch.float64)[None, :]
-    matrix = torch.cos(math.pi * (2 * n + 1) * k / (2 * block)) * math.sqrt(2.0 / block)
-    matrix[0] /= math.sqrt(2.0)
-    if ndim == 2:
-        basis = torch.einsum("ai,bj->abij", matrix, matrix)
-    else:
-        basis = torch.einsum("ai,bj,ck->abcijk", matrix, matrix, matrix)
-    return basis.reshape(block**ndim, 1, *([block] * ndim))
-
-
-def odct_denoise(image: torch.Tensor, sigma: float, threshold: float = ODCT_THRESHOLD, block: int = 3) -> torch.Tensor:
-    """Oracle-DCT (overcomplete DCT hard-thresholding) estimate of a 2-D or 3-D image ``(*spatial)``.
-
-    Every overlapping ``block^d`` block is transformed by the orthonormal DCT, its coefficients
-    with ``|c| < threshold · σ`` (except the mean) are zeroed, and the blocks are inverse
-    transformed and averaged with weights ``1 / (1 + kept coefficients)`` (module docstring).
-    Mirror padding at the borders; same shape and dtype as ``image``.
-    """
-    if image.ndim not in (2, 3) or not image.is_floating_point():
-        raise InputError(None, f"ODCT expects a real 2-D or 3-D float tensor, got {tuple(image.shape)} {image.dtype}")
-    ndim, pad = image.ndim, block - 1
-    basis = _dct_basis(ndim, block).to(image.dtype).to(image.device)
-    convolve, transpose = (F.conv2d, F.conv_transpose2d) if ndim == 2 else (F.conv3d, F.conv_transpose3d)
-    padded = _pad(image, pad)[None, None]
-    coefficients = convolve(padded, basis)  # (1, block^d, *): every block's DCT
-    keep = coefficients.abs() >= threshold * sigma
-    keep[:, 0] = True
-    weights = 1.0 / (1.0 + keep.sum(dim=1, keepdim=True).to(image.dtype))
-    numerator = transpose(coefficients * keep * weights, basis)
-    denominator = transpose(weights, torch.ones_like(basis[:1]))
-    inner = (slice(None), slice(None)) + (slice(pad, -pad),) * ndim
-    return (numerator / denominator)[inner][0, 0]
 
 
 def prefiltered_non_local_means(

@@ -20,7 +20,7 @@ with ``OUT.json`` recording how. Conventions:
 
   - ``bicubic`` — Keys' cubic convolution of the count density ``x / k²``;
   - ``dct-mlem`` (default) — the coarse counts denoised first, then deblurred and enlarged by ML-EM
-    (:func:`denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
+    (:func:`~medrestore.solvers.dct_denoise.denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
     sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
     returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter). Denoising where the
     noise is still white and its level known lets ML-EM run longer without amplifying it;
@@ -62,17 +62,16 @@ from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import Predictor
 from medrestore.io import read_image, write_image
-from medrestore.models.fast_nlm import odct_denoise
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
-from medrestore.physics.noise import anscombe, inverse_anscombe
+from medrestore.solvers.dct_denoise import denoise_counts
 from medrestore.solvers.mlem import mlem_super_resolution
 from medrestore.tasks.degrade import input_digest, sidecar_path
 from medrestore.zoo import load_pretrained
 
 __all__ = [
     "DEFAULT_METHOD", "DEFAULT_MLEM_ITERATIONS", "DEFAULT_ZOO_MODELS", "METHODS", "MLEM_POST_FILTER_FWHM", "MODALITIES",
-    "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "denoise_counts", "keep_total_counts",
+    "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
     "load_super_resolution", "superres_file", "superres_image", "system_response",
 ]  # fmt: skip
 
@@ -88,10 +87,6 @@ DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "mlem": 20, "mlem-vdsr": 10}
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
 on validation phantoms and bone scans)."""
-COUNT_DCT_BLOCK = 6
-"""Side of the sliding DCT blocks of :func:`denoise_counts`."""
-COUNT_DCT_THRESHOLD = 2.7
-"""DCT coefficients below this many σ (σ = 1 after Anscombe's transform) are zeroed by :func:`denoise_counts`."""
 UNKNOWN_SPACING_PIXEL_MM = 1.0
 
 
@@ -107,20 +102,6 @@ def keep_total_counts(restored: torch.Tensor, total: float) -> torch.Tensor:
     if mass <= 0:
         return torch.full_like(positive, total / positive.numel())
     return positive * (total / mass)
-
-
-def denoise_counts(counts: torch.Tensor, block: int = COUNT_DCT_BLOCK, threshold: float = COUNT_DCT_THRESHOLD) -> torch.Tensor:
-    """Poisson counts ``(h, w)`` denoised: ``A⁻¹(DCT(A(k)))`` (Mäkitalo & Foi's Poisson scheme, a DCT denoiser).
-
-    ``A`` is :func:`~medrestore.physics.noise.anscombe` (noise ≈ N(0, 1) whatever the count level),
-    ``DCT`` is :func:`~medrestore.models.fast_nlm.odct_denoise` (every overlapping ``block × block``
-    block transformed, coefficients below ``threshold`` zeroed, blocks averaged with weights
-    ``1 / (1 + kept)``: Yu & Sapiro, IPOL 2011, with BM3D's aggregation weights) and ``A⁻¹`` is
-    :func:`~medrestore.physics.noise.inverse_anscombe`, the exact unbiased inverse. Same shape,
-    float64 for float64 input, else float32.
-    """
-    dtype = torch.float64 if counts.dtype == torch.float64 else torch.float32
-    return inverse_anscombe(odct_denoise(anscombe(counts.to(dtype)), 1.0, threshold=threshold, block=block))
 
 
 @contextlib.contextmanager
