@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.data.mri_phantom import brain_phantom
 from medrestore.models.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from medrestore.training.adversarial import AdversarialTrainer
@@ -216,3 +216,38 @@ def test_grad_clip_bounds_the_gradient_norm_before_every_step(volume: Path, tmp_
     config["train"]["grad_clip"] = 0.0
     with pytest.raises(ConfigError, match="grad_clip"):
         config_from_mapping(config)
+
+
+def test_target_volume_is_the_target_while_the_noise_is_drawn_on_the_volume(volume: Path, tmp_path: Path) -> None:
+    """``data.mri_denoise.target``: inputs are the volume plus Rician noise, targets the target volume
+    cut, cropped and augmented (γ, brightness) exactly like its image, in the volume's scale."""
+    from medrestore.data.mri import MRIDenoiseDataConfig, RicianPairs, intensity_scale, mri_denoise_sources
+
+    image = nib.load(volume)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    smooth = data * 0.5 + 3.0
+    target_path = tmp_path / "target.nii.gz"
+    nib.save(nib.Nifti1Image(smooth, image.affine), target_path)
+    config = MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), sigma_range=(0.0, 0.0), target=str(target_path))
+    training, validation = mri_denoise_sources(config, 3)
+    scale = intensity_scale(data)
+    noisy, target = training.patch_pair(1, (3, 4, 2), (8, 8, 8), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noisy[0], torch.from_numpy(data[3:11, 4:12, 30:38]) / scale)  # σ = 0: the volume
+    torch.testing.assert_close(target[0], torch.from_numpy(smooth[3:11, 4:12, 30:38]) / scale)
+    noisy, target = validation.pair(0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(target[0], torch.from_numpy(smooth[:, :, 20:28]) / scale)
+    clean = torch.linspace(0.1, 2.0, 64).reshape(4, 4, 4)
+    augmented = RicianPairs([clean], (0.0, 0.0), ["ramp"], gamma_range=(0.5, 2.0), brightness_range=(0.5, 1.0), targets=[clean * 0.5])
+    plain = RicianPairs([clean], (0.0, 0.0), ["ramp"], gamma_range=(0.5, 2.0), brightness_range=(0.5, 1.0))
+    for seed in range(5):
+        noisy, target = augmented.pair(0, torch.Generator().manual_seed(seed))
+        same, _ = plain.pair(0, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(noisy, same)  # the random stream is unchanged by a target
+        gamma = float(torch.log(noisy[0, 2, 0, 0] / noisy[0, 3, 3, 3]) / torch.log(clean[2, 0, 0] / clean[3, 3, 3]))
+        torch.testing.assert_close(target[0], noisy[0] * 0.5**gamma, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="shape"):
+        RicianPairs([clean], (0.0, 0.0), ["ramp"], targets=[clean[:2]])
+    wrong = tmp_path / "wrong.nii.gz"
+    nib.save(nib.Nifti1Image(smooth[:-1], image.affine), wrong)
+    with pytest.raises(InputError, match="wrong.nii.gz"):
+        mri_denoise_sources(MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), target=str(wrong)), 3)

@@ -82,6 +82,11 @@ class MRIDenoiseDataConfig:
             (:func:`~medrestore.data.mri_phantom.brain_phantom`, seeds 1000, 1001…, :data:`PHANTOM_SHAPE`)
             to the training images: flat tissue, a thin CSF layer and sharp boundaries, which one
             real brain alone does not teach (each phantom gets as many patches as each training image).
+        target: optional denoised copy of ``volume`` (same shape and units), the training and validation
+            target, while the noise is still drawn on ``volume``. An average of a few scans keeps
+            residual noise (Colin27: σ ≈ 1 grey level of 133, 0.8 % of the maximum, plus
+            integer rounding); trained on it as the target, a network learns to keep noise of
+            that size. ``null``: ``volume`` is the target.
     """
 
     volume: str
@@ -94,6 +99,7 @@ class MRIDenoiseDataConfig:
     gamma_range: tuple[float, float] = (1.0, 1.0)
     brightness_range: tuple[float, float] = (1.0, 1.0)
     synthetic_phantoms: int = 0
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.brightness_range[0] <= self.brightness_range[1]:
@@ -113,8 +119,13 @@ class MRIDenoiseDataConfig:
 
     def resolved(self, base: Path) -> MRIDenoiseDataConfig:
         """``volume`` made absolute against ``base`` (the configuration's folder)."""
-        path = Path(self.volume).expanduser()
-        return dataclasses.replace(self, volume=str(path if path.is_absolute() else (base / path).resolve()))
+        def absolute(name: str) -> str:
+            path = Path(name).expanduser()
+            return str(path if path.is_absolute() else (base / path).resolve())
+
+        return dataclasses.replace(
+            self, volume=absolute(self.volume), target=None if self.target is None else absolute(self.target)
+        )
 
 
 class RicianPairs(ImagePairSource):
@@ -129,6 +140,10 @@ class RicianPairs(ImagePairSource):
         gamma_range: contrast augmentation ``x ↦ m·(x/m)^γ`` (``m``: the image maximum), ``log γ``
             uniform in ``log gamma_range``; applied before the noise.
         brightness_range: then ``x ↦ b·x``, ``log b`` uniform in ``log brightness_range``.
+        targets: training targets, one per image and of its shape (default: the images themselves).
+            The noise is drawn on the image and the target is returned, with the same γ and
+            brightness: a denoised copy of an averaged scan teaches the network to remove the
+            scan's own residual noise instead of keeping it.
     """
 
     def __init__(
@@ -140,10 +155,14 @@ class RicianPairs(ImagePairSource):
         noise_on_patches: bool = False,
         gamma_range: tuple[float, float] = (1.0, 1.0),
         brightness_range: tuple[float, float] = (1.0, 1.0),
+        targets: list[torch.Tensor] | None = None,
     ) -> None:
         if not images:
             raise ConfigError("mri_denoise: no training or validation images (check validation_slab against the volume)")
+        if targets is not None and [tuple(t.shape) for t in targets] != [tuple(i.shape) for i in images]:
+            raise ConfigError("mri_denoise: every target must have the shape of its image")
         self._images = [image[None].to(torch.float32).contiguous() for image in images]
+        self._targets = None if targets is None else [t[None].to(torch.float32).contiguous() for t in targets]
         self._maxima = [max(float(image.max()), 1e-12) for image in self._images]
         self.spatial_ndim = images[0].ndim
         self.sigma_range = sigma_range
@@ -166,7 +185,8 @@ class RicianPairs(ImagePairSource):
         return (1,) * self.spatial_ndim
 
     def pair(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._degrade(self._images[index], index, generator)
+        target = None if self._targets is None else self._targets[index]
+        return self._degrade(self._images[index], index, generator, target)
 
     def degrades_patches(self) -> bool:
         return self.noise_on_patches
@@ -174,21 +194,30 @@ class RicianPairs(ImagePairSource):
     def patch_pair(
         self, index: int, start: Sequence[int], size: Sequence[int], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._degrade(extract_patch(self._images[index], start, size), index, generator)
+        target = None if self._targets is None else extract_patch(self._targets[index], start, size)
+        return self._degrade(extract_patch(self._images[index], start, size), index, generator, target)
 
-    def _degrade(self, clean: torch.Tensor, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(noisy input, clean target) of ``clean`` ``(1, *spatial)``: σ drawn, then γ (if any), then noise."""
+    def _degrade(
+        self, clean: torch.Tensor, index: int, generator: torch.Generator, target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noisy input, target) of ``clean`` ``(1, *spatial)``: σ drawn, then γ (if any), then noise.
+
+        ``target`` (default ``clean``) gets the same γ and brightness as ``clean``.
+        """
         low, high = self.sigma_range
         unit = float(torch.rand((), generator=generator, dtype=torch.float64))
         sigma = low + (high - low) * unit
+        target = clean if target is None else target
         if self.gamma_range != (1.0, 1.0):
             gamma = _log_uniform(self.gamma_range, generator)
             maximum = self._maxima[index]
             clean = maximum * (clean.clamp_min(0.0) / maximum) ** gamma
+            target = maximum * (target.clamp_min(0.0) / maximum) ** gamma
         if self.brightness_range != (1.0, 1.0):
-            clean = clean * _log_uniform(self.brightness_range, generator)
+            brightness = _log_uniform(self.brightness_range, generator)
+            clean, target = clean * brightness, target * brightness
         noisy = add_rician_noise(clean, sigma, generator)
-        return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), clean.contiguous()
+        return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), target.contiguous()
 
 
 def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
@@ -205,11 +234,15 @@ def with_sigma_map(image: torch.Tensor, sigma: float, channel_axis: int = 0) -> 
     return torch.cat([image, torch.full_like(image.narrow(channel_axis, 0, 1), float(sigma))], dim=channel_axis)
 
 
-def _slices(volume: torch.Tensor, axis: int, indices: range, name: str) -> tuple[list[torch.Tensor], list[str]]:
+def _slices(
+    volume: torch.Tensor, axis: int, indices: range, name: str, reference: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], list[str]]:
+    """Slices of ``volume`` whose slice of ``reference`` (default ``volume``) has enough tissue."""
+    reference = volume if reference is None else reference
     images, names = [], []
     for index in indices:
         image = volume.select(axis, index)
-        if float((image > 0).float().mean()) >= MIN_BRAIN_FRACTION:
+        if float((reference.select(axis, index) > 0).float().mean()) >= MIN_BRAIN_FRACTION:
             images.append(image.contiguous())
             names.append(f"{name}[{axis}={index}]")
     return images, names
@@ -240,19 +273,41 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
     scale = intensity_scale(volume)
     maximum = float(volume.max()) / scale
     volume = volume / scale
+    target = None
+    if config.target is not None:
+        target = read_image(Path(config.target)).data.to(torch.float32) / scale
+        if target.shape != volume.shape:
+            raise InputError(Path(config.target), f"has shape {tuple(target.shape)}; the target must have the volume's {tuple(volume.shape)}")
     sigma_range = (config.sigma_range[0] * maximum, config.sigma_range[1] * maximum)
     phantoms, phantom_names = synthetic_heads(config.synthetic_phantoms, spatial_ndim)
-    if spatial_ndim == 2:
-        below, below_names = _slices(volume, config.axis, range(0, start), path.name)
-        above, above_names = _slices(volume, config.axis, range(stop, length), path.name)
-        training, names = below + above, below_names + above_names
-        validation, validation_names = _slices(volume, config.axis, range(start, stop, config.validation_every), path.name)
-    else:
-        chunks = [(a, b) for a, b in ((0, start), (stop, length)) if b - a >= 16]
-        training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks]
-        names = [f"{path.name}[{config.axis}={a}:{b}]" for a, b in chunks]
-        validation = [volume.narrow(config.axis, start, stop - start).contiguous()]
-        validation_names = [f"{path.name}[{config.axis}={start}:{stop}]"]
+    pieces = _pieces(volume, config, spatial_ndim, path.name)
+    training, names, validation, validation_names = pieces
+    training_targets = validation_targets = None
+    if target is not None:
+        training_targets, _, validation_targets, _ = _pieces(target, config, spatial_ndim, path.name, volume)
+        training_targets = training_targets + phantoms
     augmentation = (config.noise_on_patches, config.gamma_range, config.brightness_range)
-    return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation),
-            RicianPairs(validation, sigma_range, validation_names, config.sigma_map))
+    return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation, training_targets),
+            RicianPairs(validation, sigma_range, validation_names, config.sigma_map, targets=validation_targets))
+
+
+def _pieces(
+    volume: torch.Tensor, config: MRIDenoiseDataConfig, spatial_ndim: int, name: str, reference: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor], list[str]]:
+    """(training images, names, validation images, names): slices (2-D) or the sub-volumes beside the slab (3-D).
+
+    2-D slices are kept where ``reference`` (default ``volume``; a target is cut like its image) has
+    enough tissue.
+    """
+    start, stop = config.validation_slab
+    length = volume.shape[config.axis]
+    if spatial_ndim == 2:
+        below, below_names = _slices(volume, config.axis, range(0, start), name, reference)
+        above, above_names = _slices(volume, config.axis, range(stop, length), name, reference)
+        validation, validation_names = _slices(volume, config.axis, range(start, stop, config.validation_every), name, reference)
+        return below + above, below_names + above_names, validation, validation_names
+    chunks = [(a, b) for a, b in ((0, start), (stop, length)) if b - a >= 16]
+    training = [volume.narrow(config.axis, a, b - a).contiguous() for a, b in chunks]
+    names = [f"{name}[{config.axis}={a}:{b}]" for a, b in chunks]
+    validation = [volume.narrow(config.axis, start, stop - start).contiguous()]
+    return training, names, validation, [f"{name}[{config.axis}={start}:{stop}]"]
