@@ -251,3 +251,19 @@ def test_target_volume_is_the_target_while_the_noise_is_drawn_on_the_volume(volu
     nib.save(nib.Nifti1Image(smooth[:-1], image.affine), wrong)
     with pytest.raises(InputError, match="wrong.nii.gz"):
         mri_denoise_sources(MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), target=str(wrong)), 3)
+
+
+def test_residual_noise_estimate_of_the_clean_target_script() -> None:
+    """``benchmarks/make_clean_target.py``: the Haar-MAD estimate inside the brain finds σ of white noise on a
+    smooth volume (within 5 %), and ignores the zero background and the brain's edge."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_clean_target", Path(__file__).resolve().parents[1] / "benchmarks" / "make_clean_target.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 48)] * 3, indexing="ij"))
+    volume = 100.0 + 20.0 * grid[0] + 10.0 * np.sin(3 * grid[1])
+    volume = volume + np.random.default_rng(0).normal(0.0, 1.5, volume.shape)
+    volume[(grid**2).sum(axis=0) > 0.8] = 0.0
+    assert module.residual_sigma(volume.astype(np.float32)) == pytest.approx(1.5, rel=0.05)
