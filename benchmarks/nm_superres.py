@@ -34,6 +34,7 @@ Usage::
     python benchmarks/nm_superres.py                       # shipped zoo models
     python benchmarks/nm_superres.py --runs results        # training checkpoints results/nm-*/best.pt
     python benchmarks/nm_superres.py --runs results --publish   # … and write them into the zoo
+    python benchmarks/nm_superres.py --runs results --checkpoint last.pt --publish nm-dct-mlem-vdsr-x4   # one of them
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ METHODS = {
     "bicubic": ("bicubic", None, None, None),
     "DCT-denoised counts + ML-EM (40 iterations + 1-pixel post-filter, known response)": ("dct-mlem", None, None, None),
     "ML-EM (20 iterations + 2-pixel post-filter, known response)": ("mlem", None, None, None),
+    "DCT + ML-EM + VDSR refinement (MSE + 1 − SSIM)": ("dct-mlem-vdsr", "nm-dct-mlem-vdsr", "nm-dct-mlem-vdsr-x4", "configs/nm-dct-mlem-vdsr.yaml"),
     "ML-EM + VDSR refinement (MSE + 1 − SSIM)": ("mlem-vdsr", "nm-mlem-vdsr", "nm-mlem-vdsr-x4", "configs/nm-mlem-vdsr.yaml"),
     "SRCNN (MSE)": ("srcnn", "nm-srcnn", "nm-srcnn-x4", "configs/nm-srcnn.yaml"),
     "SRResNet (MSE)": ("srresnet", "nm-srresnet-mse", "nm-srresnet-mse-x4", "configs/nm-srresnet-mse.yaml"),
@@ -157,10 +159,13 @@ def seconds_per_output(method: CountSuperResolution, repeats: int = 7) -> float:
         torch.set_num_threads(threads)
 
 
-def load_methods(runs: Path | None) -> dict[str, CountSuperResolution]:
+def load_methods(runs: Path | None, only: set[str] | None = None, checkpoint: str = "best.pt") -> dict[str, CountSuperResolution]:
+    """Every method; networks from ``runs/RUN/checkpoint`` when ``runs`` is given (only the zoo names in
+    ``only``, when given; the others from the zoo), else from the zoo."""
     methods = {}
     for label, (method, run, zoo_name, _) in METHODS.items():
-        model = None if run is None else (str(runs / run / "best.pt") if runs is not None else zoo_name)
+        from_run = run is not None and runs is not None and (only is None or zoo_name in only)
+        model = str(runs / run / checkpoint) if from_run else zoo_name  # type: ignore[operator]
         methods[label] = load_super_resolution(method, SCALE, model)
     return methods
 
@@ -215,8 +220,8 @@ def checkpoint_loss(checkpoint: dict[str, object]) -> str:
     return str(yaml.safe_load(checkpoint["config"])["train"]["loss"])  # type: ignore[index]
 
 
-def publish(runs: Path, results: dict[str, object]) -> None:
-    """Write every trained network into the packaged zoo with a card holding its held-out scores."""
+def publish(runs: Path, results: dict[str, object], only: set[str] | None = None, checkpoint_name: str = "best.pt") -> None:
+    """Write the trained networks (those in ``only``, default all) into the packaged zoo with cards holding their held-out scores."""
     sets = results["sets"]  # type: ignore[assignment]
     phantom_sets = [name for name in sets if name.startswith("phantoms")]  # type: ignore[union-attr]
 
@@ -224,9 +229,9 @@ def publish(runs: Path, results: dict[str, object]) -> None:
         return float(np.mean([sets[name][label][key] for name in phantom_sets]))  # type: ignore[index]
 
     for label, (method, run, zoo_name, config) in METHODS.items():
-        if run is None:
+        if run is None or (only is not None and zoo_name not in only):
             continue
-        checkpoint = load_checkpoint(runs / run / "best.pt", map_location="cpu")
+        checkpoint = load_checkpoint(runs / run / checkpoint_name, map_location="cpu")
         model = create_model(checkpoint["model"]["name"], checkpoint["model"]["options"])
         model.load_state_dict(checkpoint["model"]["state_dict"])
         history = load_checkpoint(runs / run / "last.pt", map_location="cpu")["history"]
@@ -246,7 +251,8 @@ def publish(runs: Path, results: dict[str, object]) -> None:
                 "epochs": len(history), "best_epoch": checkpoint["progress"]["best_epoch"],
                 "duration_s": round(float(sum(row["seconds"] for row in history)), 1),
                 "loss": checkpoint_loss(checkpoint), "scale": SCALE,
-                "mlem_iterations": DEFAULT_MLEM_ITERATIONS.get(method),
+                "mlem_iterations": DEFAULT_MLEM_ITERATIONS.get(method), "input": nm.get("input", "coarse"),
+                "checkpoint": checkpoint_name,
             },
             metrics={
                 "convention": "default, held-out paper phantoms at 1 and 2.4 mm (benchmarks/nm_superres.py)",
@@ -267,21 +273,24 @@ def publish(runs: Path, results: dict[str, object]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, help="folder holding the training runs nm-*/best.pt (default: zoo models)")
-    parser.add_argument("--publish", action="store_true", help="write the runs' networks and cards into the zoo")
+    parser.add_argument("--publish", nargs="*", metavar="ZOO_NAME",
+                        help="write the runs' networks (all, or these zoo names; the others are scored from the zoo) and cards into the zoo")
+    parser.add_argument("--checkpoint", default="best.pt", help="which checkpoint of each run (best.pt: best validation PSNR; last.pt)")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "nm_superres.json", help="where to write the scores")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    methods = load_methods(args.runs)
+    only = set(args.publish) if args.publish else None
+    methods = load_methods(args.runs, only, args.checkpoint)
     test_sets = {f"phantoms {pixel:g} mm": phantom_images(pixel) for pixel in PHANTOM_PIXEL_SIZES}
     test_sets["bone-scans"] = bone_scan_images()
     results = run_benchmark(methods, test_sets)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
-    if args.publish:
+    if args.publish is not None:
         if args.runs is None:
             parser.error("--publish needs --runs")
-        publish(args.runs, results)
+        publish(args.runs, results, only, args.checkpoint)
 
 
 if __name__ == "__main__":

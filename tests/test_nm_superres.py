@@ -131,3 +131,26 @@ def test_network_methods_load_checkpoints_and_check_their_scale(tmp_path: Path) 
         load_super_resolution("bicubic", 4, str(tmp_path / "net.pt"))
     with pytest.raises(ConfigError, match="needs the system response"):
         load_super_resolution("mlem", 4)(counts)
+
+
+def test_refining_methods_take_only_networks_trained_on_their_reconstruction(tmp_path: Path) -> None:
+    """``dct-mlem-vdsr`` feeds its network the ML-EM reconstruction of denoised counts, ``mlem-vdsr`` that of
+    raw counts: a checkpoint whose training configuration names the other input is refused."""
+    network = create_model("vdsr", {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 3, "width": 4})
+    for trained in ("dct-mlem", "mlem"):
+        payload = {
+            "model": {"name": "vdsr", "options": {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 3, "width": 4},
+                      "state_dict": network.state_dict()},
+            "normalisation": {"kind": "minmax-image"}, "inference": {"window": None},
+            "config": f"data:\n  nm:\n    input: {trained}\n",
+        }  # fmt: skip
+        torch.save(payload, tmp_path / f"{trained}.pt")
+    counts = torch.poisson(torch.full((12, 10), 50.0), generator=make_generator(5))
+    method = load_super_resolution("dct-mlem-vdsr", 4, str(tmp_path / "dct-mlem.pt"))
+    assert method.iterations == 40 and method.post_filter_fwhm == 0.0 and method.needs_response
+    restored = method(counts, 3.0)
+    assert restored.shape == (48, 40) and float(restored.sum()) == pytest.approx(float(counts.sum()), rel=1e-9)
+    with pytest.raises(ConfigError, match="trained on mlem inputs"):
+        load_super_resolution("dct-mlem-vdsr", 4, str(tmp_path / "mlem.pt"))
+    with pytest.raises(ConfigError, match="trained on dct-mlem inputs"):
+        load_super_resolution("mlem-vdsr", 4, str(tmp_path / "dct-mlem.pt"))

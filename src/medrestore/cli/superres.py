@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD})")
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
-    add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem 40, mlem 20, mlem-vdsr 10, as trained)")
+    add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
     add("--collimator", default="LEGP", metavar="NAME", help="camera collimator when IN.json records none (default LEGP)")
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")

@@ -32,7 +32,8 @@ BONE_SCAN_PIXEL_MM = 2.4
 PHANTOM_PIXEL_MM = 1.0
 METHOD_LABELS = {
     "bicubic": "bicubic (count-preserving)",
-    "dct-mlem": "DCT-denoised counts + ML-EM (default)",
+    "dct-mlem-vdsr": "DCT-denoised counts + ML-EM + VDSR (zoo nm-dct-mlem-vdsr-x4, default)",
+    "dct-mlem": "DCT-denoised counts + ML-EM",
     "mlem": "ML-EM, 20 iterations + post-filter",
     "mlem-vdsr": "ML-EM + VDSR (zoo nm-mlem-vdsr-x4)",
     "srresnet": "SRResNet (zoo nm-srresnet-x4)",

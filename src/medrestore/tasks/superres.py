@@ -1,6 +1,6 @@
 """Super-resolution of planar nuclear-medicine images, in counts.
 
-``superres_file(IN, OUT, request)`` (default: ``modality="nm", scale=4, method="mlem"``) reads a scintigram
+``superres_file(IN, OUT, request)`` (default: ``modality="nm", scale=4, method="dct-mlem-vdsr"``) reads a scintigram
 (any format :func:`medrestore.io.read_image` reads: DICOM NM planar or multi-frame, NIfTI,
 TIFF, PNG, NumPy), puts every frame on a grid ``scale`` times finer and writes it atomically
 with ``OUT.json`` recording how. Conventions:
@@ -19,7 +19,7 @@ with ``OUT.json`` recording how. Conventions:
 * **Methods** (:data:`METHODS`):
 
   - ``bicubic`` — Keys' cubic convolution of the count density ``x / k²``;
-  - ``dct-mlem`` (default) — the coarse counts denoised first, then deblurred and enlarged by ML-EM
+  - ``dct-mlem`` — the coarse counts denoised first, then deblurred and enlarged by ML-EM
     (:func:`~medrestore.solvers.dct_denoise.denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
     sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
     returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter). Denoising where the
@@ -28,6 +28,9 @@ with ``OUT.json`` recording how. Conventions:
     (:func:`~medrestore.solvers.mlem.mlem_super_resolution`, 20 iterations), then a Gaussian
     post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; the
     default until ``dct-mlem``, see ``benchmarks/README.md``);
+  - ``dct-mlem-vdsr`` (default) — the ``dct-mlem`` reconstruction (40 iterations, no post-filter) refined
+    by a residual network (12 layers × 48 maps) trained on simulated paper-phantom acquisitions
+    (zoo ``nm-dct-mlem-vdsr-x4``): the best of every method on every test set of ``benchmarks/nm_superres.py``;
   - ``mlem-vdsr`` — the 10-iteration ML-EM reconstruction refined by a residual network
     trained on simulated acquisitions (zoo ``nm-mlem-vdsr-x4``);
   - ``srcnn``, ``srresnet``, ``vdsr`` — networks that see only the coarse density (blind to the
@@ -54,10 +57,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 import medrestore
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, sha256_file
+from medrestore.core.files import atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import Predictor
@@ -76,14 +80,17 @@ __all__ = [
 ]  # fmt: skip
 
 MODALITIES = ("nm",)
-METHODS = ("bicubic", "dct-mlem", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
-DEFAULT_METHOD = "dct-mlem"
+METHODS = ("bicubic", "dct-mlem", "dct-mlem-vdsr", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
+DEFAULT_METHOD = "dct-mlem-vdsr"
 DEFAULT_ZOO_MODELS = {
-    "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4", "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
+    "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4",
+    "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
 }  # fmt: skip
 """The shipped zoo model of each network method (all for ×4)."""
-DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "mlem": 20, "mlem-vdsr": 10}
-"""ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the input ``mlem-vdsr``'s network was trained on."""
+DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10}
+"""ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the inputs the refining networks were trained on."""
+REFINED_INPUTS = {"dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem"}
+"""The reconstruction each refining method feeds its network (``data.nm.input`` of its training)."""
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
 on validation phantoms and bone scans)."""
@@ -174,7 +181,7 @@ class CountSuperResolution:
             if fwhm_pixels is None:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
             with one_thread():
-                counts = denoise_counts(counts) if self.method == "dct-mlem" else counts
+                counts = denoise_counts(counts) if self.method.startswith("dct-mlem") else counts
                 fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, self.scale, self.iterations)
             if self.post_filter_fwhm > 0:
                 fine = gaussian_blur(fine, fwhm=self.post_filter_fwhm)
@@ -197,6 +204,13 @@ def _check_scale(scale: int) -> int:
     return scale
 
 
+def _checkpoint_input(path: Path) -> str:
+    """``data.nm.input`` of the training configuration stored in a checkpoint (``coarse`` when absent)."""
+    payload = load_torch_file(path)
+    config = yaml.safe_load(str(payload.get("config") or "") or "{}") if isinstance(payload, dict) else {}
+    return str(((config.get("data") or {}).get("nm") or {}).get("input", "coarse"))
+
+
 def _network(method: str, model: str | None, scale: int, device: str) -> tuple[Predictor, str, str]:
     """The predictor of a zoo model or training checkpoint, its name and the file's SHA-256.
 
@@ -206,11 +220,16 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     name = model or DEFAULT_ZOO_MODELS[method]
     path = Path(name)
     if path.suffix == ".pt" and path.is_file():
+        if method in REFINED_INPUTS and (trained_input := _checkpoint_input(path)) != REFINED_INPUTS[method]:
+            raise ConfigError(f"checkpoint {path} was trained on {trained_input} inputs; method {method} makes {REFINED_INPUTS[method]} ones")
         return Predictor.from_checkpoint(path, device=device), str(path), sha256_file(path)
     network, card = load_pretrained(name, device=device)
-    architecture = "vdsr" if method == "mlem-vdsr" else method
+    architecture = "vdsr" if method in REFINED_INPUTS else method
     if card.architecture != architecture:
         raise ConfigError(f"zoo model {name!r} is a {card.architecture}; method {method} needs a {architecture}")
+    trained_input = card.training.get("input")
+    if method in REFINED_INPUTS and trained_input is not None and trained_input != REFINED_INPUTS[method]:
+        raise ConfigError(f"zoo model {name!r} refines {trained_input} reconstructions; method {method} makes {REFINED_INPUTS[method]} ones")
     trained = card.training.get("scale")
     if trained is not None and int(trained) != scale:  # type: ignore[call-overload]
         raise ConfigError(f"zoo model {name!r} was trained for ×{trained}, not ×{scale}; use --scale {trained}")
@@ -243,7 +262,7 @@ def load_super_resolution(
         return CountSuperResolution(method, scale, iterations=iterations, post_filter_fwhm=post_filter)
     predictor, name, digest = _network(method, model, scale, device)
     factor = int(getattr(predictor.model, "scale_factor", 1))
-    expected = 1 if method == "mlem-vdsr" else scale
+    expected = 1 if method in REFINED_INPUTS else scale
     if factor != expected:
         raise ConfigError(f"model {name!r} enlarges ×{factor}; method {method} at ×{scale} needs ×{expected}")
     return CountSuperResolution(method, scale, predictor, name, digest, iterations)
