@@ -280,8 +280,7 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
             raise InputError(Path(config.target), f"has shape {tuple(target.shape)}; the target must have the volume's {tuple(volume.shape)}")
     sigma_range = (config.sigma_range[0] * maximum, config.sigma_range[1] * maximum)
     phantoms, phantom_names = synthetic_heads(config.synthetic_phantoms, spatial_ndim)
-    pieces = _pieces(volume, config, spatial_ndim, path.name)
-    training, names, validation, validation_names = pieces
+    training, names, validation, validation_names = _pieces(volume, config, spatial_ndim, path.name)
     training_targets = validation_targets = None
     if target is not None:
         training_targets, _, validation_targets, _ = _pieces(target, config, spatial_ndim, path.name, volume)

@@ -207,7 +207,9 @@ def simulate_original(activity: torch.Tensor, simulation: NMSimulation, generato
     return original, expected
 
 
-INPUT_KINDS = ("coarse", "mlem", "dct-mlem")
+RECONSTRUCTED_INPUTS = ("mlem", "dct-mlem")
+"""Input kinds that are ML-EM reconstructions on the fine grid (of the raw or the denoised counts)."""
+INPUT_KINDS = ("coarse", *RECONSTRUCTED_INPUTS)
 DEFAULT_ACQUISITION = PlanarAcquisition()
 """The camera ``superres`` assumes without a recorded acquisition: LEGP at 10 cm, Tc-99m."""
 
@@ -226,7 +228,7 @@ def simulate_pair(
     original, expected = simulate_original(activity.to(torch.float64), simulation, generator)
     camera = simulation.camera().sample(generator)
     low = camera(original, generator)
-    if input_kind in ("mlem", "dct-mlem"):
+    if input_kind in RECONSTRUCTED_INPUTS:
         fwhm = DEFAULT_ACQUISITION.resolution_mm / float(camera.pixel_size_mm)  # type: ignore[arg-type]
         counts = denoise_counts(low) if input_kind == "dct-mlem" else low
         fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm, simulation.scale, mlem_iterations)
@@ -371,7 +373,7 @@ class ScintigraphyPairs(ImagePairSource):
         return self.maps[index][0]
 
     def factor(self, index: int) -> tuple[int, ...]:
-        scale = 1 if self.input_kind in ("mlem", "dct-mlem") else self.simulation.scale
+        scale = 1 if self.input_kind in RECONSTRUCTED_INPUTS else self.simulation.scale
         return (scale, scale)
 
     def input_shape(self, index: int) -> tuple[int, ...]:

@@ -63,8 +63,7 @@ from medrestore.core.errors import InputError
 from medrestore.models.blocks import require
 from medrestore.models.classical import ClassicalMethod
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct
-from medrestore.solvers.dct_denoise import ODCT_THRESHOLD, odct_denoise
-from medrestore.solvers.dct_denoise import mirror_pad as _pad
+from medrestore.solvers.dct_denoise import ODCT_THRESHOLD, mirror_pad, odct_denoise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +160,7 @@ def _nlm_block(
     ndim, shape = guide.ndim, tuple(guide.shape)
     rs, rp = search_radius, patch_radius
     pad = 2 * rs + rp
-    guide_padded, values_padded = _pad(guide, pad), _pad(values, pad)
+    guide_padded, values_padded = mirror_pad(guide, pad), mirror_pad(values, pad)
     extended = tuple(n + 2 * rs for n in shape)  # voxels k whose weights are needed
     patch_region = tuple(n + 2 * rp for n in extended)
     base = (rs,) * ndim  # start of the patch region of the extended voxels in the padded volume

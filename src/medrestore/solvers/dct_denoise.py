@@ -10,7 +10,7 @@ denoiser of Yu & Sapiro (IPOL 2011).
 
 :func:`denoise_counts`: Poisson counts ``k`` → ``A⁻¹(DCT(A(k)))`` with Anscombe's transform ``A``
 (:func:`~medrestore.physics.noise.anscombe`: the noise becomes ≈ N(0, 1) whatever the count level,
-so σ = 1 is known) and its exact unbiased inverse (Mäkitalo & Foi, IEEE TIP 20(1), 2011). It is
+so σ = 1 is known) and its exact unbiased inverse (Mäkitalo & Foi, IEEE TIP 20(9), 2011). It is
 the first step of ``medrestore superres --method dct-mlem``: the coarse counts are the one place
 where the noise is still white and of known size.
 """
@@ -37,7 +37,6 @@ def mirror_pad(image: torch.Tensor, width: int) -> torch.Tensor:
     if image.ndim == 2:
         return F.pad(batch, (width,) * 4, mode=mode)[0, 0]
     return F.pad(batch, (width,) * 6, mode=mode)[0, 0]
-
 
 
 ODCT_THRESHOLD = 2.7

@@ -159,7 +159,7 @@ class CountSuperResolution:
         predictor: the network with its normalisation (``None`` for ``bicubic`` and ``mlem``).
         model_name: zoo name or checkpoint path of the network.
         model_sha256: SHA-256 of the weights or checkpoint file.
-        iterations: ML-EM iterations (``dct-mlem``, ``mlem``, ``mlem-vdsr``).
+        iterations: ML-EM iterations (``dct-mlem``, ``dct-mlem-vdsr``, ``mlem``, ``mlem-vdsr``).
         post_filter_fwhm: Gaussian post-filter of the ML-EM estimate (fine pixels, 0: none).
     """
 
@@ -211,6 +211,12 @@ def _checkpoint_input(path: Path) -> str:
     return str(((config.get("data") or {}).get("nm") or {}).get("input", "coarse"))
 
 
+def _check_refined_input(method: str, trained_input: str, what: str) -> None:
+    """Refuse a refining network trained on another reconstruction than ``method`` makes."""
+    if trained_input != REFINED_INPUTS[method]:
+        raise ConfigError(f"{what} was trained on {trained_input} inputs; method {method} makes {REFINED_INPUTS[method]} ones")
+
+
 def _network(method: str, model: str | None, scale: int, device: str) -> tuple[Predictor, str, str]:
     """The predictor of a zoo model or training checkpoint, its name and the file's SHA-256.
 
@@ -220,16 +226,15 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     name = model or DEFAULT_ZOO_MODELS[method]
     path = Path(name)
     if path.suffix == ".pt" and path.is_file():
-        if method in REFINED_INPUTS and (trained_input := _checkpoint_input(path)) != REFINED_INPUTS[method]:
-            raise ConfigError(f"checkpoint {path} was trained on {trained_input} inputs; method {method} makes {REFINED_INPUTS[method]} ones")
+        if method in REFINED_INPUTS:
+            _check_refined_input(method, _checkpoint_input(path), f"checkpoint {path}")
         return Predictor.from_checkpoint(path, device=device), str(path), sha256_file(path)
     network, card = load_pretrained(name, device=device)
     architecture = "vdsr" if method in REFINED_INPUTS else method
     if card.architecture != architecture:
         raise ConfigError(f"zoo model {name!r} is a {card.architecture}; method {method} needs a {architecture}")
-    trained_input = card.training.get("input")
-    if method in REFINED_INPUTS and trained_input is not None and trained_input != REFINED_INPUTS[method]:
-        raise ConfigError(f"zoo model {name!r} refines {trained_input} reconstructions; method {method} makes {REFINED_INPUTS[method]} ones")
+    if method in REFINED_INPUTS and card.training.get("input") is not None:  # cards before 2026-11-22 do not record it
+        _check_refined_input(method, str(card.training["input"]), f"zoo model {name!r}")
     trained = card.training.get("scale")
     if trained is not None and int(trained) != scale:  # type: ignore[call-overload]
         raise ConfigError(f"zoo model {name!r} was trained for ×{trained}, not ×{scale}; use --scale {trained}")
