@@ -6,6 +6,7 @@ import argparse
 
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
+    ENSEMBLE_SIZES,
     METHODS,
     MODALITIES,
     PlanarAcquisition,
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
     add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
+    sizes = ", ".join(map(str, ENSEMBLE_SIZES))
+    add("--ensemble", type=int, metavar="V",
+        help=f"network methods: average the network over V turned/flipped views ({sizes}; default: dct-mlem-vdsr 4, others 1)")
     add("--collimator", default="LEGP", metavar="NAME", help="camera collimator when IN.json records none (default LEGP)")
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
@@ -37,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     request = SuperResolutionRequest(
         modality=args.modality, scale=args.scale, method=args.method, model=args.model, device=args.device,
-        iterations=args.iterations, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
+        iterations=args.iterations, ensemble=args.ensemble, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
         pixel_size_mm=args.pixel_size,
     )  # fmt: skip
     record = superres_file(args.input, args.output, request)

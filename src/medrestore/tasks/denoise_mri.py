@@ -66,7 +66,7 @@ from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
 from medrestore.data.mri import intensity_scale, with_sigma_map
-from medrestore.inference import Predictor
+from medrestore.inference import Predictor, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
@@ -243,13 +243,12 @@ def network_denoise(
         predictor = Predictor(predictor.model, predictor.normalisation, window=WINDOW_3D, overlap=0.25, device=predictor.device, batch_size=1)
     if predictor.spatial_ndim == scaled.ndim:
         flips = flips if scaled.ndim == 3 else ((),)
-        output = torch.zeros_like(scaled)
-        for axes in flips:  # self-ensemble: the mean of the network on flipped copies, flipped back
-            view = scaled.flip(axes) if axes else scaled
+
+        def run(view: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):  # CPU ops only
-                result = predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
-            output += result.flip(axes) if axes else result
-        output /= len(flips)
+                return predictor.predict(channels(view[None, None]))[0, 0] if conditioned else predictor.predict(view)
+
+        output = self_ensemble(run, scaled, [(0, axes) for axes in flips])  # the network on flipped copies, flipped back
     elif predictor.spatial_ndim == 2 and scaled.ndim == 3:
         slices = scaled.movedim(-1, 0).unsqueeze(1)
         output = torch.cat([predictor.predict(channels(slices[i : i + batch]))[:, 0] for i in range(0, slices.shape[0], batch)]).movedim(0, -1)
