@@ -55,7 +55,7 @@ def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram:
         scores[method] = evaluate(restored.data, original.data)
     default = records["default"]
     assert default["method"] == "dct-mlem-vdsr" and default["model"] == "nm-dct-mlem-vdsr-x4" and default["iterations"] == 40
-    assert len(default["model_sha256"]) == 64 and default["ensemble_views"] == 4
+    assert len(default["model_sha256"]) == 64 and default["ensemble_views"] == 2
     assert records["dct-mlem"]["ensemble_views"] is None and records["mlem-vdsr"]["ensemble_views"] == 1
     assert records["dct-mlem"]["model"] is None and records["dct-mlem"]["iterations"] == 40 and records["mlem"]["iterations"] == 20
     assert default["system_response"]["pixel_size_mm"] == pytest.approx(2.4) and default["system_response"]["collimator"] == "LEGP"
@@ -89,7 +89,7 @@ def test_multi_frame_dicom_nm_keeps_frames_spacing_and_counts(tmp_path: Path, ca
     [
         (["--method", "bicubic", "--model", "nm-srresnet-x4"], "applies to the network methods, not bicubic"),
         (["--method", "mlem", "--ensemble", "8"], "--ensemble applies to the network methods, not mlem"),
-        (["--ensemble", "2"], "a self-ensemble has 1, 4, 8 views, not 2"),
+        (["--ensemble", "3"], "a self-ensemble has 1, 2, 4, 8 views, not 3"),
         (["--method", "mlem-vdsr", "--scale", "2"], "trained for ×4, not ×2"),
         (["--scale", "2"], "zoo model 'nm-dct-mlem-vdsr-x4' was trained for ×4, not ×2; use --scale 4"),
         (["--method", "dct-mlem", "--scale", "2"], "records a ×4 acquisition; use --scale 4"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medrestore.core.errors import ConfigError
-from medrestore.inference import DIHEDRAL, IDENTITY, QUARTER_TURNS, self_ensemble
+from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, self_ensemble
 from medrestore.inference.ensemble import apply_view, undo_view
 
 
@@ -18,7 +18,7 @@ def test_views_are_the_eight_symmetries_and_undo_inverts_them() -> None:
         assert turned.shape == ((2, 5, 3) if view[0] % 2 else (2, 3, 5))
         assert torch.equal(undo_view(turned, view), image)
         seen.add(tuple(turned.flatten().tolist()))
-    assert len(seen) == 8 and QUARTER_TURNS == DIHEDRAL[:4] and IDENTITY == DIHEDRAL[:1]
+    assert len(seen) == 8 and QUARTER_TURNS == DIHEDRAL[:4] and IDENTITY == DIHEDRAL[:1] and HALF_TURN == DIHEDRAL[:3:2]
     assert torch.equal(apply_view(image, (1, ())), torch.rot90(image, 1, (-2, -1)))
     assert torch.equal(apply_view(image, (0, (0,))), image.flip(0))  # flips of any axis (3-D volumes)
 

@@ -1,10 +1,10 @@
 """Inference: tiled (sliding-window) application of a model, the :class:`Predictor` and self-ensembles."""
 
-from medrestore.inference.ensemble import DIHEDRAL, IDENTITY, QUARTER_TURNS, View, self_ensemble
+from medrestore.inference.ensemble import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, View, self_ensemble
 from medrestore.inference.predictor import Predictor
 from medrestore.inference.tiling import count_windows, reflect_pad_to, sliding_window_inference
 
 __all__ = [
-    "DIHEDRAL", "IDENTITY", "QUARTER_TURNS", "Predictor", "View", "count_windows", "reflect_pad_to", "self_ensemble",
+    "DIHEDRAL", "HALF_TURN", "IDENTITY", "QUARTER_TURNS", "Predictor", "View", "count_windows", "reflect_pad_to", "self_ensemble",
     "sliding_window_inference",
 ]  # fmt: skip

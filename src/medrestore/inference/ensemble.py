@@ -24,6 +24,8 @@ View = tuple[int, tuple[int, ...]]
 """``(quarter turns of the last two axes, flipped axes)``."""
 
 IDENTITY: tuple[View, ...] = ((0, ()),)
+HALF_TURN: tuple[View, ...] = ((0, ()), (2, ()))
+"""The image and its half turn (180°)."""
 QUARTER_TURNS: tuple[View, ...] = ((0, ()), (1, ()), (2, ()), (3, ()))
 """The four rotations of the plane."""
 DIHEDRAL: tuple[View, ...] = QUARTER_TURNS + ((0, (-1,)), (1, (-1,)), (2, (-1,)), (3, (-1,)))

@@ -30,7 +30,7 @@ with ``OUT.json`` recording how. Conventions:
     default until ``dct-mlem``, see ``benchmarks/README.md``);
   - ``dct-mlem-vdsr`` (default) — the ``dct-mlem`` reconstruction (40 iterations, no post-filter) refined
     by a residual network (12 layers × 48 maps) trained on simulated paper-phantom acquisitions
-    (zoo ``nm-dct-mlem-vdsr-x4``), run on the four quarter turns of its input and averaged (a
+    (zoo ``nm-dct-mlem-vdsr-x4``), run on its input and on the input turned by 180°, the two averaged (a
     self-ensemble, :data:`NETWORK_VIEWS`): the best of every method on every test set of ``benchmarks/nm_superres.py``;
   - ``mlem-vdsr`` — the 10-iteration ML-EM reconstruction refined by a residual network
     trained on simulated acquisitions (zoo ``nm-mlem-vdsr-x4``);
@@ -38,7 +38,7 @@ with ``OUT.json`` recording how. Conventions:
     system response; zoo ``nm-srcnn-x4``, ``nm-srresnet-x4``, ``nm-vdsr-x4``).
 
   ``model`` replaces a network method's zoo model by another zoo name or a training
-  checkpoint (``.pt``); ``ensemble`` sets the number of views a network is averaged over (1, 4, 8).
+  checkpoint (``.pt``); ``ensemble`` sets the number of views a network is averaged over (1, 2, 4, 8).
 * **Geometry.** The in-plane axes get ``k`` times more pixels; the affine's in-plane columns
   are divided by ``k`` and the origin moves to the first fine pixel's centre
   (:func:`~medrestore.physics.blur.upsample_affine`), so every pixel keeps its world position.
@@ -65,7 +65,7 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
-from medrestore.inference import DIHEDRAL, IDENTITY, QUARTER_TURNS, Predictor, View, self_ensemble
+from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, Predictor, View, self_ensemble
 from medrestore.io import read_image, write_image
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
@@ -92,13 +92,14 @@ DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mle
 """ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the inputs the refining networks were trained on."""
 REFINED_INPUTS = {"dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem"}
 """The reconstruction each refining method feeds its network (``data.nm.input`` of its training)."""
-NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-vdsr": QUARTER_TURNS}
+NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-vdsr": HALF_TURN}
 """Self-ensemble of a network method by default (:mod:`medrestore.inference.ensemble`; the others: one view):
-the refinement network on the four quarter turns of its input, turned back and averaged. Chosen on the
-validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py``: +0.05 / +0.23 / +0.09 dB and
-+0.001 / +0.001 / +0.002 SSIM (1-mm phantoms / 2.4-mm phantoms / bone scans) over one view; the eight
-symmetries of the square add nothing more (+0.03 dB at 2.4 mm, 0.000 SSIM) at twice the time."""
-ENSEMBLE_SIZES = (1, 4, 8)
+the refinement network on its input and on the input turned by 180°, turned back and averaged. Chosen on the
+validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view, 1-mm phantoms /
+2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 / +0.0015 SSIM; the
+four quarter turns +0.05 / +0.23 / +0.09 dB and +0.0007 / +0.0012 / +0.0020 at twice the time of two; the
+eight symmetries of the square no more than the four."""
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
 on validation phantoms and bone scans)."""
@@ -263,7 +264,7 @@ def load_super_resolution(
     """The method ``method`` at ``scale``; networks from the zoo (``model``: zoo name or ``.pt`` checkpoint).
 
     ``iterations`` (ML-EM methods) defaults to :data:`DEFAULT_MLEM_ITERATIONS` of the method;
-    ``ensemble`` (network methods: 1, 4 or 8 views, :data:`ENSEMBLE_SIZES`) to :data:`NETWORK_VIEWS`.
+    ``ensemble`` (network methods: 1, 2, 4 or 8 views, :data:`ENSEMBLE_SIZES`) to :data:`NETWORK_VIEWS`.
 
     Raises:
         ConfigError: unknown method, bad scale or iterations, a model of another architecture or scale.
@@ -288,7 +289,7 @@ def load_super_resolution(
     expected = 1 if method in REFINED_INPUTS else scale
     if factor != expected:
         raise ConfigError(f"model {name!r} enlarges ×{factor}; method {method} at ×{scale} needs ×{expected}")
-    views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else {1: IDENTITY, 4: QUARTER_TURNS, 8: DIHEDRAL}[ensemble]
+    views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}[ensemble]
     return CountSuperResolution(method, scale, predictor, name, digest, iterations, views=views)
 
 
