@@ -96,9 +96,9 @@ NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-vdsr": HALF_TURN}
 """Self-ensemble of a network method by default (:mod:`medrestore.inference.ensemble`; the others: one view):
 the refinement network on its input and on the input turned by 180°, turned back and averaged. Chosen on the
 validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view, 1-mm phantoms /
-2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 / +0.0015 SSIM; the
-four quarter turns +0.05 / +0.23 / +0.09 dB and +0.0007 / +0.0012 / +0.0020 at twice the time of two; the
-eight symmetries of the square no more than the four."""
+2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 / +0.0015 SSIM
+(0.25 s per 256² instead of 0.16 s); the four quarter turns +0.05 / +0.23 / +0.09 dB and +0.0007 / +0.0012 /
++0.0020, at 0.8 s near the 1-s budget; the eight symmetries of the square no more than the four."""
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
