@@ -9,6 +9,7 @@ from medrestore.tasks.superres import (
     ENSEMBLE_SIZES,
     METHODS,
     MODALITIES,
+    NETWORK_VIEWS,
     PlanarAcquisition,
     SuperResolutionRequest,
     superres_file,
@@ -30,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
     add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
     sizes = ", ".join(map(str, ENSEMBLE_SIZES))
+    defaults = ", ".join(f"{method} {len(views)}" for method, views in NETWORK_VIEWS.items())
     add("--ensemble", type=int, metavar="V",
-        help=f"network methods: average the network over V turned/flipped views ({sizes}; default: dct-mlem-vdsr 4, others 1)")
+        help=f"network methods: average the network over V turned/flipped views ({sizes}; default: {defaults}, others 1)")
     add("--collimator", default="LEGP", metavar="NAME", help="camera collimator when IN.json records none (default LEGP)")
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
