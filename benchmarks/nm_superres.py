@@ -1,4 +1,4 @@
-"""Gamma-camera super-resolution ×4 on held-out phantoms: bicubic vs SRCNN, SRResNet, VDSR.
+"""Gamma-camera super-resolution ×4 on held-out phantoms: bicubic vs ML-EM, refining networks, SRCNN, SRResNet, VDSR.
 
 Every test image goes through the chain the issue's target names:
 
@@ -58,6 +58,7 @@ from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
 from medrestore.tasks.superres import (
     DEFAULT_MLEM_ITERATIONS,
+    MODEL_ENSEMBLES,
     NETWORK_VIEWS,
     CountSuperResolution,
     PlanarAcquisition,
@@ -79,6 +80,10 @@ METHODS = {
     "bicubic": ("bicubic", None, None, None),
     "DCT-denoised counts + ML-EM (40 iterations + 1-pixel post-filter, known response)": ("dct-mlem", None, None, None),
     "ML-EM (20 iterations + 2-pixel post-filter, known response)": ("mlem", None, None, None),
+    "DCT + ML-EM + the U-Net and VDSR refinements averaged": ("dct-mlem-ensemble", None, None, None),
+    "DCT + ML-EM + U-Net refinement (MSE + 1 − SSIM)": (
+        "dct-mlem-resunet", "nm-dct-mlem-resunet", "nm-dct-mlem-resunet-x4", "configs/nm-dct-mlem-resunet.yaml"
+    ),
     "DCT + ML-EM + VDSR refinement (MSE + 1 − SSIM)": ("dct-mlem-vdsr", "nm-dct-mlem-vdsr", "nm-dct-mlem-vdsr-x4", "configs/nm-dct-mlem-vdsr.yaml"),
     "ML-EM + VDSR refinement (MSE + 1 − SSIM)": ("mlem-vdsr", "nm-mlem-vdsr", "nm-mlem-vdsr-x4", "configs/nm-mlem-vdsr.yaml"),
     "SRCNN (MSE)": ("srcnn", "nm-srcnn", "nm-srcnn-x4", "configs/nm-srcnn.yaml"),
@@ -86,7 +91,11 @@ METHODS = {
     "SRResNet (MSE + 1 − SSIM)": ("srresnet", "nm-srresnet-ssim", "nm-srresnet-x4", "configs/nm-srresnet-ssim.yaml"),
     "VDSR, bicubic + residual (MSE + 1 − SSIM)": ("vdsr", "nm-vdsr", "nm-vdsr-x4", "configs/nm-vdsr.yaml"),
 }
-SINGLE_PASS = {"DCT + ML-EM + VDSR refinement (MSE + 1 − SSIM)": "DCT + ML-EM + VDSR refinement, one network pass (--ensemble 1)"}
+SINGLE_PASS = {
+    "DCT + ML-EM + the U-Net and VDSR refinements averaged": "DCT + ML-EM + U-Net and VDSR averaged, one pass each (--ensemble 1)",
+    "DCT + ML-EM + U-Net refinement (MSE + 1 − SSIM)": "DCT + ML-EM + U-Net refinement, one network pass (--ensemble 1)",
+    "DCT + ML-EM + VDSR refinement (MSE + 1 − SSIM)": "DCT + ML-EM + VDSR refinement, one network pass (--ensemble 1)",
+}
 """Network rows also scored without their default self-ensemble: row label → label of the one-pass row."""
 
 
@@ -166,11 +175,17 @@ def seconds_per_output(method: CountSuperResolution, repeats: int = 7) -> float:
 def load_methods(runs: Path | None, only: set[str] | None = None, checkpoint: str = "best.pt") -> dict[str, CountSuperResolution]:
     """Every method; networks from ``runs/RUN/checkpoint`` when ``runs`` is given (only the zoo names in
     ``only``, when given; the others from the zoo), else from the zoo."""
-    methods = {}
+    models: dict[str, str | None] = {}  # label → its network (zoo name or checkpoint)
     for label, (method, run, zoo_name, _) in METHODS.items():
         from_run = run is not None and runs is not None and (only is None or zoo_name in only)
-        model = str(runs / run / checkpoint) if from_run else zoo_name  # type: ignore[operator]
-        methods[label] = load_super_resolution(method, SCALE, model)
+        models[label] = str(runs / run / checkpoint) if from_run else zoo_name  # type: ignore[operator]
+    of_method = {method: models[label] for label, (method, *_) in METHODS.items()}
+    for label, (method, *_) in METHODS.items():  # a model ensemble averages its members' networks
+        if method in MODEL_ENSEMBLES:
+            models[label] = "+".join(str(of_method[member]) for member in MODEL_ENSEMBLES[method])
+    methods = {}
+    for label, (method, *_) in METHODS.items():
+        methods[label] = load_super_resolution(method, SCALE, models[label])
         if label in SINGLE_PASS:
             methods[SINGLE_PASS[label]] = dataclasses.replace(methods[label], views=IDENTITY)
     return methods

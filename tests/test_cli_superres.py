@@ -41,7 +41,7 @@ def coarse(scintigram: Path) -> Path:
 def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram: Path, coarse: Path, tmp_path: Path) -> None:
     original = read_image(scintigram)
     scores, records = {}, {}
-    for method in ("bicubic", "default", "dct-mlem", "mlem", "mlem-vdsr"):
+    for method in ("bicubic", "default", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
         output = tmp_path / f"{method}.nii.gz"
         arguments = ["superres", "--modality", "nm", str(coarse), "-o", str(output), "--scale", "4"]
         assert main(arguments + ([] if method == "default" else ["--method", method])) == 0
@@ -54,16 +54,19 @@ def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram:
         assert records[method]["output_frame_total_counts"][0] == pytest.approx(records[method]["frame_total_counts"][0], rel=1e-6)
         scores[method] = evaluate(restored.data, original.data)
     default = records["default"]
-    assert default["method"] == "dct-mlem-vdsr" and default["model"] == "nm-dct-mlem-vdsr-x4" and default["iterations"] == 40
-    assert len(default["model_sha256"]) == 64 and default["ensemble_views"] == 2
+    assert default["method"] == "dct-mlem-ensemble" and default["model"] == "nm-dct-mlem-resunet-x4+nm-dct-mlem-vdsr-x4"
+    assert default["iterations"] == 40 and default["ensemble_views"] == 2
+    assert [len(digest) for digest in default["model_sha256"].split("+")] == [64, 64]
     assert records["dct-mlem"]["ensemble_views"] is None and records["mlem-vdsr"]["ensemble_views"] == 1
     assert records["dct-mlem"]["model"] is None and records["dct-mlem"]["iterations"] == 40 and records["mlem"]["iterations"] == 20
     assert default["system_response"]["pixel_size_mm"] == pytest.approx(2.4) and default["system_response"]["collimator"] == "LEGP"
     assert "degrade record" in default["system_response"]["source"]
+    assert records["dct-mlem-vdsr"]["model"] == "nm-dct-mlem-vdsr-x4" and records["dct-mlem-vdsr"]["ensemble_views"] == 2
+    assert records["dct-mlem-resunet"]["model"] == "nm-dct-mlem-resunet-x4"
     refined = records["mlem-vdsr"]
     assert refined["model"] == "nm-mlem-vdsr-x4" and len(refined["model_sha256"]) == 64 and refined["iterations"] == 10
     # this scan: ML-EM +1.7 dB / +0.08 SSIM over bicubic, the refinement +1.2 dB / +0.05 (benchmark: bone scans)
-    for method in ("default", "dct-mlem", "mlem", "mlem-vdsr"):
+    for method in ("default", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
         assert scores[method]["psnr"] > scores["bicubic"]["psnr"] + 1.0
         assert scores[method]["ssim"] > scores["bicubic"]["ssim"] + 0.03
 
@@ -91,10 +94,12 @@ def test_multi_frame_dicom_nm_keeps_frames_spacing_and_counts(tmp_path: Path, ca
         (["--method", "mlem", "--ensemble", "8"], "--ensemble applies to the network methods, not mlem"),
         (["--ensemble", "3"], "a self-ensemble has 1, 2, 4, 8 views, not 3"),
         (["--method", "mlem-vdsr", "--scale", "2"], "trained for ×4, not ×2"),
-        (["--scale", "2"], "zoo model 'nm-dct-mlem-vdsr-x4' was trained for ×4, not ×2; use --scale 4"),
+        (["--scale", "2"], "zoo model 'nm-dct-mlem-resunet-x4' was trained for ×4, not ×2; use --scale 4"),
+        (["--model", "nm-dct-mlem-vdsr-x4"], "averages 2 networks (dct-mlem-resunet + dct-mlem-vdsr); give as many"),
         (["--method", "dct-mlem", "--scale", "2"], "records a ×4 acquisition; use --scale 4"),
         (["--method", "srresnet", "--model", "no-such-model"], "no pretrained model 'no-such-model'"),
         (["--method", "srresnet", "--model", "nm-srcnn-x4"], "is a srcnn"),
+        (["--model", "nm-dct-mlem-vdsr-x4+nm-dct-mlem-vdsr-x4"], "is a vdsr; method dct-mlem-resunet needs a resunet"),
         (["--scale", "1"], "scale must be an integer >= 2"),
         (["--collimator", "pinhole"], "unknown collimator"),
     ],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medrestore.core.errors import ConfigError
-from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, self_ensemble
+from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, AveragedPredictor, self_ensemble
 from medrestore.inference.ensemble import apply_view, undo_view
 
 
@@ -43,3 +43,21 @@ def test_self_ensemble_averages_the_turned_back_outputs() -> None:
     assert torch.equal(image, torch.rand(6, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64))  # input kept
     with pytest.raises(ConfigError, match="at least one view"):
         self_ensemble(cumulative, image, ())
+
+
+def test_averaged_predictor_is_the_mean_of_its_members() -> None:
+    class Scale:
+        def __init__(self, factor: float) -> None:
+            self.factor = factor
+
+        def predict(self, image: torch.Tensor) -> torch.Tensor:
+            return image * self.factor
+
+    image = torch.arange(12, dtype=torch.float64).reshape(3, 4)
+    averaged = AveragedPredictor([Scale(1.0), Scale(2.0), Scale(6.0)])
+    assert torch.equal(averaged.predict(image), 3.0 * image) and torch.equal(image, torch.arange(12, dtype=torch.float64).reshape(3, 4))
+    assert torch.equal(AveragedPredictor([Scale(2.0)]).predict(image), 2.0 * image)
+    # with a self-ensemble on top: every view runs every member
+    assert torch.allclose(self_ensemble(averaged.predict, image, QUARTER_TURNS), 3.0 * image)
+    with pytest.raises(ConfigError, match="at least one predictor"):
+        AveragedPredictor([])

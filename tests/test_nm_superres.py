@@ -136,8 +136,8 @@ def test_network_methods_load_checkpoints_and_check_their_scale(tmp_path: Path) 
 
 
 def test_refining_methods_take_only_networks_trained_on_their_reconstruction(tmp_path: Path) -> None:
-    """``dct-mlem-vdsr`` feeds its network the ML-EM reconstruction of denoised counts, ``mlem-vdsr`` that of
-    raw counts: a checkpoint whose training configuration names the other input is refused."""
+    """``dct-mlem-vdsr`` and ``dct-mlem-resunet`` feed their network the ML-EM reconstruction of denoised counts,
+    ``mlem-vdsr`` that of raw counts: a checkpoint whose training configuration names the other input is refused."""
     network = create_model("vdsr", {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 3, "width": 4})
     for trained in ("dct-mlem", "mlem"):
         payload = {
@@ -152,8 +152,9 @@ def test_refining_methods_take_only_networks_trained_on_their_reconstruction(tmp
     assert method.iterations == 40 and method.post_filter_fwhm == 0.0 and method.needs_response
     restored = method(counts, 3.0)
     assert restored.shape == (48, 40) and float(restored.sum()) == pytest.approx(float(counts.sum()), rel=1e-9)
-    with pytest.raises(ConfigError, match="trained on mlem inputs"):
-        load_super_resolution("dct-mlem-vdsr", 4, str(tmp_path / "mlem.pt"))
+    for refiner in ("dct-mlem-vdsr", "dct-mlem-resunet"):
+        with pytest.raises(ConfigError, match="trained on mlem inputs"):
+            load_super_resolution(refiner, 4, str(tmp_path / "mlem.pt"))
     # the default self-ensemble: the network on the four quarter turns of its input, turned back and averaged
     assert method.views == HALF_TURN
     single = load_super_resolution("dct-mlem-vdsr", 4, str(tmp_path / "dct-mlem.pt"), ensemble=1)

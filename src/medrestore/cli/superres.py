@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD})")
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
-    add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
+    add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem, dct-mlem-resunet and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
     sizes = ", ".join(map(str, ENSEMBLE_SIZES))
     defaults = ", ".join(f"{method} {len(views)}" for method, views in NETWORK_VIEWS.items())
     add("--ensemble", type=int, metavar="V",

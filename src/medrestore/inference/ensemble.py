@@ -15,6 +15,7 @@ convolutional network does).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -63,3 +64,24 @@ def self_ensemble(function: Callable[[torch.Tensor], torch.Tensor], image: torch
         total = output.clone() if total is None else total.add_(output)
     assert total is not None
     return total if len(views) == 1 else total.div_(len(views))
+
+
+class AveragedPredictor:
+    """Several predictors as one: ``predict(x) = (1/M) Σ_m f_m(x)`` (a model ensemble).
+
+    Networks of different architectures make different errors, so their mean is closer to the
+    target than either (a model ensemble, as in EDSR+/RCAN+ or Kaggle-style averaging). Anything
+    with a ``predict(image) -> tensor`` method of equal output shapes may be averaged.
+    """
+
+    def __init__(self, predictors: Sequence[Any]) -> None:
+        if not predictors:
+            raise ConfigError("a model ensemble needs at least one predictor")
+        self.predictors = tuple(predictors)
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        """The mean of the predictors' outputs on ``image`` (summed in order, divided once)."""
+        total = self.predictors[0].predict(image).clone()
+        for predictor in self.predictors[1:]:
+            total.add_(predictor.predict(image))
+        return total if len(self.predictors) == 1 else total.div_(len(self.predictors))

@@ -32,7 +32,7 @@ BONE_SCAN_PIXEL_MM = 2.4
 PHANTOM_PIXEL_MM = 1.0
 METHOD_LABELS = {
     "bicubic": "bicubic (count-preserving)",
-    "dct-mlem-vdsr": "DCT-denoised counts + ML-EM + VDSR (zoo nm-dct-mlem-vdsr-x4, default)",
+    "dct-mlem-ensemble": "DCT-denoised counts + ML-EM + U-Net and VDSR averaged (default)",
     "dct-mlem": "DCT-denoised counts + ML-EM",
     "mlem": "ML-EM, 20 iterations + post-filter",
     "mlem-vdsr": "ML-EM + VDSR (zoo nm-mlem-vdsr-x4)",

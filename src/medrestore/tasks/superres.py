@@ -1,6 +1,6 @@
 """Super-resolution of planar nuclear-medicine images, in counts.
 
-``superres_file(IN, OUT, request)`` (default: ``modality="nm", scale=4, method="dct-mlem-vdsr"``) reads a scintigram
+``superres_file(IN, OUT, request)`` (default: ``modality="nm", scale=4, method="dct-mlem-ensemble"``) reads a scintigram
 (any format :func:`medrestore.io.read_image` reads: DICOM NM planar or multi-frame, NIfTI,
 TIFF, PNG, NumPy), puts every frame on a grid ``scale`` times finer and writes it atomically
 with ``OUT.json`` recording how. Conventions:
@@ -28,10 +28,14 @@ with ``OUT.json`` recording how. Conventions:
     (:func:`~medrestore.solvers.mlem.mlem_super_resolution`, 20 iterations), then a Gaussian
     post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; the
     default until ``dct-mlem``, see ``benchmarks/README.md``);
-  - ``dct-mlem-vdsr`` (default) — the ``dct-mlem`` reconstruction (40 iterations, no post-filter) refined
-    by a residual network (12 layers × 48 maps) trained on simulated paper-phantom acquisitions
-    (zoo ``nm-dct-mlem-vdsr-x4``), run on its input and on the input turned by 180°, the two averaged (a
-    self-ensemble, :data:`NETWORK_VIEWS`): the best of every method on every test set of ``benchmarks/nm_superres.py``;
+  - ``dct-mlem-ensemble`` (default) — the mean of the two refinements below (:data:`MODEL_ENSEMBLES`), each
+    run on its input and on the input turned by 180° (a self-ensemble, :data:`NETWORK_VIEWS`): four network
+    passes; the best of every method on every test set of ``benchmarks/nm_superres.py``;
+  - ``dct-mlem-resunet`` — the ``dct-mlem`` reconstruction (40 iterations, no post-filter) refined by a
+    residual U-Net (3 levels of 32/64/128 maps, 1.04 M parameters) trained on simulated paper-phantom
+    acquisitions (zoo ``nm-dct-mlem-resunet-x4``), with two views;
+  - ``dct-mlem-vdsr`` — the same reconstruction refined by a smaller residual network (VDSR, 12 layers × 48
+    maps, 0.21 M parameters; zoo ``nm-dct-mlem-vdsr-x4``), with two views;
   - ``mlem-vdsr`` — the 10-iteration ML-EM reconstruction refined by a residual network
     trained on simulated acquisitions (zoo ``nm-mlem-vdsr-x4``);
   - ``srcnn``, ``srresnet``, ``vdsr`` — networks that see only the coarse density (blind to the
@@ -65,7 +69,7 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
-from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, Predictor, View, self_ensemble
+from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, AveragedPredictor, Predictor, View, self_ensemble
 from medrestore.io import read_image, write_image
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
@@ -76,29 +80,40 @@ from medrestore.zoo import load_pretrained
 
 __all__ = [
     "DEFAULT_METHOD", "DEFAULT_MLEM_ITERATIONS", "DEFAULT_ZOO_MODELS", "METHODS", "MLEM_POST_FILTER_FWHM", "MODALITIES",
-    "ENSEMBLE_SIZES", "NETWORK_VIEWS", "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
+    "ENSEMBLE_SIZES", "MODEL_ENSEMBLES", "NETWORK_VIEWS", "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
     "load_super_resolution", "superres_file", "superres_image", "system_response",
 ]  # fmt: skip
 
 MODALITIES = ("nm",)
-METHODS = ("bicubic", "dct-mlem", "dct-mlem-vdsr", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
-DEFAULT_METHOD = "dct-mlem-vdsr"
+METHODS = ("bicubic", "dct-mlem", "dct-mlem-ensemble", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
+DEFAULT_METHOD = "dct-mlem-ensemble"
 DEFAULT_ZOO_MODELS = {
-    "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4",
+    "dct-mlem-ensemble": "nm-dct-mlem-resunet-x4+nm-dct-mlem-vdsr-x4",
+    "dct-mlem-resunet": "nm-dct-mlem-resunet-x4", "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4",
     "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
 }  # fmt: skip
-"""The shipped zoo model of each network method (all for ×4)."""
-DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10}
+"""The shipped zoo model of each network method (all for ×4; a model ensemble's joined by ``+``)."""
+MODEL_ENSEMBLES = {"dct-mlem-ensemble": ("dct-mlem-resunet", "dct-mlem-vdsr")}
+"""Methods that average the outputs of several refining methods' networks (each checked as its method's).
+The U-Net and the VDSR err differently: on the validation sets of ``benchmarks/nm_mlem_grid.py`` (gains over
+bicubic with two views, 1-mm phantoms / 2.4-mm phantoms / bone scans) their mean reaches +5.39 / +5.09 /
++2.63 dB and +0.098 / +0.051 / +0.103 SSIM, against +5.40 / +4.85 / +2.18 dB and +0.099 / +0.051 / +0.095 for
+the U-Net and +4.91 / +4.41 / +2.40 dB and +0.091 / +0.048 / +0.095 for the VDSR alone."""
+DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "dct-mlem-ensemble": 40, "dct-mlem-resunet": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10}
 """ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the inputs the refining networks were trained on."""
-REFINED_INPUTS = {"dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem"}
+REFINED_INPUTS = {"dct-mlem-ensemble": "dct-mlem", "dct-mlem-resunet": "dct-mlem", "dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem"}
 """The reconstruction each refining method feeds its network (``data.nm.input`` of its training)."""
-NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-vdsr": HALF_TURN}
+REFINER_ARCHITECTURES = {"dct-mlem-resunet": "resunet", "dct-mlem-vdsr": "vdsr", "mlem-vdsr": "vdsr"}
+"""The network architecture of each refining method's zoo models (the other network methods: the method's name)."""
+NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-ensemble": HALF_TURN, "dct-mlem-resunet": HALF_TURN, "dct-mlem-vdsr": HALF_TURN}
 """Self-ensemble of a network method by default (:mod:`medrestore.inference.ensemble`; the others: one view):
-the refinement network on its input and on the input turned by 180°, turned back and averaged. Chosen on the
-validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view, 1-mm phantoms /
-2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 / +0.0015 SSIM
-(0.25 s per 256² instead of 0.16 s); the four quarter turns +0.05 / +0.23 / +0.09 dB and +0.0007 / +0.0012 /
-+0.0020, at 0.8 s near the 1-s budget; the eight symmetries of the square no more than the four."""
+the refinement network(s) on the input and on the input turned by 180°, turned back and averaged. Chosen for
+the VDSR on the validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view,
+1-mm phantoms / 2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 /
++0.0015 SSIM (0.25 s per 256² instead of 0.16 s); the four quarter turns +0.05 / +0.23 / +0.09 dB and
++0.0007 / +0.0012 / +0.0020, at 0.8 s near the 1-s budget; the eight symmetries of the square no more than
+the four. The U-Net and the mean of both networks gain as much or more from the second view (validation:
++0.13 / +0.26 / +0.25 dB for the U-Net)."""
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
@@ -165,17 +180,17 @@ class CountSuperResolution:
     Attributes:
         method: one of :data:`METHODS`.
         scale: ``k``.
-        predictor: the network with its normalisation (``None`` for ``bicubic`` and ``mlem``).
-        model_name: zoo name or checkpoint path of the network.
-        model_sha256: SHA-256 of the weights or checkpoint file.
-        iterations: ML-EM iterations (``dct-mlem``, ``dct-mlem-vdsr``, ``mlem``, ``mlem-vdsr``).
+        predictor: the network with its normalisation, or several averaged (``None`` for ``bicubic`` and ``mlem``).
+        model_name: zoo name or checkpoint path of the network (of each network, joined by ``+``).
+        model_sha256: SHA-256 of the weights or checkpoint file (of each, joined by ``+``).
+        iterations: ML-EM iterations (the methods with ``mlem`` in their name).
         post_filter_fwhm: Gaussian post-filter of the ML-EM estimate (fine pixels, 0: none).
         views: the network's self-ensemble (:func:`~medrestore.inference.ensemble.self_ensemble`; one view: none).
     """
 
     method: str
     scale: int
-    predictor: Predictor | None = None
+    predictor: Predictor | AveragedPredictor | None = None
     model_name: str | None = None
     model_sha256: str | None = None
     iterations: int = 10
@@ -245,7 +260,7 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
             _check_refined_input(method, _checkpoint_input(path), f"checkpoint {path}")
         return Predictor.from_checkpoint(path, device=device), str(path), sha256_file(path)
     network, card = load_pretrained(name, device=device)
-    architecture = "vdsr" if method in REFINED_INPUTS else method
+    architecture = REFINER_ARCHITECTURES.get(method, method)
     if card.architecture != architecture:
         raise ConfigError(f"zoo model {name!r} is a {card.architecture}; method {method} needs a {architecture}")
     if method in REFINED_INPUTS and card.training.get("input") is not None:  # cards before 2026-11-22 do not record it
@@ -261,7 +276,8 @@ def load_super_resolution(
     method: str = DEFAULT_METHOD, scale: int = 4, model: str | None = None, device: str = "cpu",
     iterations: int | None = None, ensemble: int | None = None,
 ) -> CountSuperResolution:  # fmt: skip
-    """The method ``method`` at ``scale``; networks from the zoo (``model``: zoo name or ``.pt`` checkpoint).
+    """The method ``method`` at ``scale``; networks from the zoo (``model``: zoo name or ``.pt`` checkpoint; for a
+    model ensemble, :data:`MODEL_ENSEMBLES`, one per member joined by ``+``).
 
     ``iterations`` (ML-EM methods) defaults to :data:`DEFAULT_MLEM_ITERATIONS` of the method;
     ``ensemble`` (network methods: 1, 2, 4 or 8 views, :data:`ENSEMBLE_SIZES`) to :data:`NETWORK_VIEWS`.
@@ -284,13 +300,20 @@ def load_super_resolution(
             raise ConfigError(f"{option} applies to the network methods, not {method}")
         post_filter = MLEM_POST_FILTER_FWHM.get(method, 0.0)
         return CountSuperResolution(method, scale, iterations=iterations, post_filter_fwhm=post_filter)
-    predictor, name, digest = _network(method, model, scale, device)
-    factor = int(getattr(predictor.model, "scale_factor", 1))
+    members = MODEL_ENSEMBLES.get(method, (method,))
+    names: list[str | None] = [None] * len(members) if model is None else list(model.split("+"))
+    if len(names) != len(members):
+        raise ConfigError(f"method {method} averages {len(members)} networks ({' + '.join(members)}); give as many models joined by '+'")
+    loaded = [_network(member, name, scale, device) for member, name in zip(members, names)]
     expected = 1 if method in REFINED_INPUTS else scale
-    if factor != expected:
-        raise ConfigError(f"model {name!r} enlarges ×{factor}; method {method} at ×{scale} needs ×{expected}")
+    for predictor, name, _ in loaded:
+        factor = int(getattr(predictor.model, "scale_factor", 1))
+        if factor != expected:
+            raise ConfigError(f"model {name!r} enlarges ×{factor}; method {method} at ×{scale} needs ×{expected}")
     views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}[ensemble]
-    return CountSuperResolution(method, scale, predictor, name, digest, iterations, views=views)
+    combined = loaded[0][0] if len(loaded) == 1 else AveragedPredictor([predictor for predictor, _, _ in loaded])
+    name, digest = "+".join(name for _, name, _ in loaded), "+".join(digest for _, _, digest in loaded)
+    return CountSuperResolution(method, scale, combined, name, digest, iterations, views=views)
 
 
 def _degrade_record(input_path: Path) -> dict[str, Any] | None:
