@@ -69,7 +69,16 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
-from medrestore.inference import DIHEDRAL, HALF_TURN, IDENTITY, QUARTER_TURNS, AveragedPredictor, Predictor, View, self_ensemble
+from medrestore.inference import (
+    DIHEDRAL,
+    HALF_TURN,
+    IDENTITY,
+    QUARTER_TURNS,
+    AveragedPredictor,
+    Predictor,
+    View,
+    self_ensemble,
+)
 from medrestore.io import read_image, write_image
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
@@ -80,17 +89,21 @@ from medrestore.zoo import load_pretrained
 
 __all__ = [
     "DEFAULT_METHOD", "DEFAULT_MLEM_ITERATIONS", "DEFAULT_ZOO_MODELS", "METHODS", "MLEM_POST_FILTER_FWHM", "MODALITIES",
-    "ENSEMBLE_SIZES", "MODEL_ENSEMBLES", "NETWORK_VIEWS", "CountSuperResolution", "PlanarAcquisition", "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
+    "ENSEMBLE_SIZES", "MODEL_ENSEMBLES", "NETWORK_VIEWS", "CountSuperResolution", "PlanarAcquisition",
+    "SuperResolutionRequest", "SystemResponse", "keep_total_counts",
     "load_super_resolution", "superres_file", "superres_image", "system_response",
 ]  # fmt: skip
 
 MODALITIES = ("nm",)
-METHODS = ("bicubic", "dct-mlem", "dct-mlem-ensemble", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr", "srcnn", "srresnet", "vdsr")
+METHODS = (
+    "bicubic", "dct-mlem", "dct-mlem-ensemble", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr", "srcnn", "srresnet",
+    "vdsr",
+)  # fmt: skip
 DEFAULT_METHOD = "dct-mlem-ensemble"
 DEFAULT_ZOO_MODELS = {
     "dct-mlem-ensemble": "nm-dct-mlem-resunet-x4+nm-dct-mlem-vdsr-x4",
-    "dct-mlem-resunet": "nm-dct-mlem-resunet-x4", "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4", "srresnet": "nm-srresnet-x4",
-    "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
+    "dct-mlem-resunet": "nm-dct-mlem-resunet-x4", "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4",
+    "srresnet": "nm-srresnet-x4", "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
 }  # fmt: skip
 """The shipped zoo model of each network method (all for ×4; a model ensemble's joined by ``+``)."""
 MODEL_ENSEMBLES = {"dct-mlem-ensemble": ("dct-mlem-resunet", "dct-mlem-vdsr")}
@@ -99,13 +112,19 @@ The U-Net and the VDSR err differently: on the validation sets of ``benchmarks/n
 bicubic with two views, 1-mm phantoms / 2.4-mm phantoms / bone scans) their mean reaches +5.39 / +5.09 /
 +2.63 dB and +0.098 / +0.051 / +0.103 SSIM, against +5.40 / +4.85 / +2.18 dB and +0.099 / +0.051 / +0.095 for
 the U-Net and +4.91 / +4.41 / +2.40 dB and +0.091 / +0.048 / +0.095 for the VDSR alone."""
-DEFAULT_MLEM_ITERATIONS = {"dct-mlem": 40, "dct-mlem-ensemble": 40, "dct-mlem-resunet": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10}
+DEFAULT_MLEM_ITERATIONS = {
+    "dct-mlem": 40, "dct-mlem-ensemble": 40, "dct-mlem-resunet": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10,
+}  # fmt: skip
 """ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the inputs the refining networks were trained on."""
-REFINED_INPUTS = {"dct-mlem-ensemble": "dct-mlem", "dct-mlem-resunet": "dct-mlem", "dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem"}
+REFINED_INPUTS = {
+    "dct-mlem-ensemble": "dct-mlem", "dct-mlem-resunet": "dct-mlem", "dct-mlem-vdsr": "dct-mlem", "mlem-vdsr": "mlem",
+}  # fmt: skip
 """The reconstruction each refining method feeds its network (``data.nm.input`` of its training)."""
 REFINER_ARCHITECTURES = {"dct-mlem-resunet": "resunet", "dct-mlem-vdsr": "vdsr", "mlem-vdsr": "vdsr"}
 """The network architecture of each refining method's zoo models (the other network methods: the method's name)."""
-NETWORK_VIEWS: dict[str, tuple[View, ...]] = {"dct-mlem-ensemble": HALF_TURN, "dct-mlem-resunet": HALF_TURN, "dct-mlem-vdsr": HALF_TURN}
+NETWORK_VIEWS: dict[str, tuple[View, ...]] = {
+    "dct-mlem-ensemble": HALF_TURN, "dct-mlem-resunet": HALF_TURN, "dct-mlem-vdsr": HALF_TURN,
+}  # fmt: skip
 """Self-ensemble of a network method by default (:mod:`medrestore.inference.ensemble`; the others: one view):
 the refinement network(s) on the input and on the input turned by 180°, turned back and averaged. Chosen for
 the VDSR on the validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view,
@@ -114,7 +133,9 @@ the VDSR on the validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.
 +0.0007 / +0.0012 / +0.0020, at 0.8 s near the 1-s budget; the eight symmetries of the square no more than
 the four. The U-Net and the mean of both networks gain as much or more from the second view (validation:
 +0.13 / +0.26 / +0.25 dB for the U-Net)."""
-ENSEMBLE_SIZES = (1, 2, 4, 8)
+VIEWS_OF_SIZE: dict[int, tuple[View, ...]] = {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}
+"""The views of ``--ensemble N``."""
+ENSEMBLE_SIZES = tuple(VIEWS_OF_SIZE)
 MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
 on validation phantoms and bone scans)."""
@@ -197,7 +218,8 @@ class CountSuperResolution:
     post_filter_fwhm: float = 0.0
     views: tuple[View, ...] = IDENTITY
 
-    def _network(self, image: torch.Tensor) -> torch.Tensor:
+    def _apply_network(self, image: torch.Tensor) -> torch.Tensor:
+        """The network(s) on ``image``, averaged over :attr:`views`."""
         assert self.predictor is not None
         return self_ensemble(self.predictor.predict, image, self.views)
 
@@ -215,11 +237,11 @@ class CountSuperResolution:
                 fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, self.scale, self.iterations)
             if self.post_filter_fwhm > 0:
                 fine = gaussian_blur(fine, fwhm=self.post_filter_fwhm)
-            return fine if self.predictor is None else self._network(fine.to(torch.float32))
+            return fine if self.predictor is None else self._apply_network(fine.to(torch.float32))
         coarse = counts.to(torch.float32) / self.scale**2
         if self.predictor is None:
             return upsample(coarse, self.scale, "bicubic", spatial_ndim=2)
-        return self._network(coarse)
+        return self._apply_network(coarse)
 
     def __call__(self, counts: torch.Tensor, fwhm_pixels: float | None = None) -> torch.Tensor:
         """Fine-grid counts ``(k·h, k·w)`` float64 with the total of ``counts`` (a 2-D tensor)."""
@@ -310,7 +332,7 @@ def load_super_resolution(
         factor = int(getattr(predictor.model, "scale_factor", 1))
         if factor != expected:
             raise ConfigError(f"model {name!r} enlarges ×{factor}; method {method} at ×{scale} needs ×{expected}")
-    views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}[ensemble]
+    views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else VIEWS_OF_SIZE[ensemble]
     combined = loaded[0][0] if len(loaded) == 1 else AveragedPredictor([predictor for predictor, _, _ in loaded])
     name, digest = "+".join(name for _, name, _ in loaded), "+".join(digest for _, _, digest in loaded)
     return CountSuperResolution(method, scale, combined, name, digest, iterations, views=views)
