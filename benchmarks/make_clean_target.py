@@ -2,8 +2,8 @@
 
 Colin27 (``ch2.nii.gz``) averages 27 scans; it keeps residual noise. Its size is estimated from the
 volume itself: the robust (median absolute deviation) estimate of the finest 3-D Haar detail band
-(``ddd``) over the voxels whose 2×2×2 block lies inside the brain (all > 30 grey levels, so
-the brain's edge and the zero background do not count): σ ≈ 1.05 of the maximum 133 (0.8 %).
+(``ddd``, :func:`~medrestore.physics.noise_estimation.wavelet_sigma`) over the brain (> 30 grey
+levels, so the zero background does not count): σ ≈ 1.05 of the maximum 133 (0.8 %).
 BM4D (``bm4d`` 4.2.5, the reference denoiser of the benchmarks) at σ = 1 grey level then removes it
 (σ is rounded down: a denoiser told too much noise smooths real structure). The background stays 0
 and negative values are clipped; affine and header are kept.
@@ -22,9 +22,9 @@ from pathlib import Path
 import bm4d
 import nibabel as nib
 import numpy as np
-import pywt
 
 from medrestore.core.files import atomic_path
+from medrestore.physics.noise_estimation import wavelet_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
@@ -32,11 +32,8 @@ BRAIN_LEVEL = 30.0
 
 
 def residual_sigma(volume: np.ndarray, brain_level: float = BRAIN_LEVEL) -> float:
-    """MAD/0.6745 of the finest 3-D Haar detail coefficients whose 2×2×2 block is all above ``brain_level``."""
-    even = volume[: volume.shape[0] // 2 * 2, : volume.shape[1] // 2 * 2, : volume.shape[2] // 2 * 2]
-    detail = pywt.dwtn(even, "haar")["ddd"]
-    blocks = even.reshape(detail.shape[0], 2, detail.shape[1], 2, detail.shape[2], 2).min(axis=(1, 3, 5))
-    return float(np.median(np.abs(detail[blocks > brain_level])) / 0.6745)
+    """Donoho's MAD estimate on the finest 3-D Haar detail band, over the voxels above ``brain_level``."""
+    return wavelet_sigma(volume, volume > brain_level, wavelet="haar")
 
 
 def main() -> None:
