@@ -14,7 +14,7 @@ convolutional network does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -58,12 +58,16 @@ def self_ensemble(function: Callable[[torch.Tensor], torch.Tensor], image: torch
     """
     if not views:
         raise ConfigError("a self-ensemble needs at least one view")
-    total: torch.Tensor | None = None
-    for view in views:
-        output = undo_view(function(apply_view(image, view)), view)
-        total = output.clone() if total is None else total.add_(output)
+    return _mean(undo_view(function(apply_view(image, view)), view) for view in views)
+
+
+def _mean(outputs: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The mean of one or more tensors, summed in order and divided once (one tensor: itself, copied)."""
+    total, count = None, 0
+    for output in outputs:
+        total, count = (output.clone() if total is None else total.add_(output)), count + 1
     assert total is not None
-    return total if len(views) == 1 else total.div_(len(views))
+    return total if count == 1 else total.div_(count)
 
 
 class AveragedPredictor:
@@ -81,7 +85,4 @@ class AveragedPredictor:
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """The mean of the predictors' outputs on ``image`` (summed in order, divided once)."""
-        total = self.predictors[0].predict(image).clone()
-        for predictor in self.predictors[1:]:
-            total.add_(predictor.predict(image))
-        return total if len(self.predictors) == 1 else total.div_(len(self.predictors))
+        return _mean(predictor.predict(image) for predictor in self.predictors)
