@@ -6,6 +6,7 @@ import argparse
 
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
+    DEFAULT_MLEM_ITERATIONS,
     ENSEMBLE_SIZES,
     METHODS,
     MODALITIES,
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD})")
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
-    add("--iterations", type=int, metavar="N", help="ML-EM iterations (default: dct-mlem, dct-mlem-resunet and dct-mlem-vdsr 40, mlem 20, mlem-vdsr 10, as trained)")
+    iterations = ", ".join(f"{method} {count}" for method, count in DEFAULT_MLEM_ITERATIONS.items())
+    add("--iterations", type=int, metavar="N", help=f"ML-EM iterations (default: {iterations}; the networks' as trained)")
     sizes = ", ".join(map(str, ENSEMBLE_SIZES))
     defaults = ", ".join(f"{method} {len(views)}" for method, views in NETWORK_VIEWS.items())
     add("--ensemble", type=int, metavar="V",
