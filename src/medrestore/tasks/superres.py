@@ -101,11 +101,10 @@ METHODS = (
 )  # fmt: skip
 DEFAULT_METHOD = "dct-mlem-ensemble"
 DEFAULT_ZOO_MODELS = {
-    "dct-mlem-ensemble": "nm-dct-mlem-resunet-x4+nm-dct-mlem-vdsr-x4",
     "dct-mlem-resunet": "nm-dct-mlem-resunet-x4", "dct-mlem-vdsr": "nm-dct-mlem-vdsr-x4", "mlem-vdsr": "nm-mlem-vdsr-x4",
     "srresnet": "nm-srresnet-x4", "srcnn": "nm-srcnn-x4", "vdsr": "nm-vdsr-x4",
 }  # fmt: skip
-"""The shipped zoo model of each network method (all for ×4; a model ensemble's joined by ``+``)."""
+"""The shipped zoo model of each network method (all for ×4; a model ensemble uses its members')."""
 MODEL_ENSEMBLES = {"dct-mlem-ensemble": ("dct-mlem-resunet", "dct-mlem-vdsr")}
 """Methods that average the outputs of several refining methods' networks (each checked as its method's).
 The U-Net and the VDSR err differently: on the validation sets of ``benchmarks/nm_mlem_grid.py`` (gains over
