@@ -27,6 +27,7 @@ from medrestore.data.oct import (
     read_duke_subject,
     read_noisy_clean_folders,
     shift_image,
+    tone_gain,
 )
 from medrestore.data.paired import PairedPatchDataset, PatchSampling
 from medrestore.data.patches import count_grid_positions
@@ -280,6 +281,38 @@ def test_matched_brightness_offsets_only_average_targets() -> None:
     noise2noise = OCTPairs([group], frames=("0", "1"), target="noise2noise", match_brightness=True)
     _, target = noise2noise.pair(0, torch.Generator())
     torch.testing.assert_close(target[0], frames[1])  # a frame target is left as it is
+
+def test_tone_gain_is_the_slope_of_an_affine_average() -> None:
+    clean = layered_scene()
+    for gain, offset in ((0.8, 12.0), (1.3, -20.0)):
+        assert tone_gain(clean, gain * clean + offset) == pytest.approx(gain, rel=1e-6)  # smoothing is linear: exact up to float32
+    assert tone_gain(torch.full((8, 8), 5.0), clean[:8, :8]) == 1.0  # a flat frame has no slope to fit
+
+
+def test_matched_contrast_gives_every_pair_the_mean_gain() -> None:
+    clean = layered_scene()
+    gains = (0.8, 1.0, 1.3)  # each eye's average has its own contrast against its frames
+    groups = [
+        FrameGroup(f"eye{g}", torch.stack([speckled(clean, seed=30 + 3 * g + f) for f in range(2)]), ("0", "1"), 100.0 + gain * (clean - 100.0))
+        for g, gain in enumerate(gains)
+    ]  # fmt: skip
+    matched = OCTPairs(groups, match_contrast=True)
+    plain = OCTPairs(groups)
+    measured = [tone_gain(plain.pair(i, torch.Generator())[0][0], plain.pair(i, torch.Generator())[1][0]) for i in range(6)]
+    mean_gain = float(np.mean(measured))
+    for index in range(6):
+        inputs, target = matched.pair(index, torch.Generator())
+        _, original = plain.pair(index, torch.Generator())
+        assert float(target.mean()) == pytest.approx(float(original.mean()), abs=1e-3)  # contrast only, about the mean
+        assert tone_gain(inputs[0], target[0]) == pytest.approx(mean_gain, rel=1e-4)
+        assert matched.contrast_scales[index] == pytest.approx(mean_gain / measured[index], rel=1e-9)
+    assert matched.contrast_scales[0] > 1.15 and matched.contrast_scales[5] < 0.85  # low-contrast eye raised, high lowered
+    both = OCTPairs(groups, match_contrast=True, match_brightness=True)
+    inputs, target = both.pair(4, torch.Generator())
+    assert float(target.mean()) == pytest.approx(float(inputs[0].mean()), abs=1e-3)
+    noise2noise = OCTPairs(groups[:1], target="noise2noise", match_contrast=True)
+    assert noise2noise.contrast_scales == {}  # frame targets are left as they are
+
 
 def test_real_duke_subjects(shared_data: Path) -> None:
     root = shared_data / "oct-duke-bioptigen"

@@ -335,6 +335,12 @@ class OCTDataConfig:
             can differ from all of their own noisy frames by a few grey levels (Duke subject 3:
             −7.8 on 0–255); the offset is not predictable from the frame, so learning it is
             label noise for a model that keeps the input's mean.
+        match_contrast: in training, scale each average's contrast about its mean so that every
+            eye's averages relate to their noisy frames by one common gain (see
+            :func:`tone_gain` and :class:`OCTPairs`). The averages' contrast relative to their own
+            frames differs from eye to eye (Duke subjects 1–8: 0.74–1.11 times their mean gain), again not
+            predictable from a frame; a network trained on them learns each training eye's gain
+            and applies a lookalike's to a new eye.
     """
 
     root: str
@@ -347,6 +353,7 @@ class OCTDataConfig:
     target: str = "average"
     register: bool = False
     match_brightness: bool = False
+    match_contrast: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in OCT_LAYOUTS:
@@ -418,6 +425,25 @@ def pair_items(
 
 
 REGISTRATION_MODES = ("none", "pairs", "inputs")
+TONE_SIGMA = 4.0
+"""Gaussian smoothing (pixels) of frame and average before their tone gain is fitted (:func:`tone_gain`)."""
+
+
+def tone_gain(frame: torch.Tensor, average: torch.Tensor, sigma: float = TONE_SIGMA) -> float:
+    """The least-squares slope ``g`` of the smoothed average on the smoothed frame, both ``(H, W)``::
+
+        g = cov(G_σ * a, G_σ * f) / var(G_σ * f)
+
+    Smoothing both images alike keeps blur out of the slope; residual speckle in ``G_σ * f``
+    lowers it (regression dilution) by a similar factor for every frame of one noise level, so
+    ratios of gains compare the averages' contrast across eyes. A flat frame gives 1.
+    """
+    smooth_frame, smooth_average = (scipy.ndimage.gaussian_filter(image.double().numpy(), sigma) for image in (frame, average))
+    centred = smooth_frame - smooth_frame.mean()
+    variance = float(np.mean(centred * centred))
+    if variance <= 1e-12 * max(float(np.mean(smooth_frame * smooth_frame)), 1.0):  # a flat frame: no slope to fit
+        return 1.0
+    return float(np.mean(centred * (smooth_average - smooth_average.mean())) / variance)
 
 
 class OCTPairs(ImagePairSource):
@@ -436,6 +462,9 @@ class OCTPairs(ImagePairSource):
             with shifts estimated between the noisy frames.
         match_brightness: offset an average target so its mean equals its input frame's mean
             (see :class:`OCTDataConfig`).
+        match_contrast: scale an average target about its mean, ``t = μ_a + (ḡ / g_i)(a − μ_a)``,
+            where ``g_i`` is the :func:`tone_gain` of the pair and ``ḡ`` the mean gain over all
+            average-target pairs of this source, so every pair has the common gain ``ḡ``.
     """
 
     spatial_ndim = 2
@@ -449,6 +478,7 @@ class OCTPairs(ImagePairSource):
         first_only: bool = False,
         register: str = "none",
         match_brightness: bool = False,
+        match_contrast: bool = False,
     ) -> None:
         if not groups:
             raise ConfigError("no OCT frame groups to pair")
@@ -461,6 +491,18 @@ class OCTPairs(ImagePairSource):
         self.match_brightness = match_brightness
         self._shifts: dict[tuple[int, int, int], tuple[int, int]] = {}
         self._aligned: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.contrast_scales: dict[int, float] = {}
+        """Item index → ``ḡ / g_i`` for average targets (empty without ``match_contrast``)."""
+        if match_contrast:
+            gains = {}
+            for index, item in enumerate(self.items):
+                if item.target is None:
+                    inputs, target = self._stored_pair(item)
+                    gains[index] = tone_gain(inputs[0], target[0])
+            if any(gain <= 0.0 for gain in gains.values()):
+                raise InputError(None, "match_contrast: an average does not rise with its noisy frame (non-positive tone gain)")
+            mean_gain = float(np.mean(list(gains.values()))) if gains else 1.0
+            self.contrast_scales = {index: mean_gain / gain for index, gain in gains.items()}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -505,10 +547,16 @@ class OCTPairs(ImagePairSource):
 
     def pair(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[index]
-        inputs, target = self._registered_pair(item) if self.register != "none" else self._plain_pair(item)
+        inputs, target = self._stored_pair(item)
+        if index in self.contrast_scales:
+            target = target.mean() + self.contrast_scales[index] * (target - target.mean())
         if self.match_brightness and item.target is None:
             target = target + (self.groups[item.group].frames[item.inputs[0]].mean() - target.mean())
         return inputs, target
+
+    def _stored_pair(self, item: PairItem) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair of ``item``, registered as the source says, before any tone matching."""
+        return self._registered_pair(item) if self.register != "none" else self._plain_pair(item)
 
     def _plain_pair(self, item: PairItem) -> tuple[torch.Tensor, torch.Tensor]:
         """The pair of ``item`` as stored (no registration)."""
@@ -579,6 +627,7 @@ def oct_sources(config: OCTDataConfig) -> tuple[OCTPairs, OCTPairs | None]:
         config.target,
         register=training_register,
         match_brightness=config.match_brightness,
+        match_contrast=config.match_contrast,
     )
     if not validation_subjects:
         return training, None
