@@ -55,7 +55,9 @@ def test_text_listing(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = capsys.readouterr().out
     for name in MODELS.names() + METHODS.names():
         assert f"\n  {name} " in output
-    assert "NAME             KIND          TASK       MODALITY  DESCRIPTION" in output
+    header = next(line for line in output.splitlines() if line.lstrip().startswith("NAME") and "KIND" in line)
+    longest = max(len(name) for name in MODELS.names() + METHODS.names())
+    assert header.split() == ["NAME", "KIND", "TASK", "MODALITY", "DESCRIPTION"] and header.index("KIND") == 2 + longest + 2
     lines = {line.split()[0]: line for line in output.splitlines() if line.startswith("  cli-test")}
     assert lines["cli-test-oct-dncnn"].split()[1:4] == ["denoise", "oct", "dncnn"]
     assert lines["cli-test-oct-dncnn"].endswith("PSNR 30.10 dB / SSIM 0.850 (oct)")
@@ -84,7 +86,7 @@ def test_filters(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["models", "--task", "denoise", "--modality", "oct", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert [entry["name"] for entry in record["entries"]] == ["unet", "dncnn", "cae", "resunet", "multiframe", "median", "gaussian-filter", "nlm"]
+    assert [entry["name"] for entry in record["entries"]] == ["unet", "dncnn", "cae", "resunet", "multiframe", "resunet-ensemble", "median", "gaussian-filter", "nlm"]
     assert "cli-test-oct-dncnn" in [entry["name"] for entry in record["zoo"]]
     assert "cli-test-mri-unet" not in [entry["name"] for entry in record["zoo"]]
 

@@ -38,6 +38,7 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "vdsr": {"depth": 3, "width": 4, "scale": 2},
     "cae": {"features": (4, 8)},
     "resunet": {"widths": (4, 8), "blocks": (1, 1)},
+    "resunet-ensemble": {"widths": (4, 8), "blocks": (1, 1), "members": 2},
     "multiframe": {"frames": 3, "widths": (4, 8), "blocks": (1, 1)},
     "vgg-unet": {"width_divisor": 16},
     "unrolled": {"stages": 2, "features": 4},

@@ -223,5 +223,28 @@ def test_unet_ensemble_is_the_mean_of_its_members() -> None:
         expected = sum(member.eval()(image) for member in members) / 3
         torch.testing.assert_close(ensemble(image), expected)
     assert ensemble.config.members == 3 and ensemble.members[0].config == members[0].config
-    with pytest.raises(Exception, match="share one UNetConfig"):
+    with pytest.raises(Exception, match="sharing one UNetConfig"):
         UNetEnsemble.from_members([members[0], create_model("unet", {"base_channels": 8, "depth": 2})])
+
+
+def test_resunet_ensemble_is_the_mean_of_its_members_and_keeps_the_input_mean() -> None:
+    from medrestore.models.ensemble import ResUNetEnsemble, mean_ensemble
+
+    torch.manual_seed(0)
+    options = {"widths": [4, 8], "blocks": [1, 1], "preserve_mean": True}
+    members = [create_model("resunet", options).eval() for _ in range(2)]
+    ensemble = mean_ensemble(members).eval()
+    assert isinstance(ensemble, ResUNetEnsemble) and ensemble.config.members == 2
+    image = torch.rand(2, 1, 20, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        output = ensemble(image)
+        torch.testing.assert_close(output, (members[0](image) + members[1](image)) / 2)
+        torch.testing.assert_close(output.mean(dim=(2, 3)), image.mean(dim=(2, 3)))
+    rebuilt = create_model("resunet-ensemble", {**options, "members": 2})
+    rebuilt.load_state_dict(ensemble.state_dict())  # one state dict: members.0.…, members.1.…
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(image), output)
+    with pytest.raises(Exception, match="sharing one ResUNetConfig"):
+        mean_ensemble([members[0], create_model("resunet", {"widths": [4, 8], "blocks": [1, 2]})])
+    with pytest.raises(Exception, match="no ensemble for SRCNN"):
+        mean_ensemble([create_model("srcnn", {})])

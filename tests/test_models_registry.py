@@ -99,6 +99,6 @@ def test_catalogue_is_the_explicit_list() -> None:
     assert METHODS.names() == [entry.name for entry in CLASSICAL_METHODS]
     assert all(entry.config_type is not None for entry in (*MODELS, *METHODS))
     assert model_spatial_ndims("unet") == (2, 3)
-    assert MODELS.names(task="denoise") == ["unet", "dncnn", "cae", "resunet", "multiframe"]
+    assert MODELS.names(task="denoise") == ["unet", "dncnn", "cae", "resunet", "multiframe", "resunet-ensemble"]
     assert MODELS.names(task="superres") == ["unet", "srcnn", "srresnet", "vdsr"]
     assert model_spatial_ndims("srresnet") == (2,) and model_spatial_ndims("vdsr") == (2, 3)

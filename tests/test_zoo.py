@@ -268,3 +268,38 @@ def test_publish_checkpoint_records_the_run_and_reloads_identically(zoo: Path, t
     image = torch.rand(1, 1, 12, 12, generator=make_generator(0))
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(image), model.eval()(image))
+
+
+def test_several_checkpoints_publish_as_one_ensemble_model(zoo: Path, tmp_path: Path) -> None:
+    from medrestore.data.normalisation import FixedRange, ZScoreImage
+    from medrestore.tasks.models import publish_checkpoint
+    from medrestore.training.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+
+    options = {"widths": [4, 8], "blocks": [1, 1], "preserve_mean": True}
+    members = []
+    for index, (seed, seconds) in enumerate(((3, 1.5), (4, 2.5))):
+        torch.manual_seed(seed)
+        members.append(create_model("resunet", options).eval())
+        save_checkpoint(tmp_path / f"m{index}.pt", {
+            "format": CHECKPOINT_FORMAT, "model": {"name": "resunet", "options": options, "state_dict": members[-1].state_dict()},
+            "normalisation": FixedRange(scale=255.0).record(), "inference": {"window": None}, "optimizer": {},
+            "progress": {"global_step": 10 * (index + 1)}, "config": {}, "seed": seed, "history": [{"epoch": 1, "seconds": seconds}],
+        })  # fmt: skip
+    card = publish_checkpoint(
+        [tmp_path / "m0.pt", tmp_path / "m1.pt"], name="tiny-pair", task="denoise", modality="oct",
+        training={"data": "generated", "split": "none", "command": "train twice"}, metrics={"convention": "default", "psnr": 30.0},
+        description="test", zoo_dir=zoo,
+    )  # fmt: skip
+    assert card.architecture == "resunet-ensemble" and card.options["members"] == 2
+    assert (card.training["seed"], card.training["epochs"], card.training["steps"], card.training["duration_s"]) == (3, 2, 30, 4.0)
+    assert [member["seed"] for member in card.training["members"]] == [3, 4]  # type: ignore[index]
+    loaded, _ = load_pretrained("tiny-pair")
+    image = torch.rand(1, 1, 12, 16, generator=make_generator(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(image), (members[0](image) + members[1](image)) / 2)
+    save_checkpoint(tmp_path / "other.pt", {**torch.load(tmp_path / "m1.pt", weights_only=False), "normalisation": ZScoreImage().record()})
+    with pytest.raises(Exception, match="normalise their inputs differently"):
+        publish_checkpoint(
+            [tmp_path / "m0.pt", tmp_path / "other.pt"], name="tiny-bad", task="denoise", modality="oct",
+            training={"data": "g", "split": "none", "command": "t"}, metrics={"convention": "default"}, description="", zoo_dir=zoo,
+        )  # fmt: skip

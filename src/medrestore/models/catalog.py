@@ -33,7 +33,7 @@ from medrestore.models.classical import (
 )
 from medrestore.models.cae import CAE, CAEConfig
 from medrestore.models.dncnn import DnCNN, DnCNNConfig
-from medrestore.models.ensemble import UNetEnsemble, UNetEnsembleConfig
+from medrestore.models.ensemble import ResUNetEnsemble, ResUNetEnsembleConfig, UNetEnsemble, UNetEnsembleConfig
 from medrestore.models.fast_nlm import FastNLMConfig, make_fast_nlm
 from medrestore.models.multiframe import MultiFrameConfig, MultiFrameDenoiser
 from medrestore.models.resunet import ResUNet, ResUNetConfig
@@ -140,6 +140,14 @@ ARCHITECTURES: tuple[Entry[nn.Module], ...] = (
         modality="any",
         description="mean of K U-Nets trained alike from different seeds (the shipped CycleGAN harmoniser)",
         config_type=UNetEnsembleConfig,
+    ),
+    Entry(
+        name="resunet-ensemble",
+        constructor=ResUNetEnsemble,
+        task="denoise",
+        modality="any",
+        description="mean of K ResUNets of one configuration, e.g. trained with different losses (the shipped OCT default)",
+        config_type=ResUNetEnsembleConfig,
     ),
 )
 

@@ -9,13 +9,15 @@ model with its card.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medrestore.core.errors import ConfigError
 from medrestore.core.image import MODALITIES
 from medrestore.inference import Predictor
 from medrestore.models import METHODS, MODELS
+from medrestore.models.ensemble import mean_ensemble
 from medrestore.training import load_checkpoint
 from medrestore.zoo import ModelCard, list_zoo, save_to_zoo
 
@@ -141,7 +143,7 @@ def training_record(checkpoint: Mapping[str, Any]) -> dict[str, object]:
 
 
 def publish_checkpoint(
-    checkpoint_path: str | Path,
+    checkpoint_path: str | Path | Sequence[str | Path],
     *,
     name: str,
     task: str,
@@ -156,19 +158,48 @@ def publish_checkpoint(
 
     The card's ``training`` section is :func:`training_record` of the checkpoint updated with
     ``training`` (data, split, command…); its normalisation is the checkpoint's.
+
+    Several checkpoints (networks of one architecture and configuration, one normalisation) are
+    published as one model, the mean of their outputs
+    (:func:`~medrestore.models.ensemble.mean_ensemble`); the card's ``seed`` is the first
+    member's, ``epochs``, ``steps`` and ``duration_s`` are the members' totals, and ``members``
+    lists each member's own record.
+
+    Raises:
+        ConfigError: ensemble members of different architectures, configurations or normalisations.
     """
-    checkpoint = load_checkpoint(checkpoint_path, map_location="cpu")
-    model = Predictor.from_checkpoint(checkpoint_path, "cpu").model
+    paths = [checkpoint_path] if isinstance(checkpoint_path, str | Path) else list(checkpoint_path)
+    if not paths:
+        raise ConfigError("publish needs at least one checkpoint")
+    checkpoints = [load_checkpoint(path, map_location="cpu") for path in paths]
+    networks = [Predictor.from_checkpoint(path, "cpu").model for path in paths]
+    normalisation = checkpoints[0]["normalisation"]
+    if any(checkpoint["normalisation"] != normalisation for checkpoint in checkpoints[1:]):
+        raise ConfigError(f"ensemble members normalise their inputs differently: {', '.join(map(str, paths))}")
+    records = [training_record(checkpoint) for checkpoint in checkpoints]
+    record: dict[str, object] = dict(records[0])
+    if len(paths) > 1:
+        record = {
+            "seed": records[0]["seed"],
+            **{key: _total(records, key) for key in ("epochs", "steps", "duration_s")},
+            "members": [{"checkpoint": str(path), **member} for path, member in zip(paths, records)],
+        }
     return save_to_zoo(
-        model,
+        networks[0] if len(networks) == 1 else mean_ensemble(networks),
         name=name,
         task=task,
         modality=modality,
-        normalisation=checkpoint["normalisation"],
-        training={**training_record(checkpoint), **training},
+        normalisation=normalisation,
+        training={**record, **training},
         metrics=metrics,
         licence=licence,
         description=description,
         zoo_dir=zoo_dir,
         overwrite=True,
     )
+
+
+def _total(records: Sequence[Mapping[str, object]], key: str) -> int | float:
+    """The sum of ``key`` over training records (rounded to 0.1 for durations)."""
+    total = sum(float(record[key]) for record in records)  # type: ignore[arg-type]
+    return round(total, 1) if key == "duration_s" else int(total)
