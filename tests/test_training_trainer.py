@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -208,6 +209,21 @@ def test_an_existing_run_needs_resume_and_the_same_config(tmp_path: Path) -> Non
         _trainer(changed, tmp_path / "run").fit(resume=True)
     longer = _trainer(_mapping(tmp_path, epochs=2), tmp_path / "run")
     assert longer.fit(resume=True).global_step == 6
+
+
+def test_an_option_added_after_the_checkpoint_resumes_at_its_default(tmp_path: Path) -> None:
+    from medrestore.training.trainer import check_resumable
+
+    config = config_from_mapping(_mapping(tmp_path, epochs=1))
+    stored = yaml.safe_load(dump_config(config))
+    del stored["train"]["loss"]  # as if the checkpoint predates the option (its default: mse)
+    check_resumable(yaml.safe_dump(stored), config, tmp_path / "last.pt")
+    changed = dataclasses.replace(config, train=dataclasses.replace(config.train, loss="l1"))
+    with pytest.raises(ConfigError, match="differs from the checkpoint in train.loss"):
+        check_resumable(yaml.safe_dump(stored), changed, tmp_path / "last.pt")
+    stored["train"]["retired_option"] = 1  # a key that no longer exists is compared as written
+    with pytest.raises(ConfigError, match="train.retired_option"):
+        check_resumable(yaml.safe_dump(stored), config, tmp_path / "last.pt")
 
 
 def test_cli_train_writes_the_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,7 @@ from medrestore.data.paired import PairedPatchDataset, ValidationImage
 from medrestore.data.sampler import EpochBatchSampler, batches_per_epoch
 from medrestore.metrics import psnr, ssim
 from medrestore.training.checkpoint import CHECKPOINT_FORMAT, decode_rng_state, encode_rng_state, load_checkpoint, save_checkpoint
-from medrestore.training.config import ExperimentConfig, OptimConfig, dump_config
+from medrestore.training.config import ExperimentConfig, OptimConfig, config_from_mapping, dump_config
 from medrestore.training.distributed import DistributedContext, all_reduce_mean, any_rank, wrap_model
 from medrestore.training.typed_config import to_plain
 
@@ -147,8 +147,17 @@ def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def check_resumable(stored_yaml: str, config: ExperimentConfig, path: Path) -> None:
-    """Refuse to resume with a configuration that changes more than the length/location of the run."""
-    stored = _flatten(yaml.safe_load(stored_yaml))
+    """Refuse to resume with a configuration that changes more than the length/location of the run.
+
+    The stored configuration is read back with today's defaults, so an option added since the
+    checkpoint was written counts as changed only when the current configuration sets it away
+    from its default.
+    """
+    mapping = yaml.safe_load(stored_yaml)
+    try:
+        stored = _flatten(to_plain(config_from_mapping(mapping, str(path))))
+    except ConfigError:  # a key that no longer exists: compare as written
+        stored = _flatten(mapping)
     current = _flatten(to_plain(config))
     changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
