@@ -19,6 +19,9 @@ Commands::
     python benchmarks/oct_duke.py tune-classical           # grid search on subjects 1–8
     python benchmarks/oct_duke.py publish --checkpoint results/oct-resunet/last.pt \\
         --name resunet-oct-duke --config configs/oct-resunet.yaml --description "..."
+    python benchmarks/oct_duke.py publish --name resunet-ensemble-oct-duke \\
+        --checkpoint results/oct-resunet-tone/last.pt results/oct-resunet-tone-mse/last.pt \\
+        --config configs/oct-resunet-tone.yaml configs/oct-resunet-tone-mse.yaml --description "..."
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ from medrestore.data.oct import DUKE_TRAIN_SUBJECTS, DUKE_VALIDATION_SUBJECTS, F
 from medrestore.io import cast_to_dtype
 from medrestore.metrics import evaluate
 from medrestore.models import create_method
-from medrestore.tasks.denoise import load_denoiser
+from medrestore.tasks.denoise import input_frames, load_denoiser
 from medrestore.tasks.models import publish_checkpoint
 from medrestore.zoo import PACKAGED_ZOO
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "oct-duke-bioptigen"
 DEFAULT_METHODS = (
-    "noisy", "median", "nlm", "bm3d", "srcnn-oct-duke", "cae-oct-duke", "resunet-oct-duke", "multiframe-oct-duke",
+    "noisy", "median", "nlm", "bm3d", "srcnn-oct-duke", "cae-oct-duke", "resunet-oct-duke", "resunet-ensemble-oct-duke",
+    "multiframe-oct-duke", "multiframe-tone-oct-duke",
 )  # fmt: skip
 PEERS = (
     ("mixed multiscale BM4D (2023)", "26.35", "0.673"),
@@ -117,9 +121,9 @@ def bm3d_restorer(sigma: float) -> Restorer:
 
 
 def model_restorer(name: str) -> Restorer:
-    """A zoo model or a checkpoint, through the same predictor as ``medrestore denoise``."""
+    """A zoo model, a checkpoint or a model ensemble (``A+B``), through the same predictor as ``medrestore denoise``."""
     predictor, _ = load_denoiser(name, "oct", multi_frame=name.startswith("multiframe"), device="cpu")
-    channels = int(getattr(predictor.model, "in_channels", 1))
+    channels = input_frames(predictor)
     if channels == 1:
         return lambda frames: predictor.predict(frames[:1]).reshape(frames.shape[1:])
     return lambda frames: predictor.predict(align_frames(frames[:channels])).reshape(frames.shape[1:])
@@ -197,10 +201,10 @@ def tune_classical(data: Path) -> dict[str, object]:
 
 # -- publishing a trained model to the zoo ----------------------------------------------------
 def publish(arguments: argparse.Namespace) -> None:
-    """Score a checkpoint on 9–12 and write its weights and card into the packaged zoo."""
+    """Score a checkpoint (several: their mean, one ensemble model) on 9–12 and write its weights and card into the zoo."""
     groups = read_duke_subjects(arguments.data, DUKE_VALIDATION_SUBJECTS)
     with torch.inference_mode():
-        restore = model_restorer(str(arguments.checkpoint))
+        restore = model_restorer("+".join(str(path) for path in arguments.checkpoint))
         score = score_method(arguments.name, restore, groups, warm_up=True, repeats=arguments.repeats)
     card = publish_checkpoint(
         arguments.checkpoint,
@@ -210,7 +214,7 @@ def publish(arguments: argparse.Namespace) -> None:
         training={
             "data": "Duke/Bioptigen SD-OCT (Fang et al., IEEE TMI 32(11), 2013)",
             "split": "train subjects 1-8, validate 9-12 (never trained on)",
-            "command": f"medrestore train --config {arguments.config}",
+            "command": " && ".join(f"medrestore train --config {config}" for config in arguments.config),
             "threads": torch.get_num_threads(),
         },
         metrics={
@@ -235,9 +239,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per B-scan; the fastest is timed")
     parser.add_argument("--per-subject", action="store_true", help="add a per-subject table")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON here")
-    parser.add_argument("--checkpoint", type=Path, help="publish: the trained checkpoint")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", help="publish: the trained checkpoint (several: one ensemble of their mean)")
     parser.add_argument("--name", help="publish: zoo name")
-    parser.add_argument("--config", default="configs/oct-resunet.yaml", help="publish: the training configuration (recorded)")
+    parser.add_argument("--config", nargs="+", default=["configs/oct-resunet.yaml"], help="publish: the training configuration(s) (recorded)")
     parser.add_argument("--description", default="", help="publish: the card's description")
     parser.add_argument("--zoo-dir", type=Path, default=PACKAGED_ZOO, help="publish: zoo folder (default: the packaged zoo)")
     return parser.parse_args(argv)

@@ -8,6 +8,7 @@ import pytest
 
 from medrestore.tasks.demo import DemoContext
 from medrestore.tasks.demo_oct import oct_section
+from medrestore.tasks.denoise import DEFAULT_MODELS, DEFAULT_MULTIFRAME_MODELS
 
 
 def test_section_scores_the_shipped_models_on_subject_nine(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,9 +19,10 @@ def test_section_scores_the_shipped_models_on_subject_nine(shared_data: Path, tm
     assert [row[0] for row in section.rows] == ["9"] * 4
     noisy = scores["noisy"]
     assert noisy[0] == pytest.approx(17.5, abs=1.0)  # the single B-scan against its average
-    assert scores["resunet-oct-duke"][0] > noisy[0] + 7.0 and scores["resunet-oct-duke"][1] > 0.6
-    assert scores["resunet-oct-duke"][1] > scores["median"][1]
-    assert scores["multiframe-oct-duke"][1] > 0.6
+    default, multi_frame = scores[DEFAULT_MODELS["oct"]], scores[DEFAULT_MULTIFRAME_MODELS["oct"]]
+    assert default[0] > noisy[0] + 7.0 and default[1] > 0.6
+    assert default[1] > scores["median"][1]
+    assert multi_frame[1] > 0.6
 
 
 def test_section_is_skipped_without_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

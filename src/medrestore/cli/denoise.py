@@ -4,6 +4,7 @@ Examples::
 
     medrestore denoise --modality oct bscan.tif -o bscan-denoised.tif
     medrestore denoise --modality oct bscan.tif -o out.tif --model srcnn-oct-duke
+    medrestore denoise --modality oct bscan.tif -o out.tif --model resunet-oct-duke+cae-oct-duke   # mean of two
     medrestore denoise --modality oct test.tif -o out.tif --frames 1.tif 2.tif 3.tif 4.tif
     medrestore denoise --modality oct volume.tif -o out.tif --model results/oct-resunet/last.pt --device cpu
     medrestore denoise --modality mri brain.nii.gz -o brain-denoised.nii.gz --method auto --sigma auto
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 
-from medrestore.tasks.denoise import MODALITIES, denoise_file
+from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, denoise_file
 from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
 
 NAME = "denoise"
-HELP = "denoise an image file (OCT: the shipped ResUNet by default; MRI: 2-D/3-D/4-D, non-local means or networks)"
+HELP = "denoise an image file (OCT: the shipped ResUNet ensemble by default; MRI: 2-D/3-D/4-D, non-local means or networks)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="image file (TIFF, multi-page TIFF, PNG, NIfTI, DICOM, NumPy)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file; its extension picks the format")
     parser.add_argument("--modality", required=True, choices=MODALITIES, help="which workflow and default model")
-    parser.add_argument("--model", metavar="NAME", help="zoo model name (see `medrestore models`) or a checkpoint .pt file")
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help=(
+            "zoo model name (see `medrestore models`), a checkpoint .pt file, or several joined by '+' (their outputs "
+            f"averaged); default for OCT: {DEFAULT_MODELS['oct']}"
+        ),
+    )
     parser.add_argument(
         "--frames",
         nargs="+",

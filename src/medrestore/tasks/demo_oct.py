@@ -21,7 +21,7 @@ from medrestore.io import cast_to_dtype
 from medrestore.metrics import evaluate
 from medrestore.models import create_method
 from medrestore.report import Figure, ReportSection, save_comparison_png
-from medrestore.tasks.denoise import DEFAULT_MODELS, DEFAULT_MULTIFRAME_MODELS, load_denoiser
+from medrestore.tasks.denoise import DEFAULT_MODELS, DEFAULT_MULTIFRAME_MODELS, input_frames, load_denoiser
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +51,7 @@ def _restorers() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     single, _ = load_denoiser(None, "oct", multi_frame=False, device="cpu")
     multi, _ = load_denoiser(None, "oct", multi_frame=True, device="cpu")
     median = create_method("median", {"size": MEDIAN_SIZE})
-    frames_taken = int(getattr(multi.model, "in_channels", 1))
+    frames_taken = input_frames(multi)
     return {
         "noisy B-scan": lambda frames: frames[0],
         f"median {MEDIAN_SIZE}×{MEDIAN_SIZE}": lambda frames: median(frames[None, :1].to(torch.float64))[0, 0],

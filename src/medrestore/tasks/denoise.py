@@ -15,9 +15,13 @@ input's grid by the integer translation that best aligns it
 (:func:`medrestore.data.oct.align_frames`). Images larger than
 :data:`WHOLE_IMAGE_PIXELS` are processed in overlapping tiles.
 
-``model`` is a zoo name (``medrestore models``) or the path of a training checkpoint
-(``last.pt``/``best.pt`` of ``medrestore train``); ``None`` takes the modality's default
-(:data:`DEFAULT_MODELS`, or :data:`DEFAULT_MULTIFRAME_MODELS` when frames are given).
+``model`` is a zoo name (``medrestore models``), the path of a training checkpoint
+(``last.pt``/``best.pt`` of ``medrestore train``), or several of these joined by ``+``: a model
+ensemble made at run time, whose output is the mean of its members' outputs,
+``ŷ = (1/M) Σ_m f_m(x)`` (:class:`~medrestore.inference.AveragedPredictor`; an ensemble of one
+architecture can also be published as one zoo model, as the default is).
+``None`` takes the modality's default (:data:`DEFAULT_MODELS`, or :data:`DEFAULT_MULTIFRAME_MODELS`
+when frames are given).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
-from medrestore.inference import Predictor
+from medrestore.inference import AveragedPredictor, Predictor
 from medrestore.tasks.denoise_mri import MRIDenoiseResult, denoise_mri_file, parse_sigma
 from medrestore.io import cast_to_dtype, write_image
 from medrestore.zoo import load_pretrained
@@ -44,16 +48,18 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_MULTIFRAME_MODELS",
     "WORKFLOWS",
+    "Denoiser",
     "DenoiseResult",
     "denoise_file",
     "denoise_oct",
+    "input_frames",
     "load_denoiser",
     "MODALITIES",
 ]
 
-DEFAULT_MODELS: dict[str, str] = {"oct": "resunet-oct-duke"}
+DEFAULT_MODELS: dict[str, str] = {"oct": "resunet-ensemble-oct-duke"}
 """The shipped single-frame model used when no ``model`` is given, per modality."""
-DEFAULT_MULTIFRAME_MODELS: dict[str, str] = {"oct": "multiframe-oct-duke"}
+DEFAULT_MULTIFRAME_MODELS: dict[str, str] = {"oct": "multiframe-tone-oct-duke"}
 """The shipped model used when neighbouring ``frames`` are given, per modality."""
 WHOLE_IMAGE_PIXELS = 2048 * 2048
 """Images up to this many pixels go through the network in one pass; larger ones are tiled."""
@@ -82,25 +88,57 @@ class DenoiseResult:
     seconds_per_image: float
 
 
-def load_denoiser(model: str | None, modality: str, multi_frame: bool, device: str = "auto") -> tuple[Predictor, str]:
-    """The :class:`Predictor` for ``model`` (zoo name or checkpoint path; ``None``: the default) and its label.
+Denoiser = Predictor | AveragedPredictor
+"""One network (:class:`Predictor`) or the mean of several (:class:`AveragedPredictor`)."""
+
+
+def _member_names(name: str) -> tuple[str, ...]:
+    """The members of ``name``: ``A+B+…`` split at ``+`` (unless a file has that name), or ``name`` itself."""
+    if "+" in name and not Path(name).is_file():
+        return tuple(name.split("+"))
+    return (name,)
+
+
+def _load_network(name: str, modality: str, target: torch.device) -> Predictor:
+    """One zoo model or checkpoint as a :class:`Predictor` (zoo models run on whole images)."""
+    if Path(name).suffix == ".pt" or Path(name).is_file():
+        return Predictor.from_checkpoint(name, target)
+    network, card = load_pretrained(name, target)
+    if card.task != "denoise" or card.modality not in (modality, "any"):
+        raise MedrestoreError(f"zoo model {name!r} is a {card.modality} {card.task} model, not a {modality} denoiser")
+    return Predictor(network, normalisation_from_record(card.normalisation), window=None, device=target)
+
+
+def input_frames(denoiser: Denoiser) -> int:
+    """How many frames (input channels) ``denoiser`` takes: 1 for single-frame models."""
+    first = denoiser.predictors[0] if isinstance(denoiser, AveragedPredictor) else denoiser
+    return int(getattr(first.model, "in_channels", 1))
+
+
+def load_denoiser(model: str | None, modality: str, multi_frame: bool, device: str = "auto") -> tuple[Denoiser, str]:
+    """The denoiser for ``model`` (zoo name, checkpoint path, model ensemble; ``None``: the default) and its label.
 
     Zoo models run on whole images (tiling is decided per image by the caller); checkpoints
-    keep the tiling settings they were trained with.
+    keep the tiling settings they were trained with. A model ensemble's members must all take
+    the same number of frames.
 
     Raises:
-        MedrestoreError: unknown zoo name, or a zoo model made for another task or modality.
+        MedrestoreError: unknown zoo name, a zoo model made for another task or modality, or
+            ensemble members taking different numbers of frames.
         InputError: an unreadable checkpoint.
     """
     defaults = DEFAULT_MULTIFRAME_MODELS if multi_frame else DEFAULT_MODELS
     name = model if model is not None else defaults[modality]
     target = select_device(device)
-    if Path(name).suffix == ".pt" or Path(name).is_file():
-        return Predictor.from_checkpoint(name, target), name
-    network, card = load_pretrained(name, target)
-    if card.task != "denoise" or card.modality not in (modality, "any"):
-        raise MedrestoreError(f"zoo model {name!r} is a {card.modality} {card.task} model, not a {modality} denoiser")
-    return Predictor(network, normalisation_from_record(card.normalisation), window=None, device=target), name
+    members = _member_names(name)
+    networks = [_load_network(member, modality, target) for member in members]
+    if len(networks) == 1:
+        return networks[0], name
+    counts = [input_frames(network) for network in networks]
+    if len(set(counts)) > 1:
+        described = ", ".join(f"{member} takes {count}" for member, count in zip(members, counts))
+        raise MedrestoreError(f"the members of model ensemble {name!r} take different numbers of frames: {described}")
+    return AveragedPredictor(networks), name
 
 
 def _frame_stacks(path: Path, frames: Sequence[str | Path]) -> tuple[torch.Tensor, Image, float]:
@@ -124,11 +162,13 @@ def _restored_image(image: Image, restored: torch.Tensor) -> Image:
     return image.with_data(restored)
 
 
-def _tiled(predictor: Predictor, shape: tuple[int, ...]) -> Predictor:
-    """``predictor`` itself, or a tiled copy for images above :data:`WHOLE_IMAGE_PIXELS`."""
-    if predictor.window is not None or shape[0] * shape[1] <= WHOLE_IMAGE_PIXELS:
-        return predictor
-    return Predictor(predictor.model, predictor.normalisation, TILE, TILE_OVERLAP, predictor.device, predictor.blend, predictor.batch_size)
+def _tiled(denoiser: Denoiser, shape: tuple[int, ...]) -> Denoiser:
+    """``denoiser`` itself, or a copy tiling images above :data:`WHOLE_IMAGE_PIXELS` (each member of an ensemble)."""
+    if isinstance(denoiser, AveragedPredictor):
+        return AveragedPredictor([_tiled(member, shape) for member in denoiser.predictors])
+    if denoiser.window is not None or shape[0] * shape[1] <= WHOLE_IMAGE_PIXELS:
+        return denoiser
+    return Predictor(denoiser.model, denoiser.normalisation, TILE, TILE_OVERLAP, denoiser.device, denoiser.blend, denoiser.batch_size)
 
 
 def _check_frame_count(path: Path, label: str, expected: int, given: int) -> None:
@@ -148,7 +188,7 @@ def denoise_oct(
     """The OCT workflow of :func:`denoise_file` (see the module docstring)."""
     predictor, label = load_denoiser(model, "oct", bool(frames), device)
     stacks, image, scale = _frame_stacks(input_path, frames)
-    _check_frame_count(input_path, label, int(getattr(predictor.model, "in_channels", 1)), int(stacks.shape[1]))
+    _check_frame_count(input_path, label, input_frames(predictor), int(stacks.shape[1]))
     runner = _tiled(predictor, tuple(stacks.shape[2:]))
     outputs = []
     started = time.perf_counter()
