@@ -26,40 +26,48 @@ from medrestore.models.unet import UNet, UNetConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class UNetEnsembleConfig(UNetConfig):
-    """:class:`~medrestore.models.unet.UNetConfig` of every member, and ``members``: how many (K >= 1)."""
+class EnsembleMembers:
+    """``members``: how many networks (K >= 1), added to a member configuration listed after this mixin.
 
+    ``label`` names the ensemble in configuration errors.
+    """
+
+    label: ClassVar[str] = "ensemble"
     members: int = 2
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.members >= 1, "unet-ensemble", f"members must be at least 1, got {self.members}")
+        super().__post_init__()  # type: ignore[misc]  # the member configuration's own checks
+        require(self.members >= 1, self.label, f"members must be at least 1, got {self.members}")
 
 
 @dataclasses.dataclass(frozen=True)
-class ResUNetEnsembleConfig(ResUNetConfig):
+class UNetEnsembleConfig(EnsembleMembers, UNetConfig):
+    """:class:`~medrestore.models.unet.UNetConfig` of every member, and ``members``: how many (K >= 1)."""
+
+    label: ClassVar[str] = "unet-ensemble"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResUNetEnsembleConfig(EnsembleMembers, ResUNetConfig):
     """:class:`~medrestore.models.resunet.ResUNetConfig` of every member, and ``members``: how many (K >= 1)."""
 
-    members: int = 2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.members >= 1, "resunet-ensemble", f"members must be at least 1, got {self.members}")
+    label: ClassVar[str] = "resunet-ensemble"
 
 
 class MeanEnsemble(ImageToImageModel):
     """``(N, in_channels, *S) → (N, out_channels, *S)``: the mean of ``config.members`` networks.
 
-    Subclasses name the member class, its configuration class and the catalogue name.
+    Subclasses name the member class, its configuration class and the ensemble's configuration
+    class (whose ``label`` names the ensemble in errors); ``config=None`` takes the latter's defaults.
     """
 
     member_type: ClassVar[type[nn.Module]]
     member_config_type: ClassVar[type[Any]]
-    config_type: ClassVar[type[Any]]
-    label: ClassVar[str]
+    config_type: ClassVar[type[EnsembleMembers]]
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any = None) -> None:
         super().__init__()
+        config = self.config_type() if config is None else config
         self.config = config
         fields = {field.name: getattr(config, field.name) for field in dataclasses.fields(self.member_config_type)}
         self.members = nn.ModuleList([self.member_type(self.member_config_type(**fields)) for _ in range(config.members)])
@@ -67,11 +75,12 @@ class MeanEnsemble(ImageToImageModel):
     @classmethod
     def from_members(cls, members: Sequence[nn.Module]) -> Any:
         """An ensemble holding copies of the weights of trained ``members`` (all of one configuration)."""
-        require(bool(members), cls.label, "needs at least one member")
+        label = cls.config_type.label
+        require(bool(members), label, "needs at least one member")
         configs = {getattr(member, "config", None) for member in members}
         require(
             all(isinstance(member, cls.member_type) for member in members) and len(configs) == 1,
-            cls.label,
+            label,
             f"members must all be {cls.member_type.__name__} networks sharing one {cls.member_config_type.__name__}",
         )
         ensemble = cls(cls.config_type(**dataclasses.asdict(getattr(members[0], "config")), members=len(members)))
@@ -95,10 +104,6 @@ class UNetEnsemble(MeanEnsemble):
     member_type = UNet
     member_config_type = UNetConfig
     config_type = UNetEnsembleConfig
-    label = "unet-ensemble"
-
-    def __init__(self, config: UNetEnsembleConfig = UNetEnsembleConfig()) -> None:
-        super().__init__(config)
 
 
 class ResUNetEnsemble(MeanEnsemble):
@@ -115,10 +120,6 @@ class ResUNetEnsemble(MeanEnsemble):
     member_type = ResUNet
     member_config_type = ResUNetConfig
     config_type = ResUNetEnsembleConfig
-    label = "resunet-ensemble"
-
-    def __init__(self, config: ResUNetEnsembleConfig = ResUNetEnsembleConfig()) -> None:
-        super().__init__(config)
 
 
 ENSEMBLE_TYPES: tuple[type[MeanEnsemble], ...] = (UNetEnsemble, ResUNetEnsemble)
