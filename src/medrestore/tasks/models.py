@@ -172,18 +172,16 @@ def publish_checkpoint(
     if not paths:
         raise ConfigError("publish needs at least one checkpoint")
     checkpoints = [load_checkpoint(path, map_location="cpu") for path in paths]
-    networks = [Predictor.from_checkpoint(path, "cpu").model for path in paths]
+    networks = [Predictor.from_record(checkpoint, "cpu", str(path)).model for path, checkpoint in zip(paths, checkpoints)]
     normalisation = checkpoints[0]["normalisation"]
     if any(checkpoint["normalisation"] != normalisation for checkpoint in checkpoints[1:]):
         raise ConfigError(f"ensemble members normalise their inputs differently: {', '.join(map(str, paths))}")
     records = [training_record(checkpoint) for checkpoint in checkpoints]
-    record: dict[str, object] = dict(records[0])
-    if len(paths) > 1:
-        record = {
-            "seed": records[0]["seed"],
-            **{key: _total(records, key) for key in ("epochs", "steps", "duration_s")},
-            "members": [{"checkpoint": str(path), **member} for path, member in zip(paths, records)],
-        }
+    record = records[0] if len(records) == 1 else {
+        "seed": records[0]["seed"],
+        **{key: _total(records, key) for key in ("epochs", "steps", "duration_s")},
+        "members": [{"checkpoint": str(path), **member} for path, member in zip(paths, records)],
+    }  # fmt: skip
     return save_to_zoo(
         networks[0] if len(networks) == 1 else mean_ensemble(networks),
         name=name,
