@@ -202,15 +202,21 @@ def rician_bias_correct(second_moment: torch.Tensor, sigma: float) -> torch.Tens
     return (second_moment - 2.0 * float(sigma) ** 2).clamp_min(0.0).sqrt()
 
 
-def _laguerre_half(x: np.ndarray) -> np.ndarray:
+def _laguerre_half(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """``L½(x)`` for ``x <= 0``: ``e^{x/2}[(1 − x) I₀(−x/2) − x I₁(−x/2)]`` with scaled Bessel functions."""
     half = -x / 2.0
+    if isinstance(x, torch.Tensor):
+        return (1.0 - x) * torch.special.i0e(half) - x * torch.special.i1e(half)
     return (1.0 - x) * scipy.special.i0e(half) - x * scipy.special.i1e(half)
 
 
-def rician_mean(nu: np.ndarray | float, sigma: float) -> np.ndarray:
-    """``E[M] = σ √(π/2) L½(−ν²/2σ²)`` of a Rice law (``σ √(π/2)`` for Rayleigh, ``→ ν`` at high SNR)."""
-    nu = np.asarray(nu, dtype=np.float64)
+def rician_mean(nu: np.ndarray | float | torch.Tensor, sigma: float) -> np.ndarray | torch.Tensor:
+    """``E[M] = σ √(π/2) L½(−ν²/2σ²)`` of a Rice law (``σ √(π/2)`` for Rayleigh, ``→ ν`` at high SNR).
+
+    NumPy arrays and numbers give float64 arrays; a torch tensor gives a tensor of its own dtype and device.
+    """
+    if not isinstance(nu, torch.Tensor):
+        nu = np.asarray(nu, dtype=np.float64)
     return sigma * math.sqrt(math.pi / 2.0) * _laguerre_half(-(nu**2) / (2.0 * sigma**2))
 
 
