@@ -7,11 +7,14 @@ PSNR per σ and the mean over all cases:
 
 * ``network``: the 3-D network alone (two views); ``nlm``; ``0.7 network + 0.3 nlm``: a fixed blend;
 * ``guided``: the network-guided NLM alone, h = 0.7σ, 7³ search, two-view guide;
-* ``shipped``: 0.8 × guided + 0.2 × nlm (``denoise_volume(…, "unet3d-nlm", …)``, tissue box included;
-  its guide: four views in bfloat16 on a CPU with native bfloat16, else the two float32 views of the
-  ``two float32 views`` row);
+* ``shipped``: ``denoise_volume(…, "unet3d-nlm", …)``, tissue box included: the first stage, 0.8 × guided +
+  0.2 × nlm (its guide: four views in bfloat16 on a CPU with native bfloat16, else the two float32 views of
+  the ``two float32 views`` row), then 0.5 × that + 0.5 × the collaborative Wiener filter with the first
+  stage as its pilot;
+* ``first stage``: the same without the Wiener stage (the default until 2026-11-22), on the whole block;
+* ``Wiener …``: the Wiener stage with one setting changed (its share, groups, search, or its pilot);
 * ``h = …``, ``search …``, ``… views``, ``patch 3³``: the guided part with one setting changed, mixed
-  0.8 / 0.2 with NLM as shipped;
+  0.8 / 0.2 with NLM as in the first stage (no Wiener stage);
 * ``second pass``: the guided average again, with the shipped output as its guide.
 
 Usage::
@@ -36,7 +39,10 @@ from medrestore.io import read_image  # noqa: E402
 from medrestore.metrics import psnr  # noqa: E402
 from medrestore.models.fast_nlm import GUIDED_H_FACTOR, GUIDED_SEARCH_RADIUS, guided_non_local_means, nlm_weighted_mean  # noqa: E402
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct  # noqa: E402
-from medrestore.tasks.denoise_mri import NLM_SHARE, _nlm, denoise_volume, load_mri_network, network_denoise  # noqa: E402
+from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
+from medrestore.tasks.denoise_mri import (  # noqa: E402
+    NLM_SHARE, WIENER_SHARE, _nlm, denoise_volume, guide_settings, load_mri_network, network_denoise,
+)
 
 VIEWS = {1: ((),), 2: ((), (0,)), 4: ((), (0,), (1,), (0, 1))}
 
@@ -45,6 +51,8 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
     """Every row's output for one noisy block."""
     cpu = torch.device("cpu")
     guides = {views: network_denoise(noisy, predictor, sigma=sigma, flips=flips) for views, flips in VIEWS.items()}  # type: ignore[arg-type]
+    flips, bfloat16 = guide_settings(cpu)
+    shipped_guide = network_denoise(noisy, predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)  # type: ignore[arg-type]
     nlm = _nlm(noisy, sigma, cpu)
 
     def guided(guide: torch.Tensor, h: float = GUIDED_H_FACTOR, search: int = GUIDED_SEARCH_RADIUS) -> torch.Tensor:
@@ -53,15 +61,26 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
     def mixed(part: torch.Tensor) -> torch.Tensor:
         return (1.0 - NLM_SHARE) * part + NLM_SHARE * nlm
 
+    def wiener(pilot: torch.Tensor, share: float = WIENER_SHARE, **settings: int) -> torch.Tensor:
+        return (1.0 - share) * pilot + share * collaborative_wiener(noisy, pilot, sigma, **settings)
+
     shipped = denoise_volume(noisy, "unet3d-nlm", sigma, predictor, cpu)[0]  # type: ignore[arg-type]
+    first = mixed(guided(shipped_guide))
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
     return {
         "network (two views)": guides[2],
         "nlm": nlm,
         "0.7 network + 0.3 nlm": 0.7 * guides[2] + 0.3 * nlm,
         "guided alone (no nlm share)": guided(guides[2]),
-        "**shipped: 0.8 guided + 0.2 nlm**": shipped,
-        "two float32 views (shipped without native bfloat16)": mixed(guided(guides[2])),
+        "**shipped: first stage, then 0.5 × it + 0.5 × Wiener**": shipped,
+        "first stage: 0.8 guided + 0.2 nlm (shipped until 2026-11-22)": first,
+        "Wiener stage alone, W(first stage)": wiener(first, share=1.0),
+        "Wiener share 0.3": wiener(first, share=0.3),
+        "Wiener share 0.7": wiener(first, share=0.7),
+        "Wiener groups of 16": wiener(first, group=16),
+        "Wiener search 5³": wiener(first, search_radius=2),
+        "Wiener on the guided NLM alone (no nlm share)": wiener(guided(shipped_guide)),
+        "two float32 views (first stage without native bfloat16)": mixed(guided(guides[2])),
         "h = 0.6σ": mixed(guided(guides[2], h=0.6)),
         "h = 0.8σ": mixed(guided(guides[2], h=0.8)),
         "search 5³": mixed(guided(guides[2], search=2)),

@@ -139,8 +139,10 @@ def test_prefiltered_nlm_method_from_the_api(tmp_path: Path) -> None:
 
 
 def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
-    """``unet3d-nlm`` = 0.8 · NLM guided by the network's output + 0.2 · plain NLM, both at the same σ̂."""
+    """``unet3d-nlm``: 0.8 · NLM guided by the network's output + 0.2 · plain NLM, both at the same σ̂, then half
+    of that and half of the collaborative Wiener filter with it as the pilot."""
     from medrestore.models.fast_nlm import guided_non_local_means
+    from medrestore.solvers.collaborative_wiener import collaborative_wiener
     from medrestore.tasks import denoise_mri
 
     if not (PACKAGED_ZOO_CARDS / f"{denoise_mri.ZOO_MODELS['unet3d']}.json").exists():
@@ -154,14 +156,21 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     flips, bfloat16 = denoise_mri.guide_settings(cpu)
     network = denoise_mri.network_denoise(volume[box], predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)
     guided = guided_non_local_means(volume[box], network, sigma)
-    assert denoise_mri.NLM_SHARE == 0.2 and same_sigma == sigma
+    assert denoise_mri.NLM_SHARE == 0.2 and denoise_mri.WIENER_SHARE == 0.5 and same_sigma == sigma
+    first = 0.8 * guided + 0.2 * nlm[box]
     expected = nlm.clone()
-    expected[box] = 0.8 * guided + 0.2 * nlm[box]
+    expected[box] = 0.5 * first + 0.5 * collaborative_wiener(volume[box], first, sigma)
     torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
     mask = clean > 0
     whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
-    errors = {name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2)) for name, x in (("ours", combined), ("network", whole_network), ("noisy", volume))}
+    first_stage = nlm.clone()
+    first_stage[box] = first
+    errors = {
+        name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2))
+        for name, x in (("ours", combined), ("first stage", first_stage), ("network", whole_network), ("noisy", volume))
+    }
     assert errors["ours"] < 0.3 * errors["noisy"]
+    assert errors["ours"] < errors["first stage"]
     assert errors["ours"] < errors["network"]  # a phantom unlike the training brain: the data's values help
     with pytest.raises(InputError, match="3-D"):
         denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, predictor, cpu)
