@@ -46,8 +46,9 @@ WIENER_GROUP = 8
 WIENER_SKIP_BELOW = 1.0
 """Defaults (4³ blocks every 3 voxels, 7³ search, groups of 8, background blocks below σ skipped), chosen for
 ``medrestore denoise``'s MRI default on the held-out Colin27 slab and its variants at σ = 3, 5, 7 %
-(``benchmarks/mri_guided_ablation.py``): groups of 16 are +0.03 dB at 1.5× the time; a 5³ search −0.04 dB;
-blocks every 4 voxels −0.1 dB; 5³ blocks −0.3 dB."""
+(``benchmarks/mri_guided_ablation.py``): groups of 16 are +0.06 dB on the mean at 1.5× the time (4.4 s instead
+of 2.9 s on a whole brain with 2 threads); a 5³ search −0.04 dB. Blocks every 4 voxels and 5³ blocks were
+each ~0.1 dB lower in a first trial on the slab at σ = 5 %."""
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,26 +15,31 @@ Methods (``method``):
 * ``unet3d`` — the shipped 3-D residual U-Net conditioned on σ (``mri-resunet3d-colin27``): the
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
-* ``unet3d-nlm`` — the network's structure, the data's values: non-local means whose voxel-wise
-  weights come from the 3-D network's output ``ũ`` (:func:`guide_settings`: four views in bfloat16 on CPUs
-  with native bfloat16, else two in float32) instead of the noisy image
-  (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
-  ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
-  ``x̂ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2), inside the bounding box of the
-  tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it). Every output value is an average
-  of measured voxels, so where the network's prior (one training brain) does not fit the image, the
-  result stays an NLM estimate instead of the network's guess. On the held-out Colin27 slab and its
-  blurred and fat-shell variants it is +0.3–1.1 dB over the network alone at σ = 3–7 %, on the
-  synthetic phantom +3.3–4.4 dB (within 0.1 dB of ``nlm``), and on ICBM152, a brain the network never
-  saw and where the network alone is no better than ``nlm``, +1.06 dB (``benchmarks/README.md``).
+* ``unet3d-nlm`` — the network's structure, the data's values, in two stages inside the bounding box of the
+  tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it):
+
+  1. non-local means whose voxel-wise weights come from the 3-D network's output ``ũ`` (:func:`guide_settings`:
+     four views in bfloat16 on CPUs with native bfloat16, else two in float32) instead of the noisy image
+     (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
+     ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
+     ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2);
+  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b =`` :data:`WIENER_SHARE` (0.5), where ``W(x̂₁)`` is the block-matching
+     collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
+     :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`).
+
+  Every output value is a weighted average or a shrunk transform of measured voxels, so where the network's
+  prior (one training brain) does not fit the image, the result stays a classical estimate instead of the
+  network's guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
+  over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
+  and on ICBM152, a brain the network never saw and where the network alone is no better than ``nlm``,
+  +1.47 dB (36.58 dB, BM4D 36.21 dB; ``benchmarks/README.md``).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
   as the 1-mm Colin27 the network was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
   volumes such as 3-mm fMRI, or when the network's weights are not installed. The network alone is
-  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` within 0.1 dB
-  of it (see ``benchmarks/README.md``): for images unlike a real brain ``--method nlm`` is as good and
-  3× faster.
+  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` above it
+  (see ``benchmarks/README.md``).
 
 Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
 as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
@@ -111,8 +116,9 @@ WIENER_SHARE = 0.5
 """Share of the collaborative Wiener stage in ``unet3d-nlm``: ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is
 the guided/NLM mix and ``W(x̂₁)`` the block-matching Wiener filter of the noisy volume with ``x̂₁`` as its pilot
 (:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`). Chosen on the held-out Colin27 slab
-and its variants at σ = 3, 5, 7 % (``benchmarks/mri_guided_ablation.py``): +0.21 dB on average over ``x̂₁`` on
-the three brain variants, never below it in any case, +0.6 dB on the phantom; ``W(x̂₁)`` alone is +0.13 dB."""
+and its variants at σ = 3, 5, 7 % (``benchmarks/mri_guided_ablation.py``): +0.15 dB on average over ``x̂₁`` on
+the three brain variants and never below it in any case, +0.4–0.6 dB on the phantom; shares 0.3 and 0.7 are
+0.02–0.03 dB lower on the mean, ``W(x̂₁)`` alone 0.26 dB lower. On ICBM152: +0.41 dB."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
