@@ -104,7 +104,7 @@ def mri_denoising_section(context: DemoContext) -> ReportSection:
 
 def _colin27_rows(context: DemoContext) -> tuple[list[list[object]], list[tuple[str, np.ndarray]]] | None:
     """Colin27's held-out slab with Rician noise (5 % of the maximum): NLM, the 3-D network, and the default
-    (their blend)."""
+    (NLM guided by the network, mixed with NLM, then half of it and half of the collaborative Wiener filter)."""
     path = data_root() / "brain-mri-ants" / "ch2.nii.gz"
     if not path.is_file():
         return None
@@ -120,7 +120,7 @@ def _colin27_rows(context: DemoContext) -> tuple[list[list[object]], list[tuple[
     rows: list[list[object]] = []
     panels: list[tuple[str, np.ndarray]] = []
     middle = (stop - start) // 2
-    methods = (("Colin27: noisy", None), ("Colin27: non-local means", "nlm"), ("Colin27: 3-D network", "unet3d"), ("Colin27: network + NLM (auto)", AUTO_METHOD))
+    methods = (("Colin27: noisy", None), ("Colin27: non-local means", "nlm"), ("Colin27: 3-D network", "unet3d"), ("Colin27: network-guided NLM + Wiener (auto)", AUTO_METHOD))
     for label, method in methods:
         started = time.perf_counter()
         if method is None:
