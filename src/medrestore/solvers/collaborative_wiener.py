@@ -25,7 +25,8 @@ of a magnitude is close to Gaussian of standard deviation σ.
 
 Cost: one squared-difference volume and one strided box sum per displacement (``(2R + 1)³`` of them),
 then ``K · B³`` gathered voxels per reference block; reference blocks whose pilot stays below
-``skip_below · σ`` (empty background) are skipped.
+``skip_below · σ`` (empty background) are skipped. On a whole 1-mm brain (the 163 × 199 × 165 box of
+its tissue) it takes 2.9 s with 2 CPU threads; volumes above :data:`WIENER_MAX_VOXELS` run in slabs.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ WIENER_SKIP_BELOW = 1.0
 of 2.9 s on a whole brain with 2 threads); a 5³ search −0.04 dB. Blocks every 4 voxels and 5³ blocks were
 each ~0.1 dB lower in a first trial on the slab at σ = 5 %."""
 WIENER_MAX_VOXELS = 8_000_000
-"""Volumes of more voxels are filtered in overlapping slabs along the first axis, with the same result (module
-docstring); the block distances of one slab take ≈ ``(2R + 1)³ / step³ · 4`` bytes per voxel (50 bytes by default)."""
+"""Volumes of more voxels are filtered in overlapping slabs along the first axis, with the same result
+(:func:`collaborative_wiener`'s ``max_voxels``); the block distances of one slab take ≈ ``(2R + 1)³ / step³ · 4`` bytes per voxel (50 bytes by default)."""
 
 
 @functools.lru_cache(maxsize=8)
