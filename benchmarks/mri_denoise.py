@@ -16,7 +16,8 @@ slab z = 96…127 only, which no network saw in training:
 σ is estimated from each noisy input (``--sigma auto`` behaviour) for every method that needs it.
 Methods: ``noisy``; ``dipy-blockwise`` and ``dipy-classic`` (dipy ``nlmeans``, Rician, default
 radii); ``bm4d`` (``bm4d`` package, Gaussian model at σ: Rician bias not modelled); ``nlm`` and
-``pri-nlm`` (ours: plain and oracle-DCT pre-filtered); ``unet3d-nlm`` (the ``auto`` default for
+``pri-nlm`` (ours: plain and oracle-DCT pre-filtered); ``nlm-wiener`` (ours: ``nlm`` then the collaborative
+Wiener filter); ``unet3d-nlm`` (the ``auto`` default for
 volumes: the 3-D network blended with ``nlm``, as ``denoise`` runs it); zoo names or checkpoint paths of networks (``unet``, ``unet3d``, ``gan``, ``srcnn`` are
 shorthands for the shipped/trained ones).
 
@@ -131,6 +132,8 @@ def restorer(method: str) -> Restorer:
         return nlm_restorer
     if method == "pri-nlm":
         return pri_nlm_restorer
+    if method == "nlm-wiener":
+        return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, None, torch.device("cpu"))[0].numpy()
     if method == "unet3d-nlm":
         predictor = load_mri_network(method, torch.device("cpu"))
         return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, predictor, torch.device("cpu"))[0].numpy()

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="neighbouring frames of the same location for a multi-frame model (same shape as INPUT)",
     )
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
-    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter (default: auto = unet3d-nlm on near-isotropic volumes with voxels <= 1.5 mm, nlm otherwise)")
+    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter (default: auto = unet3d-nlm on near-isotropic volumes with voxels <= 1.5 mm, nlm otherwise)")
     parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units, or auto to estimate it per volume")
 
 

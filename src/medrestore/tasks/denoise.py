@@ -229,7 +229,7 @@ def denoise_file(
         model: zoo name or checkpoint path; ``None`` for the modality's default.
         frames: neighbouring frames of the same location for a multi-frame model.
         device: ``auto``, ``cpu``, ``cuda``…
-        method: MRI only: ``auto``, ``nlm``, ``pri-nlm``, ``unet``, ``unet3d``, ``unet3d-nlm`` or ``gan``.
+        method: MRI only: ``auto``, ``nlm``, ``nlm-wiener``, ``pri-nlm``, ``unet``, ``unet3d``, ``unet3d-nlm`` or ``gan``.
         sigma: MRI only: ``"auto"`` (estimated per volume) or the noise σ in image units.
 
     Raises:
