@@ -143,17 +143,17 @@ def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) 
     from medrestore.solvers.collaborative_wiener import collaborative_wiener
     from medrestore.tasks import denoise_mri
 
-    clean, noisy = noisy_volume(sigma=0.08, shape=(64, 72, 60))  # measured: nlm 32.69 dB, ours 33.84 dB
+    clean, noisy = noisy_volume(sigma=0.08, shape=(64, 72, 60))  # measured: nlm 32.69 dB, ours 34.02 dB
     volume, cpu = torch.from_numpy(noisy.astype(np.float32)), torch.device("cpu")
     ours, sigma = denoise_mri.denoise_volume(volume, "nlm-wiener", None, None, cpu)
     nlm, _ = denoise_mri.denoise_volume(volume, "nlm", sigma, None, cpu)
     box = denoise_mri.tissue_box(volume, sigma)
     expected = nlm.clone()
-    expected[box] = collaborative_wiener(volume[box], nlm[box], sigma, group=16)
+    expected[box] = collaborative_wiener(volume[box], nlm[box], sigma, block=3, step=2, group=16)
     torch.testing.assert_close(ours, expected)
     mask = clean > 0
     error = {name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2)) for name, x in (("ours", ours), ("nlm", nlm))}
-    assert error["ours"] < 0.85 * error["nlm"]
+    assert error["ours"] < 0.8 * error["nlm"]
     with pytest.raises(InputError, match="3-D"):
         denoise_mri.denoise_volume(volume[:, :, 0], "nlm-wiener", None, None, cpu)
     clean, noisy = noisy_volume(sigma=0.05)

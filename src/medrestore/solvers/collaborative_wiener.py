@@ -26,7 +26,7 @@ of a magnitude is close to Gaussian of standard deviation σ.
 Cost: one squared-difference volume and one strided box sum per displacement (``(2R + 1)³`` of them),
 then ``K · B³`` gathered voxels per reference block; reference blocks whose pilot stays below
 ``skip_below · σ`` (empty background) are skipped. On a whole 1-mm brain (the 163 × 199 × 165 box of
-its tissue) it takes 2.9 s with 2 CPU threads; volumes above :data:`WIENER_MAX_VOXELS` run in slabs.
+its tissue) it takes 2.9 s with 2 CPU threads (5.7 s with 3³ blocks every 2 voxels and groups of 16); volumes above :data:`WIENER_MAX_VOXELS` run in slabs.
 """
 
 from __future__ import annotations
@@ -45,14 +45,17 @@ WIENER_STEP = 3
 WIENER_SEARCH_RADIUS = 3
 WIENER_GROUP = 8
 WIENER_SKIP_BELOW = 1.0
-"""Defaults (4³ blocks every 3 voxels, 7³ search, groups of 8, background blocks below σ skipped), chosen for
-``medrestore denoise``'s MRI default on the held-out Colin27 slab and its variants at σ = 3, 5, 7 %
-(``benchmarks/mri_guided_ablation.py``): groups of 16 are +0.06 dB on the mean at 1.5× the time (4.4 s instead
-of 2.9 s on a whole brain with 2 threads); a 5³ search −0.04 dB. Blocks every 4 voxels and 5³ blocks were
-each ~0.1 dB lower in a first trial on the slab at σ = 5 %."""
+"""Defaults (4³ blocks every 3 voxels, 7³ search, groups of 8, background blocks below σ skipped): the Wiener stage
+of ``medrestore denoise``'s MRI default, chosen on the held-out Colin27 slab and its variants at σ = 3, 5, 7 %
+(``benchmarks/mri_guided_ablation.py``) within its 15-s budget. Groups of 16 are +0.06 dB on the mean at 4.4 s
+instead of 2.9 s on a whole brain with 2 threads; a 5³ search −0.04 dB. 3³ blocks every 2 voxels are +0.11 dB
+on the brain variants (0.0 to −0.3 dB on the phantom) at 3.9 s, which takes the default's command past 15 s.
+With ``nlm`` as the pilot (``--method nlm-wiener``) 3³ blocks every 2 voxels and groups of 16 are best: +0.19 dB
+over 4³ every 3; 2³ or 5³ blocks are lower, every voxel (step 1) +0.08 dB at 10× the time."""
 WIENER_MAX_VOXELS = 8_000_000
 """Volumes of more voxels are filtered in overlapping slabs along the first axis, with the same result
-(:func:`collaborative_wiener`'s ``max_voxels``); the block distances of one slab take ≈ ``(2R + 1)³ / step³ · 4`` bytes per voxel (50 bytes by default)."""
+(:func:`collaborative_wiener`'s ``max_voxels``). A pass holds the padded volumes, ``batch`` squared differences
+and the running top-``K`` of every reference block: ≈ 60 bytes per voxel by default."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -178,14 +181,12 @@ def _filter(
     end = tuple(block + step * math.ceil((n - block) / step) - n for n in shape)
     noisy_p, pilot_p = _pad(noisy, end, search_radius), _pad(pilot, end, search_radius)
     grid = tuple((n + e - block) // step + 1 for n, e in zip(shape, end))
-    distances = _block_distances(pilot_p, offsets, block, step, search_radius, grid)
     corners = [torch.arange(g, device=device) * step + search_radius for g in grid]
     references = torch.stack(torch.meshgrid(*corners, indexing="ij"), -1).reshape(-1, 3)
     keep = _reference_tissue(pilot_p, block, step, search_radius, grid) >= skip_below * sigma
-    references, distances = references[keep], distances[keep]
+    references = references[keep]
     k = min(group, offsets.shape[0])
-    matches = distances.topk(k, dim=1, largest=False).indices  # (n, K): the block itself first (distance 0)
-    del distances
+    matches = _closest_blocks(pilot_p, offsets, block, step, search_radius, grid, keep, k)  # (n, K), the block itself first
 
     padded_shape = noisy_p.shape
     strides = torch.tensor([padded_shape[1] * padded_shape[2], padded_shape[2], 1], device=device)
@@ -220,26 +221,36 @@ def displacements_in_block(block: int, device: torch.device) -> torch.Tensor:
     return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
 
 
-def _block_distances(
-    pilot: torch.Tensor, offsets: torch.Tensor, block: int, step: int, margin: int, grid: tuple[int, ...], batch: int = 8
+def _closest_blocks(
+    pilot: torch.Tensor, offsets: torch.Tensor, block: int, step: int, margin: int, grid: tuple[int, ...],
+    keep: torch.Tensor, k: int, batch: int = 8,
 ) -> torch.Tensor:
-    """``‖P(r) − P(r + δ)‖²`` for every reference corner ``r`` of the grid and displacement ``δ``: ``(refs, M)``.
+    """The ``k`` displacements ``δ`` with the smallest ``‖P(r) − P(r + δ)‖²`` for every kept reference corner ``r``.
 
-    ``batch`` displacements at a time share one box-sum call (pooling parallelises over channels).
+    Returns row indices into ``offsets``, ``(refs kept, k)``, closest first. The distances of ``batch``
+    displacements at a time come from one box-sum call (pooling parallelises over channels) and are merged into
+    a running top-``k``, so memory stays at ``(k + batch)`` values per reference block.
     """
     extent = tuple(block + step * (g - 1) for g in grid)
     core = pilot[tuple(slice(margin, margin + e) for e in extent)]
-    distances = torch.empty(offsets.shape[0], math.prod(grid), device=pilot.device)
+    count = int(keep.sum())
+    best = torch.full((count, k), math.inf, device=pilot.device)
+    chosen = torch.zeros((count, k), dtype=torch.int64, device=pilot.device)
     buffer = torch.empty(min(batch, offsets.shape[0]), *extent, device=pilot.device)
     listed = offsets.tolist()
+    centre = listed.index([0, 0, 0])
     for start in range(0, len(listed), batch):
         rows = listed[start : start + batch]
         for slot, (dz, dy, dx) in enumerate(rows):
             shifted = pilot[margin + dz : margin + dz + extent[0], margin + dy : margin + dy + extent[1], margin + dx : margin + dx + extent[2]]
             torch.sub(core, shifted, out=buffer[slot]).square_()
-        pooled = F.avg_pool3d(buffer[None, : len(rows)], block, stride=step)
-        distances[start : start + len(rows)] = pooled[0].reshape(len(rows), -1)
-    return distances.T
+        pooled = F.avg_pool3d(buffer[None, : len(rows)], block, stride=step)[0].reshape(len(rows), -1)[:, keep].T
+        if start <= centre < start + len(rows):
+            pooled[:, centre - start] = -1.0  # every group holds its reference block, first, even among ties
+        labels = torch.arange(start, start + len(rows), device=pilot.device).expand(count, -1)
+        best, order = torch.cat([best, pooled], dim=1).topk(k, dim=1, largest=False)
+        chosen = torch.cat([chosen, labels], dim=1).gather(1, order)
+    return chosen
 
 
 def _reference_tissue(pilot: torch.Tensor, block: int, step: int, margin: int, grid: tuple[int, ...]) -> torch.Tensor:
