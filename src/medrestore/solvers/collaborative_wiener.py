@@ -26,7 +26,8 @@ of a magnitude is close to Gaussian of standard deviation σ.
 Cost: one squared-difference volume and one strided box sum per displacement (``(2R + 1)³`` of them),
 then ``K · B³`` gathered voxels per reference block; reference blocks whose pilot stays below
 ``skip_below · σ`` (empty background) are skipped. On a whole 1-mm brain (the 163 × 199 × 165 box of
-its tissue) it takes 2.9 s with 2 CPU threads (5.7 s with 3³ blocks every 2 voxels and groups of 16); volumes above :data:`WIENER_MAX_VOXELS` run in slabs.
+its tissue) it takes 2.9 s with 2 CPU threads (5.7 s with 3³ blocks every 2 voxels and groups of 16);
+volumes above :data:`WIENER_MAX_VOXELS` run in slabs.
 """
 
 from __future__ import annotations
