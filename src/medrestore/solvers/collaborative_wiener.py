@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from medrestore.core.errors import InputError
 from medrestore.physics.noise_estimation import rician_mean
+from medrestore.solvers.dct_denoise import mirror_pad, orthonormal_dct
 
 WIENER_BLOCK = 4
 WIENER_STEP = 3
@@ -57,16 +58,6 @@ WIENER_MAX_VOXELS = 8_000_000
 """Volumes of more voxels are filtered in overlapping slabs along the first axis, with the same result
 (:func:`collaborative_wiener`'s ``max_voxels``). A pass holds the padded volumes, ``batch`` squared differences
 and the running top-``K`` of every reference block: ≈ 60 bytes per voxel by default."""
-
-
-@functools.lru_cache(maxsize=8)
-def orthonormal_dct(n: int) -> torch.Tensor:
-    """The ``n × n`` orthonormal DCT-II matrix ``C`` (rows: frequencies; ``C Cᵀ = I``), float64."""
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    i = torch.arange(n, dtype=torch.float64)[None, :]
-    matrix = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    matrix[0] /= math.sqrt(2.0)
-    return matrix
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,16 +79,19 @@ def group_transform(n: int) -> torch.Tensor:
     return orthonormal_haar(n) if n & (n - 1) == 0 else orthonormal_dct(n)
 
 
+def _cube(axis: torch.Tensor) -> torch.Tensor:
+    """Every point ``(z, y, x)`` with coordinates in ``axis``, in z-y-x order: ``(len(axis)³, 3)``."""
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+
+
 def displacements(radius: int) -> torch.Tensor:
     """All ``(2·radius + 1)³`` integer displacements ``(dz, dy, dx)`` of the search cube, ``(M, 3)`` int64."""
-    axis = torch.arange(-radius, radius + 1)
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    return _cube(torch.arange(-radius, radius + 1))
 
 
 def _pad(volume: torch.Tensor, end: tuple[int, ...], margin: int) -> torch.Tensor:
     """Replicate ``end`` voxels after each axis (a whole reference grid), then mirror ``margin`` on every side."""
-    padded = F.pad(volume[None, None], (0, end[2], 0, end[1], 0, end[0]), mode="replicate")
-    return F.pad(padded, (margin,) * 6, mode="reflect")[0, 0]
+    return mirror_pad(F.pad(volume[None, None], (0, end[2], 0, end[1], 0, end[0]), mode="replicate")[0, 0], margin)
 
 
 def collaborative_wiener(
@@ -184,14 +178,15 @@ def _filter(
     grid = tuple((n + e - block) // step + 1 for n, e in zip(shape, end))
     corners = [torch.arange(g, device=device) * step + search_radius for g in grid]
     references = torch.stack(torch.meshgrid(*corners, indexing="ij"), -1).reshape(-1, 3)
-    keep = _reference_tissue(pilot_p, block, step, search_radius, grid) >= skip_below * sigma
+    core = pilot_p[tuple(slice(search_radius, search_radius + n + e) for n, e in zip(shape, end))]  # without the mirrored margin
+    keep = F.max_pool3d(core[None, None], block, stride=step).reshape(-1) >= skip_below * sigma  # blocks that reach tissue
     references = references[keep]
     k = min(group, offsets.shape[0])
-    matches = _closest_blocks(pilot_p, offsets, block, step, search_radius, grid, keep, k)  # (n, K), the block itself first
+    matches = _closest_blocks(pilot_p, core, offsets, block, step, search_radius, keep, k)  # (n, K), the block itself first
 
     padded_shape = noisy_p.shape
     strides = torch.tensor([padded_shape[1] * padded_shape[2], padded_shape[2], 1], device=device)
-    within = (displacements_in_block(block, device) * strides).sum(-1)  # (B³,)
+    within = (_cube(torch.arange(block, device=device)) * strides).sum(-1)  # the B³ voxels of a block
     offset_index = (offsets * strides).sum(-1)
     reference_index = (references * strides).sum(-1)
     block_dct = orthonormal_dct(block)
@@ -216,24 +211,19 @@ def _filter(
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30), pilot)
 
 
-def displacements_in_block(block: int, device: torch.device) -> torch.Tensor:
-    """The ``block³`` voxel positions of a block relative to its corner, ``(B³, 3)`` in z-y-x order."""
-    axis = torch.arange(block, device=device)
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-
-
 def _closest_blocks(
-    pilot: torch.Tensor, offsets: torch.Tensor, block: int, step: int, margin: int, grid: tuple[int, ...],
+    pilot: torch.Tensor, core: torch.Tensor, offsets: torch.Tensor, block: int, step: int, margin: int,
     keep: torch.Tensor, k: int, batch: int = 8,
 ) -> torch.Tensor:
     """The ``k`` displacements ``δ`` with the smallest ``‖P(r) − P(r + δ)‖²`` for every kept reference corner ``r``.
+
+    ``pilot`` is padded by ``margin`` on every side; ``core`` is its view without that margin.
 
     Returns row indices into ``offsets``, ``(refs kept, k)``, closest first. The distances of ``batch``
     displacements at a time come from one box-sum call (pooling parallelises over channels) and are merged into
     a running top-``k``, so memory stays at ``(k + batch)`` values per reference block.
     """
-    extent = tuple(block + step * (g - 1) for g in grid)
-    core = pilot[tuple(slice(margin, margin + e) for e in extent)]
+    extent = tuple(core.shape)
     count = int(keep.sum())
     best = torch.full((count, k), math.inf, device=pilot.device)
     chosen = torch.zeros((count, k), dtype=torch.int64, device=pilot.device)
@@ -252,13 +242,6 @@ def _closest_blocks(
         best, order = torch.cat([best, pooled], dim=1).topk(k, dim=1, largest=False)
         chosen = torch.cat([chosen, labels], dim=1).gather(1, order)
     return chosen
-
-
-def _reference_tissue(pilot: torch.Tensor, block: int, step: int, margin: int, grid: tuple[int, ...]) -> torch.Tensor:
-    """The largest pilot value of every reference block, ``(refs,)``."""
-    extent = tuple(block + step * (g - 1) for g in grid)
-    core = pilot[tuple(slice(margin, margin + e) for e in extent)]
-    return F.max_pool3d(core[None, None], block, stride=step).reshape(-1)
 
 
 def _spectrum(groups: torch.Tensor, across: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:

@@ -43,13 +43,20 @@ ODCT_THRESHOLD = 2.7
 """DCT coefficients below ``ODCT_THRESHOLD · σ`` are zeroed by :func:`odct_denoise`."""
 
 
+@functools.lru_cache(maxsize=8)
+def orthonormal_dct(n: int) -> torch.Tensor:
+    """The ``n × n`` orthonormal DCT-II matrix ``C`` (rows: frequencies; ``C Cᵀ = I``), float64."""
+    k = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None, :]
+    matrix = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    matrix[0] /= math.sqrt(2.0)
+    return matrix
+
+
 @functools.lru_cache(maxsize=4)
 def dct_basis(ndim: int, block: int) -> torch.Tensor:
     """The ``block^ndim`` orthonormal DCT-II basis images as conv filters ``(block^ndim, 1, *[block] * ndim)``."""
-    k = torch.arange(block, dtype=torch.float64)[:, None]
-    n = torch.arange(block, dtype=torch.float64)[None, :]
-    matrix = torch.cos(math.pi * (2 * n + 1) * k / (2 * block)) * math.sqrt(2.0 / block)
-    matrix[0] /= math.sqrt(2.0)
+    matrix = orthonormal_dct(block)
     if ndim == 2:
         basis = torch.einsum("ai,bj->abij", matrix, matrix)
     else:
