@@ -7,7 +7,7 @@ Methods (``method``):
 * ``nlm-wiener`` — network-free: ``nlm``, then the block-matching collaborative Wiener filter of the noisy
   volume with it as the pilot (:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`,
   :data:`NLM_WIENER_SETTINGS`) inside the tissue's bounding box. 3-D only. On the Colin27 slab +0.9–1.7 dB over
-  ``nlm`` (at σ = 5 % above BM4D in PSNR and SSIM at 1/49 of its time), on synthetic phantoms +0.3–1.3 dB, on
+  ``nlm`` (at σ = 5 % above BM4D in PSNR and SSIM at about 1/50 of its time), on synthetic phantoms +0.3–1.3 dB, on
   ICBM152 36.51 dB against BM4D's 36.21 (``benchmarks/README.md``). Opt-in; ``auto`` does not pick it (it was not
   measured on thick-slice or coarse volumes such as fMRI).
 * ``pri-nlm`` — the same average with weights from an oracle-DCT pre-filtered copy (Manjón et al.
