@@ -289,25 +289,23 @@ def denoise_volume(
         output = _nlm(volume, used_sigma, device)
     elif method == "pri-nlm":
         output = prefiltered_non_local_means(volume.to(device), used_sigma).cpu()
-    elif method == "nlm-wiener":
+    elif method in ("nlm-wiener", "unet3d-nlm"):
         if volume.ndim != 3:
-            raise InputError(None, f"nlm-wiener needs a 3-D volume, got {volume.ndim}-D; use nlm")
+            hint = "nlm" if method == "nlm-wiener" else "nlm or unet"
+            raise InputError(None, f"{method} needs a 3-D volume, got {volume.ndim}-D; use {hint}")
         output = _nlm(volume, used_sigma, device)
-        box = tissue_box(volume, used_sigma)  # the Wiener stage skips the empty background
-        output[box] = collaborative_wiener(volume[box].to(device), output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
-    elif method == "unet3d-nlm":
-        assert predictor is not None
-        if volume.ndim != 3:
-            raise InputError(None, f"unet3d-nlm needs a 3-D volume, got {volume.ndim}-D; use nlm or unet")
-        output = _nlm(volume, used_sigma, device)
-        box = tissue_box(volume, used_sigma)  # the network and the guided average skip the empty background
-        part = volume[box]
-        flips, bfloat16 = guide_settings(predictor.device)
-        network = network_denoise(part, predictor, sigma=used_sigma, flips=flips, bfloat16=bfloat16)
-        guided = guided_non_local_means(part.to(device), network.to(device), used_sigma).cpu()
-        first = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
-        wiener = collaborative_wiener(part.to(device), first.to(device), used_sigma).cpu()
-        output[box] = (1.0 - WIENER_SHARE) * first + WIENER_SHARE * wiener
+        box = tissue_box(volume, used_sigma)  # the later stages skip the empty background
+        part = volume[box].to(device)
+        if method == "nlm-wiener":
+            output[box] = collaborative_wiener(part, output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
+        else:
+            assert predictor is not None
+            flips, bfloat16 = guide_settings(predictor.device)
+            network = network_denoise(volume[box], predictor, sigma=used_sigma, flips=flips, bfloat16=bfloat16)
+            guided = guided_non_local_means(part, network.to(device), used_sigma).cpu()
+            first = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
+            wiener = collaborative_wiener(part, first.to(device), used_sigma).cpu()
+            output[box] = (1.0 - WIENER_SHARE) * first + WIENER_SHARE * wiener
     else:
         assert predictor is not None
         output = network_denoise(volume, predictor, sigma=used_sigma)
