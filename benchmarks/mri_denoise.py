@@ -132,10 +132,8 @@ def restorer(method: str) -> Restorer:
         return nlm_restorer
     if method == "pri-nlm":
         return pri_nlm_restorer
-    if method == "nlm-wiener":
-        return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, None, torch.device("cpu"))[0].numpy()
-    if method == "unet3d-nlm":
-        predictor = load_mri_network(method, torch.device("cpu"))
+    if method in ("nlm-wiener", "unet3d-nlm"):
+        predictor = load_mri_network(method, torch.device("cpu")) if method == "unet3d-nlm" else None
         return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, predictor, torch.device("cpu"))[0].numpy()
     return network_restorer(method)
 
