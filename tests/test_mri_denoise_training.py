@@ -198,6 +198,33 @@ def test_synthetic_phantoms_join_the_training_images(volume: Path, tmp_path: Pat
     assert 0.99 < float(torch.quantile(phantom[phantom > 0.05 * phantom.max()], 0.999)) < 1.01
 
 
+def test_extra_volumes_join_training_scaled_cropped_and_never_validation(volume: Path, tmp_path: Path) -> None:
+    from medrestore.data.mri import CROP_MARGIN, MIN_BRAIN_FRACTION, MRIDenoiseDataConfig, intensity_scale, mri_denoise_sources
+
+    head = np.zeros((60, 50, 40), np.float32)
+    head[10:40, 5:45, 8:30] = brain_phantom((30, 40, 22), seed=3)[0] * 700.0  # another brain, another scale
+    path = tmp_path / "other.nii.gz"
+    nib.save(nib.Nifti1Image(head, np.eye(4)), path)
+    before = path.read_bytes()
+    config = MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), extra_volumes=(str(path),))
+    training, validation = mri_denoise_sources(config, 3)
+    assert len(training) == 3 and len(validation) == 1 and training.name(2) == "other.nii.gz"
+    tissue = np.argwhere(head > 0.05 * intensity_scale(head))
+    box = tuple(slice(max(0, lo - CROP_MARGIN), min(n, hi + 1 + CROP_MARGIN)) for lo, hi, n in zip(tissue.min(0), tissue.max(0), head.shape, strict=True))
+    crop = head[box]
+    assert training.input_shape(2) == crop.shape
+    _, clean = training.pair(2, torch.Generator().manual_seed(0))
+    assert 0.99 < float(torch.quantile(clean[clean > 0.05 * clean.max()], 0.999)) < 1.01  # its own robust maximum
+    slices, _ = mri_denoise_sources(config, 2)
+    kept = [f"other.nii.gz[2={z}]" for z in range(crop.shape[2]) if (crop[:, :, z] > 0).mean() >= MIN_BRAIN_FRACTION]
+    assert 0 < len(kept) < crop.shape[2] and [n for n in (slices.name(i) for i in range(len(slices))) if n.startswith("other")] == kept
+    assert path.read_bytes() == before
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8), np.float32), np.eye(4)), flat)
+    with pytest.raises(InputError, match="flat.nii.gz"):
+        mri_denoise_sources(MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), extra_volumes=(str(flat),)), 3)
+
+
 def test_grad_clip_bounds_the_gradient_norm_before_every_step(volume: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     norms: list[float] = []
     clip = torch.nn.utils.clip_grad_norm_
