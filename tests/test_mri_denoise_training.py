@@ -225,6 +225,32 @@ def test_extra_volumes_join_training_scaled_cropped_and_never_validation(volume:
         mri_denoise_sources(MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), extra_volumes=(str(flat),)), 3)
 
 
+def test_random_cut_keeps_40_to_80_percent_behind_a_smooth_boundary_and_cuts_input_and_target(volume: Path, tmp_path: Path) -> None:
+    from medrestore.data.mri import CUT_KEPT, MRIDenoiseDataConfig, mri_denoise_sources, random_cut
+
+    generator = torch.Generator().manual_seed(0)
+    cuts = [random_cut((64, 64, 48), generator) for _ in range(20)]
+    kept = [float(c.float().mean()) for c in cuts]
+    assert CUT_KEPT[0] - 0.01 <= min(kept) and max(kept) <= CUT_KEPT[1] + 0.01 and max(kept) - min(kept) > 0.2
+    # a smooth boundary: few voxels differ from their neighbour (a random mask would flip half of them)
+    assert max(float((c[1:] != c[:-1]).float().mean()) for c in cuts) < 0.1
+    assert random_cut((30, 20), torch.Generator().manual_seed(1)).shape == (30, 20)
+    assert torch.equal(random_cut((16, 16, 16), torch.Generator().manual_seed(2)), random_cut((16, 16, 16), torch.Generator().manual_seed(2)))
+    with pytest.raises(ConfigError, match="cut_probability"):
+        MRIDenoiseDataConfig(str(volume), cut_probability=1.5)
+    tissue = tmp_path / "tissue.nii.gz"  # tissue everywhere
+    nib.save(nib.Nifti1Image(np.full((40, 40, 48), 100.0, np.float32), np.eye(4)), tissue)
+    config = MRIDenoiseDataConfig(str(tissue), validation_slab=(20, 28), sigma_range=(0.05, 0.05), noise_on_patches=True, cut_probability=1.0)
+    training, validation = mri_denoise_sources(config, 3)
+    noisy, target = training.patch_pair(0, (8, 8, 4), (32, 32, 16), torch.Generator().manual_seed(3))
+    cut = target == 0
+    assert 0.15 < float(cut.float().mean()) < 0.65 and bool((target[~cut] == 1.0).all())  # the cut removed tissue
+    sigma = training.sigma_range[0]
+    assert float(noisy[0][cut[0]].mean()) == pytest.approx(sigma * (np.pi / 2) ** 0.5, rel=0.1)  # Rician background
+    _, untouched = validation.pair(0, torch.Generator().manual_seed(3))
+    assert float((untouched > 0).float().mean()) > 0.5  # validation images are never cut
+
+
 def test_grad_clip_bounds_the_gradient_norm_before_every_step(volume: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     norms: list[float] = []
     clip = torch.nn.utils.clip_grad_norm_

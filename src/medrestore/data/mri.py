@@ -78,6 +78,11 @@ class MRIDenoiseDataConfig:
             factor drawn log-uniformly in this range, σ staying in the volume's units, so the
             network does not rely on the tissue sitting at a fixed fraction of the intensity scale
             (a bright scalp or fat raises the robust maximum of an unstripped head). ``[1, 1]``: none.
+        cut_probability: mask-cut augmentation: with this probability a training sample's clean image
+            (and target) is set to zero outside a random curved boundary (:func:`random_cut`) before the
+            noise, so the network sees hard tissue/background cuts at every tissue intensity, as
+            skull-stripping leaves them. Colin27's mask cuts near grey-matter intensity; on SRI24, where
+            the mask cuts through CSF, the Colin27-only network lost 4 dB to NLM on the outermost voxel.
         synthetic_phantoms: add this many piecewise-constant phantom heads
             (:func:`~medrestore.data.mri_phantom.brain_phantom`, seeds 1000, 1001…, :data:`PHANTOM_SHAPE`)
             to the training images: flat tissue, a thin CSF layer and sharp boundaries, which one
@@ -104,6 +109,7 @@ class MRIDenoiseDataConfig:
     noise_on_patches: bool = False
     gamma_range: tuple[float, float] = (1.0, 1.0)
     brightness_range: tuple[float, float] = (1.0, 1.0)
+    cut_probability: float = 0.0
     synthetic_phantoms: int = 0
     extra_volumes: tuple[str, ...] = ()
     target: str | None = None
@@ -111,6 +117,8 @@ class MRIDenoiseDataConfig:
     def __post_init__(self) -> None:
         if not 0 < self.brightness_range[0] <= self.brightness_range[1]:
             raise ConfigError(f"mri_denoise.brightness_range: needs 0 < low <= high, got {self.brightness_range}")
+        if not 0.0 <= self.cut_probability <= 1.0:
+            raise ConfigError(f"mri_denoise.cut_probability: must be in [0, 1], got {self.cut_probability}")
         if self.synthetic_phantoms < 0:
             raise ConfigError(f"mri_denoise.synthetic_phantoms: must be >= 0, got {self.synthetic_phantoms}")
         if not 0 < self.gamma_range[0] <= self.gamma_range[1]:
@@ -150,6 +158,7 @@ class RicianPairs(ImagePairSource):
         gamma_range: contrast augmentation ``x ↦ m·(x/m)^γ`` (``m``: the image maximum), ``log γ``
             uniform in ``log gamma_range``; applied before the noise.
         brightness_range: then ``x ↦ b·x``, ``log b`` uniform in ``log brightness_range``.
+        cut_probability: then, with this probability, ``x ↦ x·𝟙[cut]`` (:func:`random_cut`), target too.
         targets: training targets, one per image and of its shape (default: the images themselves).
             The noise is drawn on the image and the target is returned, with the same γ and
             brightness: a denoised copy of an averaged scan teaches the network to remove the
@@ -166,6 +175,7 @@ class RicianPairs(ImagePairSource):
         gamma_range: tuple[float, float] = (1.0, 1.0),
         brightness_range: tuple[float, float] = (1.0, 1.0),
         targets: list[torch.Tensor] | None = None,
+        cut_probability: float = 0.0,
     ) -> None:
         if not images:
             raise ConfigError("mri_denoise: no training or validation images (check validation_slab against the volume)")
@@ -181,6 +191,7 @@ class RicianPairs(ImagePairSource):
         self.noise_on_patches = noise_on_patches
         self.gamma_range = gamma_range
         self.brightness_range = brightness_range
+        self.cut_probability = cut_probability
 
     def __len__(self) -> int:
         return len(self._images)
@@ -226,8 +237,34 @@ class RicianPairs(ImagePairSource):
         if self.brightness_range != (1.0, 1.0):
             brightness = _log_uniform(self.brightness_range, generator)
             clean, target = clean * brightness, target * brightness
+        if self.cut_probability > 0 and float(torch.rand((), generator=generator, dtype=torch.float64)) < self.cut_probability:
+            keep = random_cut(tuple(clean.shape[1:]), generator).to(clean.dtype)[None]
+            clean, target = clean * keep, target * keep
         noisy = add_rician_noise(clean, sigma, generator)
         return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), target.contiguous()
+
+
+CUT_GRID = 8
+""":func:`random_cut`: the random field is drawn on a grid ``CUT_GRID`` times coarser than the image."""
+CUT_KEPT = (0.4, 0.8)
+
+
+def random_cut(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """A random region with a smooth curved boundary: ``(*shape)`` bool, ``True`` inside.
+
+    A Gaussian random field is drawn on a grid :data:`CUT_GRID` times coarser than ``shape`` (at least
+    2 points a side), interpolated (bi/trilinear, corners aligned) to ``shape`` and thresholded at its
+    ``1 − k`` quantile, ``k ~ U`` :data:`CUT_KEPT`: the region keeps 40–80 % of the voxels and its
+    boundary bends on a scale of ~``CUT_GRID`` voxels.
+    """
+    coarse = tuple(max(2, -(-n // CUT_GRID)) for n in shape)
+    field = torch.randn((1, 1, *coarse), generator=generator)
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(shape)]
+    smooth = torch.nn.functional.interpolate(field, size=shape, mode=mode, align_corners=True)[0, 0]
+    kept = CUT_KEPT[0] + (CUT_KEPT[1] - CUT_KEPT[0]) * float(torch.rand((), generator=generator, dtype=torch.float64))
+    values = smooth.flatten()
+    dropped = min(values.numel() - 1, max(0, round((1.0 - kept) * values.numel())))
+    return smooth > torch.kthvalue(values, dropped + 1).values if dropped > 0 else torch.ones_like(smooth, dtype=torch.bool)
 
 
 def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
@@ -339,7 +376,8 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
         training_targets, _, validation_targets, _ = _pieces(target, config, spatial_ndim, path.name, volume)
         training_targets = training_targets + phantoms
     augmentation = (config.noise_on_patches, config.gamma_range, config.brightness_range)
-    return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation, training_targets),
+    return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation, training_targets,
+                        config.cut_probability),
             RicianPairs(validation, sigma_range, validation_names, config.sigma_map, targets=validation_targets))
 
 
