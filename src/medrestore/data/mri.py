@@ -83,6 +83,8 @@ class MRIDenoiseDataConfig:
             noise, so the network sees hard tissue/background cuts at every tissue intensity, as
             skull-stripping leaves them. Colin27's mask cuts near grey-matter intensity; on SRI24, where
             the mask cuts through CSF, the Colin27-only network lost 4 dB to NLM on the outermost voxel.
+            1500 steps of fine-tuning with cuts on half of the samples and four extra brains did not
+            recover it (``configs/mri-resunet3d-multibrain.yaml``, measured and not shipped).
         synthetic_phantoms: add this many piecewise-constant phantom heads
             (:func:`~medrestore.data.mri_phantom.brain_phantom`, seeds 1000, 1001…, :data:`PHANTOM_SHAPE`)
             to the training images: flat tissue, a thin CSF layer and sharp boundaries, which one
