@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.regions import bounding_box
 from medrestore.data.mri_phantom import brain_phantom
 from medrestore.data.paired import ImagePairSource
 from medrestore.data.patches import extract_patch
@@ -317,14 +318,8 @@ CROP_MARGIN = 4
 def tissue_crop(volume: torch.Tensor) -> torch.Tensor:
     """``volume`` ``(*spatial)`` cut to the bounding box of its voxels above :data:`TISSUE_FRACTION` of its
     :func:`intensity_scale`, with :data:`CROP_MARGIN` voxels around it (the whole volume if none is)."""
-    tissue = volume > TISSUE_FRACTION * intensity_scale(volume)
-    if not bool(tissue.any()):
-        return volume
-    box = []
-    for axis, length in enumerate(volume.shape):
-        present = torch.nonzero(tissue.any(dim=tuple(a for a in range(volume.ndim) if a != axis))).flatten()
-        box.append(slice(max(0, int(present[0]) - CROP_MARGIN), min(length, int(present[-1]) + 1 + CROP_MARGIN)))
-    return volume[tuple(box)].contiguous()
+    box = bounding_box((volume > TISSUE_FRACTION * intensity_scale(volume)).numpy(), CROP_MARGIN)
+    return volume if box is None else volume[box].contiguous()
 
 
 def extra_training_images(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tuple[list[torch.Tensor], list[str]]:

@@ -76,6 +76,7 @@ import torch
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
+from medrestore.core.regions import bounding_box
 from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
@@ -330,14 +331,8 @@ def tissue_box(volume: torch.Tensor, sigma: float) -> tuple[slice, ...]:
     whole = tuple(slice(0, n) for n in volume.shape)
     if sigma <= 0:
         return whole
-    mask = foreground_mask(volume, sigma, snr=TISSUE_SNR)
-    if not mask.any():
-        return whole
-    box = []
-    for axis, length in enumerate(volume.shape):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(volume.ndim) if a != axis)))
-        box.append(slice(max(0, int(present[0]) - TISSUE_MARGIN), min(length, int(present[-1]) + 1 + TISSUE_MARGIN)))
-    return tuple(box)
+    box = bounding_box(foreground_mask(volume, sigma, snr=TISSUE_SNR), TISSUE_MARGIN)
+    return whole if box is None else box
 
 
 def _nlm(volume: torch.Tensor, sigma: float, device: torch.device) -> torch.Tensor:
