@@ -3,7 +3,8 @@
 The ``data.mri_denoise`` section of a training configuration (``data.layout: mri-denoise``) names one clean
 volume (Colin27, ``ch2.nii.gz``: an average of 27 scans) and a slab of slices held out for
 validation. Training images are the rest of the volume: every axial slice with enough brain
-(2-D patches) or the two sub-volumes on either side of the slab (3-D patches). Each sample
+(2-D patches) or the two sub-volumes on either side of the slab (3-D patches), plus any
+``extra_volumes`` (other brains, used whole) and synthetic phantom heads. Each sample
 draws ``σ ~ U[sigma_range] · max(volume)`` and the input is ``|x + σn₁ + iσn₂|``
 (:func:`~medrestore.physics.noise.add_rician_noise`): one model for the whole 1–10 % range,
 *blind* to σ by default (no noise map needed at inference). With ``sigma_map: true``
