@@ -26,6 +26,10 @@ population average that no network here was trained on)::
 Usage::
 
     python benchmarks/mri_denoise_volume.py [--methods auto,nlm] [--baselines ...] [--volume PATH] [--sigma 0.05] [--threads 2] [--repeats 2]
+        [--model CHECKPOINT]
+
+``--model`` runs the network methods with another network (``medrestore denoise --model``), e.g. a
+``last.pt`` of ``medrestore train``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import numpy as np
 
 from medrestore.io import read_image
 from medrestore.metrics import psnr
+from medrestore.tasks.denoise_mri import CLASSICAL_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 COLIN27 = ROOT.parent / "shared" / "data" / "brain-mri-ants" / "ch2.nii.gz"
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--volume", type=Path, default=COLIN27)
     parser.add_argument("--methods", default=f"auto,{BASELINE}", help="comma-separated --method values (nlm is always run)")
+    parser.add_argument("--model", help="a checkpoint of `medrestore train` (or zoo name) for the network methods (unet3d, unet3d-nlm, auto), in place of the zoo network")
     parser.add_argument("--baselines", default="", help="comma-separated dipy-blockwise, dipy-classic, bm4d (in-process, once each)")
     parser.add_argument("--sigma", type=float, default=0.05, help="Rician σ as a fraction of the maximum")
     parser.add_argument("--threads", type=int, default=2)
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         output = arguments.workdir / f"denoised-{method}.nii.gz"
         best: dict[str, object] = {}
         for _ in range(arguments.repeats):
-            text, wall = run_cli(["denoise", "--modality", "mri", str(noisy), "-o", str(output), "--method", method, "--sigma", "auto"], arguments.threads)
+            network = ["--model", str(arguments.model)] if arguments.model and method not in CLASSICAL_METHODS else []
+            text, wall = run_cli(["denoise", "--modality", "mri", str(noisy), "-o", str(output), "--method", method, "--sigma", "auto", *network], arguments.threads)
             seconds = float(re.search(r"([0-9.]+) s per volume", text).group(1))  # type: ignore[union-attr]
             used = re.search(r"with (\S+) \(([^)]+)\)", text)
             if not best or seconds < float(best["seconds"]):  # type: ignore[arg-type]

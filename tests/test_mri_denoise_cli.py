@@ -310,3 +310,61 @@ def test_3d_networks_average_their_outputs_on_flipped_copies() -> None:
     volume = 50.0 + torch.rand(10, 6, 5, generator=torch.Generator().manual_seed(0))
     output = network_denoise(volume, Predictor(Ramp(), NoNormalisation(), None, device="cpu"), sigma=1.0)
     torch.testing.assert_close(output, volume + intensity_scale(volume) * 4.5)
+
+
+def small_checkpoint(path: Path, normalisation: dict[str, object] | None = None) -> tuple[Path, torch.nn.Module]:
+    """A small σ-conditioned 3-D residual U-Net saved as ``medrestore train`` saves its checkpoints."""
+    from medrestore.models import create_model
+
+    torch.manual_seed(0)
+    options = {"spatial_ndim": 3, "in_channels": 2, "out_channels": 1, "widths": [8, 16], "blocks": [1, 1], "unshuffle": 2, "residual": True}
+    model = create_model("resunet", options)
+    with torch.no_grad():  # a visible correction: the untrained output layer starts near zero
+        for parameter in model.parameters():
+            parameter.mul_(4.0)
+    payload = {
+        "model": {"name": "resunet", "options": options, "state_dict": model.state_dict()},
+        "normalisation": normalisation or {"kind": "none"},
+        "inference": {"window": None, "overlap": 0.25, "blend": "gaussian", "batch_size": 1},
+    }
+    torch.save(payload, path)
+    return path, model.eval()
+
+
+def test_model_runs_a_trained_checkpoint_in_place_of_the_zoo_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medrestore.tasks.denoise_mri import network_denoise, network_predictor
+
+    _, noisy = noisy_volume()
+    source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
+    checkpoint, model = small_checkpoint(tmp_path / "last.pt")
+    output = tmp_path / "net.nii.gz"
+    arguments = ["denoise", "--modality", "mri", str(source), "-o", str(output), "--method", "unet3d", "--sigma", "0.05", "--model", str(checkpoint)]
+    assert main(arguments) == 0
+    assert f"with unet3d ({checkpoint})" in capsys.readouterr().out
+    volume = torch.from_numpy(nib.load(source).get_fdata().astype(np.float32))
+    expected = network_denoise(volume, network_predictor(model, torch.device("cpu")), sigma=0.05).numpy()
+    assert np.allclose(nib.load(output).get_fdata(), expected, atol=1e-5)  # exactly this network, σ-conditioned
+    shipped = denoise_file(source, tmp_path / "zoo.nii.gz", "mri", method="unet3d", sigma="0.05")
+    assert not np.allclose(nib.load(tmp_path / "zoo.nii.gz").get_fdata(), expected, atol=1e-3)
+    assert shipped.model == "mri-resunet3d-colin27"
+    guided = denoise_file(source, tmp_path / "guided.nii.gz", "mri", model=str(checkpoint), method="unet3d-nlm", sigma="0.05")
+    assert guided.model == f"{checkpoint} + fast-nlm" and guided.method == "unet3d-nlm"
+
+
+def test_model_is_refused_where_no_network_runs_or_the_checkpoint_was_normalised(tmp_path: Path) -> None:
+    _, noisy = noisy_volume()
+    source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
+    checkpoint, _ = small_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(MedrestoreError, match="--method nlm uses no network"):
+        denoise_file(source, tmp_path / "out.nii.gz", "mri", model=str(checkpoint), method="nlm")
+    slice_source = write_nifti(tmp_path / "slice.nii.gz", noisy[:, :, :1], np.float32)
+    with pytest.raises(MedrestoreError, match="auto picks nlm"):
+        denoise_file(slice_source, tmp_path / "out.nii.gz", "mri", model=str(checkpoint))
+    normalised, _ = small_checkpoint(tmp_path / "zscore.pt", {"kind": "zscore-image"})
+    with pytest.raises(InputError, match="normalisation: none"):
+        denoise_file(source, tmp_path / "out.nii.gz", "mri", model=str(normalised), method="unet3d")
+    with pytest.raises(MedrestoreError, match="not an MRI denoiser"):
+        denoise_file(source, tmp_path / "out.nii.gz", "mri", model="resunet-oct-duke", method="unet3d")
+    with pytest.raises(InputError, match="not --frames"):
+        denoise_file(source, tmp_path / "out.nii.gz", "mri", frames=[str(source)])
+    assert not (tmp_path / "out.nii.gz").exists()

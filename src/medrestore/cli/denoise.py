@@ -9,6 +9,7 @@ Examples::
     medrestore denoise --modality oct volume.tif -o out.tif --model results/oct-resunet/last.pt --device cpu
     medrestore denoise --modality mri brain.nii.gz -o brain-denoised.nii.gz --method auto --sigma auto
     medrestore denoise --modality mri fmri.nii.gz -o fmri-denoised.nii.gz --method nlm   # 4-D: volume by volume
+    medrestore denoise --modality mri brain.nii.gz -o out.nii.gz --method unet3d-nlm --model results/mri-resunet3d/last.pt
 
 The output has the input's dtype and intensity range; its extension picks the format.
 """
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=(
             "zoo model name (see `medrestore models`), a checkpoint .pt file, or several joined by '+' (their outputs "
-            f"averaged); default for OCT: {DEFAULT_MODELS['oct']}"
+            f"averaged); default for OCT: {DEFAULT_MODELS['oct']}. MRI: one zoo model or checkpoint (trained with "
+            "`medrestore train`, data.layout: mri-denoise) in place of the network of --method unet, unet3d, unet3d-nlm or gan"
         ),
     )
     parser.add_argument(

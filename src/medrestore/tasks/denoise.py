@@ -247,7 +247,7 @@ def denoise_file(
     if input_path.resolve() == output_path.resolve():
         raise InputError(output_path, "is the input file; choose another output so the input is not modified")
     if modality == "mri":
-        if model is not None or frames:
-            raise InputError(input_path, "MRI denoising takes --method (and --sigma), not --model or --frames")
-        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device)
+        if frames:
+            raise InputError(input_path, "MRI denoising takes --method, --sigma and --model, not --frames")
+        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model)
     return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)

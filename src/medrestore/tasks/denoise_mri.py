@@ -143,7 +143,7 @@ class MRIDenoiseResult:
     Attributes:
         output: the written file.
         method: the method run (``auto`` resolved).
-        model: zoo name of the network, ``fast-nlm``, or ``NETWORK + fast-nlm`` (``unet3d-nlm``).
+        model: zoo name (or checkpoint path) of the network, ``fast-nlm``, or ``NETWORK + fast-nlm`` (``unet3d-nlm``).
         sigmas: σ per volume (given or estimated), image units.
         volumes: volumes (time points) denoised.
         seconds_per_volume: mean wall time per volume.
@@ -203,11 +203,26 @@ def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[floa
     return AUTO_METHOD
 
 
-def load_mri_network(method: str, device: torch.device) -> Predictor:
-    """The :class:`Predictor` of a network method (its zoo weights, verified)."""
-    network, card = load_pretrained(ZOO_MODELS[method], device)
+def load_mri_network(method: str, device: torch.device, model: str | Path | None = None) -> Predictor:
+    """The :class:`Predictor` of a network method: ``model`` (a zoo name or a checkpoint ``.pt`` written by
+    ``medrestore train``) or, when ``None``, the method's zoo network (:data:`ZOO_MODELS`), weights verified.
+
+    A checkpoint must have been trained with ``normalisation: none``: MRI networks take the image divided by
+    its robust maximum (:func:`~medrestore.data.mri.intensity_scale`), as the ``mri-denoise`` layout trains them.
+
+    Raises:
+        MedrestoreError: unknown zoo name, or a zoo model made for another task or modality.
+        InputError: an unreadable checkpoint, or one trained with another normalisation.
+    """
+    name = ZOO_MODELS[method] if model is None else str(model)
+    if model is not None and (Path(name).suffix == ".pt" or Path(name).is_file()):
+        loaded = Predictor.from_checkpoint(name, device)
+        if not isinstance(loaded.normalisation, NoNormalisation):
+            raise InputError(name, "was trained with a normalisation; MRI networks need `normalisation: none` (data.layout: mri-denoise)")
+        return network_predictor(loaded.model, device)
+    network, card = load_pretrained(name, device)
     if card.task != "denoise" or card.modality != "mri":
-        raise MedrestoreError(f"zoo model {ZOO_MODELS[method]!r} is a {card.modality} {card.task} model, not an MRI denoiser")
+        raise MedrestoreError(f"zoo model {name!r} is a {card.modality} {card.task} model, not an MRI denoiser")
     return network_predictor(network, device)
 
 
@@ -375,7 +390,12 @@ def _squeezed_spacing(image: Image) -> tuple[float, ...]:
 
 
 def denoise_mri_file(
-    input_path: str | Path, output_path: str | Path, method: str = "auto", sigma: float | None = None, device: str = "auto"
+    input_path: str | Path,
+    output_path: str | Path,
+    method: str = "auto",
+    sigma: float | None = None,
+    device: str = "auto",
+    model: str | Path | None = None,
 ) -> MRIDenoiseResult:
     """Denoise the MRI file ``input_path`` into ``output_path`` (see the module docstring).
 
@@ -385,17 +405,22 @@ def denoise_mri_file(
         method: one of :data:`METHODS`.
         sigma: noise σ in image units; ``None`` estimates it per volume.
         device: ``auto``, ``cpu``, ``cuda``…
+        model: the network of a network method (``unet``, ``unet3d``, ``unet3d-nlm``, ``gan``) in place of
+            its zoo default: a zoo name or a checkpoint of ``medrestore train`` (:func:`load_mri_network`).
 
     Raises:
         InputError: unreadable, non-finite, negative or too small input (the message names it).
-        MedrestoreError: unknown method or missing weights.
+        MedrestoreError: unknown method, missing weights, or a ``model`` with a method that uses none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     image = read_image(input_path)
     volumes, shape = _volumes(image, input_path)
     resolved = resolve_method(method, tuple(volumes.shape[1:]), _squeezed_spacing(image))
+    if model is not None and resolved in CLASSICAL_METHODS:
+        chosen = f"--method auto picks {resolved} for this image" if method == "auto" else f"--method {resolved} uses no network"
+        raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm or gan")
     target = select_device(device)
-    predictor = None if resolved in CLASSICAL_METHODS else load_mri_network(resolved, target)
+    predictor = None if resolved in CLASSICAL_METHODS else load_mri_network(resolved, target, model)
     outputs, sigmas = [], []
     started = time.perf_counter()
     for volume in volumes:
@@ -415,5 +440,6 @@ def denoise_mri_file(
     dtype = str(image.metadata.get("dtype", "float32"))
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
     written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
-    label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}.get(resolved) or ZOO_MODELS[resolved] + (" + fast-nlm" if resolved == "unet3d-nlm" else "")
+    network_name = ZOO_MODELS.get(resolved, "") if model is None else str(model)
+    label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}.get(resolved) or network_name + (" + fast-nlm" if resolved == "unet3d-nlm" else "")
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
