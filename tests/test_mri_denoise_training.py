@@ -251,6 +251,33 @@ def test_random_cut_keeps_40_to_80_percent_behind_a_smooth_boundary_and_cuts_inp
     assert float((untouched > 0).float().mean()) > 0.5  # validation images are never cut
 
 
+def test_scaled_patch_resamples_a_centred_region_and_scale_range_reaches_the_training_pairs(volume: Path, tmp_path: Path) -> None:
+    from medrestore.data.mri import MRIDenoiseDataConfig, mri_denoise_sources, scaled_patch
+    from medrestore.data.patches import extract_patch
+
+    image = torch.arange(40 * 36 * 30, dtype=torch.float32).reshape(1, 40, 36, 30)
+    assert torch.equal(scaled_patch(image, (4, 5, 6), (16, 12, 8), (1.0, 1.0, 1.0)), extract_patch(image, (4, 5, 6), (16, 12, 8)))
+    # a linear ramp stays a ramp: resampling a region twice the patch side doubles its slope, same centre
+    ramp = torch.linspace(0.0, 39.0, 40)[:, None, None].expand(40, 36, 30)[None].contiguous()
+    twice = scaled_patch(ramp, (12, 10, 10), (16, 16, 8), (2.0, 1.0, 1.0))
+    assert twice.shape == (1, 16, 16, 8)
+    assert float(twice[0, 1:, 0, 0].diff().mean()) == pytest.approx(2.0, abs=1e-5)
+    assert float(twice.mean()) == pytest.approx(float(extract_patch(ramp, (12, 10, 10), (16, 16, 8)).mean()), abs=1e-4)
+    # near the border the region moves inside the image; larger than the image, it is the whole axis
+    assert scaled_patch(ramp, (0, 0, 0), (16, 16, 8), (1.5, 1.0, 1.0))[0, 0, 0, 0] == pytest.approx(0.5 * 1.5 - 0.5, abs=1e-5)  # voxel centres
+    assert scaled_patch(ramp, (0, 0, 0), (32, 16, 8), (4.0, 1.0, 1.0)).shape == (1, 32, 16, 8)
+    with pytest.raises(ConfigError, match="scale_range"):
+        MRIDenoiseDataConfig(str(volume), scale_range=(1.2, 0.8), noise_on_patches=True)
+    with pytest.raises(ConfigError, match="noise_on_patches"):
+        MRIDenoiseDataConfig(str(volume), scale_range=(0.8, 1.25))
+    config = MRIDenoiseDataConfig(str(volume), validation_slab=(20, 28), sigma_range=(0.0, 0.0), noise_on_patches=True, scale_range=(0.8, 1.25))
+    training, _ = mri_denoise_sources(config, 3)
+    noisy, target = training.patch_pair(0, (4, 4, 2), (16, 16, 12), torch.Generator().manual_seed(0))
+    assert noisy.shape == target.shape == (1, 16, 16, 12) and torch.allclose(noisy, target)  # σ = 0: input = resampled target
+    plain = extract_patch(training.pair(0, torch.Generator().manual_seed(0))[1], (4, 4, 2), (16, 16, 12))
+    assert not torch.allclose(target, plain)  # resampled, not cut
+
+
 def test_grad_clip_bounds_the_gradient_norm_before_every_step(volume: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     norms: list[float] = []
     clip = torch.nn.utils.clip_grad_norm_

@@ -87,6 +87,12 @@ class MRIDenoiseDataConfig:
             the mask cuts through CSF, the Colin27-only network lost 4 dB to NLM on the outermost voxel.
             1500 steps of fine-tuning with cuts on half of the samples and four extra brains did not
             recover it (``configs/mri-resunet3d-multibrain.yaml``, measured and not shipped).
+        scale_range: anatomical-scale augmentation (training patches only, with ``noise_on_patches``):
+            each patch is cut from a region ``s_a`` times its side on each axis ``a`` (``log s_a`` uniform
+            in ``log scale_range``, independently per axis; the region centred on the drawn patch and kept
+            inside the image) and resampled to the patch size (trilinear/bilinear) before the noise, so a
+            few brains show many sizes and shapes of folds and ventricles. The noise is drawn at the
+            patch's grid, as a scanner would. ``[1, 1]``: none.
         synthetic_phantoms: add this many piecewise-constant phantom heads
             (:func:`~medrestore.data.mri_phantom.brain_phantom`, seeds 1000, 1001…, :data:`PHANTOM_SHAPE`)
             to the training images: flat tissue, a thin CSF layer and sharp boundaries, which one
@@ -114,6 +120,7 @@ class MRIDenoiseDataConfig:
     gamma_range: tuple[float, float] = (1.0, 1.0)
     brightness_range: tuple[float, float] = (1.0, 1.0)
     cut_probability: float = 0.0
+    scale_range: tuple[float, float] = (1.0, 1.0)
     synthetic_phantoms: int = 0
     extra_volumes: tuple[str, ...] = ()
     target: str | None = None
@@ -123,6 +130,10 @@ class MRIDenoiseDataConfig:
             raise ConfigError(f"mri_denoise.brightness_range: needs 0 < low <= high, got {self.brightness_range}")
         if not 0.0 <= self.cut_probability <= 1.0:
             raise ConfigError(f"mri_denoise.cut_probability: must be in [0, 1], got {self.cut_probability}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ConfigError(f"mri_denoise.scale_range: needs 0 < low <= high, got {self.scale_range}")
+        if self.scale_range != (1.0, 1.0) and not self.noise_on_patches:
+            raise ConfigError("mri_denoise.scale_range: needs noise_on_patches: true (the patches are resampled, then noised)")
         if self.synthetic_phantoms < 0:
             raise ConfigError(f"mri_denoise.synthetic_phantoms: must be >= 0, got {self.synthetic_phantoms}")
         if not 0 < self.gamma_range[0] <= self.gamma_range[1]:
@@ -163,6 +174,8 @@ class RicianPairs(ImagePairSource):
             uniform in ``log gamma_range``; applied before the noise.
         brightness_range: then ``x ↦ b·x``, ``log b`` uniform in ``log brightness_range``.
         cut_probability: then, with this probability, ``x ↦ x·𝟙[cut]`` (:func:`random_cut`), target too.
+        scale_range: :meth:`patch_pair` resamples a region ``s_a`` times the patch side per axis
+            (:func:`scaled_patch`), target too, before everything above.
         targets: training targets, one per image and of its shape (default: the images themselves).
             The noise is drawn on the image and the target is returned, with the same γ and
             brightness: a denoised copy of an averaged scan teaches the network to remove the
@@ -180,6 +193,7 @@ class RicianPairs(ImagePairSource):
         brightness_range: tuple[float, float] = (1.0, 1.0),
         targets: list[torch.Tensor] | None = None,
         cut_probability: float = 0.0,
+        scale_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not images:
             raise ConfigError("mri_denoise: no training or validation images (check validation_slab against the volume)")
@@ -196,6 +210,7 @@ class RicianPairs(ImagePairSource):
         self.gamma_range = gamma_range
         self.brightness_range = brightness_range
         self.cut_probability = cut_probability
+        self.scale_range = scale_range
 
     def __len__(self) -> int:
         return len(self._images)
@@ -219,8 +234,12 @@ class RicianPairs(ImagePairSource):
     def patch_pair(
         self, index: int, start: Sequence[int], size: Sequence[int], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        target = None if self._targets is None else extract_patch(self._targets[index], start, size)
-        return self._degrade(extract_patch(self._images[index], start, size), index, generator, target)
+        if self.scale_range == (1.0, 1.0):
+            target = None if self._targets is None else extract_patch(self._targets[index], start, size)
+            return self._degrade(extract_patch(self._images[index], start, size), index, generator, target)
+        scales = [_log_uniform(self.scale_range, generator) for _ in size]
+        target = None if self._targets is None else scaled_patch(self._targets[index], start, size, scales)
+        return self._degrade(scaled_patch(self._images[index], start, size, scales), index, generator, target)
 
     def _degrade(
         self, clean: torch.Tensor, index: int, generator: torch.Generator, target: torch.Tensor | None = None
@@ -269,6 +288,28 @@ def random_cut(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
     values = smooth.flatten()
     dropped = min(values.numel() - 1, max(0, round((1.0 - kept) * values.numel())))
     return smooth > torch.kthvalue(values, dropped + 1).values if dropped > 0 else torch.ones_like(smooth, dtype=torch.bool)
+
+
+def scaled_patch(image: torch.Tensor, start: Sequence[int], size: Sequence[int], scales: Sequence[float]) -> torch.Tensor:
+    """A patch ``(C, *size)`` resampled from a region of ``round(size_a · scales_a)`` voxels of ``image`` ``(C, *spatial)``.
+
+    The region is centred on the patch ``[start, start + size)`` and shifted (and, where the image is
+    smaller, shrunk) to lie inside the image; it is resampled to ``size`` by tri/bilinear interpolation
+    (voxel centres, ``align_corners=False``). ``scales`` of 1 give :func:`extract_patch` exactly.
+    """
+    region_start: list[int] = []
+    region_size: list[int] = []
+    for a, (first, side, scale) in enumerate(zip(start, size, scales, strict=True)):
+        length = image.shape[1 + a]
+        extent = min(length, max(1, round(side * scale)))
+        centre = first + side / 2.0
+        region_start.append(int(min(max(round(centre - extent / 2.0), 0), length - extent)))
+        region_size.append(extent)
+    region = extract_patch(image, region_start, region_size)
+    if tuple(region_size) == tuple(size):
+        return region
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
+    return torch.nn.functional.interpolate(region[None], size=tuple(size), mode=mode, align_corners=False)[0]
 
 
 def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
@@ -375,7 +416,7 @@ def mri_denoise_sources(config: MRIDenoiseDataConfig, spatial_ndim: int) -> tupl
         training_targets = training_targets + phantoms
     augmentation = (config.noise_on_patches, config.gamma_range, config.brightness_range)
     return (RicianPairs(training + phantoms, sigma_range, names + phantom_names, config.sigma_map, *augmentation, training_targets,
-                        config.cut_probability),
+                        config.cut_probability, config.scale_range),
             RicianPairs(validation, sigma_range, validation_names, config.sigma_map, targets=validation_targets))
 
 
