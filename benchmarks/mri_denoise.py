@@ -53,7 +53,7 @@ from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_loc
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import (
-    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, denoise_volume, load_mri_network, network_denoise, network_predictor,
+    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, denoise_volume, load_guides, load_mri_network, network_denoise, network_predictor,
     sigma_conditioned,
 )
 from medrestore.tasks.models import publish_checkpoint
@@ -133,7 +133,7 @@ def restorer(method: str) -> Restorer:
     if method == "pri-nlm":
         return pri_nlm_restorer
     if method in ("nlm-wiener", "unet3d-nlm"):
-        predictor = load_mri_network(method, torch.device("cpu")) if method == "unet3d-nlm" else None
+        predictor = load_guides(torch.device("cpu")) if method == "unet3d-nlm" else None
         return lambda noisy, sigma: denoise_volume(torch.from_numpy(noisy), method, sigma, predictor, torch.device("cpu"))[0].numpy()
     return network_restorer(method)
 
@@ -277,7 +277,7 @@ def publish(arguments: argparse.Namespace) -> None:
         task="denoise",
         modality="mri",
         training={
-            "data": "Colin27 (ch2.nii.gz, ANTsPy data, Apache-2.0), Rician noise sigma 1-10 % of the maximum drawn per sample",
+            "data": arguments.data,
             "split": "axial slices z=96-127 held out (validation and evaluation), the rest trained on",
             "command": f"medrestore train --config {arguments.config}",
             **({"hardware": arguments.hardware} if arguments.hardware else {"threads": 1}),
@@ -307,6 +307,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="publish: zoo name")
     parser.add_argument("--config", default="configs/mri-unet2d.yaml", help="publish: the training configuration")
     parser.add_argument("--description", default="", help="publish: card description")
+    parser.add_argument("--data", default="Colin27 (ch2.nii.gz, ANTsPy data, Apache-2.0), Rician noise sigma 1-10 % of the maximum drawn per sample",
+                        help="publish: the card's training data")
     parser.add_argument("--hardware", help="publish: where it was trained (default: 1 CPU thread)")
     parser.add_argument("--zoo-dir", type=Path, default=PACKAGED_ZOO)
     return parser.parse_args(argv)

@@ -17,6 +17,10 @@ PSNR per σ and the mean over all cases:
   0.8 / 0.2 with NLM as in the first stage (no Wiener stage);
 * ``second pass``: the guided average again, with the shipped output as its guide.
 
+Every row, ``shipped`` included, guides with ``mri-resunet3d-colin27`` alone: the settings were chosen so, before
+the default's guide became the mean of two networks (``GUIDE_MODELS``, 2026-11-23; ``benchmarks/mri_denoise.py``
+scores the default as it ships).
+
 Usage::
 
     python benchmarks/mri_guided_ablation.py [--variants colin27,fat-shell,smooth,phantom] [--sigmas 3,5,7] [--threads 2]

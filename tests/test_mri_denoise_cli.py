@@ -174,12 +174,14 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
         pytest.skip("the 3-D network is not in the zoo")
     clean, noisy = noisy_volume(sigma=0.05, shape=(40, 44, 36))
     volume, cpu = torch.from_numpy(noisy.astype(np.float32)), torch.device("cpu")
-    predictor = denoise_mri.load_mri_network("unet3d-nlm", cpu)
-    combined, sigma = denoise_mri.denoise_volume(volume, "unet3d-nlm", None, predictor, cpu)
+    guides = denoise_mri.load_guides(cpu)
+    assert len(guides) == len(denoise_mri.GUIDE_MODELS) == 2
+    predictor = guides[0]
+    combined, sigma = denoise_mri.denoise_volume(volume, "unet3d-nlm", None, guides, cpu)
     nlm, same_sigma = denoise_mri.denoise_volume(volume, "nlm", None, None, cpu)
     box = denoise_mri.tissue_box(volume, sigma)
-    flips, bfloat16 = denoise_mri.guide_settings(cpu)
-    network = denoise_mri.network_denoise(volume[box], predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)
+    flips, bfloat16 = denoise_mri.guide_settings(cpu, networks=2)  # each network on half of the views
+    network = 0.5 * sum(denoise_mri.network_denoise(volume[box], g, sigma=sigma, flips=flips, bfloat16=bfloat16) for g in guides)
     guided = guided_non_local_means(volume[box], network, sigma)
     assert denoise_mri.NLM_SHARE == 0.2 and denoise_mri.WIENER_SHARE == 0.5 and same_sigma == sigma
     first = 0.8 * guided + 0.2 * nlm[box]
@@ -201,7 +203,7 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
         denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, predictor, cpu)
     source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
     result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="unet3d-nlm")
-    assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + fast-nlm"
+    assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + mri-resunet3d-brains + fast-nlm"
 
 
 def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,6 +212,8 @@ def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: True)
     assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS_BFLOAT16, True)
+    assert denoise_mri.guide_settings(torch.device("cpu"), networks=2) == (denoise_mri.GUIDE_FLIPS_BFLOAT16[:2], True)
+    assert denoise_mri.guide_settings(torch.device("cuda"), networks=2) == (denoise_mri.GUIDE_FLIPS[:1], False)
     assert denoise_mri.guide_settings(torch.device("cuda")) == (denoise_mri.GUIDE_FLIPS, False)
     monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: False)
     assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS, False)

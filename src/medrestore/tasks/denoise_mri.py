@@ -24,8 +24,9 @@ Methods (``method``):
 * ``unet3d-nlm`` — the network's structure, the data's values, in two stages inside the bounding box of the
   tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it):
 
-  1. non-local means whose voxel-wise weights come from the 3-D network's output ``ũ`` (:func:`guide_settings`:
-     four views in bfloat16 on CPUs with native bfloat16, else two in float32) instead of the noisy image
+  1. non-local means whose voxel-wise weights come from the guide ``ũ`` (:func:`guide`: the mean of the outputs of
+     the two 3-D networks of :data:`GUIDE_MODELS`, each on two views in bfloat16 on CPUs with native bfloat16, else
+     on one in float32; ``--model`` puts one network in their place) instead of the noisy image
      (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
      ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
      ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2);
@@ -33,12 +34,12 @@ Methods (``method``):
      collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
      :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`).
 
-  Every output value is a weighted average or a shrunk transform of measured voxels, so where the network's
-  prior (one training brain) does not fit the image, the result stays a classical estimate instead of the
-  network's guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
+  Every output value is a weighted average or a shrunk transform of measured voxels, so where the networks'
+  prior (three training brains at most) does not fit the image, the result stays a classical estimate instead of
+  the networks' guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
   over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
   and on ICBM152, a brain the network never saw and where the network alone is no better than ``nlm``,
-  +1.47 dB (36.58 dB, BM4D 36.21 dB; ``benchmarks/README.md``).
+  +1.47 dB (36.58 dB, BM4D 36.21 dB, with ``mri-resunet3d-colin27`` as the only guide; ``benchmarks/README.md``).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
@@ -93,7 +94,13 @@ ZOO_MODELS: dict[str, str] = {
     "unet3d-nlm": "mri-resunet3d-colin27",
     "gan": "mri-gan-colin27",
 }
-"""Method → shipped zoo model."""
+"""Method → shipped zoo model (``unet3d-nlm``: the first of :data:`GUIDE_MODELS`)."""
+GUIDE_MODELS: tuple[str, ...] = ("mri-resunet3d-colin27", "mri-resunet3d-brains")
+"""The networks whose outputs, averaged, guide ``unet3d-nlm`` (each on half of :func:`guide_settings`' views, so
+the guide costs what one network's did). ``mri-resunet3d-colin27`` learnt one subject: alone it guides best on
+Colin27's held-out slab and worse on other brains; ``mri-resunet3d-brains`` (Colin27, SRI24, OASIS, scale
+augmentation) the other way round. Averaged: −0.07 dB on the Colin27 slab at σ = 5 % and +0.28 dB on fsaverage
+(unseen by both) against ``mri-resunet3d-colin27`` alone (``benchmarks/README.md``)."""
 AUTO_METHOD = "unet3d-nlm"
 """What ``auto`` runs on near-isotropic 3-D volumes (the best method of ``benchmarks/mri_denoise.py``
 within the time budget on the real brain volumes we have); ``nlm`` elsewhere."""
@@ -197,7 +204,8 @@ def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[floa
     if AUTO_METHOD in CLASSICAL_METHODS or not (volume and isotropic):
         return "nlm"
     try:
-        load_pretrained(ZOO_MODELS[AUTO_METHOD])
+        for name in GUIDE_MODELS if AUTO_METHOD == "unet3d-nlm" else (ZOO_MODELS[AUTO_METHOD],):
+            load_pretrained(name)
     except MedrestoreError:
         return "nlm"
     return AUTO_METHOD
@@ -247,11 +255,29 @@ def cpu_bfloat16() -> bool:
         return False
 
 
-def guide_settings(device: torch.device) -> tuple[tuple[tuple[int, ...], ...], bool]:
-    """The flips of ``unet3d-nlm``'s guide and whether it runs in bfloat16: :data:`GUIDE_FLIPS_BFLOAT16` in
-    bfloat16 on a CPU with native bfloat16, else :data:`GUIDE_FLIPS` in float32 (same time on 2 threads)."""
+def guide_settings(device: torch.device, networks: int = 1) -> tuple[tuple[tuple[int, ...], ...], bool]:
+    """The flips each of ``networks`` guide networks of ``unet3d-nlm`` sees, and whether they run in bfloat16:
+    :data:`GUIDE_FLIPS_BFLOAT16` in bfloat16 on a CPU with native bfloat16, else :data:`GUIDE_FLIPS` in float32
+    (same time on 2 threads), shared out: each network gets the first ``len(views) // networks`` (at least one)."""
     fast = device.type == "cpu" and cpu_bfloat16()
-    return (GUIDE_FLIPS_BFLOAT16 if fast else GUIDE_FLIPS), fast
+    views = GUIDE_FLIPS_BFLOAT16 if fast else GUIDE_FLIPS
+    return views[: max(1, len(views) // networks)], fast
+
+
+def load_guides(device: torch.device, model: str | Path | None = None) -> tuple[Predictor, ...]:
+    """The guide networks of ``unet3d-nlm``: :data:`GUIDE_MODELS`, or ``model`` alone (:func:`load_mri_network`)."""
+    if model is not None:
+        return (load_mri_network("unet3d-nlm", device, model),)
+    return tuple(load_mri_network("unet3d-nlm", device, name) for name in GUIDE_MODELS)
+
+
+def guide(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], sigma: float) -> torch.Tensor:
+    """The guide ``ũ`` of ``unet3d-nlm`` on ``volume`` ``(*spatial)``: the mean of the ``predictors``' outputs,
+    each on its share of the views (:func:`guide_settings`)."""
+    networks = predictors if isinstance(predictors, tuple) else (predictors,)
+    flips, bfloat16 = guide_settings(networks[0].device, len(networks))
+    outputs = [network_denoise(volume, network, sigma=sigma, flips=flips, bfloat16=bfloat16) for network in networks]
+    return torch.stack(outputs).mean(dim=0)
 
 
 def network_denoise(
@@ -297,9 +323,12 @@ def network_denoise(
 
 
 def denoise_volume(
-    volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | None, device: torch.device
+    volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | tuple[Predictor, ...] | None, device: torch.device
 ) -> tuple[torch.Tensor, float]:
-    """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated."""
+    """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated.
+
+    ``predictor``: the network of a network method; for ``unet3d-nlm`` one or several guide networks
+    (:func:`load_guides`, :func:`guide`)."""
     used_sigma = estimate_sigma(volume) if sigma is None else sigma
     if method == "nlm":
         output = _nlm(volume, used_sigma, device)
@@ -316,14 +345,13 @@ def denoise_volume(
             output[box] = collaborative_wiener(part, output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
         else:
             assert predictor is not None
-            flips, bfloat16 = guide_settings(predictor.device)
-            network = network_denoise(volume[box], predictor, sigma=used_sigma, flips=flips, bfloat16=bfloat16)
+            network = guide(volume[box], predictor, used_sigma)
             guided = guided_non_local_means(part, network.to(device), used_sigma).cpu()
             first = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
             wiener = collaborative_wiener(part, first.to(device), used_sigma).cpu()
             output[box] = (1.0 - WIENER_SHARE) * first + WIENER_SHARE * wiener
     else:
-        assert predictor is not None
+        assert isinstance(predictor, Predictor)
         output = network_denoise(volume, predictor, sigma=used_sigma)
     return output.to(torch.float32), used_sigma
 
@@ -420,7 +448,11 @@ def denoise_mri_file(
         chosen = f"--method auto picks {resolved} for this image" if method == "auto" else f"--method {resolved} uses no network"
         raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm or gan")
     target = select_device(device)
-    predictor = None if resolved in CLASSICAL_METHODS else load_mri_network(resolved, target, model)
+    predictor: Predictor | tuple[Predictor, ...] | None = None
+    if resolved == "unet3d-nlm":
+        predictor = load_guides(target, model)
+    elif resolved not in CLASSICAL_METHODS:
+        predictor = load_mri_network(resolved, target, model)
     outputs, sigmas = [], []
     started = time.perf_counter()
     for volume in volumes:
@@ -440,6 +472,6 @@ def denoise_mri_file(
     dtype = str(image.metadata.get("dtype", "float32"))
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
     written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
-    network_name = ZOO_MODELS.get(resolved, "") if model is None else str(model)
+    network_name = str(model) if model is not None else " + ".join(GUIDE_MODELS) if resolved == "unet3d-nlm" else ZOO_MODELS.get(resolved, "")
     label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}.get(resolved) or network_name + (" + fast-nlm" if resolved == "unet3d-nlm" else "")
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
