@@ -342,7 +342,7 @@ def test_model_runs_a_trained_checkpoint_in_place_of_the_zoo_network(tmp_path: P
     source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
     checkpoint, model = small_checkpoint(tmp_path / "last.pt")
     output = tmp_path / "net.nii.gz"
-    arguments = ["denoise", "--modality", "mri", str(source), "-o", str(output), "--method", "unet3d", "--sigma", "0.05", "--model", str(checkpoint)]
+    arguments = ["denoise", "--modality", "mri", str(source), "-o", str(output), "--method", "unet3d", "--sigma", "0.05", "--model", str(checkpoint), "--device", "cpu"]
     assert main(arguments) == 0
     assert f"with unet3d ({checkpoint})" in capsys.readouterr().out
     volume = torch.from_numpy(nib.load(source).get_fdata().astype(np.float32))

@@ -38,16 +38,16 @@ class FFTOperator(LinearOperator):
         return 1.0
 
 
-def _checkerboard(grid_shape: tuple[int, ...]) -> tuple[torch.Tensor, float] | None:
+def _checkerboard(grid_shape: tuple[int, ...], device: torch.device | None = None) -> tuple[torch.Tensor, float] | None:
     """``(C, s)`` with ``fftc(x) = s · C ⊙ fft(C ⊙ x)`` for even sizes (``C = (−1)^{Σ n_d}``, ``s = (−1)^{Σ N_d/2}``).
 
     Shifting by ``N/2`` is a modulation by ``(−1)^n`` in the other domain, so the two
     ``fftshift`` copies of ``fftc`` become sign flips that fold into masks and coil maps.
-    ``None`` when an axis has odd length.
+    ``None`` when an axis has odd length. ``C`` is made on ``device`` (that of the mask it is folded into).
     """
     if any(n % 2 for n in grid_shape):
         return None
-    grids = torch.meshgrid(*[torch.arange(n) for n in grid_shape], indexing="ij")
+    grids = torch.meshgrid(*[torch.arange(n, device=device) for n in grid_shape], indexing="ij")
     board = (1 - 2 * (sum(grids) % 2)).to(torch.float32)
     sign = -1.0 if sum(n // 2 for n in grid_shape) % 2 else 1.0
     return board, sign
@@ -76,7 +76,7 @@ class CartesianSampling(LinearOperator):
         # Axes along which the mask is constant: in AᴴA their FFT pair cancels (Fᴴ F = I commutes
         # with the mask), so the normal operator transforms only the phase-encode axes.
         self.normal_axes = tuple(axis for axis in self.axes if self.mask.shape[axis] != 1) if self.mask.ndim == self.ndim else self.axes
-        modulation = _checkerboard(tuple(grid_shape))
+        modulation = _checkerboard(tuple(grid_shape), self.mask.device)
         # Even grids: fftc(x) = s·C ⊙ fft(C ⊙ x); the output weights s·C·M fold sign, board and mask.
         self.input_modulation = None if modulation is None else modulation[0]
         self.output_weights = None if modulation is None else modulation[1] * modulation[0] * self.mask
