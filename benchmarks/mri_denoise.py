@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from medrestore.data.mri import intensity_scale
-from medrestore.inference import Predictor
+from medrestore.inference import Predictor, names_model_file
 from medrestore.io import read_image
 from medrestore.metrics import psnr, ssim
 from medrestore.metrics.tissue import gaussian_mixture_segmentation, tissue_jaccard
@@ -53,7 +53,7 @@ from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_loc
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import estimate_sigma
 from medrestore.tasks.denoise_mri import (
-    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, denoise_volume, load_guides, load_mri_network, network_denoise, network_predictor,
+    NLM_H_FACTOR, NLM_SETTINGS, ZOO_MODELS, denoise_volume, load_guides, load_mri_network, network_denoise,
     sigma_conditioned,
 )
 from medrestore.tasks.models import publish_checkpoint
@@ -106,8 +106,8 @@ def pri_nlm_restorer(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def network_restorer(source: str) -> Restorer:
     """A zoo network (method shorthand or zoo name) or a training checkpoint."""
-    if source.endswith(".pt") or Path(source).is_file():
-        predictor = network_predictor(Predictor.from_checkpoint(source, "cpu").model, torch.device("cpu"))  # as `denoise` runs zoo models
+    if names_model_file(source):
+        predictor = load_mri_network("unet3d", torch.device("cpu"), source)  # as `denoise --model` runs it
     else:
         method = next((key for key, name in ZOO_MODELS.items() if source in (key, name)), None)
         if method is None:

@@ -267,6 +267,8 @@ class RicianPairs(ImagePairSource):
         return (with_sigma_map(noisy, sigma) if self.sigma_map else noisy), target.contiguous()
 
 
+INTERPOLATION_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+"""Spatial dimensions → the linear interpolation mode of ``torch.nn.functional.interpolate``."""
 CUT_GRID = 8
 """:func:`random_cut`: the random field is drawn on a grid ``CUT_GRID`` times coarser than the image."""
 CUT_KEPT = (0.4, 0.8)
@@ -282,8 +284,7 @@ def random_cut(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
     """
     coarse = tuple(max(2, -(-n // CUT_GRID)) for n in shape)
     field = torch.randn((1, 1, *coarse), generator=generator)
-    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(shape)]
-    smooth = torch.nn.functional.interpolate(field, size=shape, mode=mode, align_corners=True)[0, 0]
+    smooth = torch.nn.functional.interpolate(field, size=shape, mode=INTERPOLATION_MODES[len(shape)], align_corners=True)[0, 0]
     kept = CUT_KEPT[0] + (CUT_KEPT[1] - CUT_KEPT[0]) * float(torch.rand((), generator=generator, dtype=torch.float64))
     values = smooth.flatten()
     dropped = min(values.numel() - 1, max(0, round((1.0 - kept) * values.numel())))
@@ -308,8 +309,7 @@ def scaled_patch(image: torch.Tensor, start: Sequence[int], size: Sequence[int],
     region = extract_patch(image, region_start, region_size)
     if tuple(region_size) == tuple(size):
         return region
-    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
-    return torch.nn.functional.interpolate(region[None], size=tuple(size), mode=mode, align_corners=False)[0]
+    return torch.nn.functional.interpolate(region[None], size=tuple(size), mode=INTERPOLATION_MODES[len(size)], align_corners=False)[0]
 
 
 def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:

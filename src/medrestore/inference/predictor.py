@@ -32,6 +32,11 @@ from medrestore.models import create_model
 MODEL_ENTRIES = ("model", "normalisation", "inference")
 
 
+def names_model_file(name: str | Path) -> bool:
+    """Whether a ``--model`` value names a checkpoint file (``*.pt`` or an existing file) rather than a zoo model."""
+    return Path(name).suffix == ".pt" or Path(name).is_file()
+
+
 def _read_model_file(path: Path, device: torch.device) -> Mapping[str, Any]:
     payload = load_torch_file(path, map_location=device)
     if not isinstance(payload, Mapping) or any(key not in payload for key in MODEL_ENTRIES):

@@ -39,7 +39,7 @@ from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
-from medrestore.inference import AveragedPredictor, Predictor
+from medrestore.inference import AveragedPredictor, Predictor, names_model_file
 from medrestore.tasks.denoise_mri import MRIDenoiseResult, denoise_mri_file, parse_sigma
 from medrestore.io import cast_to_dtype, write_image
 from medrestore.zoo import load_pretrained
@@ -101,7 +101,7 @@ def _member_names(name: str) -> tuple[str, ...]:
 
 def _load_network(name: str, modality: str, target: torch.device) -> Predictor:
     """One zoo model or checkpoint as a :class:`Predictor` (zoo models run on whole images)."""
-    if Path(name).suffix == ".pt" or Path(name).is_file():
+    if names_model_file(name):
         return Predictor.from_checkpoint(name, target)
     network, card = load_pretrained(name, target)
     if card.task != "denoise" or card.modality not in (modality, "any"):

@@ -79,7 +79,7 @@ from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import Image
 from medrestore.core.regions import bounding_box
 from medrestore.data.mri import intensity_scale, with_sigma_map
-from medrestore.inference import Predictor, self_ensemble
+from medrestore.inference import Predictor, names_model_file, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
@@ -223,7 +223,7 @@ def load_mri_network(method: str, device: torch.device, model: str | Path | None
         InputError: an unreadable checkpoint, or one trained with another normalisation.
     """
     name = ZOO_MODELS[method] if model is None else str(model)
-    if model is not None and (Path(name).suffix == ".pt" or Path(name).is_file()):
+    if model is not None and names_model_file(name):
         loaded = Predictor.from_checkpoint(name, device)
         if not isinstance(loaded.normalisation, NoNormalisation):
             raise InputError(name, "was trained with a normalisation; MRI networks need `normalisation: none` (data.layout: mri-denoise)")
@@ -412,6 +412,16 @@ def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
     return squeezed, shape
 
 
+def _label(method: str, model: str | Path | None) -> str:
+    """What ``method`` ran, for the report: ``fast-nlm``…, the network's name, or ``NETWORKS + fast-nlm``."""
+    classical = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}
+    if method in classical:
+        return classical[method]
+    if method == "unet3d-nlm":
+        return f"{model if model is not None else ' + '.join(GUIDE_MODELS)} + fast-nlm"
+    return str(model) if model is not None else ZOO_MODELS[method]
+
+
 def _squeezed_spacing(image: Image) -> tuple[float, ...]:
     """Voxel sizes of the spatial axes longer than 1 (those :func:`_volumes` keeps)."""
     return tuple(s for s, n in zip(image.spacing, image.spatial_shape, strict=True) if n > 1)
@@ -472,6 +482,5 @@ def denoise_mri_file(
     dtype = str(image.metadata.get("dtype", "float32"))
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
     written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
-    network_name = str(model) if model is not None else " + ".join(GUIDE_MODELS) if resolved == "unet3d-nlm" else ZOO_MODELS.get(resolved, "")
-    label = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}.get(resolved) or network_name + (" + fast-nlm" if resolved == "unet3d-nlm" else "")
+    label = _label(resolved, model)
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
