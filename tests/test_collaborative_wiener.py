@@ -15,7 +15,7 @@ from medrestore.core.errors import InputError
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import rician_mean
 from medrestore.solvers.collaborative_wiener import (
-    collaborative_wiener, displacements, orthonormal_dct, orthonormal_haar,
+    block_sums, collaborative_wiener, displacements, orthonormal_dct, orthonormal_haar,
 )
 
 
@@ -84,6 +84,17 @@ def test_matches_the_block_by_block_reference(rician: bool) -> None:
     expected = reference_wiener(noisy, pilot, 0.8, radius=2, rician=rician, skip_below=1.0, **settings)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-4, atol=1e-4)
     assert not np.allclose(ours.numpy(), pilot, atol=0.05)
+
+
+@pytest.mark.parametrize(("block", "step", "shape"), [(4, 3, (13, 11, 17)), (3, 2, (9, 12, 10)), (2, 2, (6, 7, 8))])
+def test_block_sums_are_strided_cube_sums(block: int, step: int, shape: tuple[int, int, int]) -> None:
+    """``block_sums`` = ``block³ · avg_pool3d(·, block, stride=step)``, and a loop over the cubes."""
+    values = torch.rand(3, *shape, generator=torch.Generator().manual_seed(0))
+    sums = block_sums(values, block, step)
+    torch.testing.assert_close(sums, torch.nn.functional.avg_pool3d(values[None], block, stride=step)[0] * block**3)
+    c, z, y, x = 1, 1, sums.shape[2] - 1, 0
+    cube = values[c, z * step : z * step + block, y * step : y * step + block, x * step : x * step + block]
+    assert float(sums[c, z, y, x]) == pytest.approx(float(cube.sum()), rel=1e-6)
 
 
 def test_volumes_off_the_grid_are_padded() -> None:
