@@ -164,8 +164,8 @@ def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) 
 
 
 def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
-    """``unet3d-nlm``: 0.8 · NLM guided by the network's output + 0.2 · plain NLM, both at the same σ̂, then half
-    of that and half of the collaborative Wiener filter with it as the pilot."""
+    """``unet3d-nlm``: 0.6 · NLM guided by the networks' output + 0.4 · plain NLM, both at the same σ̂, then 0.3 of
+    that and 0.7 of the collaborative Wiener filter (groups of 16) with it as the pilot."""
     from medrestore.models.fast_nlm import guided_non_local_means
     from medrestore.solvers.collaborative_wiener import collaborative_wiener
     from medrestore.tasks import denoise_mri
@@ -183,10 +183,11 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     flips, bfloat16 = denoise_mri.guide_settings(cpu, networks=2)  # each network on half of the views
     network = 0.5 * sum(denoise_mri.network_denoise(volume[box], g, sigma=sigma, flips=flips, bfloat16=bfloat16) for g in guides)
     guided = guided_non_local_means(volume[box], network, sigma)
-    assert denoise_mri.NLM_SHARE == 0.2 and denoise_mri.WIENER_SHARE == 0.5 and same_sigma == sigma
-    first = 0.8 * guided + 0.2 * nlm[box]
+    assert denoise_mri.NLM_SHARE == 0.4 and denoise_mri.WIENER_SHARE == 0.7 and same_sigma == sigma
+    assert denoise_mri.WIENER_SETTINGS == {"block": 4, "step": 3, "group": 16}
+    first = 0.6 * guided + 0.4 * nlm[box]
     expected = nlm.clone()
-    expected[box] = 0.5 * first + 0.5 * collaborative_wiener(volume[box], first, sigma)
+    expected[box] = 0.3 * first + 0.7 * collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16)
     torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
     mask = clean > 0
     whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
@@ -194,10 +195,10 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     first_stage[box] = first
     errors = {
         name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2))
-        for name, x in (("ours", combined), ("first stage", first_stage), ("network", whole_network), ("noisy", volume))
+        for name, x in (("ours", combined), ("first stage", first_stage), ("nlm", nlm), ("network", whole_network), ("noisy", volume))
     }
     assert errors["ours"] < 0.3 * errors["noisy"]
-    assert errors["ours"] < errors["first stage"]
+    assert errors["ours"] < errors["nlm"] and errors["first stage"] < errors["nlm"]
     assert errors["ours"] < errors["network"]  # a phantom unlike the training brain: the data's values help
     with pytest.raises(InputError, match="3-D"):
         denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, predictor, cpu)

@@ -29,8 +29,8 @@ Methods (``method``):
      on one in float32; ``--model`` puts one network in their place) instead of the noisy image
      (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
      ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
-     ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.2);
-  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b =`` :data:`WIENER_SHARE` (0.5), where ``W(x̂₁)`` is the block-matching
+     ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.4);
+  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b =`` :data:`WIENER_SHARE` (0.7), where ``W(x̂₁)`` is the block-matching
      collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
      :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`).
 
@@ -115,24 +115,30 @@ FLIP_AVERAGE_3D: tuple[tuple[int, ...], ...] = ((), (0,))
 """Flips a 3-D network sees each volume with (self-ensemble, as EDSR+: Lim et al., CVPRW 2017), outputs
 flipped back and averaged. The network learnt all flips in training; two views gain +0.28 dB on the
 Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
-NLM_SHARE = 0.2
-"""Share of plain ``nlm`` in ``unet3d-nlm`` (the rest: the network-guided NLM). Chosen on the held-out
-Colin27 slab and its ``smooth``/``fat-shell``/``phantom`` variants at σ = 3, 5, 7 % (``benchmarks/mri_denoise.py``):
-+0.05–0.14 dB on average over the guided NLM alone on the brain variants, +0.7 dB on the phantom, +0.2–0.7 dB
-at σ = 3 % (``benchmarks/mri_guided_ablation.py``)."""
+NLM_SHARE = 0.4
+"""Share ``a`` of plain ``nlm`` in the first stage of ``unet3d-nlm`` (the rest: the network-guided NLM). 0.2 until
+2026-11-23, chosen on the held-out Colin27 slab and its variants. Re-chosen with :data:`WIENER_SHARE` and
+:data:`WIENER_SETTINGS` on whole brains neither guide network saw (``benchmarks/mri_default_shares.py``): with
+0.7 and groups of 16 it is +0.29 dB on fsaverage and +0.10 to +0.43 dB on three skull-on head averages at σ = 5 %,
++0.10 / 0.00 dB on SRI24 / OASIS, and −0.06 / −0.14 / −0.13 dB on the Colin27 slab at σ = 3 / 5 / 7 % (the mean over
+its four variants and three σ is unchanged, −0.004 dB): the less the guide networks know a brain, the more the
+measured-data estimates should weigh."""
 GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,))
 """Flips the network guiding ``unet3d-nlm`` sees in float32: a two-view guide is +0.15–0.3 dB over a one-view one."""
 GUIDE_FLIPS_BFLOAT16: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (0, 1))
 """Flips of the guide where the CPU computes bfloat16 natively (oneDNN): four views in bfloat16 take about
 the time of two in float32 and gain +0.10 dB on average (``benchmarks/mri_guided_ablation.py``); bfloat16
 itself changes the result by < 0.01 dB."""
-WIENER_SHARE = 0.5
-"""Share of the collaborative Wiener stage in ``unet3d-nlm``: ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is
+WIENER_SHARE = 0.7
+"""Share ``b`` of the collaborative Wiener stage in ``unet3d-nlm``: ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is
 the guided/NLM mix and ``W(x̂₁)`` the block-matching Wiener filter of the noisy volume with ``x̂₁`` as its pilot
-(:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`). Chosen on the held-out Colin27 slab
-and its variants at σ = 3, 5, 7 % (``benchmarks/mri_guided_ablation.py``): +0.15 dB on average over ``x̂₁`` on
-the three brain variants and never below it in any case, +0.4–0.6 dB on the phantom; shares 0.3 and 0.7 are
-0.02–0.03 dB lower on the mean, ``W(x̂₁)`` alone 0.26 dB lower. On ICBM152: +0.41 dB."""
+(:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`, :data:`WIENER_SETTINGS`). 0.5 until 2026-11-23
+(chosen on the Colin27 slab, where the first guide network is strongest); re-chosen with :data:`NLM_SHARE` on brains the
+guides never saw (``benchmarks/mri_default_shares.py``). ``W(x̂₁)`` alone (``b = 1``) is higher still on fsaverage and
+the heads but lower on SRI24, OASIS and the Colin27 slab."""
+WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16}
+"""The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
+0.7 the larger groups add +0.02 to +0.12 dB on the unseen brains, and cost 0.5 s on a whole brain)."""
 NLM_WIENER_SETTINGS = {"block": 3, "step": 2, "group": 16}
 """The Wiener stage of ``nlm-wiener``: 3³ blocks every 2 voxels, groups of 16. With ``nlm`` as the pilot (no network
 to favour the training brain) they are +0.19 dB over the default's 4³ blocks every 3 with groups of 16, which are
@@ -348,7 +354,7 @@ def denoise_volume(
             network = guide(volume[box], predictor, used_sigma)
             guided = guided_non_local_means(part, network.to(device), used_sigma).cpu()
             first = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
-            wiener = collaborative_wiener(part, first.to(device), used_sigma).cpu()
+            wiener = collaborative_wiener(part, first.to(device), used_sigma, **WIENER_SETTINGS).cpu()
             output[box] = (1.0 - WIENER_SHARE) * first + WIENER_SHARE * wiener
     else:
         assert isinstance(predictor, Predictor)
