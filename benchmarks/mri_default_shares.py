@@ -83,7 +83,8 @@ def score_volume(clean_path: Path, sigma: float, workdir: Path) -> dict[str, flo
         whole[box] = inside
         return psnr(whole.numpy().astype(np.float64), clean, peak, brain)
 
-    rows = {"nlm": scored(nlm[box]), "nlm-wiener (no network)": psnr(denoise_volume(noisy, "nlm-wiener", used, None, cpu)[0].numpy().astype(np.float64), clean, peak, brain)}
+    network_free = denoise_volume(noisy, "nlm-wiener", used, None, cpu)[0].numpy().astype(np.float64)
+    rows = {"nlm": scored(nlm[box]), "nlm-wiener (no network)": psnr(network_free, clean, peak, brain)}
     for share in NLM_SHARES:
         first = (1.0 - share) * guided + share * nlm[box]
         for group in GROUPS:

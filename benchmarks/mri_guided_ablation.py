@@ -2,12 +2,12 @@
 
 Same cases as ``benchmarks/mri_denoise.py``. Colin27 and its ``--variants`` get Rician noise at
 σ = 3, 5, 7 % (seed 0). The 48-slice block z = 88…135 is denoised and PSNR is scored inside the brain
-on the held-out slab z = 96…127. Every row changes one setting of the shipped method and reports
+on the held-out slab z = 96…127. Every row changes one setting of the baseline (the default until 2026-11-23) and reports
 PSNR per σ and the mean over all cases:
 
 * ``network``: the 3-D network alone (two views); ``nlm``; ``0.7 network + 0.3 nlm``: a fixed blend;
 * ``guided``: the network-guided NLM alone, h = 0.7σ, 7³ search, two-view guide;
-* ``shipped``: ``denoise_volume(…, "unet3d-nlm", …)``, tissue box included: the first stage, 0.8 × guided +
+* ``baseline``: the default until 2026-11-23, as ``denoise_volume(…, "unet3d-nlm", …)`` ran it, tissue box included: the first stage, 0.8 × guided +
   0.2 × nlm (its guide: four views in bfloat16 on a CPU with native bfloat16, else the two float32 views of
   the ``two float32 views`` row), then 0.5 × that + 0.5 × the collaborative Wiener filter with the first
   stage as its pilot;
@@ -15,11 +15,13 @@ PSNR per σ and the mean over all cases:
 * ``Wiener …``: the Wiener stage with one setting changed (its share, groups, search, or its pilot);
 * ``h = …``, ``search …``, ``… views``, ``patch 3³``: the guided part with one setting changed, mixed
   0.8 / 0.2 with NLM as in the first stage (no Wiener stage);
-* ``second pass``: the guided average again, with the shipped output as its guide.
+* ``second pass``: the guided average again, with the baseline's output as its guide.
 
-Every row, ``shipped`` included, guides with ``mri-resunet3d-colin27`` alone: the settings were chosen so, before
-the default's guide became the mean of two networks (``GUIDE_MODELS``, 2026-11-23; ``benchmarks/mri_denoise.py``
-scores the default as it ships).
+Every row, ``baseline`` included, guides with ``mri-resunet3d-colin27`` alone and uses the shares and Wiener groups
+of :data:`NLM_SHARE`, :data:`WIENER_SHARE` and :data:`WIENER_GROUP` below: the settings were chosen so, before the
+default's guide became the mean of two networks (``GUIDE_MODELS``) and its shares were re-chosen on brains the
+guides never saw (``benchmarks/mri_default_shares.py``), both on 2026-11-23. ``benchmarks/mri_denoise.py`` scores the
+default as it ships.
 
 Usage::
 
@@ -45,8 +47,15 @@ from medrestore.models.fast_nlm import GUIDED_H_FACTOR, GUIDED_SEARCH_RADIUS, gu
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct  # noqa: E402
 from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
 from medrestore.tasks.denoise_mri import (  # noqa: E402
-    NLM_SHARE, WIENER_SHARE, _nlm, denoise_volume, guide_settings, load_mri_network, network_denoise,
+    _nlm, guide_settings, load_mri_network, network_denoise, tissue_box,
 )
+
+NLM_SHARE = 0.2
+"""The first stage's share of plain ``nlm`` in this ablation (the default's until 2026-11-23; it ships 0.4 now)."""
+WIENER_SHARE = 0.5
+"""The Wiener stage's share in this ablation (the default's until 2026-11-23; it ships 0.7 now)."""
+WIENER_GROUP = 8
+"""The Wiener stage's groups in this ablation (the default's until 2026-11-23; it ships 16 now)."""
 
 VIEWS = {1: ((),), 2: ((), (0,)), 4: ((), (0,), (1,), (0, 1))}
 
@@ -66,9 +75,14 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
         return (1.0 - NLM_SHARE) * part + NLM_SHARE * nlm
 
     def wiener(pilot: torch.Tensor, share: float = WIENER_SHARE, **settings: int) -> torch.Tensor:
-        return (1.0 - share) * pilot + share * collaborative_wiener(noisy, pilot, sigma, **settings)
+        return (1.0 - share) * pilot + share * collaborative_wiener(noisy, pilot, sigma, **{"group": WIENER_GROUP, **settings})
 
-    shipped = denoise_volume(noisy, "unet3d-nlm", sigma, predictor, cpu)[0]  # type: ignore[arg-type]
+    box = tissue_box(noisy, sigma)  # the default's two stages, inside the tissue box as denoise_volume runs them
+    part = noisy[box]
+    boxed_guide = network_denoise(part, predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)  # type: ignore[arg-type]
+    boxed_first = (1.0 - NLM_SHARE) * guided_non_local_means(part, boxed_guide, sigma) + NLM_SHARE * nlm[box]
+    baseline = nlm.clone()
+    baseline[box] = (1.0 - WIENER_SHARE) * boxed_first + WIENER_SHARE * collaborative_wiener(part, boxed_first, sigma, group=WIENER_GROUP)
     first = mixed(guided(shipped_guide))
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
     return {
@@ -76,8 +90,8 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
         "nlm": nlm,
         "0.7 network + 0.3 nlm": 0.7 * guides[2] + 0.3 * nlm,
         "guided alone (no nlm share)": guided(guides[2]),
-        "**shipped: first stage, then 0.5 × it + 0.5 × Wiener**": shipped,
-        "first stage: 0.8 guided + 0.2 nlm (shipped until 2026-11-22)": first,
+        "**baseline (default until 2026-11-23): first stage, then 0.5 × it + 0.5 × Wiener**": baseline,
+        "first stage: 0.8 guided + 0.2 nlm (the default until 2026-11-22)": first,
         "Wiener stage alone, W(first stage)": wiener(first, share=1.0),
         "Wiener share 0.3": wiener(first, share=0.3),
         "Wiener share 0.7": wiener(first, share=0.7),
@@ -92,7 +106,7 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
         "one-view guide": mixed(guided(guides[1])),
         "four float32 views": mixed(guided(guides[4])),
         "patch 3³ weights": mixed(patch),
-        "second pass (guide: shipped output)": mixed(guided(shipped)),
+        "second pass (guide: baseline output)": mixed(guided(baseline)),
     }
 
 

@@ -38,8 +38,10 @@ Methods (``method``):
   prior (three training brains at most) does not fit the image, the result stays a classical estimate instead of
   the networks' guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
   over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
-  and on ICBM152, a brain the network never saw and where the network alone is no better than ``nlm``,
-  +1.47 dB (36.58 dB, BM4D 36.21 dB, with ``mri-resunet3d-colin27`` as the only guide; ``benchmarks/README.md``).
+  and on ICBM152, a brain neither network saw and where the first network alone is no better than ``nlm``,
+  +1.64 dB (36.75 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
+  network saw (fsaverage, three heads with skull) it is +0.4 to +1.2 dB over ``nlm`` and −0.07 to +0.42 dB against the
+  network-free ``nlm-wiener`` (ICBM152: +0.24 dB).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
@@ -138,7 +140,8 @@ guides never saw (``benchmarks/mri_default_shares.py``). ``W(x̂₁)`` alone (``
 the heads but lower on SRI24, OASIS and the Colin27 slab."""
 WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16}
 """The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
-0.7 the larger groups add +0.02 to +0.12 dB on the unseen brains, and cost 0.5 s on a whole brain)."""
+0.7 the larger groups add 0.00 to +0.12 dB on the unseen brains of ``benchmarks/mri_default_shares.py``, for about
+1.5 s more on a whole brain, most of it paid back by the faster block matching of the same day)."""
 NLM_WIENER_SETTINGS = {"block": 3, "step": 2, "group": 16}
 """The Wiener stage of ``nlm-wiener``: 3³ blocks every 2 voxels, groups of 16. With ``nlm`` as the pilot (no network
 to favour the training brain) they are +0.19 dB over the default's 4³ blocks every 3 with groups of 16, which are
