@@ -28,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -60,7 +59,7 @@ def clipped(path: Path, workdir: Path) -> Path:
     data = image.data.numpy().astype(np.float32)
     top = float(np.quantile(data[data > 0], CLIP_QUANTILE))
     target = workdir / f"clipped-{path.name}"
-    write_image(dataclasses.replace(image, data=torch.from_numpy(np.minimum(data, top))), target)
+    write_image(image.with_data(torch.from_numpy(np.minimum(data, top))), target)
     return target
 
 

@@ -47,7 +47,7 @@ from medrestore.models.fast_nlm import GUIDED_H_FACTOR, GUIDED_SEARCH_RADIUS, gu
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct  # noqa: E402
 from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
 from medrestore.tasks.denoise_mri import (  # noqa: E402
-    _nlm, guide_settings, load_mri_network, network_denoise, tissue_box,
+    _nlm, guide, guide_settings, guided_stages, load_mri_network, network_denoise, tissue_box,
 )
 
 NLM_SHARE = 0.2
@@ -78,11 +78,10 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
         return (1.0 - share) * pilot + share * collaborative_wiener(noisy, pilot, sigma, **{"group": WIENER_GROUP, **settings})
 
     box = tissue_box(noisy, sigma)  # the default's two stages, inside the tissue box as denoise_volume runs them
-    part = noisy[box]
-    boxed_guide = network_denoise(part, predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)  # type: ignore[arg-type]
-    boxed_first = (1.0 - NLM_SHARE) * guided_non_local_means(part, boxed_guide, sigma) + NLM_SHARE * nlm[box]
     baseline = nlm.clone()
-    baseline[box] = (1.0 - WIENER_SHARE) * boxed_first + WIENER_SHARE * collaborative_wiener(part, boxed_first, sigma, group=WIENER_GROUP)
+    baseline[box] = guided_stages(
+        noisy[box], nlm[box], guide(noisy[box], predictor, sigma), sigma, NLM_SHARE, WIENER_SHARE, {"group": WIENER_GROUP}  # type: ignore[arg-type]
+    )
     first = mixed(guided(shipped_guide))
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
     return {

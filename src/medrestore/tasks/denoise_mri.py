@@ -354,15 +354,32 @@ def denoise_volume(
             output[box] = collaborative_wiener(part, output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
         else:
             assert predictor is not None
-            network = guide(volume[box], predictor, used_sigma)
-            guided = guided_non_local_means(part, network.to(device), used_sigma).cpu()
-            first = (1.0 - NLM_SHARE) * guided + NLM_SHARE * output[box]
-            wiener = collaborative_wiener(part, first.to(device), used_sigma, **WIENER_SETTINGS).cpu()
-            output[box] = (1.0 - WIENER_SHARE) * first + WIENER_SHARE * wiener
+            output[box] = guided_stages(part, output[box], guide(volume[box], predictor, used_sigma), used_sigma)
     else:
         assert isinstance(predictor, Predictor)
         output = network_denoise(volume, predictor, sigma=used_sigma)
     return output.to(torch.float32), used_sigma
+
+
+def guided_stages(
+    part: torch.Tensor,
+    nlm: torch.Tensor,
+    network: torch.Tensor,
+    sigma: float,
+    nlm_share: float = NLM_SHARE,
+    wiener_share: float = WIENER_SHARE,
+    wiener_settings: dict[str, int] = WIENER_SETTINGS,
+) -> torch.Tensor:
+    """The two stages of ``unet3d-nlm`` on the noisy ``part`` ``(D, H, W)`` (on the working device), given ``nlm``
+    (its plain NLM) and the guide ``network`` (:func:`guide`); returned on the CPU.
+
+    ``x̂₁ = (1 − a)·NLM_ũ + a·nlm`` and ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``a = nlm_share``, ``b = wiener_share``
+    and ``W`` the collaborative Wiener filter with ``wiener_settings`` (module docstring)."""
+    device = part.device
+    guided = guided_non_local_means(part, network.to(device), sigma).cpu()
+    first = (1.0 - nlm_share) * guided + nlm_share * nlm.cpu()
+    wiener = collaborative_wiener(part, first.to(device), sigma, **wiener_settings).cpu()
+    return (1.0 - wiener_share) * first + wiener_share * wiener
 
 
 TISSUE_SNR = 3.0
