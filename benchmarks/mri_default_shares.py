@@ -2,8 +2,10 @@
 
 The default blends three estimates inside the tissue box (``src/medrestore/tasks/denoise_mri.py``):
 ``x̂₁ = (1 − a)·guided + a·nlm``, then ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``W`` the collaborative Wiener filter
-with groups of ``K`` blocks. ``a``, ``b`` and ``K`` were first chosen on Colin27's held-out slab, the anatomy of the
-subject the first guide network learnt. This script scores a grid of them on whole volumes that neither guide
+with groups of ``K`` blocks. ``b`` is a constant in most rows of the grid; in the ``b(∇x̂₁)`` rows, the shipped
+one among them, it is the default's per-voxel share, 1 where ``x̂₁`` is flat and 0.3 at sharp edges
+(``denoise_mri.wiener_share_map``). ``a``, ``b`` and ``K`` were first chosen on Colin27's held-out slab, the
+anatomy of the subject the first guide network learnt. This script scores a grid of them on whole volumes that neither guide
 network trained on (σ = ``--sigma`` of the maximum, seed 0, ``medrestore degrade`` as in
 ``mri_denoise_volume.py``; PSNR inside voxels > 0, peak = maximum; σ estimated as ``--sigma auto`` does).
 The network guide, ``nlm`` and the guided average are computed once per volume; only the Wiener filter runs
@@ -45,12 +47,13 @@ from medrestore.models.fast_nlm import guided_non_local_means  # noqa: E402
 from medrestore.physics.noise_estimation import estimate_sigma  # noqa: E402
 from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
 from medrestore.tasks.denoise_mri import (  # noqa: E402
-    NLM_SHARE, WIENER_SHARE, WIENER_SETTINGS, denoise_volume, guide, load_guides, tissue_box,
+    NLM_SHARE, WIENER_SETTINGS, denoise_volume, guide, load_guides, tissue_box, wiener_share_map,
 )
 
 NLM_SHARES = (0.2, 0.4)
 GROUPS = (8, 16)
-WIENER_SHARES = (0.5, 0.7, 1.0)
+WIENER_SHARES: tuple[float | None, ...] = (0.5, 0.7, 1.0, None)
+"""Constant Wiener shares ``b``, and ``None``: the per-voxel share of the default (``denoise_mri.wiener_share_map``)."""
 
 
 def clipped(path: Path, workdir: Path) -> Path:
@@ -88,15 +91,17 @@ def score_volume(clean_path: Path, sigma: float, workdir: Path) -> dict[str, flo
         first = (1.0 - share) * guided + share * nlm[box]
         for group in GROUPS:
             wiener = collaborative_wiener(part, first, used, **{**WIENER_SETTINGS, "group": group})
+            per_voxel = wiener_share_map(first, used)
             for weight in WIENER_SHARES:
-                rows[label(share, group, weight)] = scored((1.0 - weight) * first + weight * wiener)
+                b = per_voxel if weight is None else weight
+                rows[label(share, group, weight)] = scored((1.0 - b) * first + b * wiener)
     return rows
 
 
-def label(share: float, group: int, weight: float) -> str:
-    """The row of ``a = share``, ``K = group``, ``b = weight``; the shipped one in bold."""
-    text = f"a = {share:g}, K = {group}, b = {weight:g}"
-    shipped = share == NLM_SHARE and weight == WIENER_SHARE and group == WIENER_SETTINGS["group"]
+def label(share: float, group: int, weight: float | None) -> str:
+    """The row of ``a = share``, ``K = group``, ``b = weight`` (``None``: per voxel); the shipped one in bold."""
+    text = f"a = {share:g}, K = {group}, b = {'b(∇x̂₁)' if weight is None else f'{weight:g}'}"
+    shipped = share == NLM_SHARE and weight is None and group == WIENER_SETTINGS["group"]
     return f"**{text} (shipped)**" if shipped else text
 
 

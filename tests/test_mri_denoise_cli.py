@@ -164,8 +164,9 @@ def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) 
 
 
 def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
-    """``unet3d-nlm``: 0.6 · NLM guided by the networks' output + 0.4 · plain NLM, both at the same σ̂, then 0.3 of
-    that and 0.7 of the collaborative Wiener filter (groups of 16) with it as the pilot."""
+    """``unet3d-nlm``: 0.6 · NLM guided by the networks' output + 0.4 · plain NLM, both at the same σ̂, then a per-voxel
+    blend of that and the collaborative Wiener filter (groups of 16) with it as the pilot: the Wiener share is 1
+    where the first stage's gradient is at most 1σ per voxel, 0.3 from 6σ, linear between."""
     from medrestore.models.fast_nlm import guided_non_local_means
     from medrestore.solvers.collaborative_wiener import collaborative_wiener
     from medrestore.tasks import denoise_mri
@@ -183,11 +184,15 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     flips, bfloat16 = denoise_mri.guide_settings(cpu, networks=2)  # each network on half of the views
     network = 0.5 * sum(denoise_mri.network_denoise(volume[box], g, sigma=sigma, flips=flips, bfloat16=bfloat16) for g in guides)
     guided = guided_non_local_means(volume[box], network, sigma)
-    assert denoise_mri.NLM_SHARE == 0.4 and denoise_mri.WIENER_SHARE == 0.7 and same_sigma == sigma
+    assert denoise_mri.NLM_SHARE == 0.4 and same_sigma == sigma
+    assert (denoise_mri.WIENER_SHARE_FLAT, denoise_mri.WIENER_SHARE_EDGE, denoise_mri.WIENER_SHARE_RAMP) == (1.0, 0.3, (1.0, 6.0))
     assert denoise_mri.WIENER_SETTINGS == {"block": 4, "step": 3, "group": 16}
     first = 0.6 * guided + 0.4 * nlm[box]
+    gradient = np.sqrt(sum(g**2 for g in np.gradient(first.numpy().astype(np.float64)))) / sigma
+    share = torch.from_numpy(1.0 - 0.7 * np.clip((gradient - 1.0) / 5.0, 0.0, 1.0)).to(torch.float32)
+    assert 0.0 < float((share < 1.0).float().mean()) < 1.0  # the phantom has both flat regions and edges
     expected = nlm.clone()
-    expected[box] = 0.3 * first + 0.7 * collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16)
+    expected[box] = (1.0 - share) * first + share * collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16)
     torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
     mask = clean > 0
     whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
@@ -205,6 +210,30 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
     result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="unet3d-nlm")
     assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + mri-resunet3d-brains + fast-nlm"
+
+
+def test_wiener_share_map_follows_the_gradient_in_units_of_sigma() -> None:
+    """On a linear ramp of slope ``k·σ`` per voxel the share is exactly ``1 − 0.7·clip((k − 1) / 5, 0, 1)``; the slope
+    may lie along any axis and its sign does not matter; a ramp of slope 3σ along two axes has gradient 3√2σ."""
+    from medrestore.tasks import denoise_mri
+
+    sigma = 2.5
+    grid = torch.arange(12, dtype=torch.float32)
+    for slope, expected in ((0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (3.5, 0.65), (6.0, 0.3), (20.0, 0.3)):
+        for axis in range(3):
+            shape = [1, 1, 1]
+            shape[axis] = 12
+            ramp = (-slope * sigma * grid).reshape(shape).expand(12, 12, 12).contiguous()
+            share = denoise_mri.wiener_share_map(ramp, sigma)
+            assert share.shape == (12, 12, 12) and share.dtype == torch.float32
+            torch.testing.assert_close(share, torch.full((12, 12, 12), expected), rtol=0, atol=1e-5)
+    diagonal = 3.0 * sigma * (grid[:, None, None] + grid[None, :, None]).expand(12, 12, 12)
+    expected = 1.0 - 0.7 * (3.0 * np.sqrt(2.0) - 1.0) / 5.0
+    torch.testing.assert_close(denoise_mri.wiener_share_map(diagonal, sigma), torch.full((12, 12, 12), float(expected)))
+    step = torch.zeros(12, 12, 12)
+    step[6:] = 100.0 * sigma  # a sharp edge: the Wiener share drops only on its two planes
+    share = denoise_mri.wiener_share_map(step, sigma)
+    assert torch.all(share[5:7] == 0.3) and torch.all(share[:5] == 1.0) and torch.all(share[7:] == 1.0)
 
 
 def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,8 @@ Methods (``method``):
      (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
      ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
      ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.4);
-  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b =`` :data:`WIENER_SHARE` (0.7), where ``W(x̂₁)`` is the block-matching
+  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b(i)`` per voxel from the gradient of ``x̂₁`` (:func:`wiener_share_map`:
+     1 where ``x̂₁`` is flat, 0.3 at sharp edges), where ``W(x̂₁)`` is the block-matching
      collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
      :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`).
 
@@ -39,9 +40,9 @@ Methods (``method``):
   the networks' guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
   over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
   and on ICBM152, a brain neither network saw and where the first network alone is no better than ``nlm``,
-  +1.64 dB (36.75 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
-  network saw (fsaverage, three heads with skull) it is +0.4 to +1.2 dB over ``nlm`` and −0.07 to +0.42 dB against the
-  network-free ``nlm-wiener`` (ICBM152: +0.24 dB).
+  +1.75 dB (36.86 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
+  network saw (fsaverage, three heads with skull) it is +0.4 to +1.3 dB over ``nlm`` and ``nlm-wiener`` (no
+  network) is at most 0.1 dB above it (ICBM152: the default is +0.35 dB above ``nlm-wiener``).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
@@ -119,7 +120,7 @@ flipped back and averaged. The network learnt all flips in training; two views g
 Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
 NLM_SHARE = 0.4
 """Share ``a`` of plain ``nlm`` in the first stage of ``unet3d-nlm`` (the rest: the network-guided NLM). 0.2 until
-2026-11-23, chosen on the held-out Colin27 slab and its variants. Re-chosen with :data:`WIENER_SHARE` and
+2026-11-23, chosen on the held-out Colin27 slab and its variants. Re-chosen with the Wiener share (then 0.7) and
 :data:`WIENER_SETTINGS` on whole brains neither guide network saw (``benchmarks/mri_default_shares.py``): with
 0.7 and groups of 16 it is +0.29 dB on fsaverage and +0.10 to +0.43 dB on three skull-on head averages at σ = 5 %,
 +0.10 / 0.00 dB on SRI24 / OASIS, and −0.06 / −0.14 / −0.13 dB on the Colin27 slab at σ = 3 / 5 / 7 % (the mean over
@@ -131,13 +132,18 @@ GUIDE_FLIPS_BFLOAT16: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (0, 1))
 """Flips of the guide where the CPU computes bfloat16 natively (oneDNN): four views in bfloat16 take about
 the time of two in float32 and gain +0.10 dB on average (``benchmarks/mri_guided_ablation.py``); bfloat16
 itself changes the result by < 0.01 dB."""
-WIENER_SHARE = 0.7
-"""Share ``b`` of the collaborative Wiener stage in ``unet3d-nlm``: ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is
-the guided/NLM mix and ``W(x̂₁)`` the block-matching Wiener filter of the noisy volume with ``x̂₁`` as its pilot
-(:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`, :data:`WIENER_SETTINGS`). 0.5 until 2026-11-23
-(chosen on the Colin27 slab, where the first guide network is strongest); re-chosen with :data:`NLM_SHARE` on brains the
-guides never saw (``benchmarks/mri_default_shares.py``). ``W(x̂₁)`` alone (``b = 1``) is higher still on fsaverage and
-the heads but lower on SRI24, OASIS and the Colin27 slab."""
+WIENER_SHARE_FLAT = 1.0
+WIENER_SHARE_EDGE = 0.3
+WIENER_SHARE_RAMP = (1.0, 6.0)
+"""The per-voxel share ``b(i)`` of the collaborative Wiener stage in ``unet3d-nlm`` (:func:`wiener_share_map`):
+``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is the guided/NLM mix and ``W(x̂₁)`` the block-matching Wiener filter of
+the noisy volume with ``x̂₁`` as its pilot (:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`,
+:data:`WIENER_SETTINGS`). ``b = 1`` (the Wiener estimate alone) where the pilot is flat, ``|∇x̂₁| ≤ 1σ`` per voxel,
+falling linearly to ``0.3`` where ``|∇x̂₁| ≥ 6σ``: at sharp edges the guided NLM of ``x̂₁`` keeps the edge and the
+Wiener groups of 4³ blocks blur it, elsewhere the Wiener estimate is better. A constant share (0.5 until 2026-11-23,
+then 0.7) had to trade the two: the best constant was 1 on smooth brains (fsaverage, the head averages) and 0.7 on
+sharp, skull-stripped ones (SRI24, OASIS). Chosen on those six (``benchmarks/mri_default_shares.py``): +0.00 to
++0.18 dB over 0.7 at σ = 5 %, +0.06 dB on average."""
 WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16}
 """The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
 0.7 the larger groups add 0.00 to +0.12 dB on the unseen brains of ``benchmarks/mri_default_shares.py``, for about
@@ -367,19 +373,37 @@ def guided_stages(
     network: torch.Tensor,
     sigma: float,
     nlm_share: float = NLM_SHARE,
-    wiener_share: float = WIENER_SHARE,
+    wiener_share: float | None = None,
     wiener_settings: dict[str, int] = WIENER_SETTINGS,
 ) -> torch.Tensor:
     """The two stages of ``unet3d-nlm`` on the noisy ``part`` ``(D, H, W)`` (on the working device), given ``nlm``
     (its plain NLM) and the guide ``network`` (:func:`guide`); returned on the CPU.
 
     ``x̂₁ = (1 − a)·NLM_ũ + a·nlm`` and ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``a = nlm_share``, ``b = wiener_share``
-    and ``W`` the collaborative Wiener filter with ``wiener_settings`` (module docstring)."""
+    (``None``: the per-voxel :func:`wiener_share_map` of ``x̂₁``) and ``W`` the collaborative Wiener filter with
+    ``wiener_settings`` (module docstring)."""
     device = part.device
     guided = guided_non_local_means(part, network.to(device), sigma).cpu()
     first = (1.0 - nlm_share) * guided + nlm_share * nlm.cpu()
     wiener = collaborative_wiener(part, first.to(device), sigma, **wiener_settings).cpu()
-    return (1.0 - wiener_share) * first + wiener_share * wiener
+    share = wiener_share_map(first, sigma) if wiener_share is None else wiener_share
+    return (1.0 - share) * first + share * wiener
+
+
+def wiener_share_map(
+    first: torch.Tensor,
+    sigma: float,
+    flat: float = WIENER_SHARE_FLAT,
+    edge: float = WIENER_SHARE_EDGE,
+    ramp: tuple[float, float] = WIENER_SHARE_RAMP,
+) -> torch.Tensor:
+    """The per-voxel Wiener share ``b(i)`` of ``unet3d-nlm`` (:data:`WIENER_SHARE_FLAT`) from its first stage ``x̂₁``
+    ``(D, H, W)``: ``b = flat + (edge − flat)·clip((g − g₀) / (g₁ − g₀), 0, 1)`` with ``g = |∇x̂₁| / σ`` (central
+    differences in voxel units, one-sided at the borders, as :func:`torch.gradient`) and ``(g₀, g₁) = ramp``.
+    Same shape, float32; ``sigma = 0`` gives ``edge`` everywhere a gradient is not 0."""
+    gradient = torch.stack(torch.gradient(first.to(torch.float32))).square().sum(0).sqrt()
+    position = ((gradient / max(float(sigma), 1e-30) - ramp[0]) / (ramp[1] - ramp[0])).clamp(0.0, 1.0)
+    return flat + (edge - flat) * position
 
 
 TISSUE_SNR = 3.0
