@@ -41,8 +41,8 @@ Methods (``method``):
   over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
   and on ICBM152, a brain neither network saw and where the first network alone is no better than ``nlm``,
   +1.75 dB (36.86 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
-  network saw (fsaverage, three heads with skull) it is +0.4 to +1.3 dB over ``nlm`` and ``nlm-wiener`` (no
-  network) is at most 0.1 dB above it (ICBM152: the default is +0.35 dB above ``nlm-wiener``).
+  network saw (fsaverage, three heads with skull) it is +0.4 to +1.3 dB over ``nlm`` and +0.09 to +0.49 dB over the
+  network-free ``nlm-wiener`` (ICBM152: +0.35 dB).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
@@ -142,8 +142,8 @@ the noisy volume with ``x̂₁`` as its pilot (:func:`~medrestore.solvers.collab
 falling linearly to ``0.3`` where ``|∇x̂₁| ≥ 6σ``: at sharp edges the guided NLM of ``x̂₁`` keeps the edge and the
 Wiener groups of 4³ blocks blur it, elsewhere the Wiener estimate is better. A constant share (0.5 until 2026-11-23,
 then 0.7) had to trade the two: the best constant was 1 on smooth brains (fsaverage, the head averages) and 0.7 on
-sharp, skull-stripped ones (SRI24, OASIS). Chosen on those six (``benchmarks/mri_default_shares.py``): +0.00 to
-+0.18 dB over 0.7 at σ = 5 %, +0.06 dB on average."""
+sharp, skull-stripped ones (SRI24, OASIS). Chosen on those six (``benchmarks/mri_default_shares.py``): 0.00 to
++0.16 dB over 0.7 at σ = 5 %, +0.06 dB on average; ICBM152, scored afterwards, +0.11 dB (36.86 dB)."""
 WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16}
 """The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
 0.7 the larger groups add 0.00 to +0.12 dB on the unseen brains of ``benchmarks/mri_default_shares.py``, for about
