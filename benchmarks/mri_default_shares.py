@@ -89,9 +89,9 @@ def score_volume(clean_path: Path, sigma: float, workdir: Path) -> dict[str, flo
     rows = {"nlm": scored(nlm[box]), "nlm-wiener (no network)": psnr(network_free, clean, peak, brain)}
     for share in NLM_SHARES:
         first = (1.0 - share) * guided + share * nlm[box]
+        per_voxel = wiener_share_map(first, used)
         for group in GROUPS:
             wiener = collaborative_wiener(part, first, used, **{**WIENER_SETTINGS, "group": group})
-            per_voxel = wiener_share_map(first, used)
             for weight in WIENER_SHARES:
                 b = per_voxel if weight is None else weight
                 rows[label(share, group, weight)] = scored((1.0 - b) * first + b * wiener)

@@ -53,7 +53,8 @@ from medrestore.tasks.denoise_mri import (  # noqa: E402
 NLM_SHARE = 0.2
 """The first stage's share of plain ``nlm`` in this ablation (the default's until 2026-11-23; it ships 0.4 now)."""
 WIENER_SHARE = 0.5
-"""The Wiener stage's share in this ablation (the default's until 2026-11-23; it ships 0.7 now)."""
+"""The Wiener stage's share in this ablation (the default's until 2026-11-23; it now ships a per-voxel share,
+``denoise_mri.wiener_share_map``)."""
 WIENER_GROUP = 8
 """The Wiener stage's groups in this ablation (the default's until 2026-11-23; it ships 16 now)."""
 
