@@ -66,12 +66,17 @@ def clipped(path: Path, workdir: Path) -> Path:
     return target
 
 
-def score_volume(clean_path: Path, sigma: float, workdir: Path) -> dict[str, float]:
-    """PSNR of every row on one volume."""
+def noisy_copy(clean_path: Path, sigma: float, workdir: Path) -> Path:
+    """``clean_path`` with Rician noise of ``sigma`` × its maximum, seed 0 (``medrestore degrade``), in ``workdir``."""
     noisy_path = workdir / f"noisy-{sigma:g}-{clean_path.name}"
     run_cli(["degrade", str(clean_path), "-o", str(noisy_path), "--kind", "rician", "--relative-sigma", str(sigma), "--seed", "0"], 1)
+    return noisy_path
+
+
+def score_volume(clean_path: Path, sigma: float, workdir: Path) -> dict[str, float]:
+    """PSNR of every row on one volume."""
     clean = read_image(clean_path).data.numpy().astype(np.float64)
-    noisy = read_image(noisy_path).data.to(torch.float32)
+    noisy = read_image(noisy_copy(clean_path, sigma, workdir)).data.to(torch.float32)
     cpu = torch.device("cpu")
     brain, peak = clean > 0, float(clean.max())
     used = estimate_sigma(noisy)

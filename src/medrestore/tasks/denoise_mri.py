@@ -73,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -287,12 +288,16 @@ def load_guides(device: torch.device, model: str | Path | None = None) -> tuple[
 
 
 def guide(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], sigma: float) -> torch.Tensor:
-    """The guide ``ũ`` of ``unet3d-nlm`` on ``volume`` ``(*spatial)``: the mean of the ``predictors``' outputs,
-    each on its share of the views (:func:`guide_settings`)."""
+    """The guide ``ũ`` of ``unet3d-nlm`` on ``volume`` ``(*spatial)``: the mean of :func:`guide_outputs`."""
+    return torch.stack(guide_outputs(volume, predictors, sigma)).mean(dim=0)
+
+
+def guide_outputs(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], sigma: float) -> list[torch.Tensor]:
+    """Each of the ``predictors``' outputs on ``volume`` ``(*spatial)``, on its share of the views
+    (:func:`guide_settings`), as :func:`guide` averages them."""
     networks = predictors if isinstance(predictors, tuple) else (predictors,)
     flips, bfloat16 = guide_settings(networks[0].device, len(networks))
-    outputs = [network_denoise(volume, network, sigma=sigma, flips=flips, bfloat16=bfloat16) for network in networks]
-    return torch.stack(outputs).mean(dim=0)
+    return [network_denoise(volume, network, sigma=sigma, flips=flips, bfloat16=bfloat16) for network in networks]
 
 
 def network_denoise(
@@ -382,12 +387,37 @@ def guided_stages(
     ``x̂₁ = (1 − a)·NLM_ũ + a·nlm`` and ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``a = nlm_share``, ``b = wiener_share``
     (``None``: the per-voxel :func:`wiener_share_map` of ``x̂₁``) and ``W`` the collaborative Wiener filter with
     ``wiener_settings`` (module docstring)."""
+    return stage_outputs(part, nlm, network, sigma, nlm_share, wiener_share, wiener_settings).final
+
+
+class GuidedStages(NamedTuple):
+    """The intermediate estimates of :func:`guided_stages`, each ``(D, H, W)`` on the CPU: the guided NLM
+    ``NLM_ũ``, the first stage ``x̂₁``, the Wiener estimate ``W(x̂₁)``, the Wiener share ``b`` (a float or a
+    per-voxel map) and the output ``x̂``."""
+
+    guided: torch.Tensor
+    first: torch.Tensor
+    wiener: torch.Tensor
+    share: torch.Tensor | float
+    final: torch.Tensor
+
+
+def stage_outputs(
+    part: torch.Tensor,
+    nlm: torch.Tensor,
+    network: torch.Tensor,
+    sigma: float,
+    nlm_share: float = NLM_SHARE,
+    wiener_share: float | None = None,
+    wiener_settings: dict[str, int] = WIENER_SETTINGS,
+) -> GuidedStages:
+    """:func:`guided_stages` with its intermediate estimates (same arguments)."""
     device = part.device
     guided = guided_non_local_means(part, network.to(device), sigma).cpu()
     first = (1.0 - nlm_share) * guided + nlm_share * nlm.cpu()
     wiener = collaborative_wiener(part, first.to(device), sigma, **wiener_settings).cpu()
     share = wiener_share_map(first, sigma) if wiener_share is None else wiener_share
-    return (1.0 - share) * first + share * wiener
+    return GuidedStages(guided, first, wiener, share, (1.0 - share) * first + share * wiener)
 
 
 def wiener_share_map(
