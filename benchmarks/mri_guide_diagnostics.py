@@ -17,6 +17,8 @@ as ``--sigma auto`` does, and reports:
 3. *Guides from the data itself* within ``d ≤ r₁`` (the true mask's outer layer): ``nlm``, the default's
    output, the Wiener estimate, the guided NLM. They show whether the outer layer's share of the oracle
    gain can be had without a better network.
+4. *A guide with a smaller error of the same kind*: ``clean + t · (ũ − clean)`` for each ``t`` of ``--shrink``
+   (its PSNR rises by ``−20 log10 t``). How much better the guide networks must be for a given gain.
 
 Whole volume: outside the tissue box every estimate is ``nlm``, as in the default. The "default" row is the
 shipped pipeline's output to the last bit (the test checks this). Each oracle row costs a guided NLM and a
@@ -25,7 +27,7 @@ Wiener filter (about 7 s on a 1-mm brain with 2 threads).
 Usage::
 
     python benchmarks/mri_guide_diagnostics.py --volume CLEAN.nii.gz [--sigma 0.05] [--bands 1.5,3,5]
-        [--threads 2] [--workdir results/mri-guide-diagnostics] [--json OUT.json]
+        [--shrink 0.9,0.8,0.7,0.5] [--threads 2] [--workdir results/mri-guide-diagnostics] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ def band_masks(brain: np.ndarray, bands: tuple[float, ...]) -> dict[str, np.ndar
     }
 
 
-def diagnose(clean_path: Path, sigma: float, bands: tuple[float, ...], workdir: Path) -> dict[str, object]:
-    """Tables 1–3 of the module docstring for one clean volume."""
+def diagnose(clean_path: Path, sigma: float, bands: tuple[float, ...], shrink: tuple[float, ...], workdir: Path) -> dict[str, object]:
+    """Tables 1–4 of the module docstring for one clean volume."""
     clean = read_image(clean_path).data.numpy().astype(np.float64)
     noisy = read_image(noisy_copy(clean_path, sigma, workdir)).data.to(torch.float32)
     cpu = torch.device("cpu")
@@ -109,6 +111,11 @@ def diagnose(clean_path: Path, sigma: float, bands: tuple[float, ...], workdir: 
     for name, source in {"nlm": nlm[box], "default": stages.final, "Wiener W(x̂₁)": stages.wiener, "guided NLM": stages.guided}.items():
         guided_by = torch.where(outer, source, shipped_guide)
         oracle[f"{name} as the guide, d ≤ {bands[0]:g}"] = scores(whole(stage_outputs(part, nlm[box], guided_by, used).final))["all"]
+    for factor in shrink:
+        guided_by = clean_part + factor * (shipped_guide - clean_part)
+        oracle[f"the guide's error × {factor:g} ({psnr(whole(guided_by), clean, peak, brain):.2f} dB)"] = scores(
+            whole(stage_outputs(part, nlm[box], guided_by, used).final)
+        )["all"]
     return {"sigma_estimated": used, "psnr": table, "bands": shares, "guide_replaced": oracle}
 
 
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--volume", type=Path, required=True, help="a clean 3-D volume with a zero background")
     parser.add_argument("--sigma", type=float, default=0.05, help="Rician σ as a fraction of the maximum")
     parser.add_argument("--bands", default="1.5,3,5", help="comma-separated, increasing distances to the mask edge (voxels)")
+    parser.add_argument("--shrink", default="0.9,0.8,0.7,0.5", help="comma-separated factors t in (0, 1) for the guide's error")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("results") / "mri-guide-diagnostics")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -124,9 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     bands = tuple(float(b) for b in arguments.bands.split(",") if b)
     if not bands or any(b <= 0 for b in bands) or list(bands) != sorted(set(bands)):
         parser.error(f"--bands: give increasing positive distances, got {arguments.bands!r}")
+    shrink = tuple(float(t) for t in arguments.shrink.split(",") if t)
+    if any(not 0 < t < 1 for t in shrink):
+        parser.error(f"--shrink: give factors between 0 and 1, got {arguments.shrink!r}")
     torch.set_num_threads(arguments.threads)
     arguments.workdir.mkdir(parents=True, exist_ok=True)
-    result = diagnose(arguments.volume, arguments.sigma, bands, arguments.workdir)
+    result = diagnose(arguments.volume, arguments.sigma, bands, shrink, arguments.workdir)
     table = result["psnr"]
     assert isinstance(table, dict)
     columns = list(next(iter(table.values())))

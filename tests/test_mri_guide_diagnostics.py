@@ -40,7 +40,7 @@ def test_default_row_is_the_shipped_pipeline_and_a_clean_guide_helps(tmp_path: P
     clean_path = tmp_path / "phantom.nii.gz"
     nib.save(nib.Nifti1Image((brain_phantom((40, 44, 36), seed=3)[0] * 1000.0).astype(np.float32), np.eye(4)), clean_path)
     out = tmp_path / "diagnostics.json"
-    diagnostics.main(["--volume", str(clean_path), "--bands", "1.5,3", "--workdir", str(tmp_path), "--json", str(out)])
+    diagnostics.main(["--volume", str(clean_path), "--bands", "1.5,3", "--shrink", "0.5", "--workdir", str(tmp_path), "--json", str(out)])
     result = json.loads(out.read_text(encoding="utf-8"))
 
     noisy = read_image(tmp_path / "noisy-0.05-phantom.nii.gz").data.to(torch.float32)
@@ -60,8 +60,12 @@ def test_default_row_is_the_shipped_pipeline_and_a_clean_guide_helps(tmp_path: P
     assert list(replaced)[:3] == ["clean guide, d ≤ 1.5", "clean guide, d ≤ 3", "clean guide, everywhere"]
     assert replaced["clean guide, everywhere"] > table["default"]["all"] + 1.0
     assert "nlm as the guide, d ≤ 1.5" in replaced
+    halved = [name for name in replaced if name.startswith("the guide's error × 0.5 (")]
+    assert len(halved) == 1 and replaced[halved[0]] > table["default"]["all"]
+    assert float(halved[0].split("(")[1].split(" dB")[0]) == pytest.approx(table["guide (their mean)"]["all"] + 20 * np.log10(2), abs=0.02)
 
 
-def test_bands_must_increase(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", [["--bands", "3,1.5"], ["--bands", "0,2"], ["--shrink", "1.2"]])
+def test_bad_options_are_refused(tmp_path: Path, option: list[str]) -> None:
     with pytest.raises(SystemExit):
-        diagnostics.main(["--volume", str(tmp_path / "x.nii.gz"), "--bands", "3,1.5"])
+        diagnostics.main(["--volume", str(tmp_path / "x.nii.gz"), *option])
