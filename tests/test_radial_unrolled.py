@@ -139,7 +139,9 @@ def test_radial_dataset_sample_matches_the_acquisition_model(image_file: Path) -
     operators, _ = radial_operators(kspace[None], trajectory[None], weights[None], maps[None])
     unpadded = radial_sense(maps[:4], trajectory[:spokes], weights[:spokes], 1e-4)
     x = channels_to_complex(target)
-    torch.testing.assert_close(operators[0].normal(x), unpadded.normal(x), atol=1e-5 * float(x.abs().max()), rtol=0)
+    # both NUFFTs are accurate to their tolerance, 1e-4, and multithreaded spreading sums in a varying order;
+    # a padded sample that did not drop out would differ by O(1)
+    torch.testing.assert_close(operators[0].normal(x), unpadded.normal(x), atol=1e-4 * float(x.abs().max()), rtol=0)
     # a pure function of (seed, epoch, item); validation uses the fixed spoke count
     torch.testing.assert_close(dataset[(0, 1)][0][1], kspace)
     validation = validation_samples(config, MRIReconDataset(config, config.validation, seed=1))
