@@ -52,15 +52,16 @@ from medrestore.tasks.denoise_mri import (  # noqa: E402
     denoise_volume,
     guide_outputs,
     load_guides,
-    stage_outputs,
+    guided_stages,
     tissue_box,
 )
 
 
-def band_masks(brain: np.ndarray, bands: tuple[float, ...]) -> dict[str, np.ndarray]:
+def band_masks(brain: np.ndarray, bands: tuple[float, ...], distance: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The brain's voxels split by their distance ``d`` to the nearest background voxel (``scipy``'s
-    Euclidean distance transform: 1 for the outermost layer): ``d ≤ r₁``, ``r₁ < d ≤ r₂``, …, ``d > r_last``."""
-    distance = distance_transform_edt(brain)
+    Euclidean distance transform of ``brain``, unless given: 1 for the outermost layer): ``d ≤ r₁``,
+    ``r₁ < d ≤ r₂``, …, ``d > r_last``."""
+    distance = distance_transform_edt(brain) if distance is None else distance
     edges = (0.0, *bands, np.inf)
     return {
         (f"d ≤ {high:g}" if low == 0 else f"d > {low:g}" if high == np.inf else f"{low:g} < d ≤ {high:g}"): brain & (distance > low) & (distance <= high)
@@ -74,14 +75,15 @@ def diagnose(clean_path: Path, sigma: float, bands: tuple[float, ...], shrink: t
     noisy = read_image(noisy_copy(clean_path, sigma, workdir)).data.to(torch.float32)
     cpu = torch.device("cpu")
     brain, peak = clean > 0, float(clean.max())
-    masks = band_masks(brain, bands)
+    distance = distance_transform_edt(brain)
+    masks = band_masks(brain, bands, distance)
     used = estimate_sigma(noisy)
     nlm = denoise_volume(noisy, "nlm", used, None, cpu)[0]
     box = tissue_box(noisy, used)
     part = noisy[box]
     networks = guide_outputs(part, load_guides(cpu), used)
     shipped_guide = torch.stack(networks).mean(dim=0)
-    stages = stage_outputs(part, nlm[box], shipped_guide, used)
+    stages = guided_stages(part, nlm[box], shipped_guide, used)
 
     def whole(inside: torch.Tensor) -> np.ndarray:
         volume = nlm.clone()
@@ -99,23 +101,22 @@ def diagnose(clean_path: Path, sigma: float, bands: tuple[float, ...], shrink: t
     table = {name: scores(estimate) for name, estimate in estimates.items()}
     shares = {name: {"voxels": float(mask.sum() / brain.sum()), "squared error": float(error[mask].sum() / error[brain].sum())} for name, mask in masks.items()}
 
+    def guided_by(replacement: torch.Tensor) -> float:  # PSNR of the default with another guide
+        return psnr(whole(guided_stages(part, nlm[box], replacement, used).final), clean, peak, brain)
+
     clean_part = torch.from_numpy(clean[box].astype(np.float32))
-    distance_part = torch.from_numpy(distance_transform_edt(brain)[box])
+    distance_part = torch.from_numpy(distance[box])
     oracle: dict[str, float] = {}
     for radius in (*bands, np.inf):
         where = (distance_part > 0) & (distance_part <= radius)
         label = "everywhere" if radius == np.inf else f"d ≤ {radius:g}"
-        guided_by = torch.where(where, clean_part, shipped_guide)
-        oracle[f"clean guide, {label}"] = scores(whole(stage_outputs(part, nlm[box], guided_by, used).final))["all"]
+        oracle[f"clean guide, {label}"] = guided_by(torch.where(where, clean_part, shipped_guide))
     outer = (distance_part > 0) & (distance_part <= bands[0])
     for name, source in {"nlm": nlm[box], "default": stages.final, "Wiener W(x̂₁)": stages.wiener, "guided NLM": stages.guided}.items():
-        guided_by = torch.where(outer, source, shipped_guide)
-        oracle[f"{name} as the guide, d ≤ {bands[0]:g}"] = scores(whole(stage_outputs(part, nlm[box], guided_by, used).final))["all"]
+        oracle[f"{name} as the guide, d ≤ {bands[0]:g}"] = guided_by(torch.where(outer, source, shipped_guide))
     for factor in shrink:
-        guided_by = clean_part + factor * (shipped_guide - clean_part)
-        oracle[f"the guide's error × {factor:g} ({psnr(whole(guided_by), clean, peak, brain):.2f} dB)"] = scores(
-            whole(stage_outputs(part, nlm[box], guided_by, used).final)
-        )["all"]
+        shrunk = clean_part + factor * (shipped_guide - clean_part)
+        oracle[f"the guide's error × {factor:g} ({psnr(whole(shrunk), clean, peak, brain):.2f} dB)"] = guided_by(shrunk)
     return {"sigma_estimated": used, "psnr": table, "bands": shares, "guide_replaced": oracle}
 
 

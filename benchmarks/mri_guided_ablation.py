@@ -82,7 +82,7 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
     baseline = nlm.clone()
     baseline[box] = guided_stages(
         noisy[box], nlm[box], guide(noisy[box], predictor, sigma), sigma, NLM_SHARE, WIENER_SHARE, {"group": WIENER_GROUP}  # type: ignore[arg-type]
-    )
+    ).final
     first = mixed(guided(shipped_guide))
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)
     return {

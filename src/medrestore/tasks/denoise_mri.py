@@ -365,11 +365,23 @@ def denoise_volume(
             output[box] = collaborative_wiener(part, output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
         else:
             assert predictor is not None
-            output[box] = guided_stages(part, output[box], guide(volume[box], predictor, used_sigma), used_sigma)
+            output[box] = guided_stages(part, output[box], guide(volume[box], predictor, used_sigma), used_sigma).final
     else:
         assert isinstance(predictor, Predictor)
         output = network_denoise(volume, predictor, sigma=used_sigma)
     return output.to(torch.float32), used_sigma
+
+
+class GuidedStages(NamedTuple):
+    """The estimates of :func:`guided_stages`, each ``(D, H, W)`` on the CPU: the guided NLM ``NLM_ũ``, the first
+    stage ``x̂₁``, the Wiener estimate ``W(x̂₁)``, the Wiener share ``b`` (a float or a per-voxel map) and the
+    output ``x̂``."""
+
+    guided: torch.Tensor
+    first: torch.Tensor
+    wiener: torch.Tensor
+    share: torch.Tensor | float
+    final: torch.Tensor
 
 
 def guided_stages(
@@ -380,38 +392,14 @@ def guided_stages(
     nlm_share: float = NLM_SHARE,
     wiener_share: float | None = None,
     wiener_settings: dict[str, int] = WIENER_SETTINGS,
-) -> torch.Tensor:
+) -> GuidedStages:
     """The two stages of ``unet3d-nlm`` on the noisy ``part`` ``(D, H, W)`` (on the working device), given ``nlm``
-    (its plain NLM) and the guide ``network`` (:func:`guide`); returned on the CPU.
+    (its plain NLM) and the guide ``network`` (:func:`guide`); the output ``.final`` and the estimates before it,
+    returned on the CPU.
 
     ``x̂₁ = (1 − a)·NLM_ũ + a·nlm`` and ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``a = nlm_share``, ``b = wiener_share``
     (``None``: the per-voxel :func:`wiener_share_map` of ``x̂₁``) and ``W`` the collaborative Wiener filter with
     ``wiener_settings`` (module docstring)."""
-    return stage_outputs(part, nlm, network, sigma, nlm_share, wiener_share, wiener_settings).final
-
-
-class GuidedStages(NamedTuple):
-    """The intermediate estimates of :func:`guided_stages`, each ``(D, H, W)`` on the CPU: the guided NLM
-    ``NLM_ũ``, the first stage ``x̂₁``, the Wiener estimate ``W(x̂₁)``, the Wiener share ``b`` (a float or a
-    per-voxel map) and the output ``x̂``."""
-
-    guided: torch.Tensor
-    first: torch.Tensor
-    wiener: torch.Tensor
-    share: torch.Tensor | float
-    final: torch.Tensor
-
-
-def stage_outputs(
-    part: torch.Tensor,
-    nlm: torch.Tensor,
-    network: torch.Tensor,
-    sigma: float,
-    nlm_share: float = NLM_SHARE,
-    wiener_share: float | None = None,
-    wiener_settings: dict[str, int] = WIENER_SETTINGS,
-) -> GuidedStages:
-    """:func:`guided_stages` with its intermediate estimates (same arguments)."""
     device = part.device
     guided = guided_non_local_means(part, network.to(device), sigma).cpu()
     first = (1.0 - nlm_share) * guided + nlm_share * nlm.cpu()
