@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "estimate_delay",
     "harmonize",
     "harmonize_data",
+    "view",
 )
 
 

@@ -1,0 +1,64 @@
+"""``medrestore view``: the local web viewer — open a study, pick a method, set its parameters, compare
+before/after with a slider, read PSNR/SSIM against a reference, download the result.
+
+Examples::
+
+    medrestore view                                   # the files of this folder, http://127.0.0.1:8765/
+    medrestore view noisy.nii.gz --reference clean.nii.gz --open
+    medrestore view --root ../shared/data --port 0    # any free port; the address is printed
+
+It serves only on this machine (``--host 127.0.0.1``) and reads only the files under ``--root``
+(default: the folder of IMAGE, else the current folder). Results go to a temporary work folder that is
+deleted when the viewer stops, unless ``--workdir`` names one to keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import webbrowser
+from pathlib import Path
+
+from medrestore.server.app import ViewerServer, remove_workdir
+from medrestore.tasks.viewer import Viewer
+
+NAME = "view"
+HELP = "start the local web viewer: open images, run methods, compare before/after, score against a reference"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``[IMAGE] [--reference REF] [--root DIR] [--host H] [--port P] [--workdir DIR] [--open]``."""
+    parser.add_argument("image", nargs="?", metavar="IMAGE", help="an image to open as the first study (inside --root)")
+    parser.add_argument("--reference", metavar="REF", help="the clean image IMAGE's results are scored against")
+    parser.add_argument("--root", metavar="DIR", help="the folder whose files the viewer may open (default: IMAGE's folder, else .)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    parser.add_argument("--workdir", metavar="DIR", help="keep results in DIR (default: a temporary folder, deleted on exit)")
+    parser.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root) if args.root else Path(args.image).resolve().parent if args.image else Path.cwd()
+    temporary = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="medrestore-view-")) if temporary else Path(args.workdir)
+    try:
+        viewer = Viewer(root, workdir)
+        first = None if args.image is None else viewer.open(Path(args.image).resolve(), None if args.reference is None else Path(args.reference).resolve())
+        server = ViewerServer(viewer, args.host, args.port, verbose=args.verbose)
+        url = server.url + ("" if first is None else f"?study={first.id}")
+        print(f"medrestore viewer at {url} (files of {viewer.root}; Ctrl-C to stop)", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"  listening on {args.host}: anyone who can reach this address can read the files of {viewer.root}", flush=True)
+        if args.open:
+            webbrowser.open(url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("medrestore viewer stopped", flush=True)
+        finally:
+            server.server_close()
+    finally:
+        if temporary:
+            remove_workdir(workdir)
+    return 0

@@ -1,0 +1,544 @@
+"""What the local web viewer (``medrestore view``) does, without the web: studies, operations, slices, metrics.
+
+A *study* is one input image file opened from a folder the viewer was started on (its *root*; nothing outside
+it is read), with an optional *reference* (the clean or fully sampled image the results are scored against)
+and the *results* of the operations run on it. Every operation is the CLI's own task function on the files
+(:data:`OPERATIONS`: ``medrestore denoise --modality mri|oct``, ``superres``, ``harmonize``, ``degrade``), so a
+result is the file the command would write, in the viewer's work folder, and can be downloaded as it is.
+A result can be *continued* as a new study (its input the result, its reference the study's), so that
+"degrade a clean image, restore it, score it against the clean one" takes three clicks.
+
+Slices for display (:meth:`Study.slice_png`): a 2-D image as stored (rows down); a 3-D volume cut
+across ``axis`` at ``index`` and turned so that the next axis runs left to right and the one after
+bottom to top (a RAS NIfTI shows axial slices anterior up, as radiological viewers do); a 4-D series at
+``frame``. Grey levels map ``[low, high]`` linearly to 0…255, by default the 0.5th and 99.5th percentiles of
+the study's input, so that before and after are shown with the same window.
+
+Metrics (:meth:`Study.metrics`): :func:`medrestore.tasks.evaluate.evaluate_pair` of an image against the
+reference under a named convention (``default``, ``oct``, ``fastmri``), optionally inside the mask
+``reference > 0`` (the brain of a skull-stripped volume, the convention of ``benchmarks/mri_denoise.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.image import Image
+from medrestore.io import read_image, read_kspace, write_image
+
+from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
+from medrestore.tasks.degrade import degrade_file
+from medrestore.tasks.denoise import DEFAULT_MODELS, denoise_file
+from medrestore.tasks.denoise_mri import METHODS as MRI_METHODS
+from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_pair
+from medrestore.tasks.harmonize import harmonize_file
+from medrestore.tasks.radial import DELAY_CORRECTIONS
+from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file
+from medrestore.tasks.superres import DEFAULT_METHOD as SUPERRES_DEFAULT
+from medrestore.tasks.superres import METHODS as SUPERRES_METHODS
+from medrestore.tasks.superres import SuperResolutionRequest, superres_file
+
+WINDOW_PERCENTILES = (0.5, 99.5)
+"""Default display window: these percentiles of the study's input (of every k-th voxel, at most about
+:data:`WINDOW_SAMPLE` of them)."""
+WINDOW_SAMPLE = 2_000_000
+DEGRADE_PREFIX = "degrade-"
+"""Operations named so are degradations (``medrestore degrade --kind KIND``), not restorations."""
+KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".hdr")
+"""Files with these extensions open as raw k-space; ``.npy``/``.npz`` do when :func:`read_kspace` takes them."""
+WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".npy", ".npz", ".dcm")
+"""Results keep the input's format when it is one of these; otherwise NIfTI (3-D, 4-D) or TIFF (2-D)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One parameter of an operation, as the viewer's form shows it.
+
+    ``kind``: ``choice`` (one of ``choices``), ``number``, ``integer``, ``boolean`` or ``text``. ``default``
+    ``None`` with ``required=False``: left out unless given.
+    """
+
+    name: str
+    label: str
+    kind: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    required: bool = False
+
+    def parse(self, value: Any, operation: str) -> Any:
+        """``value`` from a form (JSON) checked and converted; ``None``/``""`` → the default."""
+        if value is None or value == "":
+            if self.required and self.default is None:
+                raise ConfigError(f"{operation}: parameter {self.name!r} is required")
+            return self.default
+        if self.kind == "choice":
+            if str(value) not in self.choices:
+                raise ConfigError(f"{operation}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            return str(value)
+        if self.kind in ("number", "integer"):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{operation}: {self.name} must be a number, got {value!r}") from None
+            if not np.isfinite(number) or (self.kind == "integer" and not number.is_integer()):
+                raise ConfigError(f"{operation}: {self.name} must be a finite {'integer' if self.kind == 'integer' else 'number'}, got {value!r}")
+            return int(number) if self.kind == "integer" else number
+        if self.kind == "boolean":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "false"):
+                return str(value).lower() == "true"
+            raise ConfigError(f"{operation}: {self.name} must be true or false, got {value!r}")
+        return str(value)
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"choices": list(self.choices)}
+
+
+Runner = Callable[[Path, Path, dict[str, Any], Path | None], dict[str, Any]]
+"""``(input, output, parameters, reference or None) → summary``: one command's task function on files."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """A restoration (or degradation) the viewer offers: ``run(input, output, parameters, reference) → summary``.
+    ``accepts``: ``image`` (an image file) or ``kspace`` (raw k-space)."""
+
+    name: str
+    label: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    run: Runner
+    accepts: str = "image"
+
+    def parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The form's ``values`` checked: unknown names refused, defaults filled, ``None`` left out."""
+        known = {p.name for p in self.parameters}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known)) or 'none'}")
+        parsed = {p.name: p.parse(values.get(p.name), self.name) for p in self.parameters}
+        return {name: value for name, value in parsed.items() if value is not None}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "label": self.label, "description": self.description, "accepts": self.accepts,
+            "parameters": [p.describe() for p in self.parameters],
+        }  # fmt: skip
+
+
+def _denoise_mri(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    result = denoise_file(source, output, "mri", values.get("model"), method=values["method"], sigma=values.get("sigma", "auto"))
+    summary = {"method": result.method, "model": result.model, "sigma": [round(s, 6) for s in result.sigmas]}
+    if result.tsnr_gain is not None:
+        summary |= {"tSNR before": result.tsnr_before, "tSNR after": result.tsnr_after}
+    return summary
+
+
+def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    result = denoise_file(source, output, "oct", values.get("model"))
+    return {"model": result.model, "images": result.images}
+
+
+def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    record = superres_file(source, output, SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model")))
+    return {"method": record["method"], "model": record["model"], "scale": record["scale"]}
+
+
+def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    record = harmonize_file(source, output, values["model"], values["direction"], values.get("noise_level"), grid=values.get("grid"))
+    return {"model": record["harmonization"]["model"], "direction": values["direction"]}
+
+
+def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    """``medrestore recon``; with a reference, its report's metrics (after its least-squares intensity fit)."""
+    options = ReconOptions(values["method"], values["coil_maps"], values.get("lam"), values.get("iterations"), delay_correction=values["delay_correction"])
+    report = reconstruct_file(source, output, options, reference)
+    keys = ("method", "lambda", "iterations", "delay_correction", "delay", "metrics")
+    return {key: report[key] for key in keys if key in report and report[key] is not None}
+
+
+def _degrader(kind: str) -> Runner:
+    def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+        seed = int(values.pop("seed", 0))
+        record = degrade_file(source, output, kind, values, seed=seed)
+        return {"degradation": record["degradation"]}
+
+    return run
+
+
+def _degrade_parameters(kind: str) -> tuple[Parameter, ...]:
+    """A form field per parameter of the degradation ``kind`` (its dataclass fields and types), and the seed."""
+    required = set(required_parameters(kind))
+    fields = {field.name: field for field in dataclasses.fields(catalogue_entry(kind).transform)}  # type: ignore[arg-type]
+    parameters = []
+    for name, annotation in parameter_types(kind).items():
+        text = str(annotation)
+        form = "boolean" if "bool" in text else "integer" if "int" in text else "number" if "float" in text else "text"
+        default = fields[name].default
+        default = None if default is dataclasses.MISSING else default
+        parameters.append(Parameter(name, name.replace("_", " "), form, default, required=name in required))
+    return (*parameters, Parameter("seed", "seed", "integer", 0))
+
+
+def _operations() -> dict[str, Operation]:
+    mri = Operation(
+        "denoise-mri", "Denoise MRI", "medrestore denoise --modality mri: 2-D, 3-D or 4-D magnitude images (Rician).",
+        (
+            Parameter("method", "method", "choice", "auto", MRI_METHODS),
+            Parameter("sigma", "noise σ (image units, or auto)", "text", "auto"),
+            Parameter("model", "network (zoo name or checkpoint; empty: the method's default)", "text"),
+        ),
+        _denoise_mri,
+    )
+    oct_ = Operation(
+        "denoise-oct", "Denoise OCT", "medrestore denoise --modality oct: one B-scan (or a stack) to the multi-frame average's quality.",
+        (Parameter("model", f"model (empty: {DEFAULT_MODELS['oct']})", "text"),),
+        _denoise_oct,
+    )
+    nm = Operation(
+        "superres-nm", "Super-resolve a scintigram", "medrestore superres --modality nm: a planar gamma-camera image K times finer, counts kept.",
+        (
+            Parameter("method", "method", "choice", SUPERRES_DEFAULT, SUPERRES_METHODS),
+            Parameter("scale", "scale K", "integer", 4),
+            Parameter("model", "network (empty: the method's default)", "text"),
+        ),
+        _superres,
+    )
+    harmonize = Operation(
+        "harmonize", "Harmonise scanners", "medrestore harmonize: an MRI slice or volume to the other scanner's appearance.",
+        (
+            Parameter("model", "harmoniser (zoo name or checkpoint)", "text", "cyclegan-sim"),
+            Parameter("direction", "direction", "choice", "b2a", ("a2b", "b2a")),
+            Parameter("noise_level", "add Rician noise up to (fraction of the robust maximum)", "number"),
+            Parameter("grid", "harmonise on an N×N grid", "integer"),
+        ),
+        _harmonize,
+    )
+    recon = Operation(
+        "recon", "Reconstruct k-space", "medrestore recon: raw Cartesian or radial k-space to a magnitude image.",
+        (
+            Parameter("method", "method", "choice", "auto", RECON_METHODS),
+            Parameter("coil_maps", "coil maps (espirit or a maps file)", "text", "espirit"),
+            Parameter("lam", "λ (empty: from the noise of the outer k-space)", "number"),
+            Parameter("iterations", "iterations (empty: the method's default)", "integer"),
+            Parameter("delay_correction", "gradient-delay correction (radial)", "choice", "auto", DELAY_CORRECTIONS),
+        ),
+        _recon,
+        accepts="kspace",
+    )
+    degraders = [
+        Operation(f"{DEGRADE_PREFIX}{kind}", f"Degrade: {kind}", f"medrestore degrade --kind {kind}: the seeded forward model.", _degrade_parameters(kind), _degrader(kind))
+        for kind in DEGRADATION_KINDS
+    ]
+    return {operation.name: operation for operation in (mri, oct_, nm, harmonize, recon, *degraders)}
+
+
+OPERATIONS: dict[str, Operation] = _operations()
+"""Every operation the viewer offers, by name."""
+
+
+def output_suffix(source: Path, image: Image) -> str:
+    """The result's extension: the input's when :data:`WRITABLE_SUFFIXES` has it, else ``.nii.gz`` (3-D+) or ``.tif``."""
+    name = source.name.lower()
+    for suffix in WRITABLE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return ".nii.gz" if image.spatial_ndim == 3 else ".tif"
+
+
+def holds_kspace(path: Path) -> bool:
+    """Whether ``path`` is raw k-space (the input of ``recon``) rather than an image."""
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix not in (*KSPACE_SUFFIXES, ".npy", ".npz"):
+        return False
+    if suffix in KSPACE_SUFFIXES:
+        return True
+    try:
+        read_kspace(path)
+    except InputError:
+        return False
+    return True
+
+
+def kspace_preview(path: Path, target: Path) -> Path:
+    """The zero-filled reconstruction of the k-space at ``path`` (``medrestore recon --method zero-filled
+    --delay-correction none``: root-sum-of-squares of the coils, gridded when radial), written to ``target``."""
+    reconstruct_file(path, target, ReconOptions(method="zero-filled", delay_correction="none"))
+    return target
+
+
+def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: int = 0) -> np.ndarray:
+    """The 2-D array shown for ``image`` (module docstring), float64: rows top to bottom, columns left to right.
+
+    Raises:
+        InputError: an axis, slice or frame outside the image.
+    """
+    data = image.data
+    if not 0 <= frame < image.n_frames:
+        raise InputError(None, f"frame {frame} outside 0…{image.n_frames - 1}")
+    volume = data[..., frame] if data.ndim > image.spatial_ndim else data
+    if image.spatial_ndim == 2:
+        return volume.detach().cpu().to(torch.float64).numpy()
+    if axis not in (0, 1, 2):
+        raise InputError(None, f"axis must be 0, 1 or 2 for a volume, got {axis}")
+    size = volume.shape[axis]
+    index = size // 2 if index is None else index
+    if not 0 <= index < size:
+        raise InputError(None, f"slice {index} outside 0…{size - 1} along axis {axis}")
+    plane = volume.select(axis, index).detach().cpu().to(torch.float64).numpy()  # the two other axes, in order
+    return np.ascontiguousarray(np.flipud(plane.T))
+
+
+def window_png(plane: np.ndarray, low: float, high: float) -> bytes:
+    """``plane`` mapped ``[low, high] → [0, 255]`` (clipped) as 8-bit grey PNG bytes."""
+    span = high - low if high > low else 1.0
+    grey = np.clip(np.round((plane - low) / span * 255.0), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(grey), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class Result:
+    """One operation's output file, what ran, and its metrics against the reference (if any)."""
+
+    id: str
+    operation: str
+    parameters: dict[str, Any]
+    path: Path
+    seconds: float
+    summary: dict[str, Any]
+    image: Image
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "operation": self.operation, "parameters": self.parameters, "file": self.path.name,
+            "seconds": round(self.seconds, 3), "summary": self.summary, **_geometry(self.image),
+        }  # fmt: skip
+
+
+def _geometry(image: Image) -> dict[str, Any]:
+    return {"shape": list(image.shape), "spatial_ndim": image.spatial_ndim, "frames": image.n_frames, "spacing": list(image.spacing)}
+
+
+@dataclasses.dataclass
+class Study:
+    """An input image, its optional reference, and the results of operations on it (module docstring)."""
+
+    id: str
+    path: Path
+    image: Image
+    workdir: Path
+    reference_path: Path | None = None
+    reference: Image | None = None
+    results: dict[str, Result] = dataclasses.field(default_factory=dict)
+    window: tuple[float, float] = (0.0, 1.0)
+    preview: Path | None = None
+    _counter: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        values = self.image.data.detach().cpu().reshape(-1)
+        values = values[:: max(1, values.numel() // WINDOW_SAMPLE)].to(torch.float64).numpy()  # every k-th voxel
+        low, high = (float(v) for v in np.percentile(values, WINDOW_PERCENTILES))
+        self.window = (low, high if high > low else low + 1.0)
+
+    def image_of(self, source: str) -> Image:
+        """``input``, ``reference`` or a result id → its image."""
+        if source == "input":
+            return self.image
+        if source == "reference":
+            if self.reference is None:
+                raise InputError(None, "this study has no reference")
+            return self.reference
+        if source in self.results:
+            return self.results[source].image
+        raise InputError(None, f"no image {source!r} in this study (input, reference or a result id)")
+
+    @property
+    def kind(self) -> str:
+        """``kspace`` when the input is raw k-space (shown by its zero-filled reconstruction), else ``image``."""
+        return "image" if self.preview is None else "kspace"
+
+    def path_of(self, source: str) -> Path:
+        if source == "input":
+            return self.path if self.preview is None else self.preview
+        if source == "reference" and self.reference_path is not None:
+            return self.reference_path
+        if source in self.results:
+            return self.results[source].path
+        raise InputError(None, f"no image {source!r} in this study")
+
+    def slice_png(self, source: str, axis: int = 2, index: int | None = None, frame: int = 0, low: float | None = None, high: float | None = None) -> bytes:
+        """A slice of ``source`` as PNG. 3-D: ``index`` is a slice of the *input*, scaled to ``source``'s size
+        along ``axis`` when they differ (a super-resolved image shows the same place)."""
+        image = self.image_of(source)
+        if image.spatial_ndim == 3 and self.image.spatial_ndim == 3 and index is not None:
+            size, own = self.image.spatial_shape[axis], image.spatial_shape[axis]
+            if size != own and size > 1:
+                index = int(round(index * (own - 1) / (size - 1)))
+        frame = min(frame, image.n_frames - 1)
+        plane = display_plane(image, axis, index, frame)
+        return window_png(plane, self.window[0] if low is None else low, self.window[1] if high is None else high)
+
+    def metrics(self, source: str, convention: str = "default", masked: bool = False) -> dict[str, float] | None:
+        """Metrics of ``source`` against the reference (``None`` without one, or when their shapes differ)."""
+        if self.reference is None or self.reference_path is None:
+            return None
+        image = self.image_of(source)
+        if image.shape != self.reference.shape:
+            return None
+        if convention not in CONVENTION_NAMES:
+            raise ConfigError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTION_NAMES)}")
+        mask = self._reference_mask() if masked else None
+        return evaluate_pair(self.path_of(source), self.reference_path, mask, convention)
+
+    def _reference_mask(self) -> Path:
+        """``reference > 0`` written once in the work folder (NIfTI for volumes, TIFF for 2-D)."""
+        assert self.reference is not None
+        target = self.workdir / f"{self.id}-reference-mask{'.nii.gz' if self.reference.spatial_ndim == 3 else '.tif'}"
+        if not target.exists():
+            write_image(self.reference.with_data((self.reference.data > 0).to(torch.uint8), metadata={}), target, dtype="uint8")
+        return target
+
+    def set_reference(self, path: Path | None) -> None:
+        if path is None:
+            self.reference_path, self.reference = None, None
+            return
+        reference = read_image(path)
+        self.reference_path, self.reference = path, reference
+
+    def run(self, operation: str, values: Mapping[str, Any]) -> Result:
+        """Run ``operation`` on the input into the work folder; the new :class:`Result`."""
+        if operation not in OPERATIONS:
+            raise ConfigError(f"unknown operation {operation!r}; available: {', '.join(OPERATIONS)}")
+        chosen = OPERATIONS[operation]
+        if chosen.accepts != self.kind:
+            wanted = "raw k-space" if chosen.accepts == "kspace" else "an image"
+            raise InputError(self.path, f"{chosen.name} needs {wanted}; this study is {'raw k-space' if self.kind == 'kspace' else 'an image'}")
+        parsed = chosen.parse(values)
+        result_id = f"r{next(self._counter)}"
+        suffix = ".nii.gz" if self.preview is not None else output_suffix(self.path, self.image)
+        output = self.workdir / f"{self.id}-{result_id}-{chosen.name}{suffix}"
+        started = time.perf_counter()
+        summary = chosen.run(self.path, output, dict(parsed), self.reference_path)
+        seconds = time.perf_counter() - started
+        result = Result(result_id, chosen.name, parsed, output, seconds, summary, read_image(output))
+        self.results[result_id] = result
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "file": self.path.name, "path": str(self.path), **_geometry(self.image),
+            "modality": self.image.modality, "kind": self.kind, "window": list(self.window),
+            "reference": None if self.reference_path is None else {"file": self.reference_path.name, "path": str(self.reference_path), **_geometry(self.reference)},  # type: ignore[arg-type]
+            "results": [result.describe() for result in self.results.values()],
+        }  # fmt: skip
+
+
+class Viewer:
+    """The viewer's state: the root folder it may read, its work folder, and the open studies.
+
+    One operation runs at a time (they use every CPU thread); reading slices goes on meanwhile.
+    """
+
+    def __init__(self, root: str | Path, workdir: str | Path) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise InputError(self.root, "is not a folder; the viewer serves the files of a folder")
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.studies: dict[str, Study] = {}
+        self._ids = itertools.count(1)
+        self._running = threading.Lock()
+        self._state = threading.Lock()
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` (relative to the root, or absolute) inside the root; :class:`PermissionError` outside it."""
+        candidate = Path(path)
+        resolved = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise PermissionError(f"{path}: outside the folder this viewer serves ({self.root})")
+        return resolved
+
+    def list_folder(self, path: str | Path = "") -> dict[str, Any]:
+        """The visible entries of a folder inside the root: sub-folders first, then files, by name."""
+        folder = self.resolve(path)
+        if not folder.is_dir():
+            raise InputError(folder, "is not a folder")
+        entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: (not p.is_dir(), p.name.lower()))
+        return {
+            "path": "" if folder == self.root else str(folder.relative_to(self.root)),
+            "entries": [
+                {"name": p.name, "path": str(p.relative_to(self.root)), "folder": p.is_dir(), "bytes": None if p.is_dir() else p.stat().st_size}
+                for p in entries
+            ],
+        }
+
+    def open(self, path: str | Path, reference: str | Path | None = None) -> Study:
+        """Open the image at ``path`` (inside the root) as a new study, with an optional reference."""
+        source = self.resolve(path)
+        if not source.exists():
+            raise InputError(source, "does not exist")
+        reference_path = None if reference is None else self.resolve(reference)
+        if not holds_kspace(source):
+            return self._add(source, read_image(source), reference_path)
+        with self._state:
+            number = next(self._ids)
+        preview = kspace_preview(source, self.workdir / f"s{number}-zero-filled.nii.gz")
+        return self._add(source, read_image(preview), reference_path, preview, number)
+
+    def _add(self, source: Path, image: Image, reference: Path | None, preview: Path | None = None, number: int | None = None) -> Study:
+        with self._state:
+            study = Study(f"s{next(self._ids) if number is None else number}", source, image, self.workdir, preview=preview)
+            self.studies[study.id] = study
+        if reference is not None:
+            study.set_reference(reference)
+        return study
+
+    def study(self, study_id: str) -> Study:
+        try:
+            return self.studies[study_id]
+        except KeyError:
+            raise LookupError(f"no study {study_id!r}") from None
+
+    def set_reference(self, study_id: str, path: str | Path | None) -> Study:
+        study = self.study(study_id)
+        study.set_reference(None if path in (None, "") else self.resolve(path))  # type: ignore[arg-type]
+        return study
+
+    def run(self, study_id: str, operation: str, values: Mapping[str, Any]) -> Result:
+        study = self.study(study_id)
+        with self._running:
+            return study.run(operation, values)
+
+    def continue_from(self, study_id: str, result_id: str) -> Study:
+        """A new study whose input is the result ``result_id``. Its reference is the study's; when the study has
+        none and the result is a degradation, the study's input (the clean image it was degraded from)."""
+        study = self.study(study_id)
+        if result_id not in study.results:
+            raise LookupError(f"no result {result_id!r} in study {study_id}")
+        result = study.results[result_id]
+        reference = study.reference_path
+        if reference is None and result.operation.startswith(DEGRADE_PREFIX):
+            reference = study.path
+        return self._add(result.path, result.image, reference)
+
+    @staticmethod
+    def operations() -> list[dict[str, Any]]:
+        return [operation.describe() for operation in OPERATIONS.values()]
+
+
+__all__ = ["OPERATIONS", "Operation", "Parameter", "Result", "Study", "Viewer", "display_plane", "output_suffix", "window_png"]
