@@ -116,6 +116,9 @@ def test_display_plane_turns_volumes_like_a_radiological_viewer() -> None:
     np.testing.assert_array_equal(display_plane(volume, 2, 3), np.flipud(array[:, :, 3].T))
     np.testing.assert_array_equal(display_plane(volume, 0, 1), np.flipud(array[1].T))
     np.testing.assert_array_equal(display_plane(volume, 1), np.flipud(array[:, 2, :].T))  # the middle slice
+    mirrored = Image.from_array(array, affine=np.diag([-1.0, 1.0, 1.0, 1.0]))  # voxel x runs right to left
+    np.testing.assert_array_equal(display_plane(mirrored, 2, 3), np.flipud(array[::-1, :, 3].T))
+    np.testing.assert_array_equal(display_plane(mirrored, 0, 0), display_plane(volume, 0, 2))  # counted from the left
     flat = Image.from_array(array[0])
     np.testing.assert_array_equal(display_plane(flat), array[0])
     series = Image(torch.from_numpy(np.stack([array, 2 * array], -1)), np.eye(4), 3)
@@ -217,6 +220,34 @@ def test_bad_run_requests(server: ViewerServer) -> None:
     assert status == 400 and "no-such-model" in payload["error"]
     assert call(server, "GET", f"/api/studies/{study['id']}/slice?index=99")[0] == 400
     assert call(server, "GET", f"/api/studies/{study['id']}/results/r9/download")[0] == 404
+
+
+def test_dicom_series_and_4d_series(server: ViewerServer, root: Path) -> None:
+    volume = phantom()[:, :, 10:22] * np.linspace(0.5, 1.0, 40)[:, None, None].astype(np.float32)  # no symmetry to hide a flip
+    volume[20:, :22] *= 0.5
+    write_image(Image.from_array(volume, spacing=(0.9, 0.9, 2.0), modality="mri"), root / "series/")
+    write_image(Image.from_array(volume, spacing=(0.9, 0.9, 2.0), modality="mri"), root / "same.nii.gz")
+    status, dicom = call(server, "POST", "/api/studies", {"path": "series"})
+    assert status == 201 and dicom["display_shape"] == [40, 44, 12] and dicom["display_spacing"] == pytest.approx([0.9, 0.9, 2.0])
+    assert dicom["shape"] != dicom["display_shape"]  # stored slice-first
+    _, nifti = call(server, "POST", "/api/studies", {"path": "same.nii.gz"})
+    for axis, index in ((0, 7), (1, 30), (2, 4)):  # the same world plane, whatever the voxel order
+        query = f"slice?axis={axis}&index={index}&low=0&high=100"
+        shown = [np.asarray(PILImage.open(io.BytesIO(call(server, "GET", f"/api/studies/{s['id']}/{query}")[1])), np.int16) for s in (dicom, nifti)]
+        assert shown[0].shape == shown[1].shape
+        assert np.abs(shown[0] - shown[1]).max() <= 1  # DICOM stores 16-bit integers: a grey level at most
+    rng = np.random.default_rng(1)
+    series = np.stack([phantom() + rng.normal(0, 4, phantom().shape).astype(np.float32) for _ in range(3)], -1)
+    nib.save(nib.Nifti1Image(np.abs(series), np.eye(4)), root / "fmri.nii.gz")
+    status, study = call(server, "POST", "/api/studies", {"path": "fmri.nii.gz"})
+    assert status == 201 and study["frames"] == 3
+    status, png = call(server, "GET", f"/api/studies/{study['id']}/slice?axis=2&index=18&frame=2&low=0&high=100")
+    volume = Image(torch.from_numpy(np.abs(series)), np.eye(4), 3)
+    assert status == 200 and png == window_png(display_plane(volume, 2, 18, frame=2), 0.0, 100.0)
+    status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "denoise-mri", "parameters": {"method": "nlm", "sigma": "4"}})
+    assert status == 201, result
+    assert result["frames"] == 3 and result["summary"]["sigma"] == [4.0, 4.0, 4.0]
+    assert result["summary"]["tSNR after"] > result["summary"]["tSNR before"]
 
 
 def test_oct_and_superres_results_equal_the_commands(server: ViewerServer, root: Path, tmp_path: Path) -> None:

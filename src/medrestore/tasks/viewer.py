@@ -9,9 +9,9 @@ A result can be *continued* as a new study (its input the result, its reference 
 "degrade a clean image, restore it, score it against the clean one" takes three clicks.
 
 Slices for display (:meth:`Study.slice_png`): a 2-D image as stored (rows down); a 3-D volume cut
-across ``axis`` at ``index`` and turned so that the next axis runs left to right and the one after
-bottom to top (a RAS NIfTI shows axial slices anterior up, as radiological viewers do); a 4-D series at
-``frame``. Grey levels map ``[low, high]`` linearly to 0…255, by default the 0.5th and 99.5th percentiles of
+across the world axis ``axis`` (0 sagittal, 1 coronal, 2 axial, found from the affine whatever the voxel
+order: NIfTI, DICOM) at ``index``, shown with superior or anterior up and the patient's right on the right
+(neurological convention); a 4-D series at ``frame``. Grey levels map ``[low, high]`` linearly to 0…255, by default the 0.5th and 99.5th percentiles of
 the study's input, so that before and after are shown with the same window.
 
 Metrics (:meth:`Study.metrics`): :func:`medrestore.tasks.evaluate.evaluate_pair` of an image against the
@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
 from PIL import Image as PILImage
@@ -280,8 +281,27 @@ def kspace_preview(path: Path, target: Path) -> Path:
     return target
 
 
+def world_axes(image: Image) -> tuple[tuple[int, bool], ...]:
+    """For each world axis R, A, S of a volume: the voxel axis closest to it and whether it runs the other way
+    (from the affine, :func:`nibabel.orientations.io_orientation`). 2-D images: their own axes, unflipped."""
+    if image.spatial_ndim == 2:
+        return ((0, False), (1, False))
+    orientation = nib.orientations.io_orientation(image.affine)
+    found: dict[int, tuple[int, bool]] = {int(world): (voxel, bool(sign < 0)) for voxel, (world, sign) in enumerate(orientation)}
+    return tuple(found[world] for world in range(3))
+
+
+def display_shape(image: Image) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Sizes and spacings along the displayed axes: R, A, S for a volume (:func:`world_axes`), the stored ones in 2-D."""
+    axes = world_axes(image)
+    return tuple(image.spatial_shape[v] for v, _ in axes), tuple(image.spacing[v] for v, _ in axes)
+
+
 def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: int = 0) -> np.ndarray:
     """The 2-D array shown for ``image`` (module docstring), float64: rows top to bottom, columns left to right.
+
+    A volume is cut across the world axis ``axis`` (0 R, 1 A, 2 S: sagittal, coronal, axial) at ``index``
+    counted from the left, posterior or inferior end, whatever order its voxels are stored in (NIfTI, DICOM).
 
     Raises:
         InputError: an axis, slice or frame outside the image.
@@ -294,11 +314,19 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
         return volume.detach().cpu().to(torch.float64).numpy()
     if axis not in (0, 1, 2):
         raise InputError(None, f"axis must be 0, 1 or 2 for a volume, got {axis}")
-    size = volume.shape[axis]
+    axes = world_axes(image)
+    voxel, flipped = axes[axis]
+    size = volume.shape[voxel]
     index = size // 2 if index is None else index
     if not 0 <= index < size:
         raise InputError(None, f"slice {index} outside 0…{size - 1} along axis {axis}")
-    plane = volume.select(axis, index).detach().cpu().to(torch.float64).numpy()  # the two other axes, in order
+    plane = volume.select(voxel, size - 1 - index if flipped else index)  # the two other voxel axes, in order
+    (first, first_flip), (second, second_flip) = (axes[w] for w in range(3) if w != axis)  # world order
+    if first > second:  # voxel order differs from world order
+        plane = plane.T
+    plane = plane.detach().cpu().to(torch.float64).numpy()
+    plane = plane[::-1] if first_flip else plane
+    plane = plane[:, ::-1] if second_flip else plane
     return np.ascontiguousarray(np.flipud(plane.T))
 
 
@@ -331,7 +359,11 @@ class Result:
 
 
 def _geometry(image: Image) -> dict[str, Any]:
-    return {"shape": list(image.shape), "spatial_ndim": image.spatial_ndim, "frames": image.n_frames, "spacing": list(image.spacing)}
+    shape, spacing = display_shape(image)
+    return {
+        "shape": list(image.shape), "spatial_ndim": image.spatial_ndim, "frames": image.n_frames, "spacing": list(image.spacing),
+        "display_shape": list(shape), "display_spacing": list(spacing),
+    }  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -386,7 +418,7 @@ class Study:
         along ``axis`` when they differ (a super-resolved image shows the same place)."""
         image = self.image_of(source)
         if image.spatial_ndim == 3 and self.image.spatial_ndim == 3 and index is not None:
-            size, own = self.image.spatial_shape[axis], image.spatial_shape[axis]
+            size, own = display_shape(self.image)[0][axis], display_shape(image)[0][axis]
             if size != own and size > 1:
                 index = int(round(index * (own - 1) / (size - 1)))
         frame = min(frame, image.n_frames - 1)
