@@ -188,6 +188,15 @@ def test_reference_of_another_shape_gives_no_metrics(server: ViewerServer, root:
     call(server, "POST", f"/api/studies/{study['id']}/reference", {"path": "clean.nii.gz"})
     status, itself = call(server, "GET", f"/api/studies/{study['id']}/metrics?source=reference")
     assert status == 200 and itself["psnr"] == "inf" and itself["nmse"] == 0.0  # JSON has no infinity
+    _, clean_masked = call(server, "GET", f"/api/studies/{study['id']}/metrics?source=input&masked=true")
+    half = 0.9 * phantom()
+    half[20:] = 0.0  # another support than clean.nii.gz's
+    write_image(Image.from_array(half), root / "half.nii.gz")
+    write_image(Image.from_array((half > 0).astype(np.uint8)), root / "half-mask.nii.gz")
+    call(server, "POST", f"/api/studies/{study['id']}/reference", {"path": "half.nii.gz"})
+    _, masked = call(server, "GET", f"/api/studies/{study['id']}/metrics?source=input&masked=true")
+    assert clean_masked["psnr"] == "inf"
+    assert masked == pytest.approx(evaluate_pair(root / "clean.nii.gz", root / "half.nii.gz", root / "half-mask.nii.gz", "default"))
     status, cleared = call(server, "POST", f"/api/studies/{study['id']}/reference", {"path": None})
     assert status == 200 and cleared["reference"] is None
 

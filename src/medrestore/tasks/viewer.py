@@ -446,6 +446,9 @@ class Study:
         return target
 
     def set_reference(self, path: Path | None) -> None:
+        """Score against the image at ``path`` (``None``: against nothing); the old reference's mask is dropped."""
+        for mask in self.workdir.glob(f"{self.id}-reference-mask.*"):
+            mask.unlink()
         if path is None:
             self.reference_path, self.reference = None, None
             return
