@@ -15,11 +15,12 @@ deleted when the viewer stops, unless ``--workdir`` names one to keep.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import webbrowser
 from pathlib import Path
 
-from medrestore.server.app import ViewerServer, remove_workdir
+from medrestore.server.app import ViewerServer
 from medrestore.tasks.viewer import Viewer
 
 NAME = "view"
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
             server.server_close()
     finally:
         if temporary:
-            remove_workdir(workdir)
+            shutil.rmtree(workdir, ignore_errors=True)  # results not downloaded go with it
     return 0

@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -231,7 +229,3 @@ class ViewerServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
-
-def remove_workdir(path: Path) -> None:
-    """Delete a temporary work folder the viewer made (results not downloaded are gone with it)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -3,7 +3,7 @@
 A *study* is one input image file opened from a folder the viewer was started on (its *root*; nothing outside
 it is read), with an optional *reference* (the clean or fully sampled image the results are scored against)
 and the *results* of the operations run on it. Every operation is the CLI's own task function on the files
-(:data:`OPERATIONS`: ``medrestore denoise --modality mri|oct``, ``superres``, ``harmonize``, ``degrade``), so a
+(:data:`OPERATIONS`: ``medrestore denoise --modality mri|oct``, ``superres``, ``harmonize``, ``recon``, ``degrade``), so a
 result is the file the command would write, in the viewer's work folder, and can be downloaded as it is.
 A result can be *continued* as a new study (its input the result, its reference the study's), so that
 "degrade a clean image, restore it, score it against the clean one" takes three clicks.
@@ -11,8 +11,8 @@ A result can be *continued* as a new study (its input the result, its reference 
 Slices for display (:meth:`Study.slice_png`): a 2-D image as stored (rows down); a 3-D volume cut
 across the world axis ``axis`` (0 sagittal, 1 coronal, 2 axial, found from the affine whatever the voxel
 order: NIfTI, DICOM) at ``index``, shown with superior or anterior up and the patient's right on the right
-(neurological convention); a 4-D series at ``frame``. Grey levels map ``[low, high]`` linearly to 0…255, by default the 0.5th and 99.5th percentiles of
-the study's input, so that before and after are shown with the same window.
+(neurological convention); a 4-D series at ``frame``. Grey levels map ``[low, high]`` linearly to 0…255, by
+default the 0.5th and 99.5th percentiles of the study's input, so that before and after share one window.
 
 Metrics (:meth:`Study.metrics`): :func:`medrestore.tasks.evaluate.evaluate_pair` of an image against the
 reference under a named convention (``default``, ``oct``, ``fastmri``), optionally inside the mask
@@ -38,8 +38,8 @@ from PIL import Image as PILImage
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image, read_kspace, write_image
-
 from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
+from medrestore.report.figures import to_display_uint8
 from medrestore.tasks.degrade import degrade_file
 from medrestore.tasks.denoise import DEFAULT_MODELS, denoise_file
 from medrestore.tasks.denoise_mri import METHODS as MRI_METHODS
@@ -331,11 +331,10 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
 
 
 def window_png(plane: np.ndarray, low: float, high: float) -> bytes:
-    """``plane`` mapped ``[low, high] → [0, 255]`` (clipped) as 8-bit grey PNG bytes."""
-    span = high - low if high > low else 1.0
-    grey = np.clip(np.round((plane - low) / span * 255.0), 0, 255).astype(np.uint8)
+    """``plane`` mapped ``[low, high] → [0, 255]`` (clipped; :func:`~medrestore.report.figures.to_display_uint8`,
+    the demo report's window) as 8-bit grey PNG bytes."""
     buffer = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(grey), mode="L").save(buffer, format="PNG")
+    PILImage.fromarray(to_display_uint8(plane, low, high), mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -498,7 +497,6 @@ class Viewer:
         self.studies: dict[str, Study] = {}
         self._ids = itertools.count(1)
         self._running = threading.Lock()
-        self._state = threading.Lock()
 
     def resolve(self, path: str | Path) -> Path:
         """``path`` (relative to the root, or absolute) inside the root; :class:`PermissionError` outside it."""
@@ -528,17 +526,15 @@ class Viewer:
         if not source.exists():
             raise InputError(source, "does not exist")
         reference_path = None if reference is None else self.resolve(reference)
+        study_id = f"s{next(self._ids)}"
         if not holds_kspace(source):
-            return self._add(source, read_image(source), reference_path)
-        with self._state:
-            number = next(self._ids)
-        preview = kspace_preview(source, self.workdir / f"s{number}-zero-filled.nii.gz")
-        return self._add(source, read_image(preview), reference_path, preview, number)
+            return self._add(study_id, source, read_image(source), reference_path)
+        preview = kspace_preview(source, self.workdir / f"{study_id}-zero-filled.nii.gz")
+        return self._add(study_id, source, read_image(preview), reference_path, preview)
 
-    def _add(self, source: Path, image: Image, reference: Path | None, preview: Path | None = None, number: int | None = None) -> Study:
-        with self._state:
-            study = Study(f"s{next(self._ids) if number is None else number}", source, image, self.workdir, preview=preview)
-            self.studies[study.id] = study
+    def _add(self, study_id: str, source: Path, image: Image, reference: Path | None, preview: Path | None = None) -> Study:
+        study = Study(study_id, source, image, self.workdir, preview=preview)
+        self.studies[study.id] = study
         if reference is not None:
             study.set_reference(reference)
         return study
@@ -569,7 +565,7 @@ class Viewer:
         reference = study.reference_path
         if reference is None and result.operation.startswith(DEGRADE_PREFIX):
             reference = study.path
-        return self._add(result.path, result.image, reference)
+        return self._add(f"s{next(self._ids)}", result.path, result.image, reference)
 
     @staticmethod
     def operations() -> list[dict[str, Any]]:
