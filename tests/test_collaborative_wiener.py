@@ -15,7 +15,7 @@ from medrestore.core.errors import InputError
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import rician_mean
 from medrestore.solvers.collaborative_wiener import (
-    block_sums, collaborative_wiener, displacements, orthonormal_dct, orthonormal_haar,
+    block_sums, block_window, collaborative_wiener, displacements, group_principal_axes, orthonormal_dct, orthonormal_haar,
 )
 
 
@@ -32,9 +32,13 @@ def _haar(stack: np.ndarray, inverse: bool = False) -> np.ndarray:
 
 
 def reference_wiener(
-    image: np.ndarray, pilot: np.ndarray, sigma: float, block: int, step: int, radius: int, group: int, rician: bool, skip_below: float
+    image: np.ndarray, pilot: np.ndarray, sigma: float, block: int, step: int, radius: int, group: int, rician: bool,
+    skip_below: float, adaptive_above: float | None = None, kaiser_beta: float = 0.0,
 ) -> np.ndarray:
-    """BM3D's Wiener step written block by block with NumPy, SciPy's DCT and PyWavelets' Haar transform."""
+    """BM3D's Wiener step written block by block with NumPy, SciPy's DCT and PyWavelets' Haar transform; with
+    ``adaptive_above``, groups whose pilot Haar spectrum outside the mean row has a mean square above ``τσ²`` are
+    transformed across the group by the eigenvectors of ``X Xᵀ`` (NumPy's ``eigh``) instead; with ``kaiser_beta``,
+    each block's voxels weigh ``numpy.kaiser(B, β)``'s outer product in the aggregation."""
     y = image.astype(np.float64)
     p = pilot.astype(np.float64)
     if rician:
@@ -43,6 +47,8 @@ def reference_wiener(
     y = np.pad(np.pad(y, [(0, e) for e in end], mode="edge"), radius, mode="reflect")
     p = np.pad(np.pad(p, [(0, e) for e in end], mode="edge"), radius, mode="reflect")
     numerator, denominator = np.zeros_like(y), np.zeros_like(y)
+    side = np.kaiser(block, kaiser_beta)
+    window = side[:, None, None] * side[None, :, None] * side[None, None, :]
     offsets = list(itertools.product(range(-radius, radius + 1), repeat=3))
     corners = [range(radius, radius + n + e - block + 1, step) for n, e in zip(image.shape, end)]
     for corner in itertools.product(*corners):
@@ -53,11 +59,21 @@ def reference_wiener(
             return volume[tuple(slice(c + o, c + o + block) for c, o in zip(corner, offset))]
         distances = [np.sum((own - cut(p, o)) ** 2) for o in offsets]
         chosen = [offsets[i] for i in np.argsort(distances, kind="stable")[:group]]
-        pilot_spectrum = _haar(scipy.fft.dctn(np.stack([cut(p, o) for o in chosen]), axes=(1, 2, 3), norm="ortho"))
-        noisy_spectrum = _haar(scipy.fft.dctn(np.stack([cut(y, o) for o in chosen]), axes=(1, 2, 3), norm="ortho"))
+        pilot_blocks = np.stack([cut(p, o) for o in chosen])
+        pilot_dct = scipy.fft.dctn(pilot_blocks, axes=(1, 2, 3), norm="ortho")
+        noisy_dct = scipy.fft.dctn(np.stack([cut(y, o) for o in chosen]), axes=(1, 2, 3), norm="ortho")
+        pilot_spectrum, noisy_spectrum = _haar(pilot_dct), _haar(noisy_dct)
+        axes = None
+        if adaptive_above is not None and np.mean(pilot_spectrum[1:] ** 2) > adaptive_above * sigma**2:
+            flat = pilot_blocks.reshape(len(chosen), -1)
+            axes = np.linalg.eigh(flat @ flat.T)[1][:, ::-1].T  # rows: principal axes, largest first
+            pilot_spectrum = np.tensordot(axes, pilot_dct, axes=1)
+            noisy_spectrum = np.tensordot(axes, noisy_dct, axes=1)
         gains = pilot_spectrum**2 / (pilot_spectrum**2 + sigma**2)
-        estimate = scipy.fft.idctn(_haar(gains * noisy_spectrum, inverse=True), axes=(1, 2, 3), norm="ortho")
-        weight = 1.0 / (sigma**2 * np.sum(gains**2))
+        shrunk = gains * noisy_spectrum
+        across = _haar(shrunk, inverse=True) if axes is None else np.tensordot(axes.T, shrunk, axes=1)
+        estimate = scipy.fft.idctn(across, axes=(1, 2, 3), norm="ortho")
+        weight = 1.0 / (sigma**2 * np.sum(gains**2)) * window
         for index, o in enumerate(chosen):
             region = tuple(slice(c + d, c + d + block) for c, d in zip(corner, o))
             numerator[region] += weight * estimate[index]
@@ -67,8 +83,10 @@ def reference_wiener(
     return np.maximum(output, 0.0) if rician else output
 
 
-@pytest.mark.parametrize("rician", [True, False])
-def test_matches_the_block_by_block_reference(rician: bool) -> None:
+@pytest.mark.parametrize(
+    ("rician", "adaptive_above", "kaiser_beta"), [(True, None, 0.0), (False, None, 0.0), (True, 0.2, 2.0), (False, 0.02, 0.0)]
+)
+def test_matches_the_block_by_block_reference(rician: bool, adaptive_above: float | None, kaiser_beta: float) -> None:
     rng = np.random.default_rng(3)
     shape = (10, 13, 7)  # whole grids of 4³ blocks every 3 voxels (replicated end voxels would tie candidates)
     zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
@@ -76,7 +94,7 @@ def test_matches_the_block_by_block_reference(rician: bool) -> None:
     clean[:4] = 0.2  # a dark slab: its reference blocks are skipped
     pilot = clean + rng.normal(0.0, 0.05, shape)  # distinct distances: no ties among candidates
     noisy = np.abs(clean + rng.normal(0.0, 0.8, shape))
-    settings = dict(block=4, step=3, group=8)
+    settings = dict(block=4, step=3, group=8, adaptive_above=adaptive_above, kaiser_beta=kaiser_beta)
     ours = collaborative_wiener(
         torch.from_numpy(noisy.astype(np.float32)), torch.from_numpy(pilot.astype(np.float32)), 0.8,
         search_radius=2, rician=rician, skip_below=1.0, **settings,
@@ -171,3 +189,43 @@ def test_slabs_give_the_one_pass_result() -> None:
     for planes in (3, 7, 12):  # slabs of 3, 6 and 12 kept planes (multiples of the grid step)
         slabbed = collaborative_wiener(noisy, pilot, 0.4, max_voxels=planes * 14 * 13)
         torch.testing.assert_close(slabbed, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_principal_axes_pack_a_group_that_changes_by_scale_into_one_row() -> None:
+    """Blocks ``a_k · u``: ``X Xᵀ = ‖u‖² a aᵀ`` has rank 1, so row 0 is ``±a/‖a‖`` and every other row is blind to
+    the group; the rows are orthonormal and ordered by the energy they carry."""
+    generator = torch.Generator().manual_seed(5)
+    scales, pattern = 1.0 + torch.rand(3, 16, generator=generator), torch.randn(3, 64, generator=generator)
+    groups = scales[:, :, None] * pattern[:, None, :]  # (3 groups, K = 16, B³ = 64)
+    axes = group_principal_axes(groups)
+    assert axes.shape == (3, 16, 16) and axes.dtype == torch.float32
+    torch.testing.assert_close(axes @ axes.transpose(1, 2), torch.eye(16).expand(3, -1, -1), atol=1e-5, rtol=0)
+    direction = scales / scales.norm(dim=1, keepdim=True)
+    torch.testing.assert_close((axes[:, 0] * direction).sum(1).abs(), torch.ones(3), atol=1e-5, rtol=0)
+    spectrum = axes @ groups
+    assert float(spectrum[:, 1:].abs().max()) < 1e-4 * float(spectrum[:, 0].abs().max())
+    haar = orthonormal_haar(16).to(torch.float32) @ groups  # the fixed transform spreads the same group over many rows
+    assert float(haar[:, 1:].square().sum()) > 0.01 * float(haar.square().sum())
+
+
+def test_adaptive_groups_beat_haar_where_the_content_changes_across_the_group() -> None:
+    """A random in-plane texture whose contrast grows along z: blocks matched across planes differ by scale. With
+    the exact pilot the principal axes hold such a group in two rows (offset and scale), so the Wiener gains pass
+    less noise than Haar's (−21 % squared error here); τ above every group's spread gives the fixed transform back."""
+    generator = torch.Generator().manual_seed(6)
+    texture = torch.randn(1, 24, 24, generator=generator)
+    clean = 5.0 + (1.0 + torch.arange(24.0)[:, None, None]) * texture
+    noisy = clean + 0.5 * torch.randn(clean.shape, generator=generator)
+    fixed = collaborative_wiener(noisy, clean, 0.5, rician=False)
+    adaptive = collaborative_wiener(noisy, clean, 0.5, rician=False, adaptive_above=0.0)
+    error = lambda estimate: float((estimate - clean).square().mean())  # noqa: E731
+    assert error(adaptive) < 0.85 * error(fixed)
+    torch.testing.assert_close(collaborative_wiener(noisy, clean, 0.5, rician=False, adaptive_above=1e9), fixed)
+
+
+def test_block_window_is_the_kaiser_outer_product() -> None:
+    torch.testing.assert_close(block_window(4, 0.0), torch.ones(64))
+    side = np.kaiser(4, 2.0)
+    expected = np.einsum("i,j,k->ijk", side, side, side).reshape(-1)
+    np.testing.assert_allclose(block_window(4, 2.0).numpy(), expected, rtol=1e-6)
+    assert float(block_window(3, 2.0)[13]) == pytest.approx(1.0)  # the centre voxel of a 3³ block weighs 1

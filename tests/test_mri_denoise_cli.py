@@ -165,8 +165,9 @@ def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) 
 
 def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
     """``unet3d-nlm``: 0.6 · NLM guided by the networks' output + 0.4 · plain NLM, both at the same σ̂, then a per-voxel
-    blend of that and the collaborative Wiener filter (groups of 16) with it as the pilot: the Wiener share is 1
-    where the first stage's gradient is at most 1σ per voxel, 0.3 from 6σ, linear between."""
+    blend of that and the collaborative Wiener filter (groups of 16, principal axes across groups whose pilot varies
+    by more than 0.2σ², a Kaiser window of β = 2) with it as the pilot: the Wiener share is 1 where the first stage's
+    gradient is at most 1σ per voxel, 0.3 from 6σ, linear between."""
     from medrestore.models.fast_nlm import guided_non_local_means
     from medrestore.solvers.collaborative_wiener import collaborative_wiener
     from medrestore.tasks import denoise_mri
@@ -186,13 +187,14 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     guided = guided_non_local_means(volume[box], network, sigma)
     assert denoise_mri.NLM_SHARE == 0.4 and same_sigma == sigma
     assert (denoise_mri.WIENER_SHARE_FLAT, denoise_mri.WIENER_SHARE_EDGE, denoise_mri.WIENER_SHARE_RAMP) == (1.0, 0.3, (1.0, 6.0))
-    assert denoise_mri.WIENER_SETTINGS == {"block": 4, "step": 3, "group": 16}
+    assert denoise_mri.WIENER_SETTINGS == {"block": 4, "step": 3, "group": 16, "adaptive_above": 0.2, "kaiser_beta": 2.0}
     first = 0.6 * guided + 0.4 * nlm[box]
     gradient = np.sqrt(sum(g**2 for g in np.gradient(first.numpy().astype(np.float64)))) / sigma
     share = torch.from_numpy(1.0 - 0.7 * np.clip((gradient - 1.0) / 5.0, 0.0, 1.0)).to(torch.float32)
     assert 0.0 < float((share < 1.0).float().mean()) < 1.0  # the phantom has both flat regions and edges
     expected = nlm.clone()
-    expected[box] = (1.0 - share) * first + share * collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16)
+    wiener = collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16, adaptive_above=0.2, kaiser_beta=2.0)
+    expected[box] = (1.0 - share) * first + share * wiener
     torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
     mask = clean > 0
     whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)

@@ -33,16 +33,17 @@ Methods (``method``):
   2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b(i)`` per voxel from the gradient of ``x̂₁`` (:func:`wiener_share_map`:
      1 where ``x̂₁`` is flat, 0.3 at sharp edges), where ``W(x̂₁)`` is the block-matching
      collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
-     :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`).
+     :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`; groups whose pilot varies are
+     transformed by the pilot's principal axes, block estimates weighed by a Kaiser window: :data:`WIENER_SETTINGS`).
 
   Every output value is a weighted average or a shrunk transform of measured voxels, so where the networks'
   prior (three training brains at most) does not fit the image, the result stays a classical estimate instead of
   the networks' guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
   over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
   and on ICBM152, a brain neither network saw and where the first network alone is no better than ``nlm``,
-  +1.75 dB (36.86 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
-  network saw (fsaverage, three heads with skull) it is +0.4 to +1.3 dB over ``nlm`` and +0.09 to +0.49 dB over the
-  network-free ``nlm-wiener`` (ICBM152: +0.35 dB).
+  +1.92 dB (37.03 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
+  network saw (fsaverage, three heads with skull) it is +0.4 to +1.4 dB over ``nlm`` and +0.11 to +0.51 dB over the
+  network-free ``nlm-wiener`` (ICBM152: +0.52 dB).
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
@@ -145,14 +146,23 @@ Wiener groups of 4³ blocks blur it, elsewhere the Wiener estimate is better. A 
 then 0.7) had to trade the two: the best constant was 1 on smooth brains (fsaverage, the head averages) and 0.7 on
 sharp, skull-stripped ones (SRI24, OASIS). Chosen on those six (``benchmarks/mri_default_shares.py``): 0.00 to
 +0.16 dB over 0.7 at σ = 5 %, +0.06 dB on average; ICBM152, scored afterwards, +0.11 dB (36.86 dB)."""
-WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16}
+WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16, "adaptive_above": 0.2, "kaiser_beta": 2.0}
 """The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
 0.7 the larger groups add 0.00 to +0.12 dB on the unseen brains of ``benchmarks/mri_default_shares.py``, for about
-1.5 s more on a whole brain, most of it paid back by the faster block matching of the same day)."""
+1.5 s more on a whole brain, most of it paid back by the faster block matching of the same day). Since later that day
+groups whose pilot varies across the group (mean square outside the mean row above ``0.2σ²``) are transformed by
+their pilot's principal axes instead of Haar, and block estimates are aggregated under a Kaiser window (β = 2;
+:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`): on the six volumes of that benchmark
++0.01 to +0.21 dB (mean +0.08; τ = 0.1 / 0.4 were +0.03 / +0.04 on the mean without the window, 0.2 +0.04), on the
+Colin27 slab and its variants +0.02 to +0.22 dB (mean +0.13), about 0.6 s more on a whole brain. ICBM152, scored
+afterwards: 37.03 dB (+0.17)."""
 NLM_WIENER_SETTINGS = {"block": 3, "step": 2, "group": 16}
 """The Wiener stage of ``nlm-wiener``: 3³ blocks every 2 voxels, groups of 16. With ``nlm`` as the pilot (no network
 to favour the training brain) they are +0.19 dB over the default's 4³ blocks every 3 with groups of 16, which are
-+0.16 dB over groups of 8, on the Colin27 slab and its blurred variant at σ = 3, 5, 7 % (``benchmarks/README.md``)."""
++0.16 dB over groups of 8, on the Colin27 slab and its blurred variant at σ = 3, 5, 7 % (``benchmarks/README.md``).
+The default's adaptive group transform and Kaiser window (:data:`WIENER_SETTINGS`) are not used here: on the same six
+cases they were −0.02 dB on the mean (+0.06 to +0.08 at 3 %, −0.03 to −0.10 at 5 and 7 %), though +0.03 to +0.08 dB on
+four whole brains of ``benchmarks/mri_default_shares.py``."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
