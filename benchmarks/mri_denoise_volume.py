@@ -1,7 +1,7 @@
 """The MRI-denoising default on a whole volume, through the CLI, timed against the fast NLM in the same run.
 
 Colin27 (``ch2.nii.gz``: 1 mm, 181 × 217 × 181) gets Rician noise with σ = ``--sigma`` of its maximum
-(``medrestore degrade --kind rician --relative-sigma S --seed 0``), then every method runs as
+(``medrestore degrade --kind rician --relative-sigma S --seed SEED``, ``--seed``, 0 by default), then every method runs as
 ``medrestore denoise --modality mri NOISY -o OUT --method M --sigma auto`` in its own process with
 ``--threads`` torch/OpenMP threads. Reported per method: PSNR inside the brain (voxels > 0 of the
 clean volume; peak = its maximum, the issue's convention), the ``seconds per volume`` the command
@@ -86,12 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma", type=float, default=0.05, help="Rician σ as a fraction of the maximum")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draw (`degrade --seed`)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "results" / "mri-denoise-volume")
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args(argv)
     arguments.workdir.mkdir(parents=True, exist_ok=True)
-    noisy = arguments.workdir / f"noisy-{arguments.sigma:g}.nii.gz"
-    run_cli(["degrade", str(arguments.volume), "-o", str(noisy), "--kind", "rician", "--relative-sigma", str(arguments.sigma), "--seed", "0"], 1)
+    suffix = "" if arguments.seed == 0 else f"-seed{arguments.seed}"  # seed 0 keeps the earlier file names
+    noisy = arguments.workdir / f"noisy-{arguments.sigma:g}{suffix}.nii.gz"
+    run_cli(["degrade", str(arguments.volume), "-o", str(noisy), "--kind", "rician", "--relative-sigma", str(arguments.sigma), "--seed", str(arguments.seed)], 1)
     clean = read_image(arguments.volume).data.numpy().astype(np.float64)
     brain, peak = clean > 0, float(clean.max())
     methods = list(dict.fromkeys([BASELINE, *(m.strip() for m in arguments.methods.split(",") if m.strip())]))
