@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -330,10 +332,16 @@ def test_page_script_parses(tmp_path: Path) -> None:
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
+def _default_interrupt() -> None:
+    """In the child before it starts: Ctrl-C's signal back to its default, since a job started in the background
+    by a shell without job control inherits it ignored (and Python then installs no KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_view_command_serves_and_stops(root: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "medrestore.cli.main", "view", str(root / "clean.nii.gz"), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_interrupt,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -348,3 +356,32 @@ def test_view_command_serves_and_stops(root: Path) -> None:
         output, errors = process.communicate(timeout=30)
     assert process.returncode == 0, errors
     assert "medrestore viewer stopped" in output
+
+
+def test_view_command_stops_on_sigterm_while_a_browser_holds_a_connection(root: Path) -> None:
+    """``kill`` (SIGTERM) stops the viewer as Ctrl-C does, removing its temporary work folder, and does not wait for
+    the HTTP/1.1 connection a browser keeps open after a page."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medrestore.cli.main", "view", "--root", str(root), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    earlier = set(Path(tempfile.gettempdir()).glob("medrestore-view-*"))
+    connection = None
+    try:
+        assert process.stdout is not None
+        match = re.match(r"medrestore viewer at http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
+        assert match
+        connection = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=30)
+        connection.request("GET", "/api/operations")  # HTTP/1.1, keep-alive: the socket stays open afterwards
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("Connection", "keep-alive").lower() != "close"
+        response.read()
+        own = set(Path(tempfile.gettempdir()).glob("medrestore-view-*")) - earlier
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, errors = process.communicate(timeout=30)
+        if connection is not None:
+            connection.close()
+    assert process.returncode == 0, errors
+    assert "medrestore viewer stopped" in output
+    assert own and not any(path.exists() for path in own)  # its work folder went with it

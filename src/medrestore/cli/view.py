@@ -9,13 +9,15 @@ Examples::
 
 It serves only on this machine (``--host 127.0.0.1``) and reads only the files under ``--root``
 (default: the folder of IMAGE, else the current folder). Results go to a temporary work folder that is
-deleted when the viewer stops, unless ``--workdir`` names one to keep.
+deleted when the viewer stops (Ctrl-C, or ``SIGTERM`` from ``kill`` or a process manager), unless ``--workdir``
+names one to keep.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import tempfile
 import webbrowser
 from pathlib import Path
@@ -53,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"  listening on {args.host}: anyone who can reach this address can read the files of {viewer.root}", flush=True)
         if args.open:
             webbrowser.open(url)
+        previous = signal.signal(signal.SIGTERM, _stop)  # kill / a process manager: the same clean stop as Ctrl-C
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             print("medrestore viewer stopped", flush=True)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             server.server_close()
     finally:
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)  # results not downloaded go with it
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    """``SIGTERM`` handler: stop serving as Ctrl-C does (the work folder is removed on the way out)."""
+    raise KeyboardInterrupt
