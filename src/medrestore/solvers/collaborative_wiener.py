@@ -227,11 +227,11 @@ def _filter(
     for start in range(0, reference_index.shape[0], chunk):
         index = (reference_index[start : start + chunk, None] + offset_index[matches[start : start + chunk]])[..., None] + within
         pilot_blocks, noisy_blocks = _block_spectra(flat_pilot[index], forward), _block_spectra(flat_noisy[index], forward)
-        transform = _group_transforms(pilot_blocks, across, variance, adaptive_above)
-        gains = torch.matmul(transform, pilot_blocks).square_()
-        gains.div_(gains + variance)  # W = P² / (P² + σ²)
-        estimate = torch.matmul(transform, noisy_blocks).mul_(gains)
-        estimate = _inverse_spectrum(estimate, transform, forward)
+        gains, noisy_spectrum = torch.matmul(across, pilot_blocks), torch.matmul(across, noisy_blocks)
+        varied, axes = _adapt_groups(gains, noisy_spectrum, pilot_blocks, noisy_blocks, variance, adaptive_above)
+        gains.square_()  # the pilot's spectrum, squared, then W = P² / (P² + σ²)
+        gains.div_(gains + variance)
+        estimate = _inverse_spectrum(noisy_spectrum.mul_(gains), across, forward, varied, axes)
         weight = 1.0 / (variance * gains.square_().sum((1, 2))).clamp_min(1e-12)  # (n,)
         flat_index = index.reshape(-1)
         voxel_weight = weight[:, None, None] * window
@@ -313,24 +313,35 @@ def group_principal_axes(pilot_blocks: torch.Tensor) -> torch.Tensor:
     return vectors.flip(-1).transpose(1, 2).to(pilot_blocks.dtype)
 
 
-def _group_transforms(
-    pilot_blocks: torch.Tensor, across: torch.Tensor, variance: float, adaptive_above: float | None
-) -> torch.Tensor:
-    """The transform across each group, ``(n, K, K)`` (or the shared ``across`` ``(K, K)`` when none adapts):
-    :func:`group_principal_axes` where the pilot's spectrum outside the mean row has a mean square above
-    ``adaptive_above · σ²``, ``across`` elsewhere."""
+def _adapt_groups(
+    pilot_spectrum: torch.Tensor, noisy_spectrum: torch.Tensor, pilot_blocks: torch.Tensor, noisy_blocks: torch.Tensor,
+    variance: float, adaptive_above: float | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Put the groups whose pilot varies on their :func:`group_principal_axes`, in place.
+
+    ``pilot_spectrum`` / ``noisy_spectrum`` ``(n, K, B³)`` hold the shared transform across the group applied to the
+    block spectra ``pilot_blocks`` / ``noisy_blocks``. Where the pilot's mean square outside row 0 (the group's
+    mean) exceeds ``adaptive_above · σ²``, both rows are recomputed on the pilot's principal axes. Returns the mask
+    of those groups and their axes ``(m, K, K)``, or ``(None, None)`` when none adapts."""
     if adaptive_above is None:
-        return across
-    spread = torch.matmul(across[1:], pilot_blocks).square_().mean((1, 2))
-    varied = spread > adaptive_above * variance
-    transform = across.expand(pilot_blocks.shape[0], -1, -1).clone()
-    if bool(varied.any()):
-        transform[varied] = group_principal_axes(pilot_blocks[varied])
-    return transform
+        return None, None
+    varied = pilot_spectrum[:, 1:].square().mean((1, 2)) > adaptive_above * variance
+    if not bool(varied.any()):
+        return None, None
+    axes = group_principal_axes(pilot_blocks[varied])
+    pilot_spectrum[varied] = torch.matmul(axes, pilot_blocks[varied])
+    noisy_spectrum[varied] = torch.matmul(axes, noisy_blocks[varied])
+    return varied, axes
 
 
-def _inverse_spectrum(spectrum: torch.Tensor, across: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
-    """The inverse of the group spectrum ``G · X · Fᵀ`` (both transforms orthonormal; ``G`` shared ``(K, K)`` or per
-    group ``(n, K, K)``): ``Gᵀ · S · F``."""
+def _inverse_spectrum(
+    spectrum: torch.Tensor, across: torch.Tensor, forward: torch.Tensor,
+    varied: torch.Tensor | None = None, axes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The inverse of the group spectrum ``G · X · Fᵀ`` (both transforms orthonormal): ``Gᵀ · S · F``, with ``G`` the
+    shared ``across`` or, for the ``varied`` groups, their ``axes`` (:func:`_adapt_groups`)."""
     n, k, voxels = spectrum.shape
-    return (torch.matmul(across.transpose(-1, -2), spectrum).reshape(-1, voxels) @ forward).reshape(n, k, voxels)
+    groups = torch.matmul(across.T, spectrum)
+    if varied is not None and axes is not None:
+        groups[varied] = torch.matmul(axes.transpose(1, 2), spectrum[varied])
+    return (groups.reshape(-1, voxels) @ forward).reshape(n, k, voxels)
