@@ -13,6 +13,15 @@ npy / npz  ``.npy``, ``.npz``                 :mod:`~medrestore.io.raw_numpy`
 HDF5 files are told apart by content (a ``kspace`` dataset → fastMRI; a group holding
 ``data``/``xml`` → ISMRMRD); an HDF5 file with neither is refused naming the file.
 Writing supports ``.npz`` (every field), ``.cfl``/``.hdr`` (BART) and ``.h5``/``.mrd`` (ISMRMRD).
+
+Batch axes: slices, repetitions, contrasts (echoes) and averages of one scan stay apart as
+batch axes ``(*batch, coils, *grid)``, named outermost first in ``metadata["batch_axes"]``
+(twix/ISMRMRD: ``repetition, contrast, average, slice``; BART: reversed BART dimension order).
+``average=True`` averages the averages instead (complex mean of the lines that differ only in
+their average counter).
+
+Non-Cartesian BART k-space ``[1, samples, spokes, coils]`` comes with its trajectory in a second
+BART file: ``read_kspace("k.cfl", trajectory="t.cfl")`` (other formats carry their own trajectory).
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ import torch
 from medrestore.core.errors import InputError
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
-from medrestore.io.raw_bart import bart_stem, read_bart_kspace, read_cfl, write_bart_kspace
+from medrestore.io.raw_bart import (
+    COIL_DIMENSION, MAPS_DIMENSION, bart_stem, cartesian_layout, read_bart_array, read_bart_kspace, write_bart_kspace,
+)
 from medrestore.io.raw_fastmri import read_fastmri
 from medrestore.io.raw_ismrmrd import read_ismrmrd, write_ismrmrd
 from medrestore.io.raw_numpy import read_npy_kspace, read_npz_kspace, write_npz_kspace
@@ -65,23 +76,33 @@ def kspace_format(path: str | Path) -> str:
     raise InputError(path, f"unknown raw k-space format {suffix!r}; expected one of .dat .h5 .hdf5 .mrd .cfl .npy .npz")
 
 
-def read_kspace(path: str | Path) -> KSpace:
+def read_kspace(path: str | Path, trajectory: str | Path | None = None, average: bool = False) -> KSpace:
     """Read raw k-space in any supported format (see the module table).
 
+    Args:
+        path: the k-space file.
+        trajectory: BART trajectory ``.cfl``/``.hdr`` of non-Cartesian BART k-space (BART units
+            and axes, converted to grid units: :mod:`medrestore.io.raw_bart`).
+        average: twix, ISMRMRD and BART: average repeated acquisitions (the average counter /
+            BART ``AVG``) instead of keeping them as a batch axis.
+
     Raises:
-        InputError: unknown format, HDF5 without k-space, NaN/Inf samples, corrupt files; the
-            message names the file.
+        InputError: unknown format, HDF5 without k-space, NaN/Inf samples, corrupt files, a
+            trajectory given with a format other than BART; the message names the file.
     """
     path = Path(path)
     format_name = kspace_format(path)
+    if trajectory is not None and format_name != "bart":
+        raise InputError(trajectory, f"a separate trajectory goes with BART k-space (.cfl); {path.name} is {format_name}, "
+                                     "which carries its own")
     if format_name == "twix":
-        return read_twix(path)
+        return read_twix(path, average)
     if format_name == "fastmri":
         return read_fastmri(path)
     if format_name == "ismrmrd":
-        return read_ismrmrd(path)
+        return read_ismrmrd(path, average=average)
     if format_name == "bart":
-        return read_bart_kspace(path)
+        return read_bart_kspace(path, trajectory, average)
     if format_name == "npy":
         return read_npy_kspace(path)
     return read_npz_kspace(path)
@@ -100,6 +121,21 @@ def write_kspace(kspace: KSpace, path: str | Path) -> Path:
     raise InputError(path, f"cannot write k-space as {suffix!r}; use .npz, .cfl or .h5/.mrd (ISMRMRD)")
 
 
+def _bart_coil_maps(path: Path) -> np.ndarray:
+    """BART maps ``[nx, ny, nz, coils, maps]`` (e.g. ``bart ecalib``) → ``(coils, *grid)`` of the first map.
+
+    Spatial singletons are dropped as in :func:`~medrestore.io.raw_bart.read_bart_kspace`, so maps
+    of a ``[1, ny, nz, coils]`` slice fit its ``(nz, ny)`` image.
+    """
+    values, dims = read_bart_array(path)
+    values = values[(slice(None),) * (len(dims) - 1 - MAPS_DIMENSION) + (slice(0, 1),)]
+    dims[MAPS_DIMENSION] = 1
+    grid, batch = cartesian_layout(bart_stem(path).with_suffix(".hdr"), dims)
+    if batch:
+        raise InputError(path, f"coil maps of BART dims {dims} have batch dimensions; one set of maps is read")
+    return values.reshape([dims[dimension] for dimension in (COIL_DIMENSION, *grid)])
+
+
 def read_coil_maps(path: str | Path, kspace: KSpace) -> torch.Tensor:
     """Coil sensitivity maps for ``kspace`` from ``.npy``/``.npz`` (``coil_maps`` or the only array) or BART ``.cfl``.
 
@@ -111,8 +147,7 @@ def read_coil_maps(path: str | Path, kspace: KSpace) -> torch.Tensor:
     """
     path = Path(path)
     if path.suffix.lower() in (".cfl", ".hdr"):
-        maps = read_cfl(path)
-        maps = maps.reshape(maps.shape[0], *maps.shape[-len(kspace.image_shape) :]) if maps.ndim > 1 + len(kspace.image_shape) else maps
+        maps = _bart_coil_maps(path)
     else:
         if not path.is_file():
             raise InputError(path, "file not found")

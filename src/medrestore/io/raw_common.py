@@ -4,13 +4,20 @@ Layout (see :mod:`medrestore.core.kspace`): ``(*batch, coils, *grid)`` complex64
 ``kx`` last. ``metadata["phase_encode_axis"]`` names the grid axis of the phase-encode lines
 (``-2`` = ``ky`` for twix/ISMRMRD/BART/NumPy; ``-1`` for fastMRI, whose images keep their
 stored orientation: readout vertical). Undersampling masks are drawn along that axis.
+
+Line-by-line formats (twix, ISMRMRD) place every readout by its counters
+(:class:`LineCounters`, :func:`assemble_lines`): slices, averages, contrasts (echoes) and
+repetitions become batch axes in the order of :data:`BATCH_COUNTERS` (outermost first), so
+``(repetitions, contrasts, averages, slices, coils, *grid)`` with only the counters that take
+more than one value; ``metadata["batch_axes"]`` names them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -70,3 +77,99 @@ def build_kspace(
         return KSpace(torch.from_numpy(data), grid, tensor_mask, None, affine_from_spacing(spacing), full_metadata)
     except InputError as error:
         raise InputError(path, error.problem) from None
+
+
+BATCH_COUNTERS = ("repetition", "contrast", "average", "slice")
+"""Counters kept as batch axes of line-by-line k-space, outermost first."""
+REFUSED_COUNTERS = ("phase", "set")
+"""Counters whose values cannot be told apart in one image series (cardiac phases, sets): more than one value is refused."""
+
+
+class LineCounters(NamedTuple):
+    """Where one readout belongs (0-based counters, ISMRMRD names; twix: Lin Par Sli Ave Eco Rep Phs Set Seg)."""
+
+    line: int
+    partition: int = 0
+    slice: int = 0
+    average: int = 0
+    contrast: int = 0
+    repetition: int = 0
+    phase: int = 0
+    set: int = 0
+    segment: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AssembledLines:
+    """Readouts on their grid.
+
+    Attributes:
+        data: complex128 ``(*batch, coils, partitions, lines, samples)``; lines never acquired are 0.
+        batch_axes: names of the batch axes (a subset of :data:`BATCH_COUNTERS`, same order).
+        batch_values: the counter value of every index along each batch axis.
+    """
+
+    data: np.ndarray
+    batch_axes: tuple[str, ...]
+    batch_values: dict[str, list[int]]
+
+
+def _check_counters(path: str | Path, counters: Sequence[LineCounters], labels: Mapping[str, str]) -> None:
+    """Refuse several phases or sets, and one line acquired in several segments (a segmented readout)."""
+    for name in REFUSED_COUNTERS:
+        values = sorted({getattr(counter, name) for counter in counters})
+        if len(values) > 1:
+            raise InputError(path, f"acquisitions carry {len(values)} values of the {labels[name]} counter "
+                                   f"({values[0]}…{values[-1]}): only one {name} is supported")
+    segments: dict[tuple[int, ...], int] = {}
+    for counter in counters:
+        key = tuple(counter[:-1])
+        if segments.setdefault(key, counter.segment) != counter.segment:
+            raise InputError(path, f"line {counter.line} is acquired in several {labels['segment']} counter values "
+                                   f"({segments[key]} and {counter.segment}): segmented readouts are not supported")
+
+
+def assemble_lines(
+    path: str | Path,
+    readouts: Sequence[tuple[LineCounters, np.ndarray]],
+    matrix: tuple[int, int] | None = None,
+    average: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> AssembledLines:
+    """Place readouts ``(coils, samples)`` on ``(*batch, coils, partitions, lines, samples)`` by their counters.
+
+    Args:
+        path: the file (for messages).
+        readouts: ``(counters, data)`` of every imaging readout.
+        matrix: ``(partitions, lines)`` of the encoded grid; default ``1 + max`` of the counters.
+        average: average over the average counter instead of keeping it as a batch axis.
+        labels: how the file format names each counter, for messages (default: the field names).
+
+    Readouts with identical counters (repeated lines) are averaged (complex mean). Batch indices
+    follow the sorted distinct counter values, so counters need not start at 0 or be contiguous.
+    Segments only label acquisition order here; a line repeated in several segments is refused.
+    """
+    labels = {name: name for name in LineCounters._fields} | dict(labels or {})
+    if not readouts:
+        raise InputError(path, "the file holds no imaging readouts")
+    counters = [counter for counter, _ in readouts]
+    _check_counters(path, counters, labels)
+    coils, samples = readouts[0][1].shape
+    partitions, lines = matrix or (1 + max(c.partition for c in counters), 1 + max(c.line for c in counters))
+    axes = tuple(name for name in BATCH_COUNTERS if not (average and name == "average")
+                 and len({getattr(counter, name) for counter in counters}) > 1)
+    values = {name: sorted({getattr(counter, name) for counter in counters}) for name in axes}
+    positions = {name: {value: index for index, value in enumerate(values[name])} for name in axes}
+    batch_shape = tuple(len(values[name]) for name in axes)
+    data = np.zeros((*batch_shape, coils, partitions, lines, samples), dtype=np.complex128)
+    counts = np.zeros((*batch_shape, 1, partitions, lines, 1))
+    for counter, readout in readouts:
+        if readout.shape != (coils, samples):
+            raise InputError(path, f"readouts of different sizes: {readout.shape} and {(coils, samples)}")
+        if not (0 <= counter.line < lines and 0 <= counter.partition < partitions):
+            raise InputError(path, f"readout at line {counter.line}, partition {counter.partition} lies outside the "
+                                   f"matrix {(partitions, lines)}")
+        batch = tuple(positions[name][getattr(counter, name)] for name in axes)
+        data[(*batch, slice(None), counter.partition, counter.line)] += readout
+        counts[(*batch, 0, counter.partition, counter.line)] += 1
+    return AssembledLines(data / np.maximum(counts, 1), axes, values)

@@ -6,13 +6,20 @@ complex data, encoding counters (``kspace_encode_step_1`` = ky line, ``kspace_en
 = kz, ``slice``), flags and, for non-Cartesian scans, a trajectory ``(samples, dims)``.
 
 Reading: noise-measurement, navigator, phase-correction and dummy-scan acquisitions are
-skipped. Cartesian data is placed on the encoded matrix by its counters (``(coils, ny, nx)``,
-lines never acquired stay zero and define the mask; repeated lines are averaged). Data with
-trajectories becomes non-Cartesian :class:`KSpace` ``(coils, acquisitions, samples)`` with the
-trajectory in grid units; a 3-D trajectory on several ``kspace_encode_step_2`` partitions
-(stack-of-stars: radial in-plane, Cartesian ``kz``) becomes ``(coils, partitions, spokes,
-samples)`` with a ``(partitions, spokes, samples, 3)`` trajectory. Writing stores Cartesian
-k-space line by line (sampled lines only) or non-Cartesian k-space one readout per acquisition
+skipped. Cartesian data is placed on the encoded matrix by its counters (lines never acquired
+stay zero and define the mask): ``slice``, ``average``, ``contrast`` and ``repetition`` become
+batch axes ``(repetitions, contrasts, averages, slices, coils, ny, nx)`` — only the counters
+with more than one value, named in ``metadata["batch_axes"]``
+(:func:`~medrestore.io.raw_common.assemble_lines`). Averages are averaged only on request
+(``average=True``); acquisitions with identical counters are averaged. Several ``phase`` or
+``set`` values, or one line in several ``segment`` values, are refused naming the counter.
+Data with trajectories becomes non-Cartesian :class:`KSpace` ``(coils, acquisitions, samples)``
+with the trajectory in grid units; a 3-D trajectory on several ``kspace_encode_step_2``
+partitions (stack-of-stars: radial in-plane, Cartesian ``kz``) becomes ``(coils, partitions,
+spokes, samples)`` with a ``(partitions, spokes, samples, 3)`` trajectory; non-Cartesian data of
+several slices, averages, contrasts or repetitions is refused. Writing stores Cartesian k-space
+line by line (sampled lines only; batch axes named by ``metadata["batch_axes"]`` on their
+counters, a single unnamed one as slices) or non-Cartesian k-space one readout per acquisition
 (``kspace_encode_step_1`` = spoke, ``kspace_encode_step_2`` = partition).
 """
 
@@ -29,7 +36,9 @@ from medrestore.core.files import atomic_path
 from medrestore.core.image import affine_from_spacing
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
-from medrestore.io.raw_common import build_kspace, check_kspace_array
+from medrestore.io.raw_common import (
+    BATCH_COUNTERS, REFUSED_COUNTERS, LineCounters, assemble_lines, build_kspace, check_kspace_array,
+)
 
 _SKIPPED_FLAGS = ("ACQ_IS_NOISE_MEASUREMENT", "ACQ_IS_NAVIGATION_DATA", "ACQ_IS_PHASECORR_DATA", "ACQ_IS_DUMMYSCAN_DATA")
 
@@ -66,8 +75,31 @@ def _read_records(path: Path, group: str) -> tuple[Any, list[Any]]:
     return header, kept
 
 
-def read_ismrmrd(path: str | Path, group: str = "dataset") -> KSpace:
-    """Read ISMRMRD k-space (see the module notes for the layout)."""
+def _counters(record: Any) -> LineCounters:
+    """The encoding counters of one acquisition."""
+    index = record.idx
+    return LineCounters(int(index.kspace_encode_step_1), int(index.kspace_encode_step_2), int(index.slice),
+                        int(index.average), int(index.contrast), int(index.repetition), int(index.phase), int(index.set),
+                        int(index.segment))
+
+
+def _refuse_batches(path: Path, records: list[Any]) -> None:
+    """Non-Cartesian reading keeps one series: refuse several slices, averages, contrasts or repetitions."""
+    for name in (*BATCH_COUNTERS, *REFUSED_COUNTERS):
+        values = {getattr(_counters(record), name) for record in records}
+        if len(values) > 1:
+            raise InputError(path, f"non-Cartesian acquisitions carry {len(values)} values of the {name} counter: "
+                                   "only one series (one slice, average, contrast and repetition) is read")
+
+
+def read_ismrmrd(path: str | Path, group: str = "dataset", average: bool = False) -> KSpace:
+    """Read ISMRMRD k-space (see the module notes for the layout).
+
+    Args:
+        path: the ``.h5``/``.mrd`` file.
+        group: the HDF5 group of the dataset.
+        average: average the ``average`` counter's acquisitions instead of keeping them as a batch axis.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -75,24 +107,16 @@ def read_ismrmrd(path: str | Path, group: str = "dataset") -> KSpace:
     (nx, ny, nz), fov = _encoding(header)
     metadata = {"format": "ismrmrd", "encoded_matrix": (nx, ny, nz), "fov_mm": fov}
     if records[0].traj.size:
+        _refuse_batches(path, records)
         recon = header.encoding[0].reconSpace.matrixSize
         if records[0].traj.shape[-1] >= 3 and int(recon.z or 1) > 1:
             return _stack_of_stars(path, records, (int(recon.z), int(recon.y), int(recon.x)), fov, metadata)
         return _non_cartesian(path, records, (int(recon.y), int(recon.x)), fov, metadata)
-    coils, samples = records[0].data.shape
-    data = np.zeros((coils, nz, ny, samples), dtype=np.complex128)
-    counts = np.zeros((1, nz, ny, 1))
-    for record in records:
-        if record.data.shape != (coils, samples):
-            raise InputError(path, f"acquisitions of different sizes: {record.data.shape} and {(coils, samples)}")
-        line, partition = int(record.idx.kspace_encode_step_1), int(record.idx.kspace_encode_step_2)
-        if line >= ny or partition >= nz:
-            raise InputError(path, f"acquisition at line {line}, partition {partition} lies outside the matrix {(nz, ny)}")
-        data[:, partition, line] += record.data
-        counts[:, partition, line] += 1
-    data = data / np.maximum(counts, 1)
+    assembled = assemble_lines(path, [(_counters(record), record.data) for record in records], (nz, ny), average)
+    metadata = {**metadata, "batch_axes": list(assembled.batch_axes), "batch_values": assembled.batch_values}
     grid_ndim = 3 if nz > 1 else 2
-    data = data if grid_ndim == 3 else data[:, 0]
+    data = assembled.data if grid_ndim == 3 else assembled.data[..., 0, :, :]
+    samples = data.shape[-1]
     spacing = (fov[1] / ny, fov[0] / samples, fov[2] / nz) if grid_ndim == 2 else (fov[2] / nz, fov[1] / ny, fov[0] / samples)
     return build_kspace(path, data.astype(np.complex64), spacing, metadata, None, grid_ndim)
 
@@ -190,32 +214,55 @@ def write_ismrmrd(kspace: KSpace, path: str | Path, group: str = "dataset") -> P
     path = Path(path)
     ismrmrd = _import_ismrmrd()
     stars = not kspace.is_cartesian and kspace.data.ndim == 4 and kspace.trajectory.shape[-1] == 3
-    if not stars and (kspace.data.ndim != 3 or len(kspace.image_shape) != 2):
-        raise InputError(path, "ISMRMRD output holds one 2-D k-space (coils, ny, nx), radial (coils, spokes, samples) "
+    cartesian = kspace.is_cartesian and len(kspace.image_shape) == 2
+    if not stars and not cartesian and kspace.data.ndim != 3:
+        raise InputError(path, "ISMRMRD output holds 2-D k-space (*batch, coils, ny, nx), radial (coils, spokes, samples) "
                                "or stack-of-stars (coils, partitions, spokes, samples)")
+    counters = _batch_counters(path, kspace) if cartesian else []
     data = kspace.data.detach().cpu().numpy()
     with atomic_path(path) as temporary:
         temporary.unlink()
         dataset = ismrmrd.Dataset(str(temporary), group, create_if_needed=True)
         try:
-            dataset.write_xml_header(_xml_header(kspace, data.shape[-1], data.shape[-2] if stars else data.shape[1]))
-            _append_acquisitions(ismrmrd, dataset, kspace, data)
+            dataset.write_xml_header(_xml_header(kspace, data.shape[-1], data.shape[-2] if stars or cartesian else data.shape[1]))
+            if cartesian:
+                _append_lines(ismrmrd, dataset, kspace, data, counters)
+            else:
+                _append_acquisitions(ismrmrd, dataset, kspace, data)
         finally:
             dataset.close()
     return path
 
 
-def _append_acquisitions(ismrmrd: Any, dataset: Any, kspace: KSpace, data: np.ndarray) -> None:
-    if kspace.is_cartesian:
-        lines = torch.broadcast_to(kspace.mask, kspace.samples_shape).any(dim=-1).numpy() if kspace.mask is not None else None
-        for line in range(data.shape[1]):
+def _batch_counters(path: Path, kspace: KSpace) -> list[tuple[str, list[int]]]:
+    """Counter name and counter values of every batch axis of Cartesian ``(*batch, coils, ny, nx)``."""
+    batch = tuple(kspace.data.shape[: kspace.data.ndim - 3])
+    names = list(kspace.metadata.get("batch_axes") or (["slice"] if len(batch) == 1 else []))
+    if len(names) != len(batch) or any(name not in BATCH_COUNTERS for name in names):
+        raise InputError(path, f"k-space of shape {tuple(kspace.data.shape)}: its batch axes {names} do not name ISMRMRD "
+                               f"counters ({', '.join(BATCH_COUNTERS)}) one per axis")
+    recorded = kspace.metadata.get("batch_values") or {}
+    return [(name, [int(v) for v in recorded[name]] if len(recorded.get(name, ())) == size else list(range(size)))
+            for name, size in zip(names, batch)]
+
+
+def _append_lines(ismrmrd: Any, dataset: Any, kspace: KSpace, data: np.ndarray, counters: list[tuple[str, list[int]]]) -> None:
+    """One acquisition per sampled line of every batch entry, its batch counters set."""
+    lines = torch.broadcast_to(kspace.mask, kspace.samples_shape).any(dim=-1).numpy() if kspace.mask is not None else None
+    for batch_index in np.ndindex(*data.shape[:-3]):
+        for line in range(data.shape[-2]):
             if lines is not None and not lines[line]:
                 continue
-            record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, line]))
+            record = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[batch_index][:, line]))
             record.idx.kspace_encode_step_1 = line
+            for (name, values), position in zip(counters, batch_index):
+                setattr(record.idx, name, values[position])
             record.center_sample = data.shape[-1] // 2
             dataset.append_acquisition(record)
-        return
+
+
+def _append_acquisitions(ismrmrd: Any, dataset: Any, kspace: KSpace, data: np.ndarray) -> None:
+    """Non-Cartesian k-space: one readout per acquisition with its trajectory."""
     trajectory = kspace.trajectory.numpy()[..., ::-1]  # back to ISMRMRD's (kx, ky[, kz])
     if data.ndim == 4:
         for partition in range(data.shape[1]):

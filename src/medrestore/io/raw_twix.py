@@ -1,9 +1,13 @@
 """Siemens raw data (twix ``.dat``, VB and VD/VE/XA) through the ``twixtools`` package.
 
 Only image-scan lines (``mdb.is_image_scan()``) of the last measurement of the file are used
-(earlier measurements of a multi-raid file are adjustments); noise, navigator and phase
-correction lines are skipped. Lines are placed by their ``Lin`` counter (and ``Par`` for 3-D,
-``Slc`` as a batch axis); repeated lines (averages, repetitions) are averaged.
+(earlier measurements of a multi-raid file are adjustment and noise scans); noise, navigator
+and phase correction lines are skipped. Lines are placed by their ``Lin`` counter (and ``Par``
+for 3-D); ``Sli`` (a stack of slices), ``Ave``, ``Eco`` and ``Rep`` become batch axes
+``(repetitions, echoes, averages, slices, coils, ny, nx)`` — only those with more than one value,
+named in ``metadata["batch_axes"]`` (:func:`~medrestore.io.raw_common.assemble_lines`).
+Averages are averaged only on request (``average=True``); lines with identical counters are
+averaged. Several ``Phs`` or ``Set`` values, or one line in several ``Seg`` values, are refused.
 
 Readout oversampling: when the protocol's ``flReadoutOSFactor`` (``Meas``) is above 1, every
 line is cropped to the central ``samples / factor`` points in image space (inverse FFT along
@@ -26,7 +30,11 @@ import numpy as np
 from medrestore.core.errors import InputError
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
-from medrestore.io.raw_common import build_kspace
+from medrestore.io.raw_common import LineCounters, assemble_lines, build_kspace
+
+
+_TWIX_COUNTERS = {"line": "Lin", "partition": "Par", "slice": "Sli", "average": "Ave", "contrast": "Eco",
+                  "repetition": "Rep", "phase": "Phs", "set": "Set", "segment": "Seg"}
 
 
 def _import_twixtools() -> Any:
@@ -81,34 +89,27 @@ def _remove_oversampling(lines: np.ndarray, factor: float) -> np.ndarray:
     return np.fft.fftshift(np.fft.fft(np.fft.ifftshift(cropped, axes=-1), axis=-1, norm="ortho"), axes=-1)
 
 
-def _assemble(path: Path, scans: list[Any]) -> np.ndarray:
-    """``(slices, coils, partitions, lines, samples)`` with repeated lines averaged."""
-    if not scans:
-        raise InputError(path, "the twix file holds no image-scan lines")
-    coils, samples = scans[0].data.shape
-    n_lines = max(int(mdb.cLin) for mdb in scans) + 1
-    n_partitions = max(int(mdb.cPar) for mdb in scans) + 1
-    n_slices = max(int(mdb.cSlc) for mdb in scans) + 1
-    data = np.zeros((n_slices, coils, n_partitions, n_lines, samples), dtype=np.complex128)
-    counts = np.zeros((n_slices, 1, n_partitions, n_lines, 1))
-    for mdb in scans:
-        if mdb.data.shape != (coils, samples):
-            raise InputError(path, f"image lines of different sizes: {mdb.data.shape} and {(coils, samples)}")
-        data[mdb.cSlc, :, mdb.cPar, mdb.cLin, :] += mdb.data
-        counts[mdb.cSlc, :, mdb.cPar, mdb.cLin, :] += 1
-    return data / np.maximum(counts, 1)
+def _counters(mdb: Any) -> LineCounters:
+    """The twix counters of one line (``Lin Par Sli Ave Eco Rep Phs Set Seg``)."""
+    return LineCounters(int(mdb.cLin), int(mdb.cPar), int(mdb.cSlc), int(mdb.cAve), int(mdb.cEco), int(mdb.cRep),
+                        int(mdb.cPhs), int(mdb.cSet), int(mdb.cSeg))
 
 
-def read_twix(path: str | Path) -> KSpace:
+def read_twix(path: str | Path, average: bool = False) -> KSpace:
     """Read the image-scan k-space of a Siemens twix file.
 
+    Args:
+        path: the ``.dat`` file.
+        average: average the ``Ave`` counter's lines instead of keeping them as a batch axis.
+
     Returns:
-        :class:`KSpace` ``(coils, ny, nx)`` for one 2-D slice, ``(slices, coils, ny, nx)`` for
-        several, ``(coils, nz, ny, nx)`` for a 3-D (partition-encoded) scan. Lines never
+        :class:`KSpace` ``(*batch, coils, ny, nx)`` — ``(coils, ny, nx)`` for one 2-D slice,
+        ``(slices, coils, ny, nx)`` for several (batch axes as in the module notes) — or
+        ``(*batch, coils, nz, ny, nx)`` for a 3-D (partition-encoded) scan. Lines never
         acquired are zeros and define the mask.
 
     Raises:
-        InputError: missing/corrupt file, no image lines, NaN samples.
+        InputError: missing/corrupt file, no image lines, NaN samples, several cardiac phases or sets.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,15 +119,18 @@ def read_twix(path: str | Path) -> KSpace:
         measurements = twixtools.read_twix(str(path), verbose=False)
         measurement = measurements[-1]
         scans = [mdb for mdb in measurement["mdb"] if mdb.is_image_scan()]
-    data = _assemble(path, scans)
-    metadata = _header_metadata(measurement["hdr"])
+    if not scans:
+        raise InputError(path, "the twix file holds no image-scan lines")
+    assembled = assemble_lines(path, [(_counters(mdb), mdb.data) for mdb in scans], None, average, _TWIX_COUNTERS)
+    metadata = {**_header_metadata(measurement["hdr"]), "measurements": len(measurements),
+                "batch_axes": list(assembled.batch_axes), "batch_values": assembled.batch_values}
+    data = assembled.data
     factor = metadata["readout_oversampling"]
     if factor > 1:
         data = _remove_oversampling(data, factor)
     metadata["readout_oversampling_removed"] = factor > 1
-    three_d = data.shape[2] > 1
-    data = data if three_d else data[:, :, 0]
-    data = data[0] if data.shape[0] == 1 else data
+    three_d = data.shape[-3] > 1
+    data = data if three_d else data[..., 0, :, :]
     ny, nx = data.shape[-2], data.shape[-1]
     spacing_y = float(metadata["phase_fov_mm"] or ny) / ny
     spacing_x = float(metadata["readout_fov_mm"] or nx) / nx
