@@ -165,7 +165,7 @@ def test_nan_refused_unless_allowed(tmp_path: Path, volume: np.ndarray) -> None:
     nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), source)
     with pytest.raises(InputError, match=r"nan\.nii.*1 NaN"):
         read_image(source)
-    assert np.isnan(read_image(source, allow_nonfinite=True).numpy()[1, 2, 3])
+    assert np.isnan(read_image(source, nonfinite="keep").numpy()[1, 2, 3])
 
 
 def test_reading_leaves_input_unchanged_and_write_is_atomic(tmp_path: Path, volume: np.ndarray) -> None:

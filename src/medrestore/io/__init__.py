@@ -4,7 +4,7 @@ BART ``.cfl``/``.hdr``, NumPy.
 
 Public API::
 
-    read_image(path, modality=None, allow_nonfinite=False) -> Image
+    read_image(path, modality=None, nonfinite="refuse") -> Image   # or "zero", "keep"
     write_image(image, path, dtype=None) -> Path
     detect_format(path) -> str   # "nifti" | "dicom" | "dicom-series" | "tiff" | "png" | "jpeg" | "npy" | "npz"
     cast_to_dtype(array, dtype) -> np.ndarray

@@ -1,10 +1,10 @@
 """``read_image`` / ``write_image``: one entry point for every supported format.
 
 Reading detects the format (:func:`~medrestore.io.detect.detect_format`), decodes it, then
-applies the same checks to every format (dtype, NaN/Inf, at least one pixel) and returns a
-float32 :class:`~medrestore.core.image.Image` with ``metadata`` keys ``source_path``,
-``format`` and ``dtype`` (the stored dtype) plus the format's own entries. Reading never
-modifies the input.
+applies the same checks to every format (dtype, NaN/Inf policy, at least one pixel), makes a
+one-slice volume 2-D, and returns a float32 :class:`~medrestore.core.image.Image` with
+``metadata`` keys ``source_path``, ``format`` and ``dtype`` (the stored dtype) plus the
+format's own entries. Reading never modifies the input.
 
 Writing picks the format from the destination (:func:`~medrestore.io.detect.output_format`)
 and always writes atomically.
@@ -26,6 +26,7 @@ from medrestore.io.dicom_write import write_dicom_file, write_dicom_series
 from medrestore.io.nifti import read_nifti, write_nifti
 from medrestore.io.numpy_io import read_npy, read_npz, write_npy, write_npz
 from medrestore.io.raster import read_jpeg, read_png, read_tiff, write_jpeg, write_png, write_tiff
+from medrestore.io.values import check_nonfinite_policy
 
 Reader = Callable[[Path], DecodedImage]
 Writer = Callable[[Image, Path, str | np.dtype | None], Path]
@@ -53,21 +54,26 @@ WRITERS: dict[str, Writer] = {
 }
 
 
-def read_image(path: str | Path, modality: str | None = None, allow_nonfinite: bool = False) -> Image:
+def read_image(path: str | Path, modality: str | None = None, nonfinite: str = "refuse") -> Image:
     """Read any supported image file (or DICOM series folder) as a float32 :class:`Image`.
 
     Args:
         path: file, or folder holding one DICOM series.
         modality: one of :data:`~medrestore.core.image.MODALITIES`; ``None`` infers it
             (DICOM ``Modality``; NIfTI → ``"mri"``; ``.npz`` ``modality``; else ``"unknown"``).
-        allow_nonfinite: accept NaN/±Inf values instead of refusing the file.
+        nonfinite: what to do with NaN/±Inf values (:mod:`medrestore.io.values`):
+            ``"refuse"`` (default) raises, ``"zero"`` replaces them by 0 and records the
+            counts as ``metadata["nonfinite_replaced"]``, ``"keep"`` leaves them.
 
     Returns:
-        ``Image`` with ``data`` float32 of shape ``(*spatial)`` or ``(*spatial, T)``.
+        ``Image`` with ``data`` float32 of shape ``(*spatial)`` or ``(*spatial, T)``. A volume
+        of one slice (``(X, Y, 1)``, ``(X, Y, 1, T)``, ``(1, Y, Z)``...) is 2-D, its slice
+        axis removed and recorded as ``metadata["squeezed_axis"]``; the affine keeps its
+        slice direction (:func:`~medrestore.io.common.squeeze_single_slice`).
 
     Raises:
         InputError: the file is missing, empty, truncated, corrupt, of an unsupported pixel
-            type, misnamed, or holds NaN/Inf; the message names the file.
+            type, misnamed, or holds NaN/Inf under ``"refuse"``; the message names the file.
 
     Example:
         >>> image = read_image("brain.nii.gz")  # doctest: +SKIP
@@ -75,9 +81,10 @@ def read_image(path: str | Path, modality: str | None = None, allow_nonfinite: b
         ('nifti', 'float32')
     """
     path = Path(path)
+    check_nonfinite_policy(nonfinite)
     format_name = detect_format(path)
     decoded = READERS[format_name](path)
-    return finish_image(path, format_name, decoded, modality, allow_nonfinite)
+    return finish_image(path, format_name, decoded, modality, nonfinite)
 
 
 def write_image(image: Image, path: str | Path, dtype: str | np.dtype | None = None) -> Path:

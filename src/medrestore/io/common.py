@@ -19,6 +19,7 @@ import torch
 
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import MODALITIES, Image
+from medrestore.io.values import NONFINITE_KEY, to_float32
 
 # ITU-R BT.601 luma weights (the ones Pillow's ``convert("L")`` uses).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -85,21 +86,6 @@ def check_source_dtype(path: str | Path, dtype: np.dtype) -> None:
         raise InputError(path, f"unsupported pixel data type {dtype} (kind {dtype.kind!r})")
 
 
-def check_finite(path: str | Path, array: np.ndarray, allow_nonfinite: bool) -> None:
-    """Raise ``InputError`` if ``array`` holds NaN or ±Inf, unless ``allow_nonfinite``."""
-    if allow_nonfinite or array.dtype.kind != "f":
-        return
-    finite = np.isfinite(array)
-    if finite.all():
-        return
-    n_nan = int(np.isnan(array).sum())
-    n_inf = int(finite.size - finite.sum()) - n_nan
-    raise InputError(
-        path,
-        f"contains {n_nan} NaN and {n_inf} infinite values; " "pass allow_nonfinite=True to read it anyway",
-    )
-
-
 def resolve_modality(path: str | Path, requested: str | None, inferred: str) -> str:
     """The requested modality (validated) or, when ``None``, the inferred one."""
     if requested is None:
@@ -109,40 +95,89 @@ def resolve_modality(path: str | Path, requested: str | None, inferred: str) -> 
     return requested
 
 
+def squeeze_single_slice(
+    array: np.ndarray, affine: np.ndarray, spatial_ndim: int
+) -> tuple[np.ndarray, np.ndarray, int, int | None]:
+    """Make a one-slice volume a 2-D image: ``(X, Y, 1)`` → ``(X, Y)``, ``(X, Y, 1, T)`` → ``(X, Y, T)``.
+
+    A 3-D image with exactly one spatial axis of length 1 (any of the three: NIfTI stores the
+    slice last, a DICOM series first) is a single slice, and every 2-D workflow (SSIM
+    windows, planar counts, the viewer) must see it as one. The affine keeps the kept axes'
+    columns in order and moves the squeezed axis's column (its slice direction and
+    thickness) to the third place, where :class:`~medrestore.core.image.Image` keeps a 2-D
+    image's slice vector; the translation is unchanged because the squeezed index is 0.
+    Writing the image back as NIfTI therefore gives the same voxel-to-world mapping.
+
+    Returns:
+        ``(array, affine, spatial_ndim, squeezed_axis)``; ``squeezed_axis`` is ``None`` and
+        the inputs come back unchanged when the image is not a single slice.
+    """
+    if spatial_ndim != 3:
+        return array, affine, spatial_ndim, None
+    singletons = [axis for axis in range(3) if array.shape[axis] == 1]
+    if len(singletons) != 1:
+        return array, affine, spatial_ndim, None
+    axis = singletons[0]
+    kept = [a for a in range(3) if a != axis]
+    squeezed_affine = np.array(affine, dtype=np.float64)
+    squeezed_affine[:, :3] = np.asarray(affine, dtype=np.float64)[:, [*kept, axis]]
+    return np.squeeze(array, axis=axis), squeezed_affine, 2, axis
+
+
+def single_slice_affine(affine: np.ndarray, squeezed_axis: int) -> np.ndarray:
+    """The 3-D affine of a squeezed one-slice image with its slice axis put back at ``squeezed_axis``.
+
+    The inverse of the column move in :func:`squeeze_single_slice`: pair it with
+    ``np.expand_dims(data, squeezed_axis)`` to get the volume's layout back.
+    """
+    if squeezed_axis not in (0, 1, 2):
+        raise InputError(None, f"squeezed axis must be 0, 1 or 2, got {squeezed_axis!r}")
+    kept = [a for a in range(3) if a != squeezed_axis]
+    source = np.asarray(affine, dtype=np.float64)
+    restored = source.copy()
+    restored[:, [*kept, squeezed_axis]] = source[:, :3]
+    return restored
+
+
 def finish_image(
     path: str | Path,
     format_name: str,
     decoded: DecodedImage,
     modality: str | None,
-    allow_nonfinite: bool,
+    nonfinite: str = "refuse",
 ) -> Image:
     """Run the shared checks on ``decoded`` and wrap it as a float32 :class:`Image`.
 
-    Checks: supported dtype, at least one pixel, no NaN/Inf (unless ``allow_nonfinite``),
-    values inside the float32 range. Sets ``metadata`` keys ``source_path``, ``format`` and
-    ``dtype`` on top of the reader's own entries.
+    Checks: supported dtype, at least one pixel, NaN/Inf and values outside the float32
+    range under the ``nonfinite`` policy (:func:`medrestore.io.values.to_float32`). A
+    single-slice volume becomes 2-D (:func:`squeeze_single_slice`). Sets ``metadata`` keys
+    ``source_path``, ``format`` and ``dtype`` on top of the reader's own entries, plus
+    ``nonfinite_replaced`` (values replaced by 0) and ``squeezed_axis`` (the array axis of
+    length 1 that was removed) when they apply.
     """
     check_source_dtype(path, decoded.source_dtype)
     check_source_dtype(path, decoded.array.dtype)
     if decoded.array.size == 0:
         raise InputError(path, f"image has no pixels (shape {decoded.array.shape})")
-    check_finite(path, decoded.array, allow_nonfinite)
-    values = decoded.array.astype(np.float32)
-    if values.dtype != decoded.array.dtype and not allow_nonfinite and not np.isfinite(values).all():
-        raise InputError(path, "values exceed the float32 range (|x| > 3.4e38)")
+    values, replaced = to_float32(path, decoded.array, nonfinite)
+    values, affine, spatial_ndim, squeezed_axis = squeeze_single_slice(values, decoded.affine, decoded.spatial_ndim)
     metadata = {
         **decoded.metadata,
         "source_path": str(path),
         "format": format_name,
         "dtype": str(np.dtype(decoded.source_dtype)),
     }
-    return Image(
-        torch.from_numpy(np.ascontiguousarray(values)),
-        decoded.affine,
-        decoded.spatial_ndim,
-        resolve_modality(path, modality, decoded.modality),
-        metadata,
-    )
+    if replaced is not None:
+        metadata[NONFINITE_KEY] = replaced
+    if squeezed_axis is not None:
+        metadata["squeezed_axis"] = squeezed_axis
+    chosen_modality = resolve_modality(path, modality, decoded.modality)
+    try:
+        return Image(torch.from_numpy(np.ascontiguousarray(values)), affine, spatial_ndim, chosen_modality, metadata)
+    except InputError as error:  # the Image's own checks (e.g. a non-finite affine) name no file
+        if error.path is not None:
+            raise
+        raise InputError(path, error.problem) from error
 
 
 def image_values(image: Image) -> np.ndarray:

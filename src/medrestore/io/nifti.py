@@ -40,6 +40,7 @@ from medrestore.io.common import (
     image_values,
     library_errors,
     resolve_write_dtype,
+    single_slice_affine,
 )
 
 NIFTI_COMMENT_CODE = 6
@@ -197,11 +198,27 @@ def _is_orthogonal(affine: np.ndarray) -> bool:
     return bool(np.allclose(columns.T @ columns, np.eye(3), atol=1e-6))
 
 
-def _voxel_values(image: Image, target: np.dtype, rescale: bool) -> np.ndarray:
-    """Pixel array to hand nibabel: cast to ``target`` unless nibabel should fit a slope."""
-    data = image_values(image)
-    if image.spatial_ndim == 2 and data.ndim == 3:
+def _single_slice_layout(image: Image) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, affine)`` to store: a 2-D image read from a one-slice volume gets its slice axis back.
+
+    :func:`~medrestore.io.common.squeeze_single_slice` removed the axis named by
+    ``metadata["squeezed_axis"]`` and moved its affine column to the third place; putting both
+    back writes the source file's layout (e.g. ``(X, Y, 1)``) with the same voxel-to-world
+    mapping. Other 2-D images with a time axis are stored ``(X, Y, 1, T)``.
+    """
+    data, affine = image_values(image), np.asarray(image.affine, dtype=np.float64)
+    if image.spatial_ndim != 2:
+        return data, affine
+    axis = image.metadata.get("squeezed_axis")
+    if axis in (0, 1, 2) and not isinstance(axis, bool):
+        return np.expand_dims(data, axis), single_slice_affine(affine, axis)
+    if data.ndim == 3:
         data = data[:, :, np.newaxis, :]
+    return data, affine
+
+
+def _voxel_values(data: np.ndarray, target: np.dtype, rescale: bool) -> np.ndarray:
+    """Pixel array to hand nibabel: cast to ``target`` unless nibabel should fit a slope."""
     if target.kind in "iu" and rescale:
         info = np.iinfo(target)
         exact = np.array_equal(data, np.rint(data)) and data.min() >= info.min and data.max() <= info.max
@@ -223,8 +240,8 @@ def write_nifti(image: Image, path: str | Path, dtype: str | np.dtype | None = N
         raise InputError(path, f"NIfTI cannot store {target}; use one of {', '.join(WRITABLE_DTYPES)}")
     header = _header_from_metadata(path, image.metadata)
     source_scaled = (image.metadata.get("nifti") or {}).get("scl_slope") is not None
-    data = _voxel_values(image, target, source_scaled)
-    affine = np.asarray(image.affine, dtype=np.float64)
+    data, affine = _single_slice_layout(image)
+    data = _voxel_values(data, target, source_scaled)
     with library_errors(path, "write NIfTI"):
         image_class = nibabel.Nifti2Image if isinstance(header, nibabel.Nifti2Header) else nibabel.Nifti1Image
         nifti = image_class(data, affine, header=header)
