@@ -1,12 +1,30 @@
 """medrestore — physics-aware restoration of medical images.
 
 The public Python API re-exports the data types; workflows live in
-:mod:`medrestore.tasks` and the command line in :mod:`medrestore.cli`.
+:mod:`medrestore.tasks` and the command line in :mod:`medrestore.cli`. The data types are
+loaded on first use (PEP 562), so that importing the package — and ``medrestore --help`` —
+does not pay for importing torch.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from medrestore.core.errors import InputError, MedrestoreError
-from medrestore.core.image import Image
-from medrestore.core.kspace import KSpace
+
+if TYPE_CHECKING:
+    from medrestore.core.image import Image
+    from medrestore.core.kspace import KSpace
 
 __all__ = ["Image", "KSpace", "InputError", "MedrestoreError", "__version__"]
 __version__ = "0.1.0"
+
+_LAZY = {"Image": "medrestore.core.image", "KSpace": "medrestore.core.kspace"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medrestore' has no attribute {name!r}")

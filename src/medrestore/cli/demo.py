@@ -7,9 +7,6 @@ import sys
 
 from medrestore.tasks.demo import run_demo
 
-NAME = "demo"
-HELP = "run every available workflow on built-in data and write report.html, metrics.json and PNGs"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")

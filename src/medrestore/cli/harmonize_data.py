@@ -6,9 +6,6 @@ import argparse
 
 from medrestore.tasks.harmonize import IXI_BASE_URL, SimulationPlan, organise_ixi_archives, simulate_scanner_pair
 
-NAME = "harmonize-data"
-HELP = "simulate a 1.5 T / 3 T scanner pair from a clean brain, or sort IXI archives by field strength"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``simulate BRAIN -o DIR [...]`` or ``ixi ARCHIVES_DIR -o DIR [--download]``."""

@@ -1,55 +1,83 @@
 """The ``medrestore`` command: one sub-command per module in :mod:`medrestore.cli`.
 
-Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
-commands call :mod:`medrestore.tasks`, never the layers below directly.
+Each command module defines ``add_arguments(parser)`` and ``run(args) -> int``; its name and
+one-line help live in :data:`COMMANDS` so that ``medrestore --help`` and ``--version`` import
+no workflow (nor torch), and a command imports only the module it runs. Commands call
+:mod:`medrestore.tasks`, never the layers below directly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from medrestore.core.errors import MedrestoreError
 
-COMMAND_MODULES = (
-    "evaluate",
-    "degrade",
-    "phantom",
-    "models",
-    "train",
-    "denoise",
-    "superres",
-    "undersample",
-    "recon",
-    "demo",
-    "simulate_radial",
-    "estimate_delay",
-    "harmonize",
-    "harmonize_data",
-    "view",
-)
+# command name → (module in medrestore.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "evaluate": ("evaluate", "score a restored image (or a folder of them) against a reference: PSNR, SSIM, NMSE, ..."),
+    "degrade": ("degrade", "degrade images (noise, blur + downsampling, gamma camera, MRI scanner appearance) and record how in OUT.json"),
+    "phantom": ("phantom", "paper phantoms (printed radioactive ink) and their gamma-camera acquisitions; count calibration"),
+    "models": ("models", "list architectures, classical methods and pretrained models"),
+    "train": ("train", "train a paired image-to-image model (denoising, enhancement) from a YAML config"),
+    "denoise": ("denoise", "denoise images (OCT: the shipped ResUNet ensemble by default; MRI: 2-D/3-D/4-D, non-local means or networks)"),
+    "superres": ("superres", "super-resolve planar scintigrams ×K in counts (total counts kept) and record how in OUT.json"),
+    "undersample": ("undersample", "undersample raw k-space retrospectively (fastMRI random/equispaced lines or Poisson-disc)"),
+    "recon": ("recon", "reconstruct MRI from raw k-space (zero-filled, SENSE, CS wavelet/TV, networks; Cartesian and radial)"),
+    "demo": ("demo", "run every available workflow on built-in data and write report.html, metrics.json and PNGs"),
+    "simulate-radial": ("simulate_radial", "simulate multi-coil radial k-space of an image (golden-angle/uniform, gradient delays, noise)"),
+    "estimate-delay": ("estimate_delay", "estimate gradient delays of radial k-space (RING or AC-adaptive)"),
+    "harmonize": ("harmonize", "harmonise MRI slices or volumes between scanners a (1.5 T) and b (3 T) and record how in OUT.json"),
+    "harmonize-data": ("harmonize_data", "simulate a 1.5 T / 3 T scanner pair from a clean brain, or sort IXI archives by field strength"),
+    "view": ("view", "start the local web viewer: open images, run methods, compare before/after, score against a reference"),
+}  # fmt: skip
+
+_ALL = "*"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _selected_command(argv: Sequence[str]) -> str | None:
+    """The command named by ``argv`` (its first word that is not an option), or ``None``."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = _ALL) -> argparse.ArgumentParser:
+    """The argument parser; only ``command``'s module is imported (all of them for the default ``"*"``)."""
     from medrestore import __version__
 
     parser = argparse.ArgumentParser(prog="medrestore", description="Physics-aware restoration of medical images.")
     parser.add_argument("--version", action="version", version=f"medrestore {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(f"medrestore.cli.{module_name}")
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if command in (_ALL, name):
+            module = importlib.import_module(f"medrestore.cli.{module_name}")
+            module.add_arguments(sub)
+            sub.set_defaults(handler=module.run)
     return parser
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the run like Ctrl-C, so half-written temporary outputs are removed on the way out."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Deliberate errors print ``medrestore: error: <message>`` and exit with 2."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_selected_command(argv))
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM) if _on_main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args) or 0)
     except MedrestoreError as error:
@@ -58,6 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medrestore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

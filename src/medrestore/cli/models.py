@@ -7,9 +7,6 @@ import json
 
 from medrestore.tasks.models import MODALITY_CHOICES, catalogue_text, list_models
 
-NAME = "models"
-HELP = "list architectures, classical methods and pretrained models"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--task``, ``--modality`` filters and ``--json`` output."""

@@ -29,9 +29,6 @@ from medrestore.tasks.phantom import (
     calibrate_files,
 )
 
-NAME = "phantom"
-HELP = "paper phantoms (printed radioactive ink) and their gamma-camera acquisitions; count calibration"
-
 
 def _add_paper_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument

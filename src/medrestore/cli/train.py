@@ -7,9 +7,6 @@ from pathlib import Path
 
 from medrestore.tasks.train import train_from_config
 
-NAME = "train"
-HELP = "train a paired image-to-image model (denoising, enhancement) from a YAML config"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE.yaml [--resume] [--output-dir DIR] [--device D]``."""

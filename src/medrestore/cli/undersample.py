@@ -20,9 +20,6 @@ import json
 from medrestore.core.errors import InputError
 from medrestore.tasks.recon import MASK_KINDS, MaskSpec, undersample_file
 
-NAME = "undersample"
-HELP = "undersample raw k-space retrospectively (fastMRI random/equispaced lines or Poisson-disc)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT --accel R --mask KIND --center-fraction F --seed S [--json]``."""

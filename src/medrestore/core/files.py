@@ -1,7 +1,14 @@
-"""Atomic output: write to a temporary file in the destination folder, then rename.
+"""Safe output: atomic writes, stale partial files cleaned up, and outputs that never land on inputs.
 
-A reader never sees a half-written output, and an interrupted write leaves the
-previous file (if any) untouched.
+* :func:`atomic_path` writes to a temporary file in the destination folder, then renames it,
+  so a reader never sees a half-written output and an interrupted write leaves the previous
+  file (if any) untouched. Temporary names carry the host and process id
+  (``.NAME.partial-HOST-PID-XXXX``), so a later write of the same output removes what a
+  killed process left behind (:func:`remove_stale_partials`).
+* :func:`guard_output` refuses, before any work, an output that resolves to one of the
+  command's inputs (through symlinks, hard links, relative paths, BART ``.cfl``/``.hdr``
+  pairs, sidecars, or a DICOM folder holding or being the output), and an output folder that
+  cannot be written.
 """
 
 from __future__ import annotations
@@ -9,14 +16,75 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
+import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from medrestore.core.errors import InputError
+
+PARTIAL_MARK = ".partial-"
+STALE_FOREIGN_SECONDS = 24 * 3600
+"""A partial file of another host is removed once it is this old (its process cannot be asked)."""
+BART_SUFFIXES = (".cfl", ".hdr")
+
+
+def _host_tag() -> str:
+    """This host's name, reduced to characters safe in a file name."""
+    return "".join(c for c in socket.gethostname() if c.isalnum())[:32] or "host"
+
+
+def partial_name(destination: str | Path) -> str:
+    """Prefix of a temporary name beside ``destination``: ``.NAME.partial-HOST-PID-``."""
+    return f".{Path(destination).name}{PARTIAL_MARK}{_host_tag()}-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(entry: Path, prefix: str) -> bool:
+    """Whether a partial file left beside a destination belongs to no running writer."""
+    host, _, rest = entry.name[len(prefix) :].partition("-")
+    pid_text = rest.partition("-")[0]
+    if host != _host_tag() or not pid_text.isdigit():
+        try:
+            return time.time() - entry.lstat().st_mtime > STALE_FOREIGN_SECONDS
+        except OSError:
+            return False
+    pid = int(pid_text)
+    return pid != os.getpid() and not _process_alive(pid)
+
+
+def remove_stale_partials(destination: str | Path) -> list[Path]:
+    """Remove the temporary files (or folders) an interrupted write of ``destination`` left; return them."""
+    destination = Path(destination)
+    prefix = f".{destination.name}{PARTIAL_MARK}"
+    removed = []
+    try:
+        entries = [entry for entry in destination.parent.iterdir() if entry.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _is_stale(entry, prefix):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -25,13 +93,15 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
 
     ``suffix`` defaults to the destination's full suffix (``.nii.gz`` stays ``.nii.gz``) so that
     libraries choosing a format by extension still do the right thing.
-    On an exception the temporary file is removed and ``destination`` is left as it was.
+    On an exception the temporary file is removed and ``destination`` is left as it was; what a
+    killed process left is removed by the next write of the same destination.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(destination)
     if suffix is None:
         suffix = "".join(destination.suffixes) or ".tmp"
-    handle, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=suffix, dir=destination.parent)
+    handle, name = tempfile.mkstemp(prefix=partial_name(destination), suffix=suffix, dir=destination.parent)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -43,6 +113,88 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """The JSON record written beside an output: ``OUT.json`` (``brain.nii.gz`` → ``brain.nii.gz.json``)."""
+    return Path(f"{output}.json")
+
+
+def _footprint(path: Path) -> list[Path]:
+    """The files a path names: a BART stem or either file of the pair names both."""
+    if path.suffix.lower() in BART_SUFFIXES or (not path.exists() and path.with_suffix(".cfl").exists()):
+        stem = path.with_suffix("") if path.suffix.lower() in BART_SUFFIXES else path
+        return [stem.with_suffix(".cfl"), stem.with_suffix(".hdr")]
+    return [path]
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(path)))
+
+
+def _same(first: Path, second: Path) -> bool:
+    """Same file by resolved path, or by inode when both exist (hard links)."""
+    if _real(first) == _real(second):
+        return True
+    try:
+        return first.exists() and second.exists() and os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return _real(folder) in _real(path).parents
+
+
+def _clash(target: Path, source: Path) -> str | None:
+    """Why writing ``target`` would touch the input ``source`` (``None`` when it would not)."""
+    if _same(target, source):
+        return f"would overwrite the input {source}"
+    if source.is_dir() and _within(target, source):
+        return f"would be written inside the input folder {source}"
+    if _within(source, target):
+        return f"would replace a folder holding the input {source}"
+    return None
+
+
+def _check_writable(output: Path) -> None:
+    """The nearest existing folder above ``output`` must be a writable folder."""
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(output, f"cannot create the output: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(output, f"cannot write the output: the folder {folder} is not writable")
+
+
+def guard_output(
+    output: str | Path, inputs: Iterable[str | Path | None], sidecar: bool = False, extra: Sequence[str | Path] = ()
+) -> None:
+    """Refuse, before any work, an output that would overwrite or change one of the ``inputs``.
+
+    Args:
+        output: the output path a command was given (file, BART stem or DICOM folder).
+        inputs: every file or folder the command reads (``None`` entries and names that are
+            not paths, e.g. zoo model names, are ignored).
+        sidecar: the command also writes ``OUT.json`` beside the output.
+        extra: further paths the command writes.
+
+    Raises:
+        InputError: an output path resolves to an input (the message names both), lies inside
+            an input folder, or is a folder holding an input; or its folder is not writable.
+    """
+    output = Path(output)
+    targets = [*_footprint(output), *(Path(path) for path in extra)]
+    if sidecar:
+        targets.append(sidecar_path(output))
+    sources = [path for entry in inputs if entry is not None for path in _footprint(Path(entry)) if path.exists()]
+    for target in targets:
+        for source in sources:
+            reason = _clash(target, source)
+            if reason is not None:
+                raise InputError(output, f"refusing to write {target}: it {reason}; choose another output path")
+    _check_writable(output)
 
 
 def _current_umask() -> int:

@@ -59,6 +59,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from medrestore.core.progress import track
 from medrestore.core.errors import InputError
 from medrestore.models.blocks import require
 from medrestore.models.classical import ClassicalMethod
@@ -146,7 +147,7 @@ def nlm_weighted_mean(
     output = torch.empty_like(guide)
     count = -(-length // step)  # slabs of near-equal thickness >= step / 2: none too thin to mirror-pad
     edges = [round(i * length / count) for i in range(count + 1)]
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+    for start, stop in track(list(zip(edges[:-1], edges[1:], strict=True)), "non-local means"):
         low, high = max(0, start - halo), min(length, stop + halo)
         block = _nlm_block(guide[low:high], values[low:high], sigma, h, patch_radius, search_radius, centre_weight)
         output[start:stop] = block[start - low : stop - low]

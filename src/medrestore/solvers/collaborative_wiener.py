@@ -57,6 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medrestore.core.progress import track
 from medrestore.core.errors import InputError
 from medrestore.physics.noise_estimation import rician_mean
 from medrestore.solvers.dct_denoise import mirror_pad, orthonormal_dct
@@ -224,7 +225,7 @@ def _filter(
     denominator = torch.zeros(noisy_p.numel(), device=device)
     flat_noisy, flat_pilot = noisy_p.reshape(-1), pilot_p.reshape(-1)
     variance = float(sigma) ** 2
-    for start in range(0, reference_index.shape[0], chunk):
+    for start in track(range(0, reference_index.shape[0], chunk), "collaborative Wiener filter"):
         index = (reference_index[start : start + chunk, None] + offset_index[matches[start : start + chunk]])[..., None] + within
         pilot_blocks, noisy_blocks = _block_spectra(flat_pilot[index], forward), _block_spectra(flat_noisy[index], forward)
         gains, noisy_spectrum = torch.matmul(across, pilot_blocks), torch.matmul(across, noisy_blocks)
