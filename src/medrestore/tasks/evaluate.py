@@ -23,6 +23,7 @@ import torch
 from medrestore.core.errors import InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image
+from medrestore.io.values import NONFINITE_KEY
 from medrestore.io.detect import format_from_extension
 from medrestore.metrics import CONVENTION_NAMES, evaluate, get_convention
 
@@ -61,30 +62,48 @@ def _metric_layout(image: Image) -> torch.Tensor:
     return image.data
 
 
-def _read_mask(mask_path: Path, reference: Image) -> torch.Tensor:
+def _read(path: Path, nonfinite: str, notes: dict[str, Any] | None) -> Image:
+    """``read_image`` under the ``nonfinite`` policy; replaced values are noted under the file's path."""
+    image = read_image(path, nonfinite=nonfinite)
+    if notes is not None and image.metadata.get(NONFINITE_KEY) is not None:
+        notes[str(path)] = image.metadata[NONFINITE_KEY]
+    return image
+
+
+def _read_mask(mask_path: Path, reference: Image, nonfinite: str = "refuse", notes: dict[str, Any] | None = None) -> torch.Tensor:
     """The mask (nonzero = inside) in the reference's metric layout; same spatial shape required."""
-    mask = read_image(mask_path)
+    mask = _read(mask_path, nonfinite, notes)
     if mask.spatial_shape != reference.spatial_shape or mask.n_frames not in (1, reference.n_frames):
         raise InputError(mask_path, f"mask of shape {mask.shape} does not fit the reference of shape {reference.shape}")
     return _metric_layout(mask) != 0
 
 
-def evaluate_pair(pred_path: Path, ref_path: Path, mask_path: Path | None, convention: str) -> dict[str, float]:
+def evaluate_pair(
+    pred_path: Path,
+    ref_path: Path,
+    mask_path: Path | None,
+    convention: str,
+    nonfinite: str = "refuse",
+    notes: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Metrics of one prediction file against one reference file (see :func:`evaluate_files`).
+
+    ``nonfinite`` is the readers' NaN/±Inf policy; with ``"zero"`` the counts of replaced
+    values are added to ``notes`` (when given) under each file's path.
 
     Raises:
         InputError: unreadable files, shapes that differ (both files and shapes named), or
             images the convention cannot score.
     """
-    prediction = read_image(pred_path)
-    reference = read_image(ref_path)
+    prediction = _read(pred_path, nonfinite, notes)
+    reference = _read(ref_path, nonfinite, notes)
     if prediction.shape != reference.shape:
         raise InputError(
             pred_path,
             f"prediction of shape {prediction.shape} does not match "
             f"the reference {ref_path} of shape {reference.shape}",
         )
-    mask = None if mask_path is None else _read_mask(mask_path, reference)
+    mask = None if mask_path is None else _read_mask(mask_path, reference, nonfinite, notes)
     try:
         return evaluate(
             _metric_layout(prediction), _metric_layout(reference), convention, mask, spatial_ndim=reference.spatial_ndim
@@ -100,7 +119,9 @@ def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {name: math.fsum(row[name] for row in rows) / len(rows) for name in rows[0]}
 
 
-def _evaluate_folders(pred_dir: Path, ref_dir: Path, mask_path: Path | None, convention: str) -> list[dict[str, Any]]:
+def _evaluate_folders(
+    pred_dir: Path, ref_dir: Path, mask_path: Path | None, convention: str, nonfinite: str, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Per-file results ``{"name", "metrics"}`` for every image in ``pred_dir``, matched by name."""
     mask_folder = mask_path if mask_path is not None and _is_image_folder(mask_path) else None
     rows: list[dict[str, Any]] = []
@@ -111,7 +132,8 @@ def _evaluate_folders(pred_dir: Path, ref_dir: Path, mask_path: Path | None, con
         mask_file = mask_path if mask_folder is None else mask_folder / pred_file.name
         if mask_file is not None and not mask_file.exists():
             raise InputError(pred_file, f"no mask of the same name in {mask_folder}")
-        rows.append({"name": pred_file.name, "metrics": evaluate_pair(pred_file, ref_file, mask_file, convention)})
+        metrics = evaluate_pair(pred_file, ref_file, mask_file, convention, nonfinite, notes)
+        rows.append({"name": pred_file.name, "metrics": metrics})
     return rows
 
 
@@ -120,6 +142,7 @@ def evaluate_files(
     ref_path: str | Path,
     mask_path: str | Path | None = None,
     convention: str = "default",
+    nonfinite: str = "refuse",
 ) -> dict[str, Any]:
     """Score a prediction against a reference under a named convention.
 
@@ -129,10 +152,13 @@ def evaluate_files(
         ref_path: reference file, or a folder holding a file of the same name for each prediction.
         mask_path: optional mask (nonzero = inside): one file for all, or a folder matched by name.
         convention: one of :data:`CONVENTION_NAMES` (``default``, ``fastmri``, ``oct``).
+        nonfinite: NaN/±Inf policy of the readers, ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`).
 
     Returns:
         ``{"pred", "ref", "mask", "convention", "metrics": {name: value}}``; for folders also
-        ``"files": [{"name", "metrics"}, ...]``, and ``"metrics"`` is their mean.
+        ``"files": [{"name", "metrics"}, ...]``, and ``"metrics"`` is their mean. With values
+        replaced on read, ``"nonfinite_replaced": {path: counts}``. Negative values are scored
+        as they are (CT numbers, phase and generic float images hold meaningful negatives).
 
     Raises:
         InputError: a missing or unreadable file, mismatched shapes or folder contents.
@@ -154,10 +180,13 @@ def evaluate_files(
     if pred_is_folder != ref_is_folder:
         folder, other = (pred, ref) if pred_is_folder else (ref, pred)
         raise InputError(folder, f"is a folder of images but {other} is a single image; give two files or two folders")
+    notes: dict[str, Any] = {}
     if not pred_is_folder:
-        result["metrics"] = evaluate_pair(pred, ref, mask, chosen)
-        return result
-    rows = _evaluate_folders(pred, ref, mask, chosen)
-    result["metrics"] = _mean_metrics([row["metrics"] for row in rows])
-    result["files"] = rows
+        result["metrics"] = evaluate_pair(pred, ref, mask, chosen, nonfinite, notes)
+    else:
+        rows = _evaluate_folders(pred, ref, mask, chosen, nonfinite, notes)
+        result["metrics"] = _mean_metrics([row["metrics"] for row in rows])
+        result["files"] = rows
+    if notes:
+        result[NONFINITE_KEY] = notes
     return result
