@@ -5,8 +5,9 @@ format         extensions                 content
 =============  =========================  ==================================================
 nifti          .nii, .nii.gz              ``sizeof_hdr`` 348 (NIfTI-1) or 540 (NIfTI-2), either
                                           byte order, raw or inside gzip (``1f 8b``)
-dicom          .dcm, .dicom, .ima, none   ``DICM`` at byte 128, or a preamble-less data set
-                                          that pydicom parses with ``force`` and has pixel data
+dicom          .dcm, .dicom, .ima, none;  ``DICM`` at byte 128, or a preamble-less data set
+               .dcm.gz, .dicom.gz,        that pydicom parses with ``force`` and has pixel data;
+               .ima.gz, .gz               either one raw or inside gzip (``1f 8b``)
 dicom-series   (a folder)                 a directory
 tiff           .tif, .tiff                ``II*\\0`` / ``MM\\0*`` (BigTIFF ``II+\\0`` / ``MM\\0+``)
 png            .png                       ``\\x89PNG\\r\\n\\x1a\\n``
@@ -17,18 +18,26 @@ npz            .npz                       a zip archive (``PK``)
 
 When the extension names one format and the content another, the file is refused: a PNG
 renamed to ``.nii`` is far more likely a mistake than something to guess around.
+
+A "dual-personality" file carries a TIFF header inside its 128-byte DICOM preamble and
+``DICM`` at byte 128 (PS3.10 7.5 allows this so that TIFF viewers can show the image). It is
+read as DICOM whatever its extension (``.tif`` included): the DICOM data set is the
+authoritative one, with the geometry and identifiers a TIFF reader would drop.
 """
 
 from __future__ import annotations
 
-import gzip
 import struct
-import zlib
 from pathlib import Path
 
-import pydicom
-
 from medrestore.core.errors import InputError
+from medrestore.io.dicom_payload import (
+    gunzip_head,
+    gzip_holds_dicom,
+    has_dicom_preamble,
+    is_gzip,
+    looks_like_bare_dicom,
+)
 
 FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz")
 
@@ -46,6 +55,9 @@ FORMAT_NAMES = {
 EXTENSIONS = {
     ".nii.gz": "nifti",
     ".nii": "nifti",
+    ".dcm.gz": "dicom",
+    ".dicom.gz": "dicom",
+    ".ima.gz": "dicom",
     ".dcm": "dicom",
     ".dicom": "dicom",
     ".ima": "dicom",
@@ -78,39 +90,21 @@ def is_nifti_header(head: bytes) -> bool:
     return any(struct.unpack(order + "i", head[:4])[0] in NIFTI_HEADER_SIZES for order in "<>")
 
 
-def _gunzip_head(path: Path, size: int) -> bytes:
-    """The first ``size`` decompressed bytes of a gzip file ("" when even those are cut off)."""
-    try:
-        with gzip.open(path, "rb") as stream:
-            return stream.read(size)
-    except (OSError, EOFError, zlib.error):
-        return b""
-
-
-def _looks_like_bare_dicom(path: Path, head: bytes) -> bool:
-    """A DICOM data set without the 128-byte preamble: starts with group 0002 or 0008
-    (either byte order), parses with ``force=True``, and carries pixel data."""
-    if head[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
-        return False
-    try:
-        dataset = pydicom.dcmread(path, force=True, defer_size=1024)
-        return "PixelData" in dataset or "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset
-    except Exception:  # noqa: BLE001 - any parse failure means "not DICOM"
-        return False
-
-
 def content_formats(path: str | Path) -> list[str]:
     """Formats the first bytes of a file match (empty when none).
 
     Usually one; a DICOM file whose preamble holds a TIFF header (a "dual-personality" file)
-    matches both. ``"gzip"`` stands for gzip data that does not hold a NIfTI header.
+    matches both, ``"dicom"`` first. gzip data is judged by its decompressed start (NIfTI or
+    DICOM); ``"gzip"`` stands for gzip data holding neither.
     """
     path = Path(path)
     with open(path, "rb") as stream:
         head = stream.read(_SNIFF_BYTES)
     found = []
-    if head[:2] == b"\x1f\x8b":
-        found.append("nifti" if is_nifti_header(_gunzip_head(path, 4)) else "gzip")
+    if has_dicom_preamble(head):
+        found.append("dicom")
+    if is_gzip(head):
+        found.append(_gzip_content(path))
     elif head[:8] == b"\x89PNG\r\n\x1a\n":
         found.append("png")
     elif head[:3] == b"\xff\xd8\xff":
@@ -121,13 +115,19 @@ def content_formats(path: str | Path) -> list[str]:
         found.append("npz")
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         found.append("tiff")
-    if head[128:132] == b"DICM":
-        found.append("dicom")
     if not found and is_nifti_header(head):
         found.append("nifti")
-    if not found and _looks_like_bare_dicom(path, head):
+    if not found and looks_like_bare_dicom(head, path):
         found.append("dicom")
     return found
+
+
+def _gzip_content(path: Path) -> str:
+    """``"nifti"``, ``"dicom"`` or ``"gzip"`` (neither) for a gzip-compressed file."""
+    inner = gunzip_head(path, _SNIFF_BYTES)
+    if is_nifti_header(inner):
+        return "nifti"
+    return "dicom" if gzip_holds_dicom(path, inner) else "gzip"
 
 
 def _content_name(format_name: str) -> str:
@@ -138,7 +138,8 @@ def detect_format(path: str | Path) -> str:
     """Format of ``path``: one of :data:`FORMATS`.
 
     A directory is a ``"dicom-series"``. Otherwise extension and content must agree; a file
-    without a known extension is judged by content alone.
+    without a known extension is judged by content alone. A dual-personality TIFF/DICOM file
+    is ``"dicom"`` (see the module docstring).
 
     Raises:
         InputError: missing file, empty file, unrecognised content, or extension and
@@ -158,6 +159,8 @@ def detect_format(path: str | Path) -> str:
     except OSError as error:
         raise InputError(path, f"cannot open file: {error.strerror or error}") from error
     extension = format_from_extension(path)
+    if "dicom" in candidates and (extension is None or extension in candidates):
+        return "dicom"
     content = extension if extension in candidates else (candidates[0] if candidates else None)
     if content is None or content == "gzip":
         if extension is None:

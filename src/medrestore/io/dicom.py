@@ -19,19 +19,23 @@ Reference: DICOM PS3.3 C.7.6.2 (Image Plane), C.7.6.16 (Multi-frame Functional G
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
+import pydicom.datadict
 import pydicom.multival
 import pydicom.sequence
+import pydicom.tag
 import pydicom.uid
 import pydicom.valuerep
 
 from medrestore.core.errors import InputError
 from medrestore.core.image import affine_from_spacing
 from medrestore.io.common import DecodedImage, library_errors, rgb_to_luminance
+from medrestore.io.dicom_payload import PIXEL_KEYWORDS, open_dataset_source
 from medrestore.io.dicom_geometry import PlaneGeometry, plane_affine, plane_from_tags, stack_affine, stack_by_position
 
 MODALITY_FROM_DICOM = {
@@ -49,6 +53,22 @@ METADATA_KEYWORDS = (
     "SliceThickness", "SpacingBetweenSlices", "PixelSpacing", "RescaleSlope", "RescaleIntercept",
     "RescaleType", "WindowCenter", "WindowWidth", "Units", "ImageType", "PhotometricInterpretation",
     "BitsStored", "Rows", "Columns", "NumberOfFrames", "ActualFrameDuration", "SpecificCharacterSet",
+    "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "EchoTrainLength",
+    "EchoNumbers", "ImagingFrequency", "ImagedNucleus", "NumberOfTemporalPositions", "AcquisitionNumber",
+    "PatientPosition", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
+)  # fmt: skip
+
+# Nuclear-medicine multi-frame, isotope and detector attributes (PS3.3 C.8.4.8-C.8.4.12) a writer
+# needs to keep an NM object's frame layout; sequences become lists of plain dictionaries.
+NM_KEYWORDS = (
+    "FrameIncrementPointer", "EnergyWindowVector", "NumberOfEnergyWindows", "DetectorVector",
+    "NumberOfDetectors", "PhaseVector", "NumberOfPhases", "RotationVector", "NumberOfRotations",
+    "RRIntervalVector", "NumberOfRRIntervals", "TimeSlotVector", "NumberOfTimeSlots", "SliceVector",
+    "NumberOfSlices", "AngularViewVector", "TimeSliceVector", "NumberOfTimeSlices",
+    "EnergyWindowInformationSequence", "RadiopharmaceuticalInformationSequence",
+    "DetectorInformationSequence", "RotationInformationSequence", "TypeOfDetectorMotion",
+    "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence", "CountsAccumulated",
+    "CorrectedImage",
 )  # fmt: skip
 
 # Functional-group macro holding each keyword (PS3.3 C.7.6.16.2).
@@ -60,8 +80,8 @@ _MACRO = {
     "SpacingBetweenSlices": "PixelMeasuresSequence",
     "RescaleSlope": "PixelValueTransformationSequence",
     "RescaleIntercept": "PixelValueTransformationSequence",
+    "RescaleType": "PixelValueTransformationSequence",
 }
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 def modality_from_dicom(code: object) -> str:
@@ -70,9 +90,17 @@ def modality_from_dicom(code: object) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """A tag value as JSON-friendly str/int/float/list (``None`` for binary or sequences)."""
-    if isinstance(value, pydicom.sequence.Sequence | bytes | bytearray):
+    """A tag value as JSON-friendly str/int/float/list/dict (``None`` for binary data).
+
+    A sequence becomes a list of dictionaries keyword → plain value (private and unknown
+    elements left out); an attribute tag (``AT``) becomes its keyword.
+    """
+    if isinstance(value, pydicom.sequence.Sequence):
+        return [_plain_item(item) for item in value]
+    if isinstance(value, bytes | bytearray):
         return None
+    if isinstance(value, pydicom.tag.BaseTag):
+        return pydicom.datadict.keyword_for_tag(value) or str(value)
     if isinstance(value, pydicom.multival.MultiValue | list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, pydicom.valuerep.IS | int) and not isinstance(value, bool):
@@ -82,9 +110,27 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _plain_item(item: pydicom.Dataset) -> dict[str, Any]:
+    """One sequence item as keyword → plain value (private, unknown and empty elements left out)."""
+    plain: dict[str, Any] = {}
+    for element in item:
+        if element.tag.is_private or not element.keyword:
+            continue
+        value = _plain(element.value)
+        if value not in (None, "", []):
+            plain[element.keyword] = value
+    return plain
+
+
 def dicom_summary(dataset: pydicom.Dataset) -> dict[str, Any]:
-    """Identifiers and acquisition tags of ``dataset`` as plain JSON values (absent tags omitted)."""
+    """Identifiers, acquisition tags and NM frame attributes of ``dataset`` as plain JSON
+    values (absent tags omitted); ``FrameIncrementPointer`` is a list of keywords."""
     summary: dict[str, Any] = {}
+    for keyword in NM_KEYWORDS if str(dataset.get("Modality", "")).upper() in ("NM", "PT") else ():
+        value = dataset.get(keyword)
+        plain = None if value is None else _plain(value)
+        if plain not in (None, "", []):
+            summary[keyword] = plain if keyword != "FrameIncrementPointer" or isinstance(plain, list) else [plain]
     for keyword in METADATA_KEYWORDS:
         value = frame_value(dataset, keyword, None)
         plain = None if value is None else _plain(value)
@@ -131,13 +177,16 @@ def number_of(dataset: pydicom.Dataset, keyword: str, frame: int | None, default
     return number if np.isfinite(number) else default
 
 
-def parse_dataset(path: Path) -> pydicom.Dataset:
-    """Parse one DICOM file with its pixel data (``force`` for preamble-less files)."""
+def parse_dataset(path: Path, keywords: Sequence[str] | None = None) -> pydicom.Dataset:
+    """Parse one DICOM file with its pixel data (``force`` for preamble-less files).
+
+    A gzip-compressed file is decompressed in memory (:mod:`medrestore.io.dicom_payload`).
+    ``keywords`` limits parsing to those elements (pydicom ``specific_tags``), which halves
+    the time per file for long series with large private headers.
+    """
     with library_errors(path, "read DICOM"):
-        with open(path, "rb") as stream:
-            stream.seek(128)
-            has_preamble = stream.read(4) == b"DICM"
-        dataset = pydicom.dcmread(path, force=not has_preamble)
+        source, has_preamble = open_dataset_source(path)
+        dataset = pydicom.dcmread(source, force=not has_preamble, specific_tags=keywords)
         _set_missing_transfer_syntax(dataset)
         return dataset
 
@@ -157,7 +206,7 @@ def _set_missing_transfer_syntax(dataset: pydicom.Dataset) -> None:
 
 def has_pixels(dataset: pydicom.Dataset) -> bool:
     """Whether the data set carries an image (integer or float pixel data)."""
-    return any(keyword in dataset for keyword in _PIXEL_KEYWORDS)
+    return any(keyword in dataset for keyword in PIXEL_KEYWORDS)
 
 
 def read_dataset(path: Path) -> pydicom.Dataset:
@@ -272,7 +321,12 @@ def read_dicom_file(path: str | Path) -> DecodedImage:
             values, affine = _single_frame(path, dataset, stored.reshape(stored.shape[-2:]))
         summary = dicom_summary(dataset)
     spatial_ndim = 2 if values.ndim == 2 else 3
-    metadata = {"dicom": summary, **notes}
+    metadata = {
+        "dicom": summary,
+        "dicom_slice_spacing": float(np.linalg.norm(affine[:3, 0 if spatial_ndim == 3 else 2])),
+        "dicom_patient_geometry": plane_of(path, dataset, 0)[1],
+        **notes,
+    }
     return DecodedImage(
         values, affine, spatial_ndim, source_dtype, modality_from_dicom(summary.get("Modality")), metadata
     )

@@ -127,6 +127,7 @@ def stack_by_position(path: object, positions: np.ndarray, normal: np.ndarray, n
             groups[-1].append(int(index))
         else:
             groups.append([int(index)])
+    groups = [sorted(group) for group in groups]  # frames sharing a position keep their input order
     sizes = {len(group) for group in groups}
     if len(sizes) != 1:
         raise InputError(

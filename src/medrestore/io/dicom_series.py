@@ -1,18 +1,32 @@
-"""A folder holding one DICOM series: single-frame files stacked into ``(slices, rows, cols)``.
+"""A folder holding one DICOM series: single-frame files stacked into ``(slices, rows, cols)``,
+or ``(slices, rows, cols, T)`` when several files share each slice position (fMRI, dynamic,
+multi-echo).
 
-Files are picked by extension (``.dcm``, ``.dicom``, ``.ima``) or, without one, by content;
-other files (and DICOM files without pixel data, e.g. ``DICOMDIR``) are skipped and listed
-in ``metadata["skipped_files"]``. All image files must share ``SeriesInstanceUID``, size,
-orientation and pixel spacing, else the first offending file is named. Sorting and geometry
-follow :func:`medrestore.io.dicom_geometry.stack_by_position` (``InstanceNumber`` when
-positions are missing).
+Files are picked by extension (``.dcm``, ``.dicom``, ``.ima``, and the same with ``.gz``) or,
+without one, by content (gzip-compressed files are decompressed in memory); other files (and
+DICOM files without pixel data, e.g. ``DICOMDIR``) are skipped and listed in
+``metadata["skipped_files"]``. All image files must share ``SeriesInstanceUID``, size,
+orientation and pixel spacing, else the first offending file is named.
+
+Order: slices by position along the normal
+(:func:`medrestore.io.dicom_geometry.stack_by_position`; ``InstanceNumber`` when positions are
+missing). The files sharing one position are ordered in time by the first of
+``TemporalPositionIdentifier``, ``AcquisitionTime``, ``TriggerTime``, ``InstanceNumber`` that
+every file carries and that tells apart the files at each position; the keyword used is
+``metadata["dicom_time_order"]``.
+
+Each file is parsed once, limited to the elements the reader uses
+(:data:`SERIES_KEYWORDS`), and its pixels are decoded right away so that the parsed headers
+of long series (thousands of files) stay small.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -21,6 +35,8 @@ from medrestore.core.errors import InputError
 from medrestore.io.common import DecodedImage, library_errors
 from medrestore.io.detect import content_formats, format_from_extension
 from medrestore.io.dicom import (
+    METADATA_KEYWORDS,
+    NM_KEYWORDS,
     decode_pixels,
     diagonal_affine,
     dicom_summary,
@@ -31,27 +47,68 @@ from medrestore.io.dicom import (
     plane_of,
     position_of,
     read_dicom_file,
-    rescale,
     slice_spacing_of,
 )
-from medrestore.io.dicom_geometry import stack_affine, stack_by_position
+from medrestore.io.dicom_geometry import PlaneGeometry, stack_affine, stack_by_position
+from medrestore.io.dicom_payload import PIXEL_KEYWORDS
+
+TIME_KEYWORDS = ("TemporalPositionIdentifier", "AcquisitionTime", "TriggerTime", "InstanceNumber")
+"""Keywords that order the files sharing one slice position, in order of preference."""
+
+SERIES_KEYWORDS = tuple(
+    dict.fromkeys(
+        (
+            *METADATA_KEYWORDS,
+            *NM_KEYWORDS,
+            *TIME_KEYWORDS,
+            *PIXEL_KEYWORDS,
+            "SOPInstanceUID", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+            "ImagerPixelSpacing", "NominalScannedPixelSpacing", "SamplesPerPixel", "PlanarConfiguration",
+            "BitsAllocated", "HighBit", "PixelRepresentation", "SmallestImagePixelValue",
+            "LargestImagePixelValue", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+            "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "FloatPixelPaddingValue",
+            "DoubleFloatPixelPaddingValue",
+        )  # fmt: skip
+    )
+)
+"""The elements parsed from each file of a series (pydicom ``specific_tags``)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SeriesMember:
-    """One image file of the folder."""
+    """What the reader keeps of one image file: the header values it orders and checks by,
+    and the stored pixels (the parsed header itself is let go, so long series stay small).
+
+    Attributes:
+        path: the file.
+        series_uid, series_description: ``SeriesInstanceUID``, ``SeriesDescription``.
+        instance_number: ``InstanceNumber`` or ``None``.
+        size: ``(Rows, Columns)``.
+        n_frames: ``NumberOfFrames`` (1 for single-frame files).
+        plane: in-plane geometry; ``oriented`` says whether the file gives an orientation.
+        position: ``ImagePositionPatient`` (LPS mm) or ``None``.
+        times: the :data:`TIME_KEYWORDS` values as numbers (``None`` when absent).
+        slope, intercept: ``RescaleSlope``/``RescaleIntercept``.
+        fallback_spacing: slice distance from the tags (used without positions).
+        stored: stored pixel values ``(rows, cols)`` (colour converted to luma).
+        notes: decoding notes (e.g. ``converted_from``).
+    """
 
     path: Path
-    dataset: pydicom.Dataset
-
-    @property
-    def series_uid(self) -> str:
-        return str(self.dataset.get("SeriesInstanceUID", "") or "")
-
-    @property
-    def instance_number(self) -> int | None:
-        value = self.dataset.get("InstanceNumber")
-        return None if value in (None, "") else int(value)
+    series_uid: str
+    series_description: str
+    instance_number: int | None
+    size: tuple[int, int]
+    n_frames: int
+    plane: PlaneGeometry
+    oriented: bool
+    position: np.ndarray | None
+    times: dict[str, float | None]
+    slope: float
+    intercept: float
+    fallback_spacing: float
+    stored: np.ndarray
+    notes: dict[str, Any]
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -64,17 +121,49 @@ def _is_dicom_file(path: Path) -> bool:
         return False
 
 
+def _load_member(file: Path) -> SeriesMember | None:
+    """Parse and decode one file; ``None`` for files that are not DICOM images."""
+    if not _is_dicom_file(file):
+        return None
+    dataset = parse_dataset(file, SERIES_KEYWORDS)
+    if not has_pixels(dataset):
+        return None
+    n_frames = int(number_of(dataset, "NumberOfFrames", None, 1.0))
+    stored, notes = np.empty((0, 0)), {}
+    if n_frames == 1:  # a multi-frame file is refused, or read on its own, later
+        stored, _, notes = decode_pixels(file, dataset)
+    plane, oriented = plane_of(file, dataset, None)
+    instance = dataset.get("InstanceNumber")
+    return SeriesMember(
+        path=file,
+        series_uid=str(dataset.get("SeriesInstanceUID", "") or ""),
+        series_description=str(dataset.get("SeriesDescription", "") or ""),
+        instance_number=None if instance in (None, "") else int(instance),
+        size=(int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)),
+        n_frames=n_frames,
+        plane=plane,
+        oriented=oriented,
+        position=position_of(dataset, None),
+        times={keyword: time_value(dataset, keyword) for keyword in TIME_KEYWORDS},
+        slope=number_of(dataset, "RescaleSlope", None, 1.0),
+        intercept=number_of(dataset, "RescaleIntercept", None, 0.0),
+        fallback_spacing=slice_spacing_of(dataset),
+        stored=stored.reshape(stored.shape[-2:]),
+        notes=notes,
+    )
+
+
 def _load_members(folder: Path) -> tuple[list[SeriesMember], list[str]]:
     """Parse every DICOM image file of ``folder`` (not recursive)."""
     members, skipped = [], []
     with library_errors(folder, "list the folder"):
         files = sorted(entry for entry in folder.iterdir() if entry.is_file() and not entry.name.startswith("."))
     for file in files:
-        dataset = parse_dataset(file) if _is_dicom_file(file) else None
-        if dataset is None or not has_pixels(dataset):
+        member = _load_member(file)
+        if member is None:
             skipped.append(file.name)
         else:
-            members.append(SeriesMember(file, dataset))
+            members.append(member)
     return members, skipped
 
 
@@ -82,7 +171,7 @@ def _check_one_series(folder: Path, members: list[SeriesMember]) -> None:
     counts = Counter(member.series_uid for member in members)
     if len(counts) == 1:
         return
-    descriptions = {member.series_uid: str(member.dataset.get("SeriesDescription", "")) for member in members}
+    descriptions = {member.series_uid: member.series_description for member in members}
     listing = ", ".join(
         f"{uid or '(no UID)'} ({descriptions[uid]!r}, {count} files)" for uid, count in sorted(counts.items())
     )
@@ -93,21 +182,19 @@ def _check_consistent(members: list[SeriesMember]) -> None:
     """Same size, orientation and spacing as the first file, and single-frame files only."""
     reference = members[0]
     for member in members:
-        if number_of(member.dataset, "NumberOfFrames", None, 1.0) > 1:
+        if member.n_frames > 1:
             raise InputError(
                 member.path, "multi-frame file inside a series folder of several files; read it on its own"
             )
-    reference_size = (int(reference.dataset.get("Rows", 0)), int(reference.dataset.get("Columns", 0)))
-    reference_plane, _ = plane_of(reference.path, reference.dataset, None)
+    reference_size, reference_plane = reference.size, reference.plane
     for member in members[1:]:
-        size = (int(member.dataset.get("Rows", 0)), int(member.dataset.get("Columns", 0)))
+        size, plane = member.size, member.plane
         if size != reference_size:
             raise InputError(
                 member.path,
                 f"slice size {size[0]}x{size[1]} differs from {reference_size[0]}x{reference_size[1]} "
                 f"of {reference.path.name} in the same series",
             )
-        plane, _ = plane_of(member.path, member.dataset, None)
         if not np.allclose(plane.orientation, reference_plane.orientation, atol=1e-4):
             raise InputError(
                 member.path, f"ImageOrientationPatient differs from {reference.path.name} in the same series"
@@ -120,15 +207,60 @@ def _check_consistent(members: list[SeriesMember]) -> None:
             raise InputError(member.path, f"PixelSpacing differs from {reference.path.name} in the same series")
 
 
+def time_value(dataset: pydicom.Dataset, keyword: str) -> float | None:
+    """A time-ordering value as a number: identifiers and ms as they are, ``TM`` in seconds."""
+    value = dataset.get(keyword)
+    if value in (None, ""):
+        return None
+    if keyword != "AcquisitionTime":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+    text = str(value).strip().replace(":", "")
+    try:
+        hours, minutes = int(text[0:2]), int(text[2:4] or 0)
+        return hours * 3600.0 + minutes * 60.0 + float(text[4:] or 0.0)
+    except ValueError:
+        return None
+
+
+def choose_time_keyword(members: Sequence[SeriesMember], groups: np.ndarray) -> str | None:
+    """The first of :data:`TIME_KEYWORDS` present in every file and distinct within each position.
+
+    ``groups`` is the ``(P, T)`` index array of the files at each position; ``None`` when no
+    keyword qualifies (the files keep their name order).
+    """
+    for keyword in TIME_KEYWORDS:
+        values = [member.times[keyword] for member in members]
+        if any(value is None for value in values):
+            continue
+        if all(len({values[index] for index in row}) == len(row) for row in groups):
+            return keyword
+    return None
+
+
+def _sort_in_time(members: Sequence[SeriesMember], order: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Each row of ``order`` (the files at one position) sorted by :func:`choose_time_keyword`."""
+    if order.shape[1] == 1:
+        return order, None
+    keyword = choose_time_keyword(members, order)
+    if keyword is None:
+        return np.sort(order, axis=1), None
+    values = np.asarray([member.times[keyword] for member in members])
+    rows = [sorted(row, key=lambda index: (values[index], members[index].path.name)) for row in order.tolist()]
+    return np.asarray(rows), keyword
+
+
 def _order_and_affine(folder: Path, members: list[SeriesMember]) -> tuple[np.ndarray, np.ndarray]:
     """``(order (P, T), affine)``: by position along the normal, else by ``InstanceNumber``."""
     reference = members[0]
-    plane, oriented = plane_of(reference.path, reference.dataset, None)
-    positions = [position_of(member.dataset, None) for member in members]
+    plane, oriented = reference.plane, reference.oriented
+    positions = [member.position for member in members]
     if oriented and all(position is not None for position in positions):
         names = [member.path.name for member in members]
         stack = stack_by_position(folder, np.stack(positions), plane.normal, names)
-        step = stack.slice_step if stack.slice_step is not None else plane.normal * slice_spacing_of(reference.dataset)
+        step = stack.slice_step if stack.slice_step is not None else plane.normal * reference.fallback_spacing
         return stack.order, stack_affine(plane, stack.first_position, step)
     numbers = [member.instance_number for member in members]
     if any(number is None for number in numbers) or len(set(numbers)) != len(numbers):
@@ -137,43 +269,64 @@ def _order_and_affine(folder: Path, members: list[SeriesMember]) -> tuple[np.nda
             "cannot order the slices: positions (ImagePositionPatient) and unique InstanceNumbers are both missing",
         )
     order = np.arange(len(members))[:, np.newaxis]  # members are already sorted by InstanceNumber
-    spacing = slice_spacing_of(reference.dataset)
+    spacing = reference.fallback_spacing
     if not oriented:
         return order, diagonal_affine(plane, spacing, 3)
     origin = positions[0] if positions[0] is not None else np.zeros(3)
     return order, stack_affine(plane, origin, plane.normal * spacing)
 
 
+def _stacked_values(members: list[SeriesMember], order: np.ndarray) -> np.ndarray:
+    """Rescaled values ``(P, rows, cols)`` or ``(P, rows, cols, T)`` in ``order``, written
+    straight into one array (no intermediate stacks: a 4-D series can be hundreds of MB)."""
+    identity = all(member.slope == 1.0 and member.intercept == 0.0 for member in members)
+    dtype = np.result_type(*{member.stored.dtype for member in members}) if identity else np.float32
+    n_positions, n_times = order.shape
+    values = np.empty((n_positions, n_times, *members[0].size), dtype=dtype)
+    for (position, time), index in np.ndenumerate(order):
+        member = members[index]
+        if identity:
+            values[position, time] = member.stored
+        else:  # the same float32 arithmetic as medrestore.io.dicom.rescale
+            values[position, time] = member.stored.astype(np.float32) * np.float32(member.slope) + np.float32(
+                member.intercept
+            )
+    return values[:, 0] if n_times == 1 else np.ascontiguousarray(np.moveaxis(values, 1, -1))
+
+
+def _read_single_member(member: SeriesMember, skipped: list[str]) -> DecodedImage:
+    decoded = read_dicom_file(member.path)
+    return dataclasses.replace(
+        decoded, metadata={**decoded.metadata, "dicom_files": [member.path.name], "skipped_files": skipped}
+    )
+
+
 def read_dicom_series(folder: str | Path) -> DecodedImage:
-    """Read a folder holding one DICOM series as a 3-D image (see the module docstring)."""
+    """Read a folder holding one DICOM series as a 3-D (or 3-D + time) image (see the module docstring)."""
     folder = Path(folder)
     members, skipped = _load_members(folder)
     if not members:
         raise InputError(folder, f"folder holds no DICOM image files ({len(skipped)} other files skipped)")
     _check_one_series(folder, members)
     if len(members) == 1:
-        decoded = read_dicom_file(members[0].path)
-        return dataclasses.replace(
-            decoded, metadata={**decoded.metadata, "dicom_files": [members[0].path.name], "skipped_files": skipped}
-        )
+        return _read_single_member(members[0], skipped)
     members.sort(key=lambda member: (member.instance_number or 0, member.path.name))
     _check_consistent(members)
     order, affine = _order_and_affine(folder, members)
-    stored_slices, slopes, intercepts, notes = [], [], [], {}
-    for member in members:
-        stored, _, notes = decode_pixels(member.path, member.dataset)
-        stored_slices.append(stored.reshape(stored.shape[-2:]))
-        slopes.append(number_of(member.dataset, "RescaleSlope", None, 1.0))
-        intercepts.append(number_of(member.dataset, "RescaleIntercept", None, 0.0))
-    stored_volume = np.stack(stored_slices)
-    values = rescale(stored_volume, np.asarray(slopes), np.asarray(intercepts))[order]  # (P, T, rows, cols)
-    values = values[:, 0] if values.shape[1] == 1 else np.moveaxis(values, 1, -1)
+    order, time_keyword = _sort_in_time(members, order)
+    values = _stacked_values(members, order)
     first = members[int(order[0, 0])]
-    summary = dicom_summary(first.dataset)
+    summary = dicom_summary(parse_dataset(first.path, SERIES_KEYWORDS))  # the header was let go
     metadata = {
         "dicom": summary,
         "dicom_files": [members[index].path.name for index in order.ravel()],
         "skipped_files": skipped,
-        **notes,
+        "dicom_slice_spacing": float(np.linalg.norm(affine[:3, 0])),
+        "dicom_patient_geometry": first.oriented,
+        **first.notes,
     }
-    return DecodedImage(values, affine, 3, stored_volume.dtype, modality_from_dicom(summary.get("Modality")), metadata)
+    if time_keyword is not None:
+        metadata["dicom_time_order"] = time_keyword
+    source_dtype = np.result_type(*{member.stored.dtype for member in members})
+    modality = modality_from_dicom(summary.get("Modality"))
+    return DecodedImage(values, affine, 3, source_dtype, modality, metadata)
