@@ -12,6 +12,8 @@ and always writes atomically.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +68,10 @@ def read_image(path: str | Path, modality: str | None = None, nonfinite: str = "
             counts as ``metadata["nonfinite_replaced"]``, ``"keep"`` leaves them.
 
     Returns:
-        ``Image`` with ``data`` float32 of shape ``(*spatial)`` or ``(*spatial, T)``. A volume
+        ``Image`` with ``data`` float32 of shape ``(*spatial)`` or ``(*spatial, T)``. Warnings
+        the decoding libraries raise (e.g. pydicom's about excess padding) are kept as
+        ``metadata["reader_warnings"]`` instead of being printed, so a failed read prints one
+        line, the :class:`InputError`. A volume
         of one slice (``(X, Y, 1)``, ``(X, Y, 1, T)``, ``(1, Y, Z)``...) is 2-D, its slice
         axis removed and recorded as ``metadata["squeezed_axis"]``; the affine keeps its
         slice direction (:func:`~medrestore.io.common.squeeze_single_slice`).
@@ -82,8 +87,13 @@ def read_image(path: str | Path, modality: str | None = None, nonfinite: str = "
     """
     path = Path(path)
     check_nonfinite_policy(nonfinite)
-    format_name = detect_format(path)
-    decoded = READERS[format_name](path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        format_name = detect_format(path)
+        decoded = READERS[format_name](path)
+    notes = list(dict.fromkeys(" ".join(str(warning.message).split()) for warning in caught))
+    if notes:
+        decoded = dataclasses.replace(decoded, metadata={**decoded.metadata, "reader_warnings": notes})
     return finish_image(path, format_name, decoded, modality, nonfinite)
 
 

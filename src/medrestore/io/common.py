@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,24 @@ def library_errors(path: str | Path, action: str) -> Iterator[None]:
         raise InputError(path, f"cannot {action}: not enough memory") from error
     except Exception as error:  # noqa: BLE001 - the edge where library errors become user errors
         raise InputError(path, f"cannot {action}: {describe_exception(error)}") from error
+
+
+@contextlib.contextmanager
+def quiet_library_logs(*names: str) -> Iterator[None]:
+    """Silence the named libraries' loggers (e.g. ``"nibabel"``, ``"tifffile"``) while reading.
+
+    Their notes about odd headers ("qform_code 70 not valid; setting to 0") would otherwise
+    reach stderr beside the one-line result or :class:`InputError` of the command.
+    """
+    loggers = [logging.getLogger(name) for name in names]
+    previous = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, previous, strict=True):
+            logger.disabled = disabled
 
 
 def check_source_dtype(path: str | Path, dtype: np.dtype) -> None:

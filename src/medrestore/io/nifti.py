@@ -39,6 +39,7 @@ from medrestore.io.common import (
     check_source_dtype,
     image_values,
     library_errors,
+    quiet_library_logs,
     resolve_write_dtype,
     single_slice_affine,
 )
@@ -73,6 +74,23 @@ def _image_class(path: Path, payload: bytes) -> type[nibabel.Nifti1Image]:
     raise InputError(path, "corrupt NIfTI header: sizeof_hdr is neither 348 nor 540")
 
 
+def _check_magic(path: Path, payload: bytes, version: int) -> None:
+    """Refuse a header whose magic is not the single-file NIfTI one (``n+1``/``n+2``).
+
+    ``ni1``/``ni2`` is the header of a ``.hdr``/``.img`` pair, and no magic at all an Analyze 7.5
+    header: neither holds its voxels in the same file (checked here so that nibabel's own
+    complaint about the magic is never printed).
+    """
+    magic = payload[344:348] if version == 1 else payload[4:8]
+    if magic == f"n+{version}\x00".encode():
+        return
+    if magic == f"ni{version}\x00".encode():
+        raise InputError(
+            path, f"is the header of a NIfTI-{version} .hdr/.img pair; pairs are not read: convert it to one .nii file"
+        )
+    raise InputError(path, f"corrupt NIfTI header: magic {magic!r} is not 'n+{version}' (an Analyze 7.5 header is not read)")
+
+
 def _parse(path: Path) -> nibabel.Nifti1Image:
     """Parse header and check the payload holds every voxel the header promises."""
     payload = _payload(path)
@@ -80,6 +98,7 @@ def _parse(path: Path) -> nibabel.Nifti1Image:
     header_size = 348 if image_class is nibabel.Nifti1Image else 540
     if len(payload) < header_size:
         raise InputError(path, f"file is truncated: {len(payload)} bytes, shorter than the {header_size}-byte header")
+    _check_magic(path, payload, 1 if image_class is nibabel.Nifti1Image else 2)
     with library_errors(path, "parse the NIfTI header"):
         nifti = image_class.from_bytes(payload)
         header = nifti.header
@@ -160,8 +179,15 @@ def _arrange_axes(path: Path, array: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def read_nifti(path: str | Path) -> DecodedImage:
-    """Read a ``.nii`` / ``.nii.gz`` file (see the module docstring for conventions)."""
-    path = Path(path)
+    """Read a ``.nii`` / ``.nii.gz`` file (see the module docstring for conventions).
+
+    nibabel's notes about odd header fields are silenced: the reader checks what matters itself.
+    """
+    with quiet_library_logs("nibabel.global"):
+        return _read_nifti(Path(path))
+
+
+def _read_nifti(path: Path) -> DecodedImage:
     nifti = _parse(path)
     header = nifti.header
     with library_errors(path, "read NIfTI voxel data"):

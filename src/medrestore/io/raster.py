@@ -34,6 +34,7 @@ from medrestore.io.common import (
     cast_to_dtype,
     image_values,
     library_errors,
+    quiet_library_logs,
     resolve_write_dtype,
     rgb_to_luminance,
 )
@@ -124,7 +125,7 @@ def read_tiff(path: str | Path) -> DecodedImage:
     """Read the first series of a TIFF: one page → 2-D, several → ``(pages, rows, cols)``."""
     path = Path(path)
     size = path.stat().st_size
-    with library_errors(path, "read TIFF"), tifffile.TiffFile(path) as tiff:
+    with library_errors(path, "read TIFF"), quiet_library_logs("tifffile"), tifffile.TiffFile(path) as tiff:
         if not tiff.series:
             raise InputError(path, "corrupt TIFF: no readable image (invalid or missing first page)")
         _check_tiff_complete(path, tiff, size)
