@@ -31,6 +31,7 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_write_text, sha256_file
 from medrestore.core.image import Image
 from medrestore.io import read_image, write_image
+from medrestore.io.values import clip_negative, value_changes
 from medrestore.physics.degradations import (
     DEGRADATION_KINDS,
     Degradation,
@@ -45,6 +46,8 @@ OUTPUT_DTYPES = ("float32", "source")
 """``float32``: write the degraded values as they are; ``source``: cast back to the input file's dtype."""
 
 MAXIMUM_SEED = 2**63 - 1
+NONNEGATIVE_KINDS = ("poisson", "gamma-camera")
+"""Kinds whose model is counts or activity: negative input values (a signed file's background) are clipped to 0."""
 
 
 def parameter_names(kind: str) -> tuple[str, ...]:
@@ -107,6 +110,7 @@ def degrade_file(
     parameters: Mapping[str, ParameterValue],
     seed: int = 0,
     dtype: str | None = None,
+    nonfinite: str = "refuse",
 ) -> dict[str, Any]:
     """Read ``input_path``, degrade it, write ``output_path`` and its sidecar; return the sidecar dict.
 
@@ -117,6 +121,11 @@ def degrade_file(
         parameters: the kind's parameters by name (see :func:`parameter_names`).
         seed: seed of the noise generator, recorded in the sidecar.
         dtype: ``None``/``"float32"`` or ``"source"`` (the input file's stored dtype).
+        nonfinite: NaN/±Inf policy of the reader (``"refuse"`` or ``"zero"``, :mod:`medrestore.io.values`).
+
+    A kind in :data:`NONNEGATIVE_KINDS` clips negative input values to 0 first (with a warning);
+    the sidecar then records ``clipped_negative``, and ``nonfinite_replaced`` when values were
+    replaced on read.
 
     Raises:
         ConfigError: unknown kind, bad parameter, seed or dtype (checked before reading).
@@ -129,7 +138,9 @@ def degrade_file(
         raise ConfigError(f"output dtype must be one of {OUTPUT_DTYPES}, got {dtype!r}")
     if output_path.resolve() == input_path.resolve() or sidecar_path(output_path).resolve() == input_path.resolve():
         raise InputError(output_path, "the output would overwrite the input; choose another output path")
-    image = read_image(input_path)
+    image = read_image(input_path, nonfinite=nonfinite)
+    if kind in NONNEGATIVE_KINDS:
+        image = clip_negative(image, input_path, f"--kind {kind} (counts are never negative)")
     input_sha256 = input_digest(input_path)
     transform, degraded = _degrade(transform, image, seed, input_path)
     output_dtype = _output_dtype(dtype, image, input_path)
@@ -142,6 +153,7 @@ def degrade_file(
         "output": str(written),
         "output_shape": list(degraded.shape),
         "output_dtype": output_dtype,
+        **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
     atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")

@@ -218,6 +218,7 @@ def denoise_file(
     device: str = "auto",
     method: str = "auto",
     sigma: str | float | None = "auto",
+    nonfinite: str = "refuse",
 ) -> DenoiseResult | MRIDenoiseResult:
     """Denoise the image file ``input`` into ``output`` with the ``modality`` workflow.
 
@@ -231,6 +232,8 @@ def denoise_file(
         device: ``auto``, ``cpu``, ``cuda``…
         method: MRI only: ``auto``, ``nlm``, ``nlm-wiener``, ``pri-nlm``, ``unet``, ``unet3d``, ``unet3d-nlm`` or ``gan``.
         sigma: MRI only: ``"auto"`` (estimated per volume) or the noise σ in image units.
+        nonfinite: MRI only: NaN/±Inf policy of the reader, ``"refuse"`` or ``"zero"``
+            (:mod:`medrestore.io.values`); OCT B-scans are read with ``"refuse"``.
 
     Raises:
         MedrestoreError: unknown modality or model.
@@ -249,5 +252,7 @@ def denoise_file(
     if modality == "mri":
         if frames:
             raise InputError(input_path, "MRI denoising takes --method, --sigma and --model, not --frames")
-        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model)
+        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model, nonfinite)
+    if nonfinite != "refuse":
+        raise MedrestoreError(f"--nonfinite {nonfinite} applies to MRI denoising; {modality} images are read as stored")
     return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)

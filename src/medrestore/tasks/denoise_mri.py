@@ -86,6 +86,7 @@ from medrestore.core.regions import bounding_box
 from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor, names_model_file, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
+from medrestore.io.values import clip_negative
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
 from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
@@ -512,8 +513,12 @@ def denoise_mri_file(
     sigma: float | None = None,
     device: str = "auto",
     model: str | Path | None = None,
+    nonfinite: str = "refuse",
 ) -> MRIDenoiseResult:
     """Denoise the MRI file ``input_path`` into ``output_path`` (see the module docstring).
+
+    The Rician model describes magnitudes: negative voxels (e.g. from resampling) are clipped
+    to 0 first, with a one-line warning giving their count and minimum.
 
     Args:
         input_path: NIfTI, DICOM (file or series folder), or any format :func:`read_image` reads.
@@ -523,13 +528,15 @@ def denoise_mri_file(
         device: ``auto``, ``cpu``, ``cuda``…
         model: the network of a network method (``unet``, ``unet3d``, ``unet3d-nlm``, ``gan``) in place of
             its zoo default: a zoo name or a checkpoint of ``medrestore train`` (:func:`load_mri_network`).
+        nonfinite: NaN/±Inf policy of the reader: ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`).
 
     Raises:
-        InputError: unreadable, non-finite, negative or too small input (the message names it).
+        InputError: unreadable, non-finite or too small input (the message names it).
         MedrestoreError: unknown method, missing weights, or a ``model`` with a method that uses none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    image = read_image(input_path)
+    image = read_image(input_path, nonfinite=nonfinite)
+    image = clip_negative(image, input_path, "MRI denoising (Rician magnitude model)")
     volumes, shape = _volumes(image, input_path)
     resolved = resolve_method(method, tuple(volumes.shape[1:]), _squeezed_spacing(image))
     if model is not None and resolved in CLASSICAL_METHODS:

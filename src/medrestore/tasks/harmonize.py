@@ -39,6 +39,7 @@ from medrestore.core.image import Image
 from medrestore.data.harmonize import SimulationPlan, write_simulated_dataset
 from medrestore.data.ixi import IXI_ARCHIVES, IXI_BASE_URL, download_archives, organise_ixi
 from medrestore.io import read_image, write_image
+from medrestore.io.values import value_changes
 from medrestore.inference import Predictor
 from medrestore.physics.scanner import match_noise, robust_level
 from medrestore.models.harmonizers import Harmonizer, NetworkHarmonizer, check_direction, check_slices
@@ -200,6 +201,9 @@ def harmonize_image(
         rescaled = image.with_data(data / factor)
         output = harmonize_image(rescaled, _Unscaled(harmonizer), direction, source, noise_level, seed, grid)
         return output.with_data(output.data * factor)
+    if image.spatial_ndim == 2 and image.metadata.get("squeezed_axis") == 2:  # one axial slice of a volume: turned as below
+        turned = harmonize_slices(data.T.flip(0)[None].contiguous(), harmonizer, direction, noise_level, seed, grid)[0]
+        return image.with_data(turned.flip(0).T.contiguous())
     if image.spatial_ndim == 2:
         return image.with_data(harmonize_slices(data[None].float(), harmonizer, direction, noise_level, seed, grid)[0])
     slices = data.float().permute(2, 1, 0).flip(1).contiguous()
@@ -237,8 +241,12 @@ def harmonize_file(
     noise_level: float | None = None,
     seed: int = 0,
     grid: int | None = None,
+    nonfinite: str = "refuse",
 ) -> dict[str, Any]:
     """Harmonise ``input_path`` into ``output_path`` (+ ``OUT.json``); returns the sidecar record.
+
+    ``nonfinite`` is the reader's NaN/±Inf policy (``"refuse"`` or ``"zero"``, recorded in the
+    sidecar as ``nonfinite_replaced`` when values were replaced).
 
     ``noise_level`` (relative to the brain's robust maximum, e.g. the target scanner's level in
     the model card) adds seeded white Rician noise after harmonisation, so the output also has the
@@ -250,7 +258,7 @@ def harmonize_file(
     if output_path.resolve() == input_path.resolve():
         raise InputError(output_path, "the output would overwrite the input; choose another output path")
     harmonizer, label = resolve_harmonizer(model, direction)
-    image = read_image(input_path)
+    image = read_image(input_path, nonfinite=nonfinite)
     start = time.perf_counter()
     harmonized = harmonize_image(image, harmonizer, direction, input_path, noise_level, seed, grid)
     seconds = time.perf_counter() - start
@@ -262,6 +270,7 @@ def harmonize_file(
         "input_shape": list(image.shape),
         "output": str(written),
         "seconds": round(seconds, 3),
+        **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
     atomic_write_text(Path(f"{written}.json"), json.dumps(record, indent=2) + "\n")

@@ -44,6 +44,7 @@ from medrestore.core.kspace import KSpace
 from medrestore.core.random import make_generator
 from medrestore.data.radial_recon import network_scale, radial_inputs, scaled_radial_sample
 from medrestore.io import read_image, read_kspace, write_kspace
+from medrestore.io.values import value_changes
 from medrestore.physics.mri.delay_estimation import ESTIMATORS, DelayEstimate, estimate_delay
 from medrestore.physics.mri.density import pipe_menon_density
 from medrestore.physics.mri.kspace_noise import radial_noise_std
@@ -179,15 +180,21 @@ def simulate_radial(image: Image, options: RadialSimulation) -> KSpace:
     return KSpace(samples, (matrix, matrix), None, nominal, image.affine, {**dict(image.metadata), **record})
 
 
-def simulate_radial_file(input_path: str | Path, output_path: str | Path, options: RadialSimulation) -> dict[str, Any]:
-    """Read an image, simulate (:func:`simulate_radial`) and write the k-space (``.npz`` or ISMRMRD ``.h5``)."""
-    image = read_image(input_path)
+def simulate_radial_file(
+    input_path: str | Path, output_path: str | Path, options: RadialSimulation, nonfinite: str = "refuse"
+) -> dict[str, Any]:
+    """Read an image, simulate (:func:`simulate_radial`) and write the k-space (``.npz`` or ISMRMRD ``.h5``).
+
+    ``nonfinite`` is the reader's NaN/±Inf policy (``"refuse"`` or ``"zero"``, :mod:`medrestore.io.values`).
+    """
+    image = read_image(input_path, nonfinite=nonfinite)
     if image.data.ndim == 3 and image.data.shape[-1] in (3, 4) and image.spatial_ndim == 2:
         image = image.with_data(image.data[..., :3].mean(dim=-1))
     kspace = simulate_radial(image, options)
     write_kspace(kspace, output_path)
     return {"input": str(input_path), "output": str(output_path), "shape": list(kspace.data.shape),
-            "image_shape": list(kspace.image_shape), **kspace.metadata["simulation"], "radial": kspace.metadata["radial"]}
+            "image_shape": list(kspace.image_shape), **kspace.metadata["simulation"], "radial": kspace.metadata["radial"],
+            **value_changes(image)}
 
 
 def _is_stack_of_stars(kspace: KSpace) -> bool:

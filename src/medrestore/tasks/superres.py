@@ -80,6 +80,7 @@ from medrestore.inference import (
     self_ensemble,
 )
 from medrestore.io import read_image, write_image
+from medrestore.io.values import clip_negative, value_changes
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
 from medrestore.solvers.dct_denoise import denoise_counts
@@ -441,6 +442,8 @@ class SuperResolutionRequest:
     ensemble: int | None = None
     acquisition: PlanarAcquisition = PlanarAcquisition()
     pixel_size_mm: float | None = None
+    nonfinite: str = "refuse"
+    """NaN/±Inf policy of the reader: ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`)."""
 
 
 def superres_file(
@@ -450,7 +453,9 @@ def superres_file(
 
     Returns:
         The sidecar record: method, model and its SHA-256, scale, system response, input and
-        output paths, shapes and per-frame total counts, seconds, version.
+        output paths, shapes and per-frame total counts, seconds, version; ``clipped_negative``
+        when negative input values (a signed file's background) were set to 0 first, and
+        ``nonfinite_replaced`` when NaN/±Inf were replaced on read.
 
     Raises:
         ConfigError: unknown modality or method, bad scale, a model that does not fit.
@@ -464,7 +469,7 @@ def superres_file(
     method = load_super_resolution(
         request.method, request.scale, request.model, request.device, request.iterations, request.ensemble
     )  # fmt: skip
-    image = read_image(input_path)
+    image = clip_negative(read_image(input_path, nonfinite=request.nonfinite), input_path, "super-resolution in counts")
     response = system_response(image, request.scale, input_path, request.acquisition, request.pixel_size_mm)
     started = time.perf_counter()
     try:
@@ -482,7 +487,7 @@ def superres_file(
         "input": str(input_path), "input_sha256": input_digest(input_path), "input_shape": list(image.shape),
         "output": str(written), "output_shape": list(restored.shape),
         "frame_total_counts": _frame_totals(image), "output_frame_total_counts": _frame_totals(restored),
-        "seconds": round(seconds, 4), "medrestore_version": medrestore.__version__,
+        "seconds": round(seconds, 4), **value_changes(image), "medrestore_version": medrestore.__version__,
     }  # fmt: skip
     atomic_write_text(Path(f"{written}.json"), json.dumps(record, indent=2) + "\n")
     return record

@@ -38,6 +38,7 @@ from PIL import Image as PILImage
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image, read_kspace, write_image
+from medrestore.io.common import single_slice_affine
 from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
 from medrestore.report.figures import to_display_uint8
 from medrestore.tasks.degrade import degrade_file
@@ -109,6 +110,8 @@ class Parameter:
 
 
 Runner = Callable[[Path, Path, dict[str, Any], Path | None], dict[str, Any]]
+NONFINITE_VALUE = "nonfinite"
+"""Key of the study's NaN/±Inf reader policy in the values a :data:`Runner` gets (beside the form's own)."""
 """``(input, output, parameters, reference or None) → summary``: one command's task function on files."""
 
 
@@ -141,7 +144,8 @@ class Operation:
 
 
 def _denoise_mri(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
-    result = denoise_file(source, output, "mri", values.get("model"), method=values["method"], sigma=values.get("sigma", "auto"))
+    result = denoise_file(source, output, "mri", values.get("model"), method=values["method"], sigma=values.get("sigma", "auto"),
+                          nonfinite=values.get(NONFINITE_VALUE, "refuse"))
     summary = {"method": result.method, "model": result.model, "sigma": [round(s, 6) for s in result.sigmas]}
     if result.tsnr_gain is not None:
         summary |= {"tSNR before": result.tsnr_before, "tSNR after": result.tsnr_after}
@@ -154,12 +158,15 @@ def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: 
 
 
 def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
-    record = superres_file(source, output, SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model")))
+    request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"),
+                                     nonfinite=values.get(NONFINITE_VALUE, "refuse"))
+    record = superres_file(source, output, request)
     return {"method": record["method"], "model": record["model"], "scale": record["scale"]}
 
 
 def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
-    record = harmonize_file(source, output, values["model"], values["direction"], values.get("noise_level"), grid=values.get("grid"))
+    record = harmonize_file(source, output, values["model"], values["direction"], values.get("noise_level"), grid=values.get("grid"),
+                            nonfinite=values.get(NONFINITE_VALUE, "refuse"))
     return {"model": record["harmonization"]["model"], "direction": values["direction"]}
 
 
@@ -174,7 +181,8 @@ def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path |
 def _degrader(kind: str) -> Runner:
     def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
         seed = int(values.pop("seed", 0))
-        record = degrade_file(source, output, kind, values, seed=seed)
+        nonfinite = values.pop(NONFINITE_VALUE, "refuse")
+        record = degrade_file(source, output, kind, values, seed=seed, nonfinite=nonfinite)
         return {"degradation": record["degradation"]}
 
     return run
@@ -310,6 +318,8 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
     if not 0 <= frame < image.n_frames:
         raise InputError(None, f"frame {frame} outside 0…{image.n_frames - 1}")
     volume = data[..., frame] if data.ndim > image.spatial_ndim else data
+    if image.spatial_ndim == 2 and image.metadata.get("squeezed_axis") in (0, 1, 2):
+        return _single_slice_plane(volume, image.affine, int(image.metadata["squeezed_axis"]))
     if image.spatial_ndim == 2:
         return volume.detach().cpu().to(torch.float64).numpy()
     if axis not in (0, 1, 2):
@@ -328,6 +338,14 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
     plane = plane[::-1] if first_flip else plane
     plane = plane[:, ::-1] if second_flip else plane
     return np.ascontiguousarray(np.flipud(plane.T))
+
+
+def _single_slice_plane(plane: torch.Tensor, affine: np.ndarray, squeezed_axis: int) -> np.ndarray:
+    """A one-slice volume read as 2-D (:func:`~medrestore.io.common.squeeze_single_slice`), shown as the
+    volume's own plane across the world axis of its slice: the same picture as the volume it came from."""
+    volume = Image(plane.unsqueeze(squeezed_axis), single_slice_affine(affine, squeezed_axis), 3)
+    world = next(w for w, (voxel, _) in enumerate(world_axes(volume)) if voxel == squeezed_axis)
+    return display_plane(volume, world, 0)
 
 
 def window_png(plane: np.ndarray, low: float, high: float) -> bytes:
@@ -379,6 +397,7 @@ class Study:
     window: tuple[float, float] = (0.0, 1.0)
     preview: Path | None = None
     _counter: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+    nonfinite: str = "refuse"
 
     def __post_init__(self) -> None:
         values = self.image.data.detach().cpu().reshape(-1)
@@ -434,7 +453,7 @@ class Study:
         if convention not in CONVENTION_NAMES:
             raise ConfigError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTION_NAMES)}")
         mask = self._reference_mask() if masked else None
-        return evaluate_pair(self.path_of(source), self.reference_path, mask, convention)
+        return evaluate_pair(self.path_of(source), self.reference_path, mask, convention, self.nonfinite)
 
     def _reference_mask(self) -> Path:
         """``reference > 0`` written once in the work folder (NIfTI for volumes, TIFF for 2-D)."""
@@ -451,7 +470,7 @@ class Study:
         if path is None:
             self.reference_path, self.reference = None, None
             return
-        reference = read_image(path)
+        reference = read_image(path, nonfinite=self.nonfinite)
         self.reference_path, self.reference = path, reference
 
     def run(self, operation: str, values: Mapping[str, Any]) -> Result:
@@ -467,7 +486,7 @@ class Study:
         suffix = ".nii.gz" if self.preview is not None else output_suffix(self.path, self.image)
         output = self.workdir / f"{self.id}-{result_id}-{chosen.name}{suffix}"
         started = time.perf_counter()
-        summary = chosen.run(self.path, output, dict(parsed), self.reference_path)
+        summary = chosen.run(self.path, output, {**parsed, NONFINITE_VALUE: self.nonfinite}, self.reference_path)
         seconds = time.perf_counter() - started
         result = Result(result_id, chosen.name, parsed, output, seconds, summary, read_image(output))
         self.results[result_id] = result
@@ -488,7 +507,8 @@ class Viewer:
     One operation runs at a time (they use every CPU thread); reading slices goes on meanwhile.
     """
 
-    def __init__(self, root: str | Path, workdir: str | Path) -> None:
+    def __init__(self, root: str | Path, workdir: str | Path, nonfinite: str = "refuse") -> None:
+        self.nonfinite = nonfinite  # NaN/±Inf policy of every read (medrestore.io.values)
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise InputError(self.root, "is not a folder; the viewer serves the files of a folder")
@@ -528,12 +548,12 @@ class Viewer:
         reference_path = None if reference is None else self.resolve(reference)
         study_id = f"s{next(self._ids)}"
         if not holds_kspace(source):
-            return self._add(study_id, source, read_image(source), reference_path)
+            return self._add(study_id, source, read_image(source, nonfinite=self.nonfinite), reference_path)
         preview = kspace_preview(source, self.workdir / f"{study_id}-zero-filled.nii.gz")
         return self._add(study_id, source, read_image(preview), reference_path, preview)
 
     def _add(self, study_id: str, source: Path, image: Image, reference: Path | None, preview: Path | None = None) -> Study:
-        study = Study(study_id, source, image, self.workdir, preview=preview)
+        study = Study(study_id, source, image, self.workdir, preview=preview, nonfinite=self.nonfinite)
         self.studies[study.id] = study
         if reference is not None:
             study.set_reference(reference)
