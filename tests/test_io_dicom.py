@@ -135,7 +135,7 @@ def test_series_round_trip_keeps_identity_with_new_series(
     tags = again.metadata["dicom"]
     assert tags["PatientID"] == "P-123" and tags["StudyInstanceUID"] == STUDY_UID and tags["AccessionNumber"] == "ACC9"
     assert tags["SeriesInstanceUID"] != SERIES_UID and tags["SeriesDescription"] == "T1 axial (medrestore)"
-    assert tags["ImageType"] == ["DERIVED", "SECONDARY"] and tags["Modality"] == "MR"
+    assert tags["ImageType"] == ["DERIVED", "SECONDARY", "OTHER"] and tags["Modality"] == "MR"
     sop_uids = {pydicom.dcmread(path).SOPInstanceUID for path in written.iterdir()}
     assert len(sop_uids) == 5
     # Rewriting the same folder replaces our previous series; a folder with other files is refused.
@@ -182,7 +182,7 @@ def test_multi_frame_file_round_trip(tmp_path: Path, volume: np.ndarray, shuffle
     stored = pydicom.dcmread(written)
     assert (
         int(stored.NumberOfFrames) == 5
-        and stored.SOPClassUID == pydicom.uid.MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+        and stored.SOPClassUID == pydicom.uid.EnhancedMRImageStorage
     )
     again = read_image(written)
     np.testing.assert_array_equal(again.numpy(), volume)

@@ -56,6 +56,7 @@ METADATA_KEYWORDS = (
     "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "EchoTrainLength",
     "EchoNumbers", "ImagingFrequency", "ImagedNucleus", "NumberOfTemporalPositions", "AcquisitionNumber",
     "PatientPosition", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
+    "Laterality", "IrradiationEventUID", "ApplicableSafetyStandardAgency",
 )  # fmt: skip
 
 # Nuclear-medicine multi-frame, isotope and detector attributes (PS3.3 C.8.4.8-C.8.4.12) a writer
@@ -97,7 +98,7 @@ def _plain(value: Any) -> Any:
     """
     if isinstance(value, pydicom.sequence.Sequence):
         return [_plain_item(item) for item in value]
-    if isinstance(value, bytes | bytearray):
+    if value is None or isinstance(value, bytes | bytearray):
         return None
     if isinstance(value, pydicom.tag.BaseTag):
         return pydicom.datadict.keyword_for_tag(value) or str(value)

@@ -181,3 +181,45 @@ def choose_slice_axis(path: object, image: Image, preferred: int | None) -> int:
         return round(alignment, 6), round(float(np.linalg.norm(vectors[:, axis])), 6), axis
 
     return max(candidates, key=score)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackGeometry:
+    """LPS geometry of a ``(slices, rows, cols)`` stack to write: unit cosines, spacings, positions.
+
+    Attributes:
+        orientation: ``ImageOrientationPatient`` (row cosine, then column cosine).
+        pixel_spacing: ``PixelSpacing`` ``[row spacing, column spacing]`` (mm).
+        positions: ``(slices, 3)`` ``ImagePositionPatient`` of each slice (LPS mm).
+        normal: unit slice normal ``row cosine × column cosine``.
+        slice_spacing: distance between slices along the normal (mm).
+    """
+
+    orientation: list[float]
+    pixel_spacing: list[float]
+    positions: np.ndarray
+    normal: np.ndarray
+    slice_spacing: float
+
+
+def stack_geometry(path: object, affine: np.ndarray, n_slices: int) -> StackGeometry:
+    """Geometry of a slices-first RAS+ affine (column 0: slice step, 1: rows, 2: columns).
+
+    The inverse of :func:`stack_affine`. Raises ``InputError`` when rows and columns are not
+    perpendicular (a DICOM plane cannot be sheared).
+    """
+    lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)
+    step, row_vector, column_vector = lps[:3, 0], lps[:3, 1], lps[:3, 2]
+    row_spacing, column_spacing = float(np.linalg.norm(row_vector)), float(np.linalg.norm(column_vector))
+    column_cosine, row_cosine = row_vector / row_spacing, column_vector / column_spacing
+    if abs(float(row_cosine @ column_cosine)) > ORTHOGONALITY_TOLERANCE:
+        raise InputError(path, "image rows and columns are not perpendicular; DICOM planes cannot be sheared")
+    normal = np.cross(row_cosine, column_cosine)
+    positions = lps[:3, 3] + np.arange(n_slices)[:, np.newaxis] * step
+    return StackGeometry(
+        orientation=[float(v) for v in (*row_cosine, *column_cosine)],
+        pixel_spacing=[row_spacing, column_spacing],
+        positions=positions,
+        normal=normal,
+        slice_spacing=abs(float(step @ normal)) or float(np.linalg.norm(step)),
+    )
