@@ -1,5 +1,11 @@
 """DICOM reading (pydicom): one file (2-D or multi-frame) or a series folder.
 
+Files may be gzip-compressed (``*.dcm.gz``): they are decompressed in memory
+(:mod:`medrestore.io.dicom_payload`). Compressed transfer syntaxes (JPEG Lossless, JPEG-LS,
+JPEG Extended, JPEG 2000, RLE) are decoded by pydicom's pixel plugins (pylibjpeg with its
+libjpeg and openjpeg plugins); pixel data that cannot be decoded is one ``InputError``
+naming the file.
+
 Array order: ``(rows, cols)`` for a single-frame file, ``(slices, rows, cols)`` for a
 multi-frame file or a series (a trailing ``T`` when several frames share one position, e.g.
 multi-echo). Values are ``stored · RescaleSlope + RescaleIntercept`` (per frame or slice).

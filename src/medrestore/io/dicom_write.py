@@ -28,10 +28,12 @@ where the IOD allows it) integers with a rescale (:mod:`medrestore.io.dicom_enco
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -129,11 +131,8 @@ def prepare(path: Path, image: Image, dtype: str | np.dtype | None, single_file:
 
 def _sliced(context: WriteContext, index: int) -> WriteContext:
     """The context of slice ``index`` alone (for per-slice files)."""
-    encoded = context.encoded.__class__(context.encoded.stored[index], context.encoded.slope, context.encoded.intercept)
-    return WriteContext(
-        context.path, context.image, context.values[index : index + 1], context.spacing, context.geometry, encoded,
-        context.iod, context.identity,
-    )  # fmt: skip
+    encoded = dataclasses.replace(context.encoded, stored=context.encoded.stored[index])
+    return dataclasses.replace(context, values=context.values[index : index + 1], encoded=encoded)
 
 
 def _set_rescale_and_window(dataset: Dataset, context: WriteContext) -> None:
@@ -195,7 +194,8 @@ def _set_plane_groups(dataset: Dataset, context: WriteContext) -> None:
     dataset.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
 
 
-def _one_object_dataset(context: WriteContext, module_writer) -> Dataset:  # noqa: ANN001 - a module setter
+def _one_object_dataset(context: WriteContext, module_writer: Callable[[Dataset, WriteContext], None]) -> Dataset:
+    """One multi-frame object whose IOD-specific modules ``module_writer`` fills."""
     dataset = base_dataset(context, context.iod.sop_class, 1)
     module_writer(dataset, context)
     set_image_pixel_module(dataset, context.encoded, *context.values.shape[1:])
