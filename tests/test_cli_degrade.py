@@ -152,7 +152,7 @@ def test_unreadable_input_and_overwriting_the_input_exit_2(
     assert _sha256(flat_image) == before
     negative = _write_npy(tmp_path / "negative.npy", np.full((10, 10), -1.0, dtype=np.float32))
     assert main(["degrade", str(negative), "-o", str(tmp_path / "y.npy"), "--kind", "poisson", "--counts", "10"]) == 2
-    assert f"{negative}: Poisson noise input must be finite and non-negative" in capsys.readouterr().err
+    assert f"{negative}: holds no positive value (minimum -1); --kind poisson" in capsys.readouterr().err
 
 
 def test_input_digest_of_a_folder_hashes_its_sorted_files(tmp_path: Path) -> None:

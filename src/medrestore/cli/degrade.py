@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.cli.options import add_value_options
 from medrestore.core.errors import ConfigError
 from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
 
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--scanner", choices=("a", "b"), help="simulated scanner: a (1.5 T-like) or b (3 T-like) (scanner)")
     add("--seed", type=int, metavar="N", default=0, help="seed of the noise generator (default 0, recorded)")
     add("--dtype", choices=OUTPUT_DTYPES, default="float32", help="output dtype: float32 (default) or the source's")
+    add_value_options(parser)
 
 
 def parameters_from_options(args: argparse.Namespace) -> dict[str, float | int | str | bool]:
@@ -75,6 +77,6 @@ def parameters_from_options(args: argparse.Namespace) -> dict[str, float | int |
 
 
 def run(args: argparse.Namespace) -> int:
-    record = degrade_file(args.input, args.output, args.kind, parameters_from_options(args), args.seed, args.dtype)
+    record = degrade_file(args.input, args.output, args.kind, parameters_from_options(args), args.seed, args.dtype, args.nonfinite)
     print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.cli.options import add_value_options
 from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, denoise_file
 from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
 
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
     parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter (default: auto = unet3d-nlm on near-isotropic volumes with voxels <= 1.5 mm, nlm otherwise)")
     parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units, or auto to estimate it per volume")
+    add_value_options(parser)
 
 
 def _report_mri(result: MRIDenoiseResult) -> None:
@@ -60,7 +62,8 @@ def _report_mri(result: MRIDenoiseResult) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = denoise_file(
-        args.input, args.output, args.modality, args.model, args.frames, args.device, method=args.method, sigma=args.sigma
+        args.input, args.output, args.modality, args.model, args.frames, args.device, method=args.method, sigma=args.sigma,
+        nonfinite=args.nonfinite,
     )
     if isinstance(result, MRIDenoiseResult):
         _report_mri(result)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medrestore.cli.options import add_value_options
 from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_files
 
 NAME = "evaluate"
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fastmri (fastMRI's volume metrics), oct (Duke/Bioptigen OCT peers: 0-255, even crop)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    add_value_options(parser)
 
 
 def _format_value(value: float) -> str:
@@ -72,6 +74,6 @@ def format_result(result: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_files(args.pred, args.ref, args.mask, args.convention)
+    result = evaluate_files(args.pred, args.ref, args.mask, args.convention, nonfinite=args.nonfinite)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.cli.options import add_value_options
 from medrestore.tasks.harmonize import harmonize_file
 
 NAME = "harmonize"
@@ -34,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="harmonise each slice on an N×N grid (the model's training grid, e.g. 128) and apply the change at full resolution",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the added noise (default 0, recorded)")
+    add_value_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    record = harmonize_file(args.input, args.output, args.model, args.direction, args.noise_level, args.seed, args.grid)
+    record = harmonize_file(args.input, args.output, args.model, args.direction, args.noise_level, args.seed, args.grid, args.nonfinite)
     print(f"wrote {record['output']} and {record['output']}.json ({record['harmonization']['model']}, {args.direction})")
     return 0

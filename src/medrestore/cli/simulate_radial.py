@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from medrestore.cli.options import add_value_options
 from medrestore.tasks.radial import RadialSimulation, delay_from_values, simulate_radial_file
 
 NAME = "simulate-radial"
@@ -40,12 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", type=float, default=0.0, help="complex noise std relative to max|k| (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    add_value_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     options = RadialSimulation(args.spokes, args.golden, args.half_spokes, args.oversampling, delay_from_values(args.delay),
                                args.coils, args.noise, args.seed)
-    record = simulate_radial_file(args.input, args.output, options)
+    record = simulate_radial_file(args.input, args.output, options, args.nonfinite)
     if args.json:
         print(json.dumps(record, indent=2))
     else:

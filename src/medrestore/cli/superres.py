@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.cli.options import add_value_options
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
     DEFAULT_MLEM_ITERATIONS,
@@ -40,13 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
     add("--pixel-size", type=float, metavar="MM", help="output pixel size (default: IN.json, else the input spacing / K)")
+    add_value_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     request = SuperResolutionRequest(
         modality=args.modality, scale=args.scale, method=args.method, model=args.model, device=args.device,
         iterations=args.iterations, ensemble=args.ensemble, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
-        pixel_size_mm=args.pixel_size,
+        pixel_size_mm=args.pixel_size, nonfinite=args.nonfinite,
     )  # fmt: skip
     record = superres_file(args.input, args.output, request)
     totals_in, totals_out = sum(record["frame_total_counts"]), sum(record["output_frame_total_counts"])

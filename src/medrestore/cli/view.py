@@ -22,6 +22,7 @@ import tempfile
 import webbrowser
 from pathlib import Path
 
+from medrestore.cli.options import add_value_options
 from medrestore.server.app import ViewerServer
 from medrestore.tasks.viewer import Viewer
 
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", metavar="DIR", help="keep results in DIR (default: a temporary folder, deleted on exit)")
     parser.add_argument("--open", action="store_true", help="open the page in the default web browser")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    add_value_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="medrestore-view-")) if temporary else Path(args.workdir)
     try:
-        viewer = Viewer(root, workdir)
+        viewer = Viewer(root, workdir, args.nonfinite)
         first = None if args.image is None else viewer.open(Path(args.image).resolve(), None if args.reference is None else Path(args.reference).resolve())
         server = ViewerServer(viewer, args.host, args.port, verbose=args.verbose)
         url = server.url + ("" if first is None else f"?study={first.id}")

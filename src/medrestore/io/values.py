@@ -141,9 +141,7 @@ def clip_negative(image: Image, path: str | Path | None, purpose: str) -> Image:
     if record is None:
         return image
     if not bool((image.data > 0).any()):
-        raise InputError(
-            path, f"{purpose} needs non-negative values, and none of these is above 0 (minimum {record['minimum']:.6g})"
-        )
+        raise InputError(path, f"holds no positive value (minimum {record['minimum']:.6g}); {purpose} needs non-negative values")
     warn(path, f"clipped {record['count']} negative values (minimum {record['minimum']:.6g}) to 0 for {purpose}")
     return image.with_data(image.data.clamp_min(0)).with_metadata(**{CLIPPED_KEY: record})
 
