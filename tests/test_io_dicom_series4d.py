@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
-from medrestore.io import detect_format, read_image
+from medrestore.io import detect_format, read_image, write_image
 
 DCM2NIIX = shutil.which("dcm2niix")
 PHILIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-philips-3t"
@@ -228,3 +228,39 @@ def test_dynamic_series_with_a_missing_time_point_is_refused(tmp_path: Path) -> 
     victim.unlink()
     with pytest.raises(InputError, match="repeat unevenly"):
         read_image(tmp_path / "dynamic")
+
+
+@pytest.mark.shared_data
+def test_fmri_written_as_series_reads_back_and_matches_dcm2niix(tmp_path: Path) -> None:
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for file in _fmri_files(range(2)):
+        shutil.copyfile(file, subset / file.name)
+    source = read_image(subset)
+    restored = source.with_data(source.data * 0.9 + 0.3).with_metadata(derivation="Restored")
+    written = write_image(restored, tmp_path / "restored")
+    files = sorted(written.iterdir())
+    assert len(files) == FMRI_SLICES * 2
+    last = pydicom.dcmread(files[-1])
+    assert last.SOPClassUID == pydicom.uid.MRImageStorage and last.TemporalPositionIdentifier == 2
+    assert last.NumberOfTemporalPositions == 2 and last.DerivationDescription.startswith("Restored")
+    again = read_image(written)
+    values = restored.numpy().astype(np.float64)
+    half_step = (values.max() - values.min()) / 65535 / 2
+    assert again.shape == restored.shape and again.metadata["dicom_time_order"] == "TemporalPositionIdentifier"
+    assert np.abs(again.numpy() - values).max() <= half_step * 1.01 + 1e-3
+    np.testing.assert_allclose(again.affine, restored.affine, atol=1e-4)
+    reference = dcm2niix_volume(written, tmp_path / "out")
+    assert reference.shape == (96, 96, FMRI_SLICES, 2)
+    affine_error, value_error = compare_with_reference(restored.numpy(), restored.affine, reference)
+    assert affine_error < 1e-3 and value_error <= half_step * 1.01 + 1e-3
+
+
+def test_time_series_needs_a_series_folder(tmp_path: Path) -> None:
+    volumes = np.random.default_rng(9).integers(0, 500, size=(3, 4, 3, 5)).astype(np.int16)
+    write_dynamic_series(tmp_path / "dynamic", volumes, "TriggerTime", compress=False)
+    image = read_image(tmp_path / "dynamic")
+    again = read_image(write_image(image, tmp_path / "copy"))
+    np.testing.assert_array_equal(again.numpy(), image.numpy())
+    with pytest.raises(InputError, match=r"time series .* not as one multi-frame object"):
+        write_image(image, tmp_path / "copy.dcm")

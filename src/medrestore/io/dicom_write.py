@@ -84,18 +84,15 @@ def keeps_frame_layout(image: Image) -> bool:
 
 
 def slices_first(path: Path, image: Image, keep_layout: bool = False) -> Image:
-    """A spatial-only 3-D view ``(slices, rows, cols)``; 2-D images get one leading slice axis.
+    """A 3-D view ``(slices, rows, cols)`` (``(slices, rows, cols, T)`` for a time series);
+    2-D images get one leading slice axis.
 
     Only axes are permuted (never reversed): the slice axis first, then the in-plane axes in
     the order that makes the slice step point along ``row_cosine × column_cosine``, so the
     slice order survives a read back. Images read from DICOM keep their order;
     ``keep_layout`` keeps the axes exactly as they are.
     """
-    if image.data.ndim > image.spatial_ndim:
-        if image.n_frames != 1:
-            raise InputError(
-                path, f"DICOM writer takes 2-D or 3-D images without a time axis (shape {image.shape}); write NIfTI"
-            )
+    if image.n_frames == 1 and image.data.ndim > image.spatial_ndim:
         image = image.frame(0)
     if image.spatial_ndim == 2:
         affine = np.asarray(image.affine, dtype=np.float64)
@@ -123,6 +120,12 @@ def prepare(path: Path, image: Image, dtype: str | np.dtype | None, single_file:
     volume = slices_first(path, image, keep_layout)
     values = image_values(volume)
     iod = choose_iod(image, single_file, values.shape[0])
+    if values.ndim == 4 and (single_file or iod.multi_frame):
+        raise InputError(
+            path,
+            f"a time series (shape {image.shape}) is written as NIfTI or as a DICOM series folder "
+            "(one MR, CT or Secondary Capture file per slice and time point), not as one multi-frame object",
+        )
     geometry = None if keep_layout else stack_geometry(path, volume.affine, values.shape[0])
     encoded = encode_pixels(path, image, values, dtype, iod.storage)
     spacing = tuple(float(s) for s in volume.spacing)
@@ -210,7 +213,26 @@ def build_datasets(context: WriteContext) -> list[Dataset]:
         return [_one_object_dataset(context, set_enhanced_modules)]
     if context.iod.multi_frame:
         return [_multi_frame_sc_dataset(context)]
+    if context.values.ndim == 4:
+        return _time_series_datasets(context)
     return [_single_slice_dataset(context, index) for index in range(len(context.values))]
+
+
+def _time_series_datasets(context: WriteContext) -> list[Dataset]:
+    """One file per slice and time point: time point ``t`` of slice ``k`` is instance
+    ``t · slices + k + 1`` with ``TemporalPositionIdentifier`` ``t + 1`` (PS3.3 C.7.6.2)."""
+    n_slices, n_times = context.values.shape[0], context.values.shape[-1]
+    datasets = []
+    for time in range(n_times):
+        encoded = dataclasses.replace(context.encoded, stored=context.encoded.stored[..., time])
+        time_point = dataclasses.replace(context, values=context.values[..., time], encoded=encoded)
+        for index in range(n_slices):
+            dataset = _single_slice_dataset(time_point, index)
+            dataset.InstanceNumber = time * n_slices + index + 1
+            dataset.TemporalPositionIdentifier = time + 1
+            dataset.NumberOfTemporalPositions = n_times
+            datasets.append(dataset)
+    return datasets
 
 
 def write_dicom_file(image: Image, path: str | Path, dtype: str | np.dtype | None = None) -> Path:
