@@ -8,6 +8,7 @@ Examples::
     medrestore recon brain-8x.npz -o out.nii.gz --ref brain.nii.gz --json
     medrestore recon brain-4x.npz -o unrolled.nii.gz --method unrolled
     medrestore recon radial.npz -o radial.nii.gz --delay-correction ring
+    medrestore recon k.cfl --trajectory t.cfl -o radial.nii.gz --delay 0.5 -0.3 0
 
 Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS L1-wavelet),
 ``zero-filled``, ``sense`` (CG-SENSE), ``cs-wavelet`` (L1-wavelet with random shifts, FISTA),
@@ -32,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from medrestore.tasks.radial import DELAY_CORRECTIONS
+from medrestore.tasks.radial import DELAY_CORRECTIONS, delay_from_values
 from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file, set_threads
 
 NAME = "recon"
@@ -51,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--delay-correction", choices=DELAY_CORRECTIONS, default="auto",
                         help="radial data: gradient-delay estimator applied first (default auto = RING)")
+    parser.add_argument("--delay", type=float, nargs="+", default=None, metavar="D",
+                        help="radial data: known delay DX DY [DXY] in samples, instead of estimating (BART input: bart traj -q's axes)")
+    parser.add_argument("--trajectory", default=None, metavar="TRAJ",
+                        help="BART trajectory .cfl of non-Cartesian BART k-space [1, samples, spokes, coils]")
+    parser.add_argument("--average", action="store_true",
+                        help="average repeated acquisitions (averages counter / BART AVG) instead of one image each")
     parser.add_argument("--ref", default=None, metavar="FILE", help="reference image (or fastMRI .h5) to score against")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -59,15 +66,17 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
     options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, args.device,
-                           delay_correction=args.delay_correction)
-    report = reconstruct_file(args.input, args.output, options, args.ref)
+                           delay_correction=args.delay_correction,
+                           delay=None if args.delay is None else delay_from_values(args.delay), average=args.average)
+    report = reconstruct_file(args.input, args.output, options, args.ref, args.trajectory)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     lam = "" if report["lambda"] is None else f", lambda {report['lambda']:.4g}"
     print(f"{report['method']} ({report['iterations']} iterations{lam}) in {report['seconds']:.2f} s: {report['output']}")
     if "delay" in report:
-        print(f"  gradient delay ({report['delay_correction']}): x {report['delay'][0]:.4f}, y {report['delay'][1]:.4f}, xy {report['delay'][2]:.4f} samples")
+        print(f"  gradient delay ({report['delay_correction']}): x {report['delay'][0]:.4f}, y {report['delay'][1]:.4f}, xy {report['delay'][2]:.4f} samples"
+              f" ({report['delay_axes']} axes)")
     for name, value in report.get("metrics", {}).items():
         print(f"  {name:16s} {value:.6g}")
     return 0

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ from medrestore.zoo import in_zoo, load_pretrained
 __all__ = [
     "DELAY_CORRECTIONS", "RADIAL_AUTO_METHOD", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
     "RadialReconOptions", "RadialReconResult", "RadialSimulation", "apply_radial_network",
-    "apply_radial_unrolled", "corrected_trajectory", "delay_from_values", "estimate_delay_file",
+    "apply_radial_unrolled", "corrected_trajectory", "delay_axes", "delay_from_values", "delay_in_input_axes",
+    "estimate_delay_file",
     "estimate_kspace_delay", "network_scale", "radial_network_available", "radial_relative_weight",
     "radial_report_fields", "reconstruct_radial", "require_radial_network", "simulate_radial",
     "simulate_radial_file", "solve_radial",
@@ -229,15 +231,19 @@ def estimate_kspace_delay(kspace: KSpace, method: str = "ring") -> DelayEstimate
         raise InputError(kspace.metadata.get("source_path"), str(error)) from None
 
 
-def estimate_delay_file(input_path: str | Path, method: str = "ring") -> dict[str, Any]:
-    """Read radial k-space and estimate its delays; with simulated data, also the error."""
-    kspace = read_kspace(input_path)
+def estimate_delay_file(input_path: str | Path, method: str = "ring", trajectory: str | Path | None = None) -> dict[str, Any]:
+    """Read radial k-space (BART k-space with its ``trajectory`` file) and estimate its delays; with simulated data, also the error.
+
+    The delays are reported in the input's axes (:func:`delay_in_input_axes`; ``delay_axes`` says which).
+    """
+    kspace = read_kspace(input_path, trajectory)
     start = time.perf_counter()
     estimate = estimate_kspace_delay(kspace, method)
+    reported = delay_in_input_axes(kspace.metadata, estimate.delay)
     report: dict[str, Any] = {
-        "input": str(input_path), "method": estimate.method, "delay_x": estimate.delay.x, "delay_y": estimate.delay.y,
-        "delay_xy": estimate.delay.xy, "pairs": estimate.equations, "residual": estimate.residual,
-        "seconds": round(time.perf_counter() - start, 3),
+        "input": str(input_path), "method": estimate.method, "delay_x": reported.x, "delay_y": reported.y,
+        "delay_xy": reported.xy, "delay_axes": delay_axes(kspace.metadata), "pairs": estimate.equations,
+        "residual": estimate.residual, "seconds": round(time.perf_counter() - start, 3),
     }
     simulated = kspace.metadata.get("simulation", {}).get("delay") if isinstance(kspace.metadata.get("simulation"), dict) else None
     if simulated is not None:
@@ -257,6 +263,8 @@ class RadialReconOptions:
         lam: absolute regularisation weight (``None``: data-scaled default).
         iterations: solver iterations (``None``: the method's default).
         density_iterations: Pipe–Menon iterations.
+        delay: a known delay in the input's axes (:func:`delay_in_input_axes`), applied instead
+            of ``delay_correction``'s estimate.
     """
 
     method: str = "auto"
@@ -264,6 +272,7 @@ class RadialReconOptions:
     lam: float | None = None
     iterations: int | None = None
     density_iterations: int = 20
+    delay: GradientDelay | None = None
 
     def __post_init__(self) -> None:
         if self.method not in RADIAL_METHODS:
@@ -430,7 +439,10 @@ def reconstruct_radial(
     data, _ = _radial_2d(kspace)
     method = RADIAL_AUTO_METHOD if options.method == "auto" else options.method
     start = time.perf_counter()
-    estimate = None if options.delay_correction == "none" else _delay_for(kspace, options.delay_correction)
+    if options.delay is not None:
+        estimate: DelayEstimate | None = DelayEstimate(delay_in_input_axes(kspace.metadata, options.delay), "given", 0, 0.0)
+    else:
+        estimate = None if options.delay_correction == "none" else _delay_for(kspace, options.delay_correction)
     if _is_stack_of_stars(kspace):
         nominal = kspace.trajectory[kspace.data.shape[1] // 2, ..., 1:]
         slices = ifftc(kspace.data.movedim(1, -1), 1).movedim(-1, 1)  # (coils, slices, spokes, readout)
@@ -445,7 +457,9 @@ def reconstruct_radial(
     image = torch.stack(planes) if _is_stack_of_stars(kspace) else planes[0]
     seconds = time.perf_counter() - start
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations,
-                "delay_correction": None if estimate is None else {"method": estimate.method, "delay": list(estimate.delay.as_tuple())}}
+                "delay_correction": None if estimate is None else {
+                    "method": estimate.method, "delay": list(delay_in_input_axes(kspace.metadata, estimate.delay).as_tuple()),
+                    "delay_axes": delay_axes(kspace.metadata)}}
     result = Image(image, kspace.affine, len(kspace.image_shape), "mri", metadata)
     return RadialReconResult(result, method, lam, iterations, estimate, seconds)
 
@@ -454,7 +468,9 @@ def radial_report_fields(result: RadialReconResult) -> dict[str, Any]:
     """The delay-correction part of a recon report."""
     if result.delay is None:
         return {"delay_correction": "none"}
-    return {"delay_correction": result.delay.method, "delay": [round(v, 5) for v in result.delay.delay.as_tuple()]}
+    delay = delay_in_input_axes(result.image.metadata, result.delay.delay)
+    return {"delay_correction": result.delay.method, "delay": [round(v, 5) for v in delay.as_tuple()],
+            "delay_axes": delay_axes(result.image.metadata)}
 
 
 def delay_from_values(values: np.ndarray | list[float]) -> GradientDelay:
@@ -463,3 +479,25 @@ def delay_from_values(values: np.ndarray | list[float]) -> GradientDelay:
     if len(values) not in (2, 3):
         raise InputError(None, f"a delay is 2 (x y) or 3 (x y xy) numbers, got {len(values)}")
     return GradientDelay(*values)
+
+
+def delay_axes(metadata: Mapping[str, Any]) -> str:
+    """``"bart"`` for BART input (delays in ``bart traj -q``'s axes), else ``"medrestore"``."""
+    return "bart" if metadata.get("delay_axes") == "bart" else "medrestore"
+
+
+def delay_in_input_axes(metadata: Mapping[str, Any], delay: GradientDelay) -> GradientDelay:
+    """A delay in medrestore's axes expressed in the axes of the input file, and back (the map is its own inverse).
+
+    medrestore's :class:`GradientDelay` ``x`` acts along the trajectory's last grid axis (``kx``).
+    BART's ``traj -q DX:DY:DXY`` builds ``d = S·(cos φ, sin φ)`` with ``S = [[DX, DXY], [DXY, DY]]``
+    but stores the spoke as ``(c0, c1) = (d₁ + t sin φ, d₀ + t cos φ)``: ``DX`` moves samples
+    along coordinate 1 (``PHS1``, our ``ky``) and ``DY`` along coordinate 0 (``READ``, our
+    ``kx``). So for BART input (``metadata["delay_axes"] == "bart"``) ``(DX, DY, DXY) = (y, x, xy)``:
+    the reported numbers are what ``bart traj -q`` takes and ``bart estdelay`` prints (samples).
+    (Without ``-O`` BART keeps only the part of ``d`` along the spoke, ``(aᵀSa)·a``; medrestore's
+    model, like BART's ``-O``, shifts by the whole ``S·a``. Both agree for isotropic delays.)
+    """
+    if delay_axes(metadata) == "bart":
+        return GradientDelay(delay.y, delay.x, delay.xy)
+    return delay

@@ -55,6 +55,7 @@ from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions, espiri
 from medrestore.physics.mri.kspace_noise import kspace_noise_std
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration, sample_mask
 from medrestore.physics.mri.sense import cartesian_sense
+from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import data_scale, relative_weight
 from medrestore.tasks.radial import (
@@ -88,6 +89,10 @@ class ReconOptions:
         espirit: ESPIRiT parameters.
         delay_correction: radial data only — gradient-delay estimator applied before
             reconstruction (``auto`` = RING, ``ring``, ``ac-adaptive``, ``none``).
+        delay: radial data only — a known delay in the input's axes (BART input: ``bart traj
+            -q``'s), applied instead of ``delay_correction``'s estimate.
+        average: average repeated acquisitions (twix/ISMRMRD average counter, BART ``AVG``)
+            instead of reconstructing each average.
     """
 
     method: str = "auto"
@@ -97,6 +102,8 @@ class ReconOptions:
     device: str = "cpu"
     espirit: EspiritOptions = RECON_ESPIRIT
     delay_correction: str = "auto"
+    delay: GradientDelay | None = None
+    average: bool = False
 
     def __post_init__(self) -> None:
         if self.delay_correction not in DELAY_CORRECTIONS:
@@ -222,8 +229,21 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     seconds = time.perf_counter() - start
     magnitude = _crop_to_recon_shape(magnitude, kspace.metadata.get("recon_shape"))
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations}
-    image = Image(magnitude, kspace.affine, 3 if batch_shape else 2, "mri", metadata)
+    image = Image(_stack_layout(magnitude, len(batch_shape)), kspace.affine, 3 if batch_shape else 2, "mri", metadata)
     return ReconResult(image, method, lam, iterations, seconds)
+
+
+def _stack_layout(magnitude: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    """Images ``(*outer, inner, ny, nx)`` in :class:`Image`'s ``(*spatial, T)`` layout.
+
+    One batch axis stays a stack ``(slices, ny, nx)``; with more (``metadata["batch_axes"]``,
+    e.g. repetitions × slices) the innermost stays the stack and the outer ones are flattened,
+    in C order, into a trailing axis: ``(slices, ny, nx, repetitions·…)``.
+    """
+    if batch_ndim < 2:
+        return magnitude
+    flat = magnitude.reshape(-1, *magnitude.shape[batch_ndim - 1 :])
+    return flat.movedim(0, -1).contiguous()
 
 
 def _crop_to_recon_shape(image: torch.Tensor, recon_shape: Any) -> torch.Tensor:
@@ -275,16 +295,18 @@ def undersample_file(input_path: str | Path, output_path: str | Path, spec: Mask
 
 
 def reconstruct_file(
-    input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None
+    input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None,
+    trajectory_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read k-space, reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
-    kspace = read_kspace(input_path)
+    """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
+    kspace = read_kspace(input_path, trajectory_path, options.average)
     extra: dict[str, Any] = {}
     if kspace.is_cartesian:
         result: ReconResult | Any = reconstruct(kspace, options)
     else:
         require_radial_network(options.method)
-        radial = RadialReconOptions(options.method, options.delay_correction, options.lam, options.iterations)
+        radial = RadialReconOptions(options.method, options.delay_correction, options.lam, options.iterations,
+                                    delay=options.delay)
         result = reconstruct_radial(kspace, radial)
         extra = radial_report_fields(result)
     output_path = Path(output_path)
