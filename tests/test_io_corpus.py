@@ -64,7 +64,7 @@ MUST_READ: dict[str, tuple[str, ...]] = {
         "693_J2KI.dcm", "GDCMJ2K_TextGBR.dcm", "J2K_pixelrep_mismatch.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm",
         "SC_rgb_rle_16bit_2frame.dcm", "SC_rgb_small_odd.dcm", "SC_ybr_full_422_uncompressed.dcm", "examples_ybr_color.dcm",
         "examples_palette.dcm", "liver_1frame.dcm", "image_dfl.dcm", "rtdose.dcm", "rtdose_1frame.dcm", "rtdose_rle.dcm",
-        "dicomdirtests/77654033/CT2/17106", "dicomdirtests/98892003/MR700/4467",
+        "dicomdirtests/77654033/CT2/17106", "dicomdirtests/98892003/MR700/4467", "zipMR.gz",
     ),
     "nibabel": (
         "anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz", "functional.nii", "reoriented_anat_moved.nii",
@@ -240,13 +240,23 @@ def test_shared_data_files(shared_data: Path) -> None:
     assert must and all(isinstance(outcomes[name], Image) for name in must), {n: str(outcomes[n]) for n in must}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("series", ["mri-philips-3t/mprage", "mri-philips-3t/fmri"])
-def test_shared_data_series(shared_data: Path, series: str) -> None:
-    folder = shared_data / series
+def _check_series(folder: Path, shape: tuple[int, ...]) -> None:
+    """A gzip-compressed DICOM series folder reads as one image of ``shape`` with its first file's in-plane geometry."""
     if not folder.is_dir():
         pytest.skip(f"{folder} is not present")
-    read_or_refuse(folder)
+    image = read_or_refuse(folder)
+    assert isinstance(image, Image), image
+    assert image.shape == shape
+    check_dicom(sorted(folder.iterdir())[0], image)
+
+
+def test_shared_data_3d_series(shared_data: Path) -> None:
+    _check_series(shared_data / "mri-philips-3t" / "mprage", (170, 256, 256))
+
+
+@pytest.mark.slow
+def test_shared_data_4d_series(shared_data: Path) -> None:
+    _check_series(shared_data / "mri-philips-3t" / "fmri", (63, 96, 96, 75))
 
 
 # -- BART ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ import torch
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.image import MODALITIES, Image
 from medrestore.io.values import NONFINITE_KEY, to_float32
+
+# Errors a library's parser makes when a header field holds a value it never expected (a zero
+# divisor, a string for a number, a missing key): they mean a corrupt file, not a bug to report.
+_PARSER_SLIPS = (ZeroDivisionError, TypeError, AttributeError, IndexError, KeyError, OverflowError, struct.error)
 
 # ITU-R BT.601 luma weights (the ones Pillow's ``convert("L")`` uses).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -68,6 +73,8 @@ def library_errors(path: str | Path, action: str) -> Iterator[None]:
         raise
     except MemoryError as error:
         raise InputError(path, f"cannot {action}: not enough memory") from error
+    except _PARSER_SLIPS as error:
+        raise InputError(path, f"cannot {action}: corrupt or unsupported layout ({describe_exception(error)})") from error
     except Exception as error:  # noqa: BLE001 - the edge where library errors become user errors
         raise InputError(path, f"cannot {action}: {describe_exception(error)}") from error
 

@@ -23,8 +23,8 @@ import torch
 from medrestore.core.errors import InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image
-from medrestore.io.values import NONFINITE_KEY
 from medrestore.io.detect import format_from_extension
+from medrestore.io.values import NONFINITE_KEY
 from medrestore.metrics import CONVENTION_NAMES, evaluate, get_convention
 
 __all__ = ["CONVENTION_NAMES", "evaluate_files", "evaluate_pair"]
