@@ -229,19 +229,22 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     seconds = time.perf_counter() - start
     magnitude = _crop_to_recon_shape(magnitude, kspace.metadata.get("recon_shape"))
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations}
-    image = Image(_stack_layout(magnitude, len(batch_shape)), kspace.affine, 3 if batch_shape else 2, "mri", metadata)
+    stack = _stack_layout(magnitude, list(kspace.metadata.get("batch_axes") or []), len(batch_shape))
+    image = Image(stack, kspace.affine, 3 if batch_shape else 2, "mri", metadata)
     return ReconResult(image, method, lam, iterations, seconds)
 
 
-def _stack_layout(magnitude: torch.Tensor, batch_ndim: int) -> torch.Tensor:
-    """Images ``(*outer, inner, ny, nx)`` in :class:`Image`'s ``(*spatial, T)`` layout.
+def _stack_layout(magnitude: torch.Tensor, batch_axes: list[str], batch_ndim: int) -> torch.Tensor:
+    """Images ``(*batch, ny, nx)`` in :class:`Image`'s ``(*spatial, T)`` layout.
 
-    One batch axis stays a stack ``(slices, ny, nx)``; with more (``metadata["batch_axes"]``,
-    e.g. repetitions × slices) the innermost stays the stack and the outer ones are flattened,
-    in C order, into a trailing axis: ``(slices, ny, nx, repetitions·…)``.
+    One batch axis stays a stack ``(slices, ny, nx)``. With more (named by ``batch_axes``, e.g.
+    repetitions × slices) the slice axis — else the innermost — becomes the stack and the others
+    are flattened, in C order, into a trailing axis: ``(slices, ny, nx, repetitions·…)``.
     """
     if batch_ndim < 2:
         return magnitude
+    if len(batch_axes) == batch_ndim and "slice" in batch_axes:
+        magnitude = magnitude.movedim(batch_axes.index("slice"), batch_ndim - 1)
     flat = magnitude.reshape(-1, *magnitude.shape[batch_ndim - 1 :])
     return flat.movedim(0, -1).contiguous()
 
