@@ -30,7 +30,8 @@ Non-Cartesian k-space (with ``trajectory``, another ``.cfl``/``.hdr`` pair)
     when the third coordinate is used). The matrix is BART's own estimate (``estimate_im_dims``
     of ``nufft``/``pics``): ``2·⌊(2·max|c| + 1.5)/2⌋`` per coordinate. Gradient delays of BART
     data are reported in BART's axes (``metadata["delay_axes"] = "bart"``, see
-    :mod:`medrestore.tasks.radial`).
+    :mod:`medrestore.tasks.radial`). A header cannot tell radial k-space from a Cartesian
+    ``[1, ny, nz, coils]`` slice: read without its trajectory, it is taken as the latter.
 """
 
 from __future__ import annotations
