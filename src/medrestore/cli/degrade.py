@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
+from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
 from medrestore.core.errors import ConfigError
 from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
 
-NAME = "degrade"
-HELP = "degrade an image (noise, blur + downsampling, gamma camera, MRI scanner appearance) and record how in OUT.json"
 
 # option destination → (flag, catalogue parameter it sets)
 OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
@@ -32,9 +33,8 @@ OPTION_PARAMETERS: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``IN -o OUT --kind KIND`` plus the kind's parameters, ``--seed`` and ``--dtype``."""
-    parser.add_argument("input", metavar="IN", help="input image file")
-    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="output image (format from extension)")
+    """``IN [IN ...] -o OUT --kind KIND`` plus the kind's parameters, ``--seed`` and ``--dtype``."""
+    add_io_arguments(parser, "input image file", "output image (format from extension)")
     parser.add_argument("--kind", required=True, metavar="KIND", help=f"one of: {', '.join(DEGRADATION_KINDS)}")
     add = parser.add_argument
     add("--sigma", type=float, metavar="S", help="noise standard deviation in image units (gaussian, rician, speckle)")
@@ -77,6 +77,14 @@ def parameters_from_options(args: argparse.Namespace) -> dict[str, float | int |
 
 
 def run(args: argparse.Namespace) -> int:
-    record = degrade_file(args.input, args.output, args.kind, parameters_from_options(args), args.seed, args.dtype, args.nonfinite)
-    print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
-    return 0
+    parameters = parameters_from_options(args)
+
+    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
+        return degrade_file(input_path, output_path, args.kind, parameters, args.seed, args.dtype, args.nonfinite)
+
+    def single(input_path: str, output_path: str) -> int:
+        record = process(Path(input_path), Path(output_path))
+        print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
+        return 0
+
+    return run_io_command(args, "image", single, process, default_image_ext)

@@ -17,19 +17,19 @@ The output has the input's dtype and intensity range; its extension picks the fo
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
+from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, is_batch, keep_record, run_io_command
 from medrestore.cli.options import add_value_options
-from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, denoise_file
+from medrestore.core.errors import ConfigError
+from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, DenoiseResult, denoise_file
 from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
-
-NAME = "denoise"
-HELP = "denoise an image file (OCT: the shipped ResUNet ensemble by default; MRI: 2-D/3-D/4-D, non-local means or networks)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--modality M INPUT -o OUTPUT [--model NAME] [--frames F1 F2 ...] [--device D]``."""
-    parser.add_argument("input", metavar="INPUT", help="image file (TIFF, multi-page TIFF, PNG, NIfTI, DICOM, NumPy)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file; its extension picks the format")
+    """``--modality M INPUT [INPUT ...] -o OUTPUT [--model NAME] [--frames F1 F2 ...] [--device D]``."""
+    add_io_arguments(parser, "image file (TIFF, multi-page TIFF, PNG, NIfTI, DICOM, NumPy)", "output file; its extension picks the format")
     parser.add_argument("--modality", required=True, choices=MODALITIES, help="which workflow and default model")
     parser.add_argument(
         "--model",
@@ -61,14 +61,28 @@ def _report_mri(result: MRIDenoiseResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = denoise_file(
-        args.input, args.output, args.modality, args.model, args.frames, args.device, method=args.method, sigma=args.sigma,
-        nonfinite=args.nonfinite,
-    )
+    if args.frames and is_batch(args.input, "image"):
+        raise ConfigError("--frames belong to one input; a batch denoises each input on its own")
+    device = batch_device(args.device)
+
+    def process(input_path: Path, output_path: Path) -> dict[str, Any] | None:
+        result = denoise_file(input_path, output_path, args.modality, args.model, None, device, method=args.method, sigma=args.sigma,
+                              nonfinite=args.nonfinite)
+        return keep_record(result)
+
+    def single(input_path: str, output_path: str) -> int:
+        result = denoise_file(input_path, output_path, args.modality, args.model, args.frames, device, method=args.method, sigma=args.sigma,
+                              nonfinite=args.nonfinite)
+        _report(result)
+        return 0
+
+    return run_io_command(args, "image", single, process, default_image_ext)
+
+
+def _report(result: DenoiseResult | MRIDenoiseResult) -> None:
     if isinstance(result, MRIDenoiseResult):
         _report_mri(result)
-        return 0
+        return
     frames = f", {result.frames} frames stacked" if result.frames > 1 else ""
     print(f"denoised {result.images} image(s) with {result.model}{frames}: {result.output}")
     print(f"  {result.seconds_per_image:.3f} s per image")
-    return 0

@@ -20,9 +20,6 @@ from typing import Any
 from medrestore.cli.options import add_value_options
 from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_files
 
-NAME = "evaluate"
-HELP = "score a restored image (or a folder of them) against a reference: PSNR, SSIM, NMSE, ..."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--pred``, ``--ref``, ``--mask``, ``--convention``, ``--json``."""

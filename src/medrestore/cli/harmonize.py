@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
+from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
 from medrestore.tasks.harmonize import harmonize_file
 
-NAME = "harmonize"
-HELP = "harmonise an MRI slice or volume between scanners a (1.5 T) and b (3 T) and record how in OUT.json"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``IN -o OUT --model NAME [--direction a2b|b2a]``."""
-    parser.add_argument("input", metavar="IN", help="input slice or volume (NIfTI, DICOM, NumPy, TIFF)")
-    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="output image, format from extension (float32; DICOM: 16-bit + rescale slope)")
+    """``IN [IN ...] -o OUT --model NAME [--direction a2b|b2a]``."""
+    add_io_arguments(parser, "input slice or volume (NIfTI, DICOM, NumPy, TIFF)", "output image, format from extension (float32; DICOM: 16-bit + rescale slope)")
     parser.add_argument(
         "--model",
         required=True,
@@ -39,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    record = harmonize_file(args.input, args.output, args.model, args.direction, args.noise_level, args.seed, args.grid, args.nonfinite)
-    print(f"wrote {record['output']} and {record['output']}.json ({record['harmonization']['model']}, {args.direction})")
-    return 0
+    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
+        return harmonize_file(input_path, output_path, args.model, args.direction, args.noise_level, args.seed, args.grid,
+                              args.nonfinite)
+
+    def single(input_path: str, output_path: str) -> int:
+        record = process(Path(input_path), Path(output_path))
+        print(f"wrote {record['output']} and {record['output']}.json ({record['harmonization']['model']}, {args.direction})")
+        return 0
+
+    return run_io_command(args, "image", single, process, default_image_ext)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
+from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
@@ -17,15 +20,11 @@ from medrestore.tasks.superres import (
     superres_file,
 )
 
-NAME = "superres"
-HELP = "super-resolve a planar scintigram ×K in counts (total counts kept) and record how in OUT.json"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--modality nm IN -o OUT [--scale K] [--method M] [--model NAME] [--device D]`` and the camera."""
     add = parser.add_argument
-    add("input", metavar="IN", help="input image: DICOM NM (planar or multi-frame), NIfTI, TIFF, PNG, NumPy")
-    add("-o", "--output", metavar="OUT", required=True, help="output image (format from extension)")
+    add_io_arguments(parser, "input image: DICOM NM (planar or multi-frame), NIfTI, TIFF, PNG, NumPy", "output image (format from extension)")
     add("--modality", choices=MODALITIES, default="nm", help="image modality (default nm: values are counts)")
     add("--scale", type=int, default=4, metavar="K", help="enlargement factor per axis (default 4)")
     add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD})")
@@ -50,11 +49,18 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations, ensemble=args.ensemble, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
         pixel_size_mm=args.pixel_size, nonfinite=args.nonfinite,
     )  # fmt: skip
-    record = superres_file(args.input, args.output, request)
-    totals_in, totals_out = sum(record["frame_total_counts"]), sum(record["output_frame_total_counts"])
-    model = f", model {record['model']}" if record["model"] else ""
-    print(
-        f"wrote {record['output']} and {record['output']}.json ({record['method']} ×{record['scale']}{model}; "
-        f"total counts {totals_in:.6g} → {totals_out:.6g}; {record['seconds']:.2f} s)"
-    )
-    return 0
+
+    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
+        return superres_file(input_path, output_path, request)
+
+    def single(input_path: str, output_path: str) -> int:
+        record = process(Path(input_path), Path(output_path))
+        totals_in, totals_out = sum(record["frame_total_counts"]), sum(record["output_frame_total_counts"])
+        model = f", model {record['model']}" if record["model"] else ""
+        print(
+            f"wrote {record['output']} and {record['output']}.json ({record['method']} ×{record['scale']}{model}; "
+            f"total counts {totals_in:.6g} → {totals_out:.6g}; {record['seconds']:.2f} s)"
+        )
+        return 0
+
+    return run_io_command(args, "image", single, process, default_image_ext)

@@ -26,9 +26,6 @@ from medrestore.cli.options import add_value_options
 from medrestore.server.app import ViewerServer
 from medrestore.tasks.viewer import Viewer
 
-NAME = "view"
-HELP = "start the local web viewer: open images, run methods, compare before/after, score against a reference"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``[IMAGE] [--reference REF] [--root DIR] [--host H] [--port P] [--workdir DIR] [--open]``."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import medrestore
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, sha256_file
+from medrestore.core.files import atomic_write_text, guard_output, sha256_file, sidecar_path
 from medrestore.core.image import Image
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
@@ -53,11 +53,6 @@ NONNEGATIVE_KINDS = ("poisson", "gamma-camera")
 def parameter_names(kind: str) -> tuple[str, ...]:
     """Parameter names the degradation ``kind`` accepts (:class:`ConfigError` for an unknown kind)."""
     return tuple(parameter_types(kind))
-
-
-def sidecar_path(output_path: str | Path) -> Path:
-    """``<output>.json``: where :func:`degrade_file` records how ``output_path`` was made."""
-    return Path(f"{output_path}.json")
 
 
 def input_digest(path: Path) -> str:
@@ -136,15 +131,14 @@ def degrade_file(
     seed = _check_seed(seed)
     if dtype not in (None, *OUTPUT_DTYPES):
         raise ConfigError(f"output dtype must be one of {OUTPUT_DTYPES}, got {dtype!r}")
-    if output_path.resolve() == input_path.resolve() or sidecar_path(output_path).resolve() == input_path.resolve():
-        raise InputError(output_path, "the output would overwrite the input; choose another output path")
+    guard_output(output_path, [input_path], sidecar=True)
     image = read_image(input_path, nonfinite=nonfinite)
     if kind in NONNEGATIVE_KINDS:
         image = clip_negative(image, input_path, f"--kind {kind} (counts are never negative)")
     input_sha256 = input_digest(input_path)
     transform, degraded = _degrade(transform, image, seed, input_path)
     output_dtype = _output_dtype(dtype, image, input_path)
-    written = write_image(degraded, output_path, dtype=output_dtype)
+    written = write_image(degraded.with_metadata(derivation="Degraded"), output_path, dtype=output_dtype)
     record = {
         "degradation": transform.record(seed),
         "input": str(input_path),

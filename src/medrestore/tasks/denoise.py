@@ -34,8 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medrestore.core.cache import cached_in_run
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.files import guard_output
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
@@ -115,6 +117,7 @@ def input_frames(denoiser: Denoiser) -> int:
     return int(getattr(first.model, "in_channels", 1))
 
 
+@cached_in_run
 def load_denoiser(model: str | None, modality: str, multi_frame: bool, device: str = "auto") -> tuple[Denoiser, str]:
     """The denoiser for ``model`` (zoo name, checkpoint path, model ensemble; ``None``: the default) and its label.
 
@@ -198,7 +201,7 @@ def denoise_oct(
     restored = torch.stack(outputs).clamp(0.0, EIGHT_BIT_MAX) / scale
     dtype = str(image.metadata.get("dtype", "float32"))
     values = torch.from_numpy(cast_to_dtype(restored.numpy().astype(np.float64), dtype).astype(np.float32))
-    written = write_image(_restored_image(image, values), output_path, dtype=dtype)
+    written = write_image(_restored_image(image, values).with_metadata(derivation="Restored"), output_path, dtype=dtype)
     return DenoiseResult(Path(written), "oct", label, int(stacks.shape[0]), int(stacks.shape[1]), seconds)
 
 
@@ -247,8 +250,7 @@ def denoise_file(
     input_path, output_path = Path(input), Path(output)
     if not input_path.exists():
         raise InputError(input_path, "input file does not exist")
-    if input_path.resolve() == output_path.resolve():
-        raise InputError(output_path, "is the input file; choose another output so the input is not modified")
+    guard_output(output_path, [input_path, *(frames or ()), *(_member_names(model) if model else ())])
     if modality == "mri":
         if frames:
             raise InputError(input_path, "MRI denoising takes --method, --sigma and --model, not --frames")

@@ -79,8 +79,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from medrestore.core.progress import track
+from medrestore.core.cache import cached_in_run
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.files import guard_output
 from medrestore.core.image import Image
 from medrestore.core.regions import bounding_box
 from medrestore.data.mri import intensity_scale, with_sigma_map
@@ -238,6 +241,7 @@ def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[floa
     return AUTO_METHOD
 
 
+@cached_in_run
 def load_mri_network(method: str, device: torch.device, model: str | Path | None = None) -> Predictor:
     """The :class:`Predictor` of a network method: ``model`` (a zoo name or a checkpoint ``.pt`` written by
     ``medrestore train``) or, when ``None``, the method's zoo network (:data:`ZOO_MODELS`), weights verified.
@@ -291,6 +295,7 @@ def guide_settings(device: torch.device, networks: int = 1) -> tuple[tuple[tuple
     return views[: max(1, len(views) // networks)], fast
 
 
+@cached_in_run
 def load_guides(device: torch.device, model: str | Path | None = None) -> tuple[Predictor, ...]:
     """The guide networks of ``unet3d-nlm``: :data:`GUIDE_MODELS`, or ``model`` alone (:func:`load_mri_network`)."""
     if model is not None:
@@ -535,6 +540,7 @@ def denoise_mri_file(
         MedrestoreError: unknown method, missing weights, or a ``model`` with a method that uses none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
+    guard_output(output_path, [input_path, model])
     image = read_image(input_path, nonfinite=nonfinite)
     image = clip_negative(image, input_path, "MRI denoising (Rician magnitude model)")
     volumes, shape = _volumes(image, input_path)
@@ -550,7 +556,7 @@ def denoise_mri_file(
         predictor = load_mri_network(resolved, target, model)
     outputs, sigmas = [], []
     started = time.perf_counter()
-    for volume in volumes:
+    for volume in track(volumes, "volumes"):
         output, used = denoise_volume(volume, resolved, sigma, predictor, target)
         outputs.append(output)
         sigmas.append(used)
@@ -566,6 +572,7 @@ def denoise_mri_file(
     restored = restored.movedim(0, -1) if image.data.ndim == image.spatial_ndim + 1 or image.n_frames > 1 else restored[0]
     dtype = str(image.metadata.get("dtype", "float32"))
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
-    written = write_image(image.with_data(torch.from_numpy(values.astype(np.float32))), output_path, dtype=dtype)
+    restored_image = image.with_data(torch.from_numpy(values.astype(np.float32))).with_metadata(derivation="Restored")
+    written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)

@@ -32,9 +32,10 @@ from typing import Any
 import torch
 
 import medrestore
+from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.random import make_generator
-from medrestore.core.files import atomic_write_text, sha256_file
+from medrestore.core.files import atomic_write_text, guard_output, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.harmonize import SimulationPlan, write_simulated_dataset
 from medrestore.data.ixi import IXI_ARCHIVES, IXI_BASE_URL, download_archives, organise_ixi
@@ -64,6 +65,7 @@ def _zoo_names() -> set[str]:
     return {card.name for card in list_cards()}
 
 
+@cached_in_run
 def resolve_harmonizer(model: str, direction: str) -> tuple[Harmonizer, str]:
     """The harmoniser ``model`` names (zoo name or path) for ``direction`` and a label for records.
 
@@ -255,14 +257,13 @@ def harmonize_file(
     (:func:`harmonize_on_grid`), for slices of another size or pixel spacing than the training data.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve():
-        raise InputError(output_path, "the output would overwrite the input; choose another output path")
+    guard_output(output_path, [input_path, model], sidecar=True)
     harmonizer, label = resolve_harmonizer(model, direction)
     image = read_image(input_path, nonfinite=nonfinite)
     start = time.perf_counter()
     harmonized = harmonize_image(image, harmonizer, direction, input_path, noise_level, seed, grid)
     seconds = time.perf_counter() - start
-    written = write_image(harmonized, output_path)  # float32 (NIfTI, NumPy, TIFF) or 16-bit + rescale (DICOM)
+    written = write_image(harmonized.with_metadata(derivation="Restored"), output_path)  # float32 (NIfTI, NumPy, TIFF) or 16-bit + rescale (DICOM)
     record = {
         "harmonization": {"model": label, "method": harmonizer.name, "direction": direction, "noise_level": noise_level, "seed": seed, "grid": grid},
         "input": str(input_path),

@@ -65,8 +65,9 @@ import torch
 import yaml
 
 import medrestore
+from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, load_torch_file, sha256_file
+from medrestore.core.files import atomic_write_text, guard_output, load_torch_file, sha256_file
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import (
@@ -294,6 +295,7 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     return Predictor(network, normalisation, window=None, device=device), name, card.sha256
 
 
+@cached_in_run
 def load_super_resolution(
     method: str = DEFAULT_METHOD, scale: int = 4, model: str | None = None, device: str = "cpu",
     iterations: int | None = None, ensemble: int | None = None,
@@ -464,8 +466,7 @@ def superres_file(
     if request.modality not in MODALITIES:
         raise ConfigError(f"super-resolution supports the modalities {', '.join(MODALITIES)}, not {request.modality!r}")
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve():
-        raise InputError(output_path, "the output would overwrite the input; choose another output path")
+    guard_output(output_path, [input_path, request.model], sidecar=True)
     method = load_super_resolution(
         request.method, request.scale, request.model, request.device, request.iterations, request.ensemble
     )  # fmt: skip
@@ -477,7 +478,7 @@ def superres_file(
     except InputError as error:
         raise InputError(input_path, error.problem) from error
     seconds = time.perf_counter() - started
-    written = write_image(restored, output_path)
+    written = write_image(restored.with_metadata(derivation="Restored"), output_path)
     record = {
         "method": method.method, "model": method.model_name, "model_sha256": method.model_sha256,
         "scale": method.scale, "modality": request.modality,
