@@ -252,6 +252,8 @@ def read_slices(path: str | Path) -> torch.Tensor:
     image = read_image(path)
     if image.data.ndim != image.spatial_ndim:
         raise InputError(path, f"expected a 2-D slice or a 3-D volume, got shape {tuple(image.data.shape)}")
+    if image.spatial_ndim == 2 and image.metadata.get("squeezed_axis") == 2:  # one axial slice of a volume
+        return image.data.T.flip(0)[None].contiguous()
     if image.spatial_ndim == 2:
         return image.data[None]
     return image.data.permute(2, 1, 0).flip(1).contiguous()

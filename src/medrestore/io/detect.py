@@ -30,6 +30,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pydicom
+
 from medrestore.core.errors import InputError
 from medrestore.io.dicom_payload import (
     gunzip_head,
@@ -130,6 +132,19 @@ def _gzip_content(path: Path) -> str:
     return "dicom" if gzip_holds_dicom(path, inner) else "gzip"
 
 
+def _refuse_dicom_without_pixels(path: Path) -> None:
+    """A preamble-less DICOM data set that holds no image is named as such (not as unrecognised bytes)."""
+    try:
+        dataset = pydicom.dcmread(path, force=True, stop_before_pixels=False, defer_size=1024)
+    except Exception:  # noqa: BLE001 - not DICOM at all: the caller's message stands
+        return
+    if len(dataset) == 0 or any(keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return
+    sop_class = dataset.get("SOPClassUID")
+    kind = getattr(sop_class, "name", None) or (str(sop_class) if sop_class else "unknown SOP class")
+    raise InputError(path, f"DICOM data set without a preamble and without pixel data ({kind}): nothing to read as an image")
+
+
 def _content_name(format_name: str) -> str:
     return "gzip data that is not NIfTI" if format_name == "gzip" else FORMAT_NAMES[format_name]
 
@@ -166,6 +181,8 @@ def detect_format(path: str | Path) -> str:
         if extension is None:
             raise InputError(path, f"unrecognised file format (no known extension; supported: {', '.join(FORMATS)})")
         found = "gzip data that is not NIfTI" if content == "gzip" else "unrecognised bytes"
+        if extension == "dicom" and content is None:
+            _refuse_dicom_without_pixels(path)
         raise InputError(
             path,
             f"content is not valid {FORMAT_NAMES[extension]} ({found}); the file is corrupt, truncated or misnamed",

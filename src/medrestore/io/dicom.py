@@ -321,6 +321,11 @@ def read_dicom_file(path: str | Path) -> DecodedImage:
     dataset = read_dataset(path)
     stored, source_dtype, notes = decode_pixels(path, dataset)
     n_frames = int(number_of(dataset, "NumberOfFrames", None, 1.0))
+    if not (n_frames > 1 and stored.ndim == 3) and stored.size != stored.shape[-1] * stored.shape[-2]:
+        raise InputError(
+            path, f"pixel data holds {stored.size // (stored.shape[-1] * stored.shape[-2])} frames of "
+            f"{stored.shape[-2]}x{stored.shape[-1]} but NumberOfFrames says {n_frames}; the header is inconsistent"
+        )
     with library_errors(path, "read DICOM geometry"):
         if n_frames > 1 and stored.ndim == 3:
             values, affine = _multi_frame(path, dataset, stored)

@@ -44,7 +44,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from medrestore.core.errors import InputError
-from medrestore.core.files import atomic_path
+from medrestore.core.files import atomic_path, partial_name, remove_stale_partials
 from medrestore.core.image import Image
 from medrestore.io.common import image_values, library_errors
 from medrestore.io.dicom_encode import (
@@ -257,7 +257,7 @@ def _publish_folder(temporary: Path, destination: Path) -> None:
     if not destination.exists():
         os.replace(temporary, destination)
         return
-    backup = destination.with_name(f".{destination.name}.old-{uuid.uuid4().hex[:8]}")
+    backup = destination.with_name(f"{partial_name(destination)}old-{uuid.uuid4().hex[:8]}")
     os.replace(destination, backup)
     try:
         os.replace(temporary, destination)
@@ -278,7 +278,8 @@ def write_dicom_series(image: Image, path: str | Path, dtype: str | np.dtype | N
     with library_errors(destination, "write DICOM series"):
         datasets = build_datasets(prepare(destination, image, dtype, single_file=False))
         destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.tmp"
+        remove_stale_partials(destination)  # what a killed earlier write of this series left
+        temporary = destination.parent / f"{partial_name(destination)}{uuid.uuid4().hex[:12]}"
         temporary.mkdir()  # unlike mkdtemp, honours the umask (mkdtemp makes it private)
         try:
             width = max(4, len(str(len(datasets))))
