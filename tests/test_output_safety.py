@@ -194,3 +194,12 @@ def test_a_killed_dicom_series_write_is_cleaned_by_the_next(tmp_path: Path) -> N
     write_image(Image(torch.rand(3, 8, 8) * 100, np.eye(4), 3, "mri"), destination)
     assert not leftover.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]
+
+
+def test_an_output_beside_a_bart_input_is_not_the_input(tmp_path: Path) -> None:
+    """``brain.cfl`` in, ``brain.npy`` out: another file, not the BART pair."""
+    stem = write_cfl(np.ones((2, 1, 8, 8), np.complex64), tmp_path / "brain")
+    guard_output(tmp_path / "brain.npy", [stem.with_suffix(".cfl")])
+    guard_output(tmp_path / "brain.nii.gz", [stem])
+    with pytest.raises(InputError, match="would overwrite the input"):
+        guard_output(tmp_path / "brain", [stem.with_suffix(".cfl")])

@@ -22,9 +22,6 @@ import json
 from medrestore.tasks.radial import estimate_delay_file
 from medrestore.tasks.recon import set_threads
 
-NAME = "estimate-delay"
-HELP = "estimate gradient delays of radial k-space (RING or AC-adaptive)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT [--method ring|ac-adaptive] [--threads N] [--json]``."""

@@ -32,18 +32,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
+from medrestore.cli.batch import add_io_arguments, batch_device, is_batch, run_io_command
+from medrestore.core.errors import ConfigError
 from medrestore.tasks.radial import DELAY_CORRECTIONS, delay_from_values
 from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file, set_threads
-
-NAME = "recon"
-HELP = "reconstruct MRI from raw k-space (zero-filled, SENSE, CS wavelet/TV)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT [--method M] [--coil-maps espirit|FILE] [--lam L] [--iterations N] [--ref FILE] [--json]``."""
-    parser.add_argument("input", metavar="INPUT", help="raw k-space: twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="magnitude image: .nii.gz, .dcm, .npy, .png, ...")
+    add_io_arguments(parser, "raw k-space: twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz",
+                     "magnitude image: .nii.gz, .dcm, .npy, .png, ... (batch default: .nii.gz)")
     parser.add_argument("--method", choices=RECON_METHODS, default="auto", help="reconstruction method (default auto)")
     parser.add_argument("--coil-maps", default="espirit", metavar="espirit|FILE", help="ESPIRiT (default) or a maps file")
     parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: from the noise level of the outer k-space)")
@@ -65,13 +66,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
-    options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, args.device,
+    if args.ref is not None and is_batch(args.input, "kspace"):
+        raise ConfigError("--ref scores one reconstruction; score a batch with `medrestore evaluate --pred OUT_DIR --ref REF_DIR`")
+    options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, batch_device(args.device),
                            delay_correction=args.delay_correction,
                            delay=None if args.delay is None else delay_from_values(args.delay), average=args.average)
-    report = reconstruct_file(args.input, args.output, options, args.ref, args.trajectory)
-    if args.json:
-        print(json.dumps(report, indent=2))
+
+    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
+        return reconstruct_file(input_path, output_path, options, trajectory_path=args.trajectory)
+
+    def single(input_path: str, output_path: str) -> int:
+        _print_report(reconstruct_file(input_path, output_path, options, args.ref, args.trajectory), args.json)
         return 0
+
+    return run_io_command(args, "kspace", single, process, lambda path: ".nii.gz")
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
     lam = "" if report["lambda"] is None else f", lambda {report['lambda']:.4g}"
     print(f"{report['method']} ({report['iterations']} iterations{lam}) in {report['seconds']:.2f} s: {report['output']}")
     if "delay" in report:
@@ -79,4 +93,3 @@ def run(args: argparse.Namespace) -> int:
               f" ({report['delay_axes']} axes)")
     for name, value in report.get("metrics", {}).items():
         print(f"  {name:16s} {value:.6g}")
-    return 0

@@ -23,9 +23,6 @@ import json
 from medrestore.cli.options import add_value_options
 from medrestore.tasks.radial import RadialSimulation, delay_from_values, simulate_radial_file
 
-NAME = "simulate-radial"
-HELP = "simulate multi-coil radial k-space of an image (golden-angle/uniform, gradient delays, noise)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT --spokes N [--golden] [--half-spokes] --delay DX DY [DXY] --coils C --noise S --seed S``."""

@@ -121,10 +121,12 @@ def sidecar_path(output: str | Path) -> Path:
 
 
 def _footprint(path: Path) -> list[Path]:
-    """The files a path names: a BART stem or either file of the pair names both."""
-    if path.suffix.lower() in BART_SUFFIXES or (not path.exists() and path.with_suffix(".cfl").exists()):
-        stem = path.with_suffix("") if path.suffix.lower() in BART_SUFFIXES else path
+    """The files a path names: ``x.cfl``, ``x.hdr`` or the bare stem ``x`` of a BART pair name both files."""
+    if path.suffix.lower() in BART_SUFFIXES:
+        stem = path.with_suffix("")
         return [stem.with_suffix(".cfl"), stem.with_suffix(".hdr")]
+    if not path.exists() and Path(f"{path}.cfl").exists():
+        return [Path(f"{path}.cfl"), Path(f"{path}.hdr")]
     return [path]
 
 

@@ -39,9 +39,11 @@ import torch
 from torch import nn
 
 from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.files import guard_output
 from medrestore.core.fft import fftc, ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
+from medrestore.core.progress import track
 from medrestore.core.random import make_generator
 from medrestore.data.radial_recon import network_scale, radial_inputs, scaled_radial_sample
 from medrestore.io import read_image, read_kspace, write_kspace
@@ -189,6 +191,7 @@ def simulate_radial_file(
 
     ``nonfinite`` is the reader's NaN/±Inf policy (``"refuse"`` or ``"zero"``, :mod:`medrestore.io.values`).
     """
+    guard_output(output_path, [input_path])
     image = read_image(input_path, nonfinite=nonfinite)
     if image.data.ndim == 3 and image.data.shape[-1] in (3, 4) and image.spatial_ndim == 2:
         image = image.with_data(image.data[..., :3].mean(dim=-1))
@@ -451,7 +454,7 @@ def reconstruct_radial(
     trajectory = nominal if estimate is None else delayed_trajectory(nominal, estimate.delay)
     grid = tuple(kspace.image_shape[-2:])
     planes, lam, iterations = [], None, 0
-    for index in range(slices.shape[1]):
+    for index in track(range(slices.shape[1]), "radial slices"):
         plane, lam, iterations = _reconstruct_plane(slices[:, index], trajectory, grid, method, options, network)
         planes.append(plane.abs().to(torch.float32).cpu())
     image = torch.stack(planes) if _is_stack_of_stars(kspace) else planes[0]

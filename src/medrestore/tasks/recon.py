@@ -46,9 +46,11 @@ import torch
 
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
+from medrestore.core.files import guard_output
 from medrestore.core.fft import ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
+from medrestore.core.progress import track
 from medrestore.io import read_coil_maps, read_fastmri_reference, read_image, read_kspace, write_image, write_kspace
 from medrestore.metrics import evaluate
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions, espirit_maps
@@ -221,7 +223,7 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     start = time.perf_counter()
     batch_shape = tuple(kspace.data.shape[:-3])
     images, lam, iterations = [], None, 0
-    for batch_index in np.ndindex(*batch_shape) if batch_shape else [()]:
+    for batch_index in track(list(np.ndindex(*batch_shape)) if batch_shape else [()], "slices"):
         maps = None if method == "zero-filled" else coil_maps_for(kspace, options.coil_maps, options.espirit, batch_index)
         image, lam, iterations = _reconstruct_slice(kspace, kspace.data[batch_index].to(device), maps, method, options)
         images.append(image.abs().to(torch.float32).cpu())
@@ -292,6 +294,7 @@ def _output_image(image: Image, path: Path) -> tuple[Image, str | None]:
 
 def undersample_file(input_path: str | Path, output_path: str | Path, spec: MaskSpec) -> dict[str, Any]:
     """Read raw k-space, undersample it (see :func:`undersample`) and write it; returns the record."""
+    guard_output(output_path, [input_path])
     kspace = undersample(read_kspace(input_path), spec)
     write_kspace(kspace, output_path)
     return {"input": str(input_path), "output": str(output_path), **kspace.metadata["undersampling"]}
@@ -302,6 +305,8 @@ def reconstruct_file(
     trajectory_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
+    maps_path = None if options.coil_maps == "espirit" else options.coil_maps
+    guard_output(output_path, [input_path, reference_path, maps_path, trajectory_path])
     kspace = read_kspace(input_path, trajectory_path, options.average)
     extra: dict[str, Any] = {}
     if kspace.is_cartesian:
@@ -314,7 +319,8 @@ def reconstruct_file(
         extra = radial_report_fields(result)
     output_path = Path(output_path)
     image, dtype = _output_image(result.image, output_path)
-    write_image(image, output_path, dtype)
+    complete = kspace.is_cartesian and kspace.mask is None  # fully sampled: a plain reconstruction, nothing restored
+    write_image(image.with_metadata(derivation="Derived" if complete else "Restored"), output_path, dtype)
     report: dict[str, Any] = {
         "input": str(input_path), "output": str(output_path), "method": result.method, "lambda": result.lam,
         "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
