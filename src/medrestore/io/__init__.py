@@ -8,7 +8,8 @@ Public API::
     write_image(image, path, dtype=None) -> Path
     detect_format(path) -> str   # "nifti" | "dicom" | "dicom-series" | "tiff" | "png" | "jpeg" | "npy" | "npz"
     cast_to_dtype(array, dtype) -> np.ndarray
-    read_kspace(path) -> KSpace  # twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz
+    read_kspace(path, trajectory=None, average=False) -> KSpace  # twix .dat, fastMRI/ISMRMRD .h5, BART .cfl (+ trajectory .cfl), .npy/.npz
+    find_inputs(entries, kind) -> Inventory   # the inputs a folder, glob or list holds (batch commands)
     write_kspace(kspace, path) -> Path   # .npz, .cfl, .h5/.mrd (ISMRMRD)
     read_coil_maps(path, kspace) -> torch.Tensor
 
@@ -19,6 +20,7 @@ the file; outputs are written atomically.
 from medrestore.io.api import read_image, write_image
 from medrestore.io.common import cast_to_dtype
 from medrestore.io.detect import FORMATS, detect_format
+from medrestore.io.inventory import find_inputs
 from medrestore.io.kspace_api import KSPACE_FORMATS, kspace_format, read_coil_maps, read_kspace, write_kspace
 from medrestore.io.raw_fastmri import read_fastmri_reference
 
@@ -27,6 +29,7 @@ __all__ = [
     "KSPACE_FORMATS",
     "cast_to_dtype",
     "detect_format",
+    "find_inputs",
     "kspace_format",
     "read_coil_maps",
     "read_fastmri_reference",
