@@ -22,8 +22,8 @@ import pydicom.encaps
 import pydicom.uid
 import pytest
 import tifffile
-from pydicom.dataset import Dataset, FileMetaDataset
 
+from dicom_helpers import available, new_dataset
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
 from medrestore.io import detect_format, read_image
@@ -33,10 +33,7 @@ DCM2NIIX = shutil.which("dcm2niix")
 
 
 def pydicom_file(name: str) -> Path:
-    path = PYDICOM_FILES / name
-    if not path.is_file():
-        pytest.skip(f"pydicom test file {name} is not installed")
-    return path
+    return available(PYDICOM_FILES / name, "pydicom test file")
 
 
 def twin_values(name: str) -> np.ndarray:
@@ -170,17 +167,7 @@ def test_compressed_files_in_a_series_folder(tmp_path: Path) -> None:
 def dual_personality_file(path: Path, pixels: np.ndarray) -> Path:
     """A DICOM file whose 128-byte preamble is a TIFF header pointing at the DICOM pixel data
     (PS3.10 7.5), so TIFF readers and DICOM readers see the same image."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
-    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-    dataset.Modality, dataset.PatientID = "MR", "DUAL-1"
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = pixels.shape[0], pixels.shape[1], 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset = new_dataset(pydicom.uid.SecondaryCaptureImageStorage, "MR", "DUAL-1", pixels.shape[0], pixels.shape[1])
     dataset.PixelSpacing = [0.5, 0.5]
     dataset.RescaleSlope, dataset.RescaleIntercept = 2.0, -10.0
     dataset.PixelData = pixels.astype("<u2").tobytes()

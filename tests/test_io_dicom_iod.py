@@ -17,35 +17,19 @@ import numpy as np
 import pydicom
 import pydicom.uid
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 
+from dicom_helpers import available, dcm2niix_volume, new_dataset
 from medrestore.core.errors import InputError
 from medrestore.core.image import Image, affine_from_spacing
 from medrestore.io import read_image, write_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DCM2NIIX = shutil.which("dcm2niix")
 DCIODVFY = shutil.which("dciodvfy")
 
 
 def shared_file(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"real data {path} is not present")
-    return path
-
-
-def dcm2niix_volume(source: Path, work: Path) -> nibabel.Nifti1Image:
-    """dcm2niix's conversion of a folder (or, with ``-s y``, one file)."""
-    if DCM2NIIX is None:
-        pytest.skip("dcm2niix is not installed (Debian/Ubuntu: apt-get install dcm2niix)")
-    work.mkdir(parents=True, exist_ok=True)
-    single = ["-s", "y"] if source.is_file() else []
-    command = [DCM2NIIX, *single, "-z", "n", "-b", "n", "-p", "n", "-f", "reference", "-o", str(work), str(source)]
-    subprocess.run(command, check=True, capture_output=True)
-    outputs = sorted(work.glob("reference*.nii"))
-    assert len(outputs) == 1, [path.name for path in outputs]
-    return nibabel.load(outputs[0])
+    return available(SHARED / relative, "real data")
 
 
 def dciodvfy_errors(path: Path) -> list[str]:
@@ -129,17 +113,8 @@ def test_jaszczak_nm_keeps_frames_and_nm_modules(tmp_path: Path) -> None:
 
 def nm_without_geometry(path: Path, counts: np.ndarray) -> Path:
     """An NM multi-frame file with pixel spacing but no patient orientation or position anywhere."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.NuclearMedicineImageStorage
-    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID = pydicom.uid.NuclearMedicineImageStorage
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-    dataset.Modality, dataset.PatientID, dataset.ImageType = "NM", "NM-2", ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"]
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = counts.shape[1], counts.shape[2], 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset = new_dataset(pydicom.uid.NuclearMedicineImageStorage, "NM", "NM-2", counts.shape[1], counts.shape[2])
+    dataset.ImageType = ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"]
     dataset.NumberOfFrames, dataset.PixelSpacing = counts.shape[0], [3.3, 3.3]
     dataset.FrameIncrementPointer = [pydicom.tag.Tag("EnergyWindowVector"), pydicom.tag.Tag("DetectorVector")]
     dataset.EnergyWindowVector, dataset.NumberOfEnergyWindows = list(range(1, counts.shape[0] + 1)), counts.shape[0]

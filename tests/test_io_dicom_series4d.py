@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,11 +19,11 @@ import pydicom.uid
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 
+from dicom_helpers import dcm2niix_volume
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
 from medrestore.io import detect_format, read_image, write_image
 
-DCM2NIIX = shutil.which("dcm2niix")
 PHILIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-philips-3t"
 FMRI_SLICES, FMRI_TIMES = 63, 75
 
@@ -34,21 +33,6 @@ def philips_folder(name: str) -> Path:
     if not folder.is_dir():
         pytest.skip(f"real data folder {folder} is not present")
     return folder
-
-
-def dcm2niix_volume(folder: Path, work: Path) -> nibabel.Nifti1Image:
-    """Convert the (uncompressed) DICOM files in ``folder`` with dcm2niix; display scaling (``-p n``)."""
-    if DCM2NIIX is None:
-        pytest.skip("dcm2niix is not installed (Debian/Ubuntu: apt-get install dcm2niix)")
-    work.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [DCM2NIIX, "-z", "n", "-b", "n", "-p", "n", "-f", "reference", "-o", str(work), str(folder)],
-        check=True,
-        capture_output=True,
-    )
-    outputs = sorted(work.glob("reference*.nii"))
-    assert len(outputs) == 1, [path.name for path in outputs]
-    return nibabel.load(outputs[0])
 
 
 def gunzip_files(files: list[Path], folder: Path) -> Path:

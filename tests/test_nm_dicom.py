@@ -8,26 +8,17 @@ import numpy as np
 import pydicom
 import pydicom.uid
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from dicom_helpers import new_dataset
 from medrestore.core.image import Image, affine_from_spacing
 from medrestore.io import read_image, write_image
 
 
 def nm_multi_frame_file(path: Path, counts: np.ndarray, spacing: float) -> Path:
     """A camera-style NM multi-frame object (frames = energy windows), as gamma cameras write them."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.NuclearMedicineImageStorage
-    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID = pydicom.uid.NuclearMedicineImageStorage
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-    dataset.Modality, dataset.PatientID = "NM", "NM-1"
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = counts.shape[1], counts.shape[2], 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset = new_dataset(pydicom.uid.NuclearMedicineImageStorage, "NM", "NM-1", counts.shape[1], counts.shape[2])
     dataset.NumberOfFrames = counts.shape[0]
     dataset.PixelSpacing = [spacing, spacing]
     dataset.FrameIncrementPointer = pydicom.tag.Tag("EnergyWindowVector")
