@@ -50,7 +50,7 @@ def _package_folder(module: str, *parts: str) -> Path | None:
 
 SOURCES: dict[str, Path | None] = {
     "pydicom": _package_folder("pydicom", "data", "test_files"),
-    "pydicom-data": _package_folder("pydicom_data"),
+    "pydicom-data": _package_folder("data_store", "data"),  # the pydicom-data package installs as data_store
     "nibabel": _package_folder("nibabel", "tests", "data"),
     "dipy": _package_folder("dipy", "data", "files"),
     "skimage": _package_folder("skimage", "data"),
@@ -65,6 +65,10 @@ MUST_READ: dict[str, tuple[str, ...]] = {
         "SC_rgb_rle_16bit_2frame.dcm", "SC_rgb_small_odd.dcm", "SC_ybr_full_422_uncompressed.dcm", "examples_ybr_color.dcm",
         "examples_palette.dcm", "liver_1frame.dcm", "image_dfl.dcm", "rtdose.dcm", "rtdose_1frame.dcm", "rtdose_rle.dcm",
         "dicomdirtests/77654033/CT2/17106", "dicomdirtests/98892003/MR700/4467", "zipMR.gz",
+    ),
+    "pydicom-data": (
+        "JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "MR2_J2KI.dcm", "MR2_J2KR.dcm", "MR2_UNCR.dcm", "RG1_J2KI.dcm", "RG1_UNCI.dcm",
+        "RG3_J2KI.dcm", "US1_J2KI.dcm", "US1_UNCI.dcm", "emri_small.dcm", "emri_small_jpeg_ls_lossless.dcm", "liver.dcm",
     ),
     "nibabel": (
         "anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz", "functional.nii", "reoriented_anat_moved.nii",

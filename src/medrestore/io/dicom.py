@@ -242,11 +242,21 @@ def plane_of(path: Path, dataset: pydicom.Dataset, frame: int | None) -> tuple[P
     spacing = None
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         spacing = frame_value(dataset, keyword, frame)
-        if spacing is not None:
+        if spacing is not None and _usable_spacing(spacing):
             break
+        spacing = None  # absent, or a zero placeholder some devices write for "unknown": try the next
     spacing = [1.0, 1.0] if spacing is None else list(spacing)
     orientation = frame_value(dataset, "ImageOrientationPatient", frame)
     return plane_from_tags(path, None if orientation is None else list(orientation), spacing), orientation is not None
+
+
+def _usable_spacing(value: Any) -> bool:
+    """Two positive finite numbers (radiographs sometimes store zeros for "unknown")."""
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return False
+    return len(numbers) == 2 and all(np.isfinite(n) and n > 0 for n in numbers)
 
 
 def position_of(dataset: pydicom.Dataset, frame: int | None) -> np.ndarray | None:
