@@ -12,6 +12,7 @@ from medrestore.physics.mri import (
     CoilExpansion,
     FFTOperator,
     Identity,
+    MapSetExpansion,
     Multiply,
     adjoint_mismatch,
     cartesian_sense,
@@ -33,6 +34,11 @@ def _coil_maps(coils: int, shape: tuple[int, int], seed: int = 0) -> torch.Tenso
         maps.append(magnitude * torch.exp(1j * phase))
     stacked = torch.stack(maps).to(torch.complex64)
     return stacked / torch.sqrt((stacked.abs() ** 2).sum(0))
+
+
+def _map_sets(coils: int, shape: tuple[int, int]) -> torch.Tensor:
+    """Two map sets ``(2, coils, *shape)``: the second weaker and different (as ESPIRiT's second set)."""
+    return torch.stack([_coil_maps(coils, shape, 0), 0.5 * _coil_maps(coils, shape, 1)])
 
 
 def _line_mask(shape: tuple[int, int]) -> torch.Tensor:
@@ -63,6 +69,9 @@ OPERATORS = {
     "sense-3d-lines-along-y": lambda: cartesian_sense(
         torch.stack([_coil_maps(3, (8, 10))] * 6, dim=1), _random_mask((1, 8, 1))
     ),
+    "map-set-expansion": lambda: MapSetExpansion(_map_sets(4, (12, 10))),
+    "sense-map-sets-lines": lambda: cartesian_sense(_map_sets(4, (16, 12)), _line_mask((16, 12)), map_sets=True),
+    "sense-map-sets-odd": lambda: cartesian_sense(_map_sets(3, (15, 13)), _random_mask((15, 13)), map_sets=True),
     "sense-adjoint": lambda: cartesian_sense(_coil_maps(3, (8, 8)), _random_mask((8, 8))).H,
     "composed": lambda: FFTOperator((8, 6)) @ Multiply((8, 6), torch.randn(8, 6, dtype=torch.complex64)),
     "wavelet-db4-zero": lambda: WaveletTransform((37, 50), "db4", mode="zero"),
@@ -93,7 +102,7 @@ def test_normal_and_norm_bound(name: str) -> None:
     if bound is not None:
         estimate = max_eigenvalue(operator, x, iterations=200)
         assert estimate <= bound * (1 + 1e-4)
-        if name.startswith(("fft", "identity", "wavelet", "coil", "finite-difference-2d")):
+        if name.startswith(("fft", "identity", "wavelet", "coil", "map-set", "finite-difference-2d")):
             assert estimate >= 0.9 * bound
 
 
@@ -119,6 +128,18 @@ def test_cartesian_sampling_matches_centred_fft(shape: tuple[int, int]) -> None:
     np.testing.assert_allclose(operator.forward(x).numpy(), reference * mask.numpy(), atol=2e-6)
     np.testing.assert_allclose(operator.adjoint(x).numpy(), ifftc(x * mask).numpy(), atol=2e-6)
     np.testing.assert_allclose(FFTOperator(shape).forward(x).numpy(), fftc(x).numpy(), atol=1e-6)
+
+
+def test_map_set_sense_matches_definition() -> None:
+    """Two map sets: A x = M ⊙ fftc(S_0 ⊙ x_0 + S_1 ⊙ x_1), and Aᴴ returns one image per set."""
+    maps, mask = _map_sets(4, (16, 12)), _line_mask((16, 12))
+    x = torch.randn(2, 16, 12, dtype=torch.complex64)
+    operator = cartesian_sense(maps, mask, map_sets=True)
+    expected = fftc(maps[0] * x[0] + maps[1] * x[1]) * mask
+    torch.testing.assert_close(operator.forward(x), expected, atol=1e-5, rtol=1e-5)
+    assert operator.input_shape == (2, 16, 12) and operator.output_shape == (4, 16, 12)
+    adjoint = operator.adjoint(expected)
+    torch.testing.assert_close(adjoint[1], (ifftc(expected * mask) * maps[1].conj()).sum(0), atol=1e-5, rtol=1e-5)
 
 
 def test_sense_matches_definition() -> None:

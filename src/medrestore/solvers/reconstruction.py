@@ -97,23 +97,27 @@ def l1_wavelet_reconstruction(
     iterations: int = 100,
     wavelet: WaveletOptions = WaveletOptions(),
     track_objective: bool = False,
+    grid_ndim: int | None = None,
 ) -> tuple[torch.Tensor, FistaInfo]:
     """``min_x ½‖Ax − y‖² + λ‖W x‖₁`` by FISTA from zero with step ``1/‖A‖²`` (Lustig et al., MRM 58(6), 2007).
 
     Args:
-        operator: ``A`` (input ``(*grid)``).
+        operator: ``A`` (input ``(*images, *grid)``).
         kspace: ``y``, shaped like ``A``'s output.
         lam: ``λ`` in the units of ``y`` (see :mod:`~medrestore.solvers.regularisation`).
         iterations: FISTA iterations.
         wavelet: the transform.
         track_objective: record the objective after every iteration (slower).
+        grid_ndim: the trailing axes the wavelet transforms (``None``: all of the input); leading
+            axes hold separate images (e.g. one per ESPIRiT map set), each transformed alone.
     """
-    transform = wavelet.transform(operator.input_shape)
+    grid_ndim = len(operator.input_shape) if grid_ndim is None else grid_ndim
+    transform = wavelet.transform(operator.input_shape[len(operator.input_shape) - grid_ndim :])
     adjoint_data = operator.adjoint(kspace)
     step = 1.0 / lipschitz_constant(operator, adjoint_data)
     period = 2**transform.levels
     generator = torch.Generator().manual_seed(wavelet.seed)
-    axes = tuple(range(-len(operator.input_shape), 0))
+    axes = tuple(range(-grid_ndim, 0))
 
     def gradient(x: torch.Tensor) -> torch.Tensor:
         return operator.normal(x) - adjoint_data
@@ -167,12 +171,17 @@ def tv_reconstruction(
     track_objective: bool = False,
     algorithm: str = "fista",
     inner_iterations: int = 5,
+    grid_ndim: int | None = None,
 ) -> tuple[torch.Tensor, FistaInfo | PrimalDualInfo]:
     """``min_x ½‖Ax − y‖² + λ TV(x)`` from zero (Rudin, Osher & Fatemi 1992).
 
     Args:
         algorithm: ``"fista"`` (FGP prox, ``inner_iterations`` per step) or ``"primal-dual"``.
+        grid_ndim: the trailing axes TV differentiates (``None``: all of the input; FISTA only);
+            leading axes hold separate images (e.g. one per ESPIRiT map set).
     """
+    if grid_ndim is not None and grid_ndim != len(operator.input_shape) and algorithm != "fista":
+        raise ValueError("separate images along leading axes need the FISTA TV algorithm")
     if algorithm == "primal-dual":
         return tv_primal_dual(operator, kspace, lam, iterations, isotropic, track_objective)
     if algorithm != "fista":
@@ -185,7 +194,7 @@ def tv_reconstruction(
         return operator.normal(x) - adjoint_data
 
     def proximal(x: torch.Tensor, alpha: float) -> torch.Tensor:
-        result, dual_state[0] = tv_proximal(x, alpha * lam, inner_iterations, isotropic, dual_state[0])
+        result, dual_state[0] = tv_proximal(x, alpha * lam, inner_iterations, isotropic, dual_state[0], grid_ndim)
         return result
 
     objective = tv_objective(operator, kspace, lam, isotropic) if track_objective else None

@@ -27,25 +27,29 @@ def tv_proximal(
     iterations: int = 10,
     isotropic: bool = True,
     dual_start: torch.Tensor | None = None,
+    grid_ndim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``prox_{weight·TV}(image)`` over all axes of ``image``; returns ``(x, dual)``.
+    """``prox_{weight·TV}(image)`` over the trailing ``grid_ndim`` axes of ``image``; returns ``(x, dual)``.
 
     Args:
-        image: ``v``, complex or real, any number of axes.
+        image: ``v``, complex or real, ``(*images, *grid)``.
         weight: ``w ≥ 0``.
         iterations: FGP iterations.
         isotropic: group the differences of a pixel (‖·‖₂) or not (|·|).
-        dual_start: warm start for ``p`` (shape ``(ndim, *image.shape)``), zeros when ``None``.
+        dual_start: warm start for ``p`` (shape ``(*images, ndim, *grid)``), zeros when ``None``.
+        grid_ndim: axes differentiated (``None``: all); leading axes are separate images.
     """
-    differences = FiniteDifference(tuple(image.shape))
+    grid_ndim = image.ndim if grid_ndim is None else grid_ndim
+    differences = FiniteDifference(tuple(image.shape[image.ndim - grid_ndim :]))
+    dual_shape = (*image.shape[: image.ndim - grid_ndim], *differences.output_shape)
     if weight <= 0:
-        return image.clone(), torch.zeros(differences.output_shape, dtype=image.dtype, device=image.device)
+        return image.clone(), torch.zeros(dual_shape, dtype=image.dtype, device=image.device)
     step = 1.0 / (differences.squared_norm_bound() * weight)
 
     def project(values: torch.Tensor) -> torch.Tensor:
-        return project_group_ball(values, 1.0, 0) if isotropic else project_linf_ball(values, 1.0)
+        return project_group_ball(values, 1.0, -grid_ndim - 1) if isotropic else project_linf_ball(values, 1.0)
 
-    dual = torch.zeros(differences.output_shape, dtype=image.dtype, device=image.device) if dual_start is None else dual_start
+    dual = torch.zeros(dual_shape, dtype=image.dtype, device=image.device) if dual_start is None else dual_start
     extrapolated, momentum = dual, 1.0
     for _ in range(iterations):
         previous = dual

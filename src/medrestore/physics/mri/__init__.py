@@ -6,7 +6,7 @@
 * :mod:`~medrestore.physics.mri.sense` — coil expansion, the SENSE operator (any per-coil
   sampling operator: Cartesian now, a NUFFT for radial data), coil combination, zero-filled RSS.
 * :mod:`~medrestore.physics.mri.masks` — fastMRI random/equispaced line masks, Poisson-disc.
-* :mod:`~medrestore.physics.mri.espirit` — ESPIRiT coil sensitivities.
+* :mod:`~medrestore.physics.mri.espirit` — ESPIRiT coil sensitivities (one or several map sets, eigenvalue crop).
 * :mod:`~medrestore.physics.mri.trajectory` — radial trajectories (uniform/golden-angle, full/half
   spokes, stack-of-stars) and the gradient-delay model.
 * :mod:`~medrestore.physics.mri.nufft` — the NUFFT operator (FINUFFT, true adjoint, autograd).
@@ -15,7 +15,9 @@
 * :mod:`~medrestore.physics.mri.delay_estimation` — RING and AC-adaptive gradient-delay estimation.
 """
 
-from medrestore.physics.mri.espirit import EspiritOptions, calibration_region, calibration_shape, espirit_maps
+from medrestore.physics.mri.espirit import (
+    BART_ESPIRIT, EspiritOptions, calibration_region, calibration_shape, espirit_map_sets, espirit_maps,
+)
 from medrestore.physics.mri.fourier import CartesianSampling, FFTOperator
 from medrestore.physics.mri.masks import (
     MASK_KINDS,
@@ -42,7 +44,9 @@ from medrestore.physics.mri.density import pipe_menon_density, ramp_density
 from medrestore.physics.mri.nufft import NUFFTOperator, nonuniform_dft
 from medrestore.physics.mri.radial import gridding, radial_coil_maps, radial_sense
 from medrestore.physics.mri.simulation import birdcage_coil_maps
-from medrestore.physics.mri.sense import CoilExpansion, SenseOperator, cartesian_sense, coil_combine, zero_filled_rss
+from medrestore.physics.mri.sense import (
+    CoilExpansion, MapSetExpansion, SenseOperator, cartesian_sense, coil_combine, zero_filled_rss,
+)
 from medrestore.physics.mri.trajectory import (
     GradientDelay,
     RadialSpec,
@@ -55,6 +59,7 @@ from medrestore.physics.mri.trajectory import (
 __all__ = [
     "MASK_KINDS",
     "AdjointOperator",
+    "BART_ESPIRIT",
     "CartesianSampling",
     "CoilExpansion",
     "ComposedOperator",
@@ -64,6 +69,7 @@ __all__ = [
     "GradientDelay",
     "Identity",
     "LinearOperator",
+    "MapSetExpansion",
     "MaskSpec",
     "Multiply",
     "NUFFTOperator",
@@ -77,6 +83,7 @@ __all__ = [
     "coil_combine",
     "delayed_trajectory",
     "equispaced_line_mask",
+    "espirit_map_sets",
     "espirit_maps",
     "estimate_delay",
     "estimate_delay_ac_adaptive",

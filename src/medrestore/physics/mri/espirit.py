@@ -12,19 +12,38 @@ meets GRAPPA", MRM 71(3), 2014. Steps (as in sigpy's ``EspiritCalib`` and BART's
    ``a_j = ifftc(zero-pad(k_j))`` — a ``coils × coils`` Hermitian matrix per pixel, computed
    from the kernels' k-space correlations (one inverse FFT per coil pair);
 5. the maps are the eigenvectors of ``G(r)`` for the eigenvalue 1: we take the top eigenvector
-   (exact ``eigh``, where sigpy runs 100 power iterations), keep pixels whose eigenvalue
-   exceeds ``crop`` and give it the phase of coil 0 (``S_0`` real, non-negative).
+   (exact ``eigh``, where sigpy runs 100 power iterations and BART 30 orthogonal iterations) —
+   or the top ``maps`` eigenvectors, one *map set* each (BART's ``ecalib -m 2``: a second set
+   where the object folds over itself in a reduced field of view, "soft-SENSE") —, keep the
+   pixels whose eigenvalue exceeds ``crop`` (each set by its own eigenvalue) and fix the free
+   phase of every pixel: ``phase_reference="first-coil"`` makes ``S_0`` real, non-negative
+   (sigpy); ``"principal-component"`` makes ``vᴴ S(r)`` real, non-negative, with ``v`` the
+   first principal component of the calibration data (the top eigenvector of ``Σ y yᴴ`` over
+   its samples, last entry real) — BART's choice: a smooth phase everywhere the array sees,
+   where coil 0's phase turns wild in its blind spots.
 
-The maps have ``Σ_c |S_c|² = 1`` where kept, 0 elsewhere.
+The eigenvalue crop (BART ``ecalib -c``, default 0.8) keeps the maps where the calibration
+data's signal subspace explains the coil data — inside the object — and zeroes them in the
+background, where a SENSE or CS reconstruction then puts no image (``Aᴴ`` is zero there and
+the regulariser pulls it to zero), so the background is clean instead of carrying noise.
+
+The maps of a set have ``Σ_c |S_c|² = 1`` where kept, 0 elsewhere; the sets are orthonormal
+per pixel.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import Literal
 
 import torch
 
 from medrestore.core.fft import ifftc
+
+
+PhaseReference = Literal["first-coil", "principal-component"]
+PHASE_REFERENCES = ("first-coil", "principal-component")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,18 +56,37 @@ class EspiritOptions:
             (6 when its smallest side is at least 20 samples, else ``max(3, side // 2 − 1)``:
             a 6-wide kernel in a 10-line centre leaves too few calibration rows).
         threshold: singular values kept above ``threshold · σ_max``.
-        crop: eigenvalue below which a pixel's maps are set to zero (outside the object).
+        crop: eigenvalue at or below which a pixel's maps are set to zero (outside the object).
+        maps: number of map sets (eigenvectors per pixel, largest eigenvalues first).
+        phase_reference: ``"first-coil"`` (sigpy) or ``"principal-component"`` (BART); see the
+            module notes.
     """
 
     calibration_width: int = 24
     kernel_width: int | None = 6
     threshold: float = 0.02
     crop: float = 0.95
+    maps: int = 1
+    phase_reference: PhaseReference = "first-coil"
+
+    def __post_init__(self) -> None:
+        if self.maps < 1:
+            raise ValueError(f"ESPIRiT needs at least one map set, got {self.maps}")
+        if self.phase_reference not in PHASE_REFERENCES:
+            raise ValueError(f"unknown phase reference {self.phase_reference!r}; expected one of {', '.join(PHASE_REFERENCES)}")
 
 
 RECON_ESPIRIT = EspiritOptions(calibration_width=24, kernel_width=None, threshold=0.02, crop=0.0)
-"""The settings reconstruction uses: adaptive kernel width and no eigenvalue crop, so the maps
-cover the whole field of view and small calibration regions leave no holes."""
+"""Maps over the whole field of view (adaptive kernel width, no eigenvalue crop): what the
+reconstruction networks were trained with and what radial reconstruction uses."""
+
+BART_THRESHOLD = math.sqrt(0.001)
+"""BART's ``ecalib -t 0.001`` in our units: BART keeps singular values with ``σ/σ_max > √t``."""
+
+BART_ESPIRIT = EspiritOptions(
+    calibration_width=24, kernel_width=6, threshold=BART_THRESHOLD, crop=0.8, maps=1, phase_reference="principal-component"
+)
+"""BART ``ecalib -m 1`` defaults (v0.8: ``-r 24 -k 6 -t 0.001 -c 0.8``, phase of the first principal component)."""
 
 
 def calibration_region(mask: torch.Tensor | None, grid_shape: tuple[int, ...], width: int) -> tuple[slice, ...]:
@@ -173,10 +211,31 @@ def _pixel_major(gram: torch.Tensor, n_grid: int) -> torch.Tensor:
     return gram.permute(*range(2, 2 + n_grid), 0, 1).contiguous()
 
 
-def espirit_maps(
+def principal_component(kspace: torch.Tensor, region: tuple[slice, ...]) -> torch.Tensor:
+    """First principal component of the calibration data: the top eigenvector ``v`` of ``Σ y yᴴ``.
+
+    ``kspace`` complex ``(coils, *grid)``; returns complex128 ``(coils,)`` with unit norm and its
+    last entry real, non-negative (LAPACK's convention, so the phases match BART's maps).
+    """
+    calibration = kspace[(slice(None), *region)].reshape(kspace.shape[0], -1).to(torch.complex128)
+    _, vectors = torch.linalg.eigh(calibration @ calibration.conj().T)
+    top = vectors[:, -1]
+    return top * torch.sgn(top[-1]).conj() if bool(top[-1].abs() > 0) else top
+
+
+def _fix_phase(vectors: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+    """Rotate every pixel's eigenvectors ``(*grid, coils, sets)`` so that ``rᴴ v`` is real, non-negative.
+
+    ``reference`` ``(coils,)``; ``None``: coil 0 (``r = e_0``).
+    """
+    projection = vectors[..., :1, :] if reference is None else torch.einsum("c,...cm->...m", reference.conj(), vectors).unsqueeze(-2)
+    return vectors * torch.sgn(projection).conj()
+
+
+def espirit_map_sets(
     kspace: torch.Tensor, mask: torch.Tensor | None = None, options: EspiritOptions = EspiritOptions()
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ESPIRiT coil maps from multi-coil k-space with a fully sampled centre.
+    """``options.maps`` ESPIRiT map sets from multi-coil k-space with a fully sampled centre.
 
     Args:
         kspace: complex ``(coils, *grid)`` (2-D or 3-D grid); unsampled samples are zeros.
@@ -185,18 +244,38 @@ def espirit_maps(
         options: :class:`EspiritOptions`.
 
     Returns:
+        ``(coil_maps, eigenvalues)``: complex64 ``(sets, coils, *grid)`` — per set
+        ``Σ_c |S_c|² = 1`` where its eigenvalue exceeds ``crop``, 0 elsewhere — and float32
+        ``(sets, *grid)`` eigenvalues, largest first.
+    """
+    grid = tuple(kspace.shape[1:])
+    if options.maps > kspace.shape[0]:
+        raise ValueError(f"{options.maps} ESPIRiT map sets need at least as many coils, the data has {kspace.shape[0]}")
+    region = calibration_region(mask, grid, options.calibration_width)
+    kernels = _kernels(kspace, options, region)
+    eigenvalues, eigenvectors = torch.linalg.eigh(_image_space_gram(kernels, grid))
+    top = eigenvectors[..., -options.maps :].flip(-1)  # (*grid, coils, sets), largest first
+    values = eigenvalues[..., -options.maps :].flip(-1).to(torch.float32)  # (*grid, sets)
+    reference = principal_component(kspace, region).to(top.dtype) if options.phase_reference == "principal-component" else None
+    top = _fix_phase(top, reference) * (values > options.crop).unsqueeze(-2)
+    n_grid = len(grid)
+    maps = top.permute(n_grid + 1, n_grid, *range(n_grid))
+    return maps.to(torch.complex64).contiguous(), values.permute(n_grid, *range(n_grid)).contiguous()
+
+
+def espirit_maps(
+    kspace: torch.Tensor, mask: torch.Tensor | None = None, options: EspiritOptions = EspiritOptions()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ESPIRiT coil maps (the first map set) from multi-coil k-space with a fully sampled centre.
+
+    Args:
+        kspace: complex ``(coils, *grid)`` (2-D or 3-D grid); unsampled samples are zeros.
+        mask: sampling mask broadcastable to the grid (see :func:`espirit_map_sets`).
+        options: :class:`EspiritOptions` (``maps`` is ignored: one set).
+
+    Returns:
         ``(coil_maps, eigenvalues)``: complex64 ``(coils, *grid)`` with ``Σ_c |S_c|² = 1`` where
         ``eigenvalues > crop`` (0 elsewhere), and float32 ``(*grid)`` top eigenvalues.
     """
-    grid = tuple(kspace.shape[1:])
-    n_grid = len(grid)
-    region = calibration_region(mask, grid, options.calibration_width)
-    kernels = _kernels(kspace, options, region)
-    gram = _image_space_gram(kernels, grid)
-    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
-    top = eigenvectors[..., -1]  # (*grid, coils)
-    phase = top[..., :1] / top[..., :1].abs().clamp_min(1e-30)
-    top = top * phase.conj()
-    largest = eigenvalues[..., -1].to(torch.float32)
-    maps = (top * (largest > options.crop).unsqueeze(-1)).movedim(-1, 0)
-    return maps.to(torch.complex64).contiguous(), largest
+    maps, eigenvalues = espirit_map_sets(kspace, mask, dataclasses.replace(options, maps=1))
+    return maps[0], eigenvalues[0]

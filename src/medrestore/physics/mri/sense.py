@@ -10,6 +10,12 @@ adjoint is ``Aᴴ y = Σ_c conj(S_c) ⊙ (P F)ᴴ y_c``.
 ESPIRiT maps are normalised so that ``Σ_c |S_c|² = 1`` inside the object, which makes
 ``‖A‖ ≤ 1`` for Cartesian sampling and keeps step sizes and regularisation weights
 independent of the coil array.
+
+Several map sets (ESPIRiT's soft-SENSE, Uecker et al., MRM 71(3), 2014, §"Relation to
+SENSE"): the unknown is one image per set, ``x`` of shape ``(sets, *grid)``, and
+``A x = P F (Σ_m S_m ⊙ x_m)`` with ``coil_maps`` of shape ``(sets, coils, *grid)``
+(:class:`MapSetExpansion`); the displayed image is ``sqrt(Σ_m |x_m|²)`` (BART's ``pics`` with
+``ecalib -m 2`` maps, followed by ``rss`` over the maps dimension).
 """
 
 from __future__ import annotations
@@ -47,28 +53,61 @@ class CoilExpansion(LinearOperator):
         return float((self.coil_maps.abs() ** 2).sum(dim=-self.grid_ndim - 1).max())
 
 
+class MapSetExpansion(LinearOperator):
+    """``x ↦ Σ_m S_m ⊙ x_m``: one image per map set to ``coils`` coil images; adjoint ``(Σ_c conj(S_mc) y_c)_m``.
+
+    Args:
+        coil_maps: complex64 ``(sets, coils, *grid)``.
+    """
+
+    def __init__(self, coil_maps: torch.Tensor) -> None:
+        grid = tuple(coil_maps.shape[2:])
+        super().__init__((int(coil_maps.shape[0]), *grid), tuple(coil_maps.shape[1:]))
+        self.coil_maps = coil_maps.detach().to(torch.complex64).clone()
+        self.conjugate_maps = self.coil_maps.conj().resolve_conj()
+        self.grid_ndim = len(grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sum(x.unsqueeze(-self.grid_ndim - 1) * self.coil_maps.to(x.device), dim=-self.grid_ndim - 2)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.sum(y.unsqueeze(-self.grid_ndim - 2) * self.conjugate_maps.to(y.device), dim=-self.grid_ndim - 1)
+
+    def squared_norm_bound(self) -> float:
+        """``max_r λ_max(S(r)ᴴ S(r))`` with ``S(r)`` the ``coils × sets`` matrix of a pixel (exact)."""
+        per_pixel = self.coil_maps.movedim(0, -1).movedim(0, -2).to(torch.complex128)  # (*grid, coils, sets)
+        gram = per_pixel.conj().transpose(-1, -2) @ per_pixel
+        return float(torch.linalg.eigvalsh(gram)[..., -1].max())
+
+
+def _expansion(coil_maps: torch.Tensor, grid: tuple[int, ...]) -> CoilExpansion | MapSetExpansion:
+    """:class:`CoilExpansion` for ``(coils, *grid)`` maps, :class:`MapSetExpansion` for ``(sets, coils, *grid)``."""
+    return MapSetExpansion(coil_maps) if coil_maps.ndim == len(grid) + 2 else CoilExpansion(coil_maps)
+
+
 class SenseOperator(LinearOperator):
     """``A = (P F) ∘ S``: image ``(*grid)`` → multi-coil samples ``(coils, *samples)``.
 
     Args:
-        coil_maps: complex ``(coils, *grid)``.
+        coil_maps: complex ``(coils, *grid)``, or ``(sets, coils, *grid)`` for several map sets
+            (the image is then ``(sets, *grid)``: :class:`MapSetExpansion`).
         sampling: per-coil acquisition operator with ``input_shape == grid`` (Cartesian
             sampling, or a NUFFT for non-Cartesian trajectories).
     """
 
     def __init__(self, coil_maps: torch.Tensor, sampling: LinearOperator) -> None:
-        grid = tuple(coil_maps.shape[1:])
-        if sampling.input_shape != grid:
-            raise ValueError(f"sampling operator expects images of shape {sampling.input_shape}, coil maps are {grid}")
-        super().__init__(grid, (int(coil_maps.shape[0]), *sampling.output_shape))
-        self.coils = CoilExpansion(coil_maps)
+        grid = tuple(sampling.input_shape)
+        if tuple(coil_maps.shape[-len(grid):]) != grid or coil_maps.ndim not in (len(grid) + 1, len(grid) + 2):
+            raise ValueError(f"sampling operator expects images of shape {grid}, coil maps are {tuple(coil_maps.shape)}")
+        self.coils = _expansion(coil_maps, grid)
+        super().__init__(self.coils.input_shape, (int(coil_maps.shape[-len(grid) - 1]), *sampling.output_shape))
         self.sampling = sampling
         # Cartesian fast path on even grids: fold fftc's sign modulation into the maps, so that
         # A x = w ⊙ fft(S̃ ⊙ x) with S̃ = C ⊙ S and w = s·C·M (see CartesianSampling).
         self._modulated = None
         if isinstance(sampling, CartesianSampling) and sampling.input_modulation is not None:
             modulated_maps = self.coils.coil_maps * sampling.input_modulation
-            self._modulated = CoilExpansion(modulated_maps)
+            self._modulated = _expansion(modulated_maps, grid)
             # AᴴA only transforms the axes along which the mask varies. A line mask varying along
             # one axis other than the last (ky lines of a (ny, nx) grid) would make a strided FFT
             # plus a copy, about twice an FFT over contiguous memory: AᴴA then keeps the maps and
@@ -77,7 +116,7 @@ class SenseOperator(LinearOperator):
             axes = sampling.normal_axes
             self._normal_axis = axes[0] if len(axes) == 1 and axes[0] != -1 else 0
             swap = self._normal_axis
-            self._normal_maps = CoilExpansion(modulated_maps.transpose(swap, -1).contiguous()) if swap else self._modulated
+            self._normal_maps = _expansion(modulated_maps.transpose(swap, -1).contiguous(), grid) if swap else self._modulated
             self._normal_mask = sampling.mask.transpose(swap, -1).contiguous() if swap else sampling.mask
 
     @property
@@ -117,9 +156,13 @@ class SenseOperator(LinearOperator):
         return None if sampling is None else sampling * self.coils.squared_norm_bound()
 
 
-def cartesian_sense(coil_maps: torch.Tensor, mask: torch.Tensor) -> SenseOperator:
-    """SENSE operator for Cartesian data: ``mask`` broadcastable to the grid of ``coil_maps``."""
-    return SenseOperator(coil_maps, CartesianSampling(mask, tuple(coil_maps.shape[1:])))
+def cartesian_sense(coil_maps: torch.Tensor, mask: torch.Tensor, map_sets: bool = False) -> SenseOperator:
+    """SENSE operator for Cartesian data: ``mask`` broadcastable to the grid of ``coil_maps``.
+
+    ``map_sets``: ``coil_maps`` is ``(sets, coils, *grid)`` (images ``(sets, *grid)``), else ``(coils, *grid)``.
+    """
+    grid = tuple(coil_maps.shape[2:] if map_sets else coil_maps.shape[1:])
+    return SenseOperator(coil_maps, CartesianSampling(mask, grid))
 
 
 def coil_combine(coil_images: torch.Tensor, coil_maps: torch.Tensor) -> torch.Tensor:
