@@ -217,8 +217,11 @@ def image_values(image: Image) -> np.ndarray:
 def rgb_to_luminance(pixels: np.ndarray) -> np.ndarray:
     """Luma ``Y = 0.299 R + 0.587 G + 0.114 B`` of ``(..., 3|4)`` pixels (alpha dropped), float32.
 
-    When the three colour channels are equal the first channel is returned exactly (as float32).
+    When the three colour channels are equal the first channel is returned exactly (as float32);
+    one or two samples per pixel (grey, grey + alpha, as a mislabelled file may hold) give the first.
     """
+    if pixels.shape[-1] < 3:
+        return pixels[..., 0].astype(np.float32)
     colour = pixels[..., :3]
     if np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2]):
         return colour[..., 0].astype(np.float32)
