@@ -3,7 +3,7 @@
 Examples::
 
     medrestore simulate-radial r16slice.jpg -o radial.npz --spokes 64 --golden --delay 0.7 -0.4 --coils 8 --seed 0
-    medrestore simulate-radial slice.nii.gz -o radial.h5 --spokes 128 --noise 0.002
+    medrestore simulate-radial slice.nii.gz -o radial.h5 --spokes 128 --noise 0
     medrestore simulate-radial volume.nii.gz -o stars.npz --spokes 96 --golden --delay 0.5 -0.3
 
 A 3-D volume gives stack-of-stars k-space ``(coils, partitions, spokes, readout)``: each slice
@@ -12,7 +12,10 @@ along the volume's last axis is acquired radially, the partition axis is Cartesi
 The output (``.npz`` keeps every field; ISMRMRD ``.h5`` stores one acquisition per spoke with
 its trajectory) holds the *nominal* trajectory, as a scanner records it; the delays and noise
 are recorded in its metadata. Delays are in readout samples along x and y (optionally a third,
-cross term xy). Readouts are 2× oversampled unless ``--oversampling`` says otherwise.
+cross term xy). Readouts are 2× oversampled unless ``--oversampling`` says otherwise. Complex
+Gaussian noise is added at the level of a real 16-channel head-coil scan (standard deviation
+0.005 of the largest k-space magnitude) unless ``--noise`` says otherwise (``--noise 0``:
+noise-free).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import argparse
 import json
 
 from medrestore.cli.options import add_value_options
-from medrestore.tasks.radial import RadialSimulation, delay_from_values, simulate_radial_file
+from medrestore.tasks.radial import DEFAULT_RADIAL_NOISE, RadialSimulation, delay_from_values, simulate_radial_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", type=float, nargs="+", default=[0.0, 0.0], metavar="D",
                         help="gradient delays in samples: DX DY [DXY] (default 0 0)")
     parser.add_argument("--coils", type=int, default=8, help="simulated birdcage coils (default 8)")
-    parser.add_argument("--noise", type=float, default=0.0, help="complex noise std relative to max|k| (default 0)")
+    parser.add_argument("--noise", type=float, default=DEFAULT_RADIAL_NOISE,
+                        help=f"complex noise std relative to max|k| (default {DEFAULT_RADIAL_NOISE:g}, a real scan's level; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     add_value_options(parser)

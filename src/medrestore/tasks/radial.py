@@ -6,11 +6,13 @@
   trajectory shifted by gradient delays (:class:`~medrestore.physics.mri.trajectory.GradientDelay`),
   with complex Gaussian noise. The file stores the *nominal* trajectory (what a scanner
   records) and the simulated delay in ``metadata["simulation"]``.
-* :func:`estimate_kspace_delay` — RING (default) or AC-adaptive from the data alone.
+* delay estimation (:mod:`medrestore.tasks.radial_delay`) — RING checked by AC-adaptive
+  (``auto``), RING or AC-adaptive alone, from the data; unsound or disagreeing estimates fall
+  back to the other estimator or to no correction, with a warning.
 * :func:`reconstruct_radial` — delay correction (``auto``/``ring``/``ac-adaptive``/``none``),
   Pipe–Menon density compensation, coil maps from the gridded radial centre, then gridding,
   CG-SENSE, L1-wavelet or TV on the density-weighted NUFFT-SENSE operator (the solvers of the
-  Cartesian workflow). ``auto`` = RING correction + CS-TV (see :data:`RADIAL_AUTO_METHOD`). ``unet`` = gridding (after the delay
+  Cartesian workflow). ``auto`` = checked delay correction + CS-TV (see :data:`RADIAL_AUTO_METHOD`). ``unet`` = gridding (after the delay
   correction) followed by the zoo's radial U-Net (:data:`RADIAL_NETWORK`), which sees the gridded
   magnitude divided by its 99th percentile (:func:`apply_radial_network`) as in training
   (``benchmarks/radial_networks.py``). ``unrolled`` = the zoo's unrolled network
@@ -21,7 +23,9 @@
   reconstructed slice by slice after an inverse FFT along ``kz``.
 
 Noise: ``noise`` is the standard deviation of the complex noise per sample relative to the
-largest k-space magnitude (the DC sample of the strongest coil).
+largest k-space magnitude (the DC sample of the strongest coil); the default,
+:data:`DEFAULT_RADIAL_NOISE`, is the level of a real 16-channel head-coil scan
+(``benchmarks/radial-delays.md``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +49,9 @@ from medrestore.core.kspace import KSpace
 from medrestore.core.progress import track
 from medrestore.core.random import make_generator
 from medrestore.data.radial_recon import network_scale, radial_inputs, scaled_radial_sample
-from medrestore.io import read_image, read_kspace, write_kspace
+from medrestore.io import read_image, write_kspace
 from medrestore.io.values import value_changes
-from medrestore.physics.mri.delay_estimation import ESTIMATORS, DelayEstimate, estimate_delay
+from medrestore.physics.mri.delay_estimation import DelayDecision, DelayEstimate
 from medrestore.physics.mri.density import pipe_menon_density
 from medrestore.physics.mri.kspace_noise import radial_noise_std
 from medrestore.physics.mri.nufft import NUFFTOperator
@@ -60,12 +63,16 @@ from medrestore.physics.mri.trajectory import (
 )
 from medrestore.solvers.reconstruction import cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import RADIAL_NOISE_WEIGHTS, data_scale, relative_weight
+from medrestore.tasks.radial_delay import (
+    DELAY_CORRECTIONS, check_kspace_delay, decision_report, delay_axes, delay_from_values, delay_in_input_axes,
+    estimate_delay_file, estimate_kspace_delay, is_stack_of_stars, radial_plane,
+)
 from medrestore.zoo import in_zoo, load_pretrained
 
 __all__ = [
-    "DELAY_CORRECTIONS", "RADIAL_AUTO_METHOD", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
+    "DEFAULT_RADIAL_NOISE", "DELAY_CORRECTIONS", "RADIAL_AUTO_METHOD", "RADIAL_METHODS", "RADIAL_NETWORK", "RADIAL_NETWORKS", "RADIAL_UNROLLED",
     "RadialReconOptions", "RadialReconResult", "RadialSimulation", "apply_radial_network",
-    "apply_radial_unrolled", "corrected_trajectory", "delay_axes", "delay_from_values", "delay_in_input_axes",
+    "apply_radial_unrolled", "check_kspace_delay", "corrected_trajectory", "delay_axes", "delay_from_values", "delay_in_input_axes",
     "estimate_delay_file",
     "estimate_kspace_delay", "network_scale", "radial_network_available", "radial_relative_weight",
     "radial_report_fields", "reconstruct_radial", "require_radial_network", "simulate_radial",
@@ -84,8 +91,11 @@ RADIAL_AUTO_METHOD = "cs-tv"
 data (whole head inside the field of view), but below it on brain images that fill the field of
 view (``benchmarks/README.md``, radial networks): TV is the default that holds up on data unlike
 the training set."""
-DELAY_CORRECTIONS = ("auto", *ESTIMATORS, "none")
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
+DEFAULT_RADIAL_NOISE = 0.005
+"""Default complex noise of :func:`simulate_radial`, relative to ``max|y|``: the ratio of the noise
+standard deviation to the largest k-space magnitude of the real 16-channel head-coil brain slice
+(``mri-raw-pulseq/2024-02-06-164128.dat``), rounded (``benchmarks/radial-delays.md``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +109,8 @@ class RadialSimulation:
         oversampling: readout oversampling.
         delay: gradient delays (samples).
         coils: number of simulated birdcage coils.
-        noise: complex noise standard deviation relative to ``max|y|``.
+        noise: complex noise standard deviation relative to ``max|y|`` (default
+            :data:`DEFAULT_RADIAL_NOISE`, a real scan's level; 0 for noise-free data).
         seed: noise seed.
     """
 
@@ -109,7 +120,7 @@ class RadialSimulation:
     oversampling: float = 2.0
     delay: GradientDelay = GradientDelay()
     coils: int = 8
-    noise: float = 0.0
+    noise: float = DEFAULT_RADIAL_NOISE
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -202,59 +213,6 @@ def simulate_radial_file(
             **value_changes(image)}
 
 
-def _is_stack_of_stars(kspace: KSpace) -> bool:
-    return (not kspace.is_cartesian and kspace.data.ndim == 4 and kspace.trajectory.shape[-1] == 3
-            and len(kspace.image_shape) == 3)
-
-
-def _radial_2d(kspace: KSpace) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(data (coils, spokes, readout), trajectory (spokes, readout, 2))`` of 2-D radial k-space.
-
-    Stack-of-stars k-space ``(coils, partitions, spokes, readout)`` gives its central partition
-    (``kz = 0``: the radial k-space of the projection along z, the strongest signal).
-    """
-    source = kspace.metadata.get("source_path")
-    if kspace.is_cartesian:
-        raise InputError(source, "the k-space is Cartesian; gradient delays concern radial (non-Cartesian) data")
-    if _is_stack_of_stars(kspace):
-        centre = kspace.data.shape[1] // 2
-        return kspace.data[:, centre], kspace.trajectory[centre, ..., 1:]
-    if kspace.data.ndim != 3 or kspace.trajectory.shape[-1] != 2 or len(kspace.image_shape) != 2:
-        raise InputError(source, f"expected 2-D radial (coils, spokes, readout) or stack-of-stars (coils, partitions, "
-                                 f"spokes, readout) k-space, got shape {tuple(kspace.data.shape)}")
-    return kspace.data, kspace.trajectory
-
-
-def estimate_kspace_delay(kspace: KSpace, method: str = "ring") -> DelayEstimate:
-    """Gradient delays of radial k-space from its data (``method`` in :data:`~medrestore.physics.mri.delay_estimation.ESTIMATORS`)."""
-    data, trajectory = _radial_2d(kspace)
-    try:
-        return estimate_delay(data, trajectory, method)
-    except ValueError as error:
-        raise InputError(kspace.metadata.get("source_path"), str(error)) from None
-
-
-def estimate_delay_file(input_path: str | Path, method: str = "ring", trajectory: str | Path | None = None) -> dict[str, Any]:
-    """Read radial k-space (BART k-space with its ``trajectory`` file) and estimate its delays; with simulated data, also the error.
-
-    The delays are reported in the input's axes (:func:`delay_in_input_axes`; ``delay_axes`` says which).
-    """
-    kspace = read_kspace(input_path, trajectory)
-    start = time.perf_counter()
-    estimate = estimate_kspace_delay(kspace, method)
-    reported = delay_in_input_axes(kspace.metadata, estimate.delay)
-    report: dict[str, Any] = {
-        "input": str(input_path), "method": estimate.method, "delay_x": reported.x, "delay_y": reported.y,
-        "delay_xy": reported.xy, "delay_axes": delay_axes(kspace.metadata), "pairs": estimate.equations,
-        "residual": estimate.residual, "seconds": round(time.perf_counter() - start, 3),
-    }
-    simulated = kspace.metadata.get("simulation", {}).get("delay") if isinstance(kspace.metadata.get("simulation"), dict) else None
-    if simulated is not None:
-        report["simulated_delay"] = list(simulated)
-        report["rms_error"] = estimate.delay.error(GradientDelay(*simulated))
-    return report
-
-
 @dataclasses.dataclass(frozen=True)
 class RadialReconOptions:
     """How to reconstruct radial k-space.
@@ -262,7 +220,7 @@ class RadialReconOptions:
     Attributes:
         method: one of :data:`RADIAL_METHODS` (``zero-filled`` = gridding + RSS, ``unet`` =
             gridding + the zoo's radial U-Net).
-        delay_correction: one of :data:`DELAY_CORRECTIONS` (``auto`` = RING).
+        delay_correction: one of :data:`DELAY_CORRECTIONS` (``auto`` = RING checked by AC-adaptive).
         lam: absolute regularisation weight (``None``: data-scaled default).
         iterations: solver iterations (``None``: the method's default).
         density_iterations: Pipe–Menon iterations.
@@ -286,7 +244,10 @@ class RadialReconOptions:
 
 @dataclasses.dataclass(frozen=True)
 class RadialReconResult:
-    """A radial reconstruction: magnitude image, method, λ, iterations, the delay applied and seconds."""
+    """A radial reconstruction: magnitude image, method, λ, iterations, the delay applied, seconds, the delay decision.
+
+    ``decision`` is ``None`` when no estimation ran (``none``, a given delay, centre-out spokes).
+    """
 
     image: Image
     method: str
@@ -294,24 +255,26 @@ class RadialReconResult:
     iterations: int
     delay: DelayEstimate | None
     seconds: float
+    decision: DelayDecision | None = None
 
 
-def _delay_for(kspace: KSpace, correction: str) -> DelayEstimate | None:
-    """The delay estimate used for ``correction``: ``auto`` = RING on full spokes, none for centre-out spokes."""
-    _, trajectory = _radial_2d(kspace)
+def _delay_for(kspace: KSpace, correction: str) -> DelayDecision | None:
+    """The delay decision for ``correction`` (:func:`check_kspace_delay`); ``None`` for ``none`` and, under ``auto``, centre-out spokes."""
+    _, trajectory = radial_plane(kspace)
     if correction == "none" or (correction == "auto" and not has_full_spokes(trajectory)):
         return None
-    return estimate_kspace_delay(kspace, "ring" if correction == "auto" else correction)
+    return check_kspace_delay(kspace, correction)
 
 
 def corrected_trajectory(kspace: KSpace, correction: str) -> tuple[torch.Tensor, DelayEstimate | None]:
-    """The 2-D trajectory after delay correction (nominal for ``none``) and the estimate used.
+    """The 2-D trajectory after delay correction (nominal when none is applied) and the estimate applied.
 
-    ``auto`` corrects with RING when the spokes run through the centre and leaves centre-out
-    spokes (which neither estimator handles) uncorrected.
+    ``auto`` decides with the checked estimate when the spokes run through the centre and
+    leaves centre-out spokes (which neither estimator handles) uncorrected.
     """
-    _, trajectory = _radial_2d(kspace)
-    estimate = _delay_for(kspace, correction)
+    _, trajectory = radial_plane(kspace)
+    decision = _delay_for(kspace, correction)
+    estimate = None if decision is None else decision.applied
     return (trajectory if estimate is None else delayed_trajectory(trajectory, estimate.delay)), estimate
 
 
@@ -439,14 +402,16 @@ def reconstruct_radial(
     the Cartesian ``kz`` axis is inverse-transformed (centred, orthonormal: partition ``p`` is
     ``kz = p − P//2``) and every slice is reconstructed as a 2-D radial plane.
     """
-    data, _ = _radial_2d(kspace)
+    data, _ = radial_plane(kspace)
     method = RADIAL_AUTO_METHOD if options.method == "auto" else options.method
     start = time.perf_counter()
+    decision = None
     if options.delay is not None:
         estimate: DelayEstimate | None = DelayEstimate(delay_in_input_axes(kspace.metadata, options.delay), "given", 0, 0.0)
     else:
-        estimate = None if options.delay_correction == "none" else _delay_for(kspace, options.delay_correction)
-    if _is_stack_of_stars(kspace):
+        decision = _delay_for(kspace, options.delay_correction)
+        estimate = None if decision is None else decision.applied
+    if is_stack_of_stars(kspace):
         nominal = kspace.trajectory[kspace.data.shape[1] // 2, ..., 1:]
         slices = ifftc(kspace.data.movedim(1, -1), 1).movedim(-1, 1)  # (coils, slices, spokes, readout)
     else:
@@ -457,50 +422,25 @@ def reconstruct_radial(
     for index in track(range(slices.shape[1]), "radial slices"):
         plane, lam, iterations = _reconstruct_plane(slices[:, index], trajectory, grid, method, options, network)
         planes.append(plane.abs().to(torch.float32).cpu())
-    image = torch.stack(planes) if _is_stack_of_stars(kspace) else planes[0]
+    image = torch.stack(planes) if is_stack_of_stars(kspace) else planes[0]
     seconds = time.perf_counter() - start
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations,
                 "delay_correction": None if estimate is None else {
                     "method": estimate.method, "delay": list(delay_in_input_axes(kspace.metadata, estimate.delay).as_tuple()),
                     "delay_axes": delay_axes(kspace.metadata)}}
+    if decision is not None:
+        metadata["delay_decision"] = decision.reason
     result = Image(image, kspace.affine, len(kspace.image_shape), "mri", metadata)
-    return RadialReconResult(result, method, lam, iterations, estimate, seconds)
+    return RadialReconResult(result, method, lam, iterations, estimate, seconds, decision)
 
 
 def radial_report_fields(result: RadialReconResult) -> dict[str, Any]:
-    """The delay-correction part of a recon report."""
-    if result.delay is None:
-        return {"delay_correction": "none"}
-    delay = delay_in_input_axes(result.image.metadata, result.delay.delay)
-    return {"delay_correction": result.delay.method, "delay": [round(v, 5) for v in delay.as_tuple()],
-            "delay_axes": delay_axes(result.image.metadata)}
-
-
-def delay_from_values(values: np.ndarray | list[float]) -> GradientDelay:
-    """A :class:`GradientDelay` from 2 (x, y) or 3 (x, y, xy) numbers."""
-    values = [float(v) for v in values]
-    if len(values) not in (2, 3):
-        raise InputError(None, f"a delay is 2 (x y) or 3 (x y xy) numbers, got {len(values)}")
-    return GradientDelay(*values)
-
-
-def delay_axes(metadata: Mapping[str, Any]) -> str:
-    """``"bart"`` for BART input (delays in ``bart traj -q``'s axes), else ``"medrestore"``."""
-    return "bart" if metadata.get("delay_axes") == "bart" else "medrestore"
-
-
-def delay_in_input_axes(metadata: Mapping[str, Any], delay: GradientDelay) -> GradientDelay:
-    """A delay in medrestore's axes expressed in the axes of the input file, and back (the map is its own inverse).
-
-    medrestore's :class:`GradientDelay` ``x`` acts along the trajectory's last grid axis (``kx``).
-    BART's ``traj -q DX:DY:DXY`` builds ``d = S·(cos φ, sin φ)`` with ``S = [[DX, DXY], [DXY, DY]]``
-    but stores the spoke as ``(c0, c1) = (d₁ + t sin φ, d₀ + t cos φ)``: ``DX`` moves samples
-    along coordinate 1 (``PHS1``, our ``ky``) and ``DY`` along coordinate 0 (``READ``, our
-    ``kx``). So for BART input (``metadata["delay_axes"] == "bart"``) ``(DX, DY, DXY) = (y, x, xy)``:
-    the reported numbers are what ``bart traj -q`` takes and ``bart estdelay`` prints (samples).
-    (Without ``-O`` BART keeps only the part of ``d`` along the spoke, ``(aᵀSa)·a``; medrestore's
-    model, like BART's ``-O``, shifts by the whole ``S·a``. Both agree for isotropic delays.)
-    """
-    if delay_axes(metadata) == "bart":
-        return GradientDelay(delay.y, delay.x, delay.xy)
-    return delay
+    """The delay-correction part of a recon report: what was applied and, when estimated, the decision (:func:`decision_report`)."""
+    fields: dict[str, Any] = {"delay_correction": "none"}
+    if result.delay is not None:
+        delay = delay_in_input_axes(result.image.metadata, result.delay.delay)
+        fields = {"delay_correction": result.delay.method, "delay": [round(v, 5) for v in delay.as_tuple()],
+                  "delay_axes": delay_axes(result.image.metadata)}
+    if result.decision is not None:
+        fields["delay_decision"] = decision_report(result.image.metadata, result.decision)
+    return fields
