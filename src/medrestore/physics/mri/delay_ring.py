@@ -81,8 +81,9 @@ def _refine(spokes: Spokes, first: torch.Tensor, second: torch.Tensor, start: to
 
     def evaluate(side: int, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         coefficients, origin = gathered[side]
-        weighted = coefficients * torch.exp(1j * (at - origin)[:, None] * factor) / spokes.samples  # (C, P, Q)
-        return weighted.sum(dim=-1), (weighted * (1j * factor)).sum(dim=-1)  # (C, P) each
+        kernel = torch.exp(1j * (at - origin)[:, None] * factor) / spokes.samples  # (P, Q)
+        both = torch.einsum("cpq,pqk->kcp", coefficients, torch.stack([kernel, kernel * (1j * factor)], dim=-1))
+        return both[0], both[1]  # value and slope, (C, P) each
 
     for _ in range(iterations):
         value_i, slope_i = evaluate(0, position[:, 0])
