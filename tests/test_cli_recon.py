@@ -101,7 +101,12 @@ def test_intensity_fit_is_least_squares() -> None:
 
 
 def test_brain_undersample_and_recon(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Real 16-coil brain, 4× random lines: CS-TV beats zero-filling by a wide margin after the intensity fit."""
+    """Real 16-coil brain, 4× random lines: CS-TV beats zero-filling by a wide margin after the intensity fit.
+
+    Against this RSS reference, whose background is noise, the maps cover the whole field of view
+    (``--espirit-crop 0``): the default crop reconstructs the background as zero, which SSIM scores
+    below the zero-filled image's own noise (``benchmarks/mri-coil-maps.md``).
+    """
     pytest.importorskip("twixtools", reason="reading twix needs the 'twixtools' package")
     raw = shared_data / "mri-raw-pulseq" / "2024-02-06-164128.dat"
     reference = tmp_path / "reference.nii.gz"
@@ -112,7 +117,7 @@ def test_brain_undersample_and_recon(shared_data: Path, tmp_path: Path, capsys: 
     scores = {}
     for method in ("zero-filled", "cs-tv"):
         argv = ["recon", str(under), "-o", str(tmp_path / f"{method}.nii.gz"), "--method", method, "--iterations", "50",
-                "--ref", str(reference), "--json"]
+                "--ref", str(reference), "--json", "--espirit-crop", "0"]
         assert main(argv) == 0
         scores[method] = json.loads(capsys.readouterr().out)["metrics"]
     assert scores["cs-tv"]["psnr"] > scores["zero-filled"]["psnr"] + 5

@@ -31,6 +31,7 @@ with fastMRI's metrics (NMSE, PSNR, SSIM).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from typing import Any
 from medrestore.cli.batch import add_io_arguments, batch_device, is_batch, run_io_command
 from medrestore.core.errors import ConfigError
 from medrestore.tasks.radial import DELAY_CORRECTIONS, delay_from_values
-from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file, set_threads
+from medrestore.tasks.recon import (
+    CLASSICAL_ESPIRIT, COMPRESSION_KINDS, RECON_METHODS, ReconOptions, coil_compression_option, reconstruct_file, set_threads,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "magnitude image: .nii.gz, .dcm, .npy, .png, ... (batch default: .nii.gz)")
     parser.add_argument("--method", choices=RECON_METHODS, default="auto", help="reconstruction method (default auto)")
     parser.add_argument("--coil-maps", default="espirit", metavar="espirit|FILE", help="ESPIRiT (default) or a maps file")
+    parser.add_argument("--maps", type=int, choices=(1, 2), default=1,
+                        help="coil map sets: 2 = ESPIRiT soft-SENSE (one image per set, combined by root-sum-of-squares; "
+                             "BART ecalib -m 2 + pics + rss); sense and CS methods")
+    parser.add_argument("--espirit-crop", type=float, default=None, metavar="C",
+                        help=f"zero the ESPIRiT maps where the eigenvalue is at most C (BART ecalib -c; 0 keeps the whole "
+                             f"field of view; default {CLASSICAL_ESPIRIT.crop:g})")
+    parser.add_argument("--virtual-coils", type=int, default=None, metavar="N",
+                        help="compress the coils to N virtual coils before the maps and the solve (BART cc -p N)")
+    parser.add_argument("--coil-energy", type=float, default=None, metavar="F",
+                        help="compress to the fewest virtual coils keeping the fraction F of the calibration energy (e.g. 0.99)")
+    parser.add_argument("--compression", choices=COMPRESSION_KINDS, default="auto",
+                        help="coil compression: svd (BART cc -S), geometric along the readout (cc -G), or auto "
+                             "(geometric when the lines are complete along the readout; default)")
     parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: from the noise level of the outer k-space)")
     parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE, 100 CS)")
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, mps or auto")
@@ -68,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     if args.ref is not None and is_batch(args.input, "kspace"):
         raise ConfigError("--ref scores one reconstruction; score a batch with `medrestore evaluate --pred OUT_DIR --ref REF_DIR`")
-    options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, batch_device(args.device),
+    espirit = dataclasses.replace(CLASSICAL_ESPIRIT, maps=args.maps,
+                                  crop=CLASSICAL_ESPIRIT.crop if args.espirit_crop is None else args.espirit_crop)
+    options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, batch_device(args.device), espirit,
+                           coil_compression=coil_compression_option(args.virtual_coils, args.coil_energy, args.compression),
                            delay_correction=args.delay_correction,
                            delay=None if args.delay is None else delay_from_values(args.delay), average=args.average)
 

@@ -121,47 +121,68 @@ def write_kspace(kspace: KSpace, path: str | Path) -> Path:
     raise InputError(path, f"cannot write k-space as {suffix!r}; use .npz, .cfl or .h5/.mrd (ISMRMRD)")
 
 
-def _bart_coil_maps(path: Path) -> np.ndarray:
-    """BART maps ``[nx, ny, nz, coils, maps]`` (e.g. ``bart ecalib``) → ``(coils, *grid)`` of the first map.
+def _bart_coil_maps(path: Path, map_sets: int) -> np.ndarray:
+    """BART maps ``[nx, ny, nz, coils, maps]`` (e.g. ``bart ecalib``) → ``(sets, coils, *grid)`` of the first ``map_sets`` sets.
 
     Spatial singletons are dropped as in :func:`~medrestore.io.raw_bart.read_bart_kspace`, so maps
     of a ``[1, ny, nz, coils]`` slice fit its ``(nz, ny)`` image.
     """
     values, dims = read_bart_array(path)
-    values = values[(slice(None),) * (len(dims) - 1 - MAPS_DIMENSION) + (slice(0, 1),)]
+    if dims[MAPS_DIMENSION] < map_sets:
+        raise InputError(path, f"holds {dims[MAPS_DIMENSION]} set(s) of coil maps; {map_sets} were asked for")
+    values = values[(slice(None),) * (len(dims) - 1 - MAPS_DIMENSION) + (slice(0, map_sets),)]
     dims[MAPS_DIMENSION] = 1
     grid, batch = cartesian_layout(bart_stem(path).with_suffix(".hdr"), dims)
     if batch:
         raise InputError(path, f"coil maps of BART dims {dims} have batch dimensions; one set of maps is read")
-    return values.reshape([dims[dimension] for dimension in (COIL_DIMENSION, *grid)])
+    return values.reshape([map_sets] + [dims[dimension] for dimension in (COIL_DIMENSION, *grid)])
 
 
-def read_coil_maps(path: str | Path, kspace: KSpace) -> torch.Tensor:
+def _numpy_coil_maps(path: Path) -> np.ndarray:
+    """``.npy`` or ``.npz`` (``coil_maps`` or the only array) as stored."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    with library_errors(path, "read the coil maps"):
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            names = loaded.files
+            return loaded["coil_maps"] if "coil_maps" in names else loaded[names[0]]
+
+
+def read_coil_maps(path: str | Path, kspace: KSpace, map_sets: int = 1) -> torch.Tensor:
     """Coil sensitivity maps for ``kspace`` from ``.npy``/``.npz`` (``coil_maps`` or the only array) or BART ``.cfl``.
 
-    Returns complex64 ``(coils, *image_shape)``.
+    Args:
+        path: the maps file: ``(coils, *image)`` or ``(sets, coils, *image)`` (NumPy), BART
+            ``[nx, ny, nz, coils, maps]`` (``bart ecalib``).
+        kspace: the k-space the maps belong to (coil count and image shape are checked).
+        map_sets: how many map sets to read (ESPIRiT soft-SENSE: 2).
+
+    Returns:
+        complex64 ``(coils, *image_shape)`` for one set, ``(sets, coils, *image_shape)`` for several.
 
     Raises:
-        InputError: unreadable file, real or non-finite maps, or a shape other than
-            ``(kspace.n_coils, *kspace.image_shape)``.
+        InputError: unreadable file, real or non-finite maps, fewer sets than asked for, or a
+            shape that does not fit ``(kspace.n_coils, *kspace.image_shape)``.
     """
     path = Path(path)
-    if path.suffix.lower() in (".cfl", ".hdr"):
-        maps = _bart_coil_maps(path)
-    else:
-        if not path.is_file():
-            raise InputError(path, "file not found")
-        with library_errors(path, "read the coil maps"):
-            loaded = np.load(path, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                maps = loaded
-            else:
-                with loaded:
-                    names = loaded.files
-                    maps = loaded["coil_maps"] if "coil_maps" in names else loaded[names[0]]
     expected = (kspace.n_coils, *kspace.image_shape)
+    if path.suffix.lower() in (".cfl", ".hdr"):
+        maps = _bart_coil_maps(path, map_sets)
+        stored_shape = tuple(maps.shape[1:]) if map_sets == 1 else tuple(maps.shape)
+    else:
+        maps = _numpy_coil_maps(path)
+        stored_shape = tuple(maps.shape)
+        if maps.ndim == len(expected):
+            maps = maps[None]
+        if maps.ndim == len(expected) + 1 and maps.shape[0] < map_sets:
+            raise InputError(path, f"holds {maps.shape[0]} set(s) of coil maps; {map_sets} were asked for")
+        maps = maps[:map_sets]
     if maps.dtype.kind != "c" or not np.isfinite(maps).all():
         raise InputError(path, "coil maps must be complex and finite")
-    if tuple(maps.shape) != expected:
-        raise InputError(path, f"coil maps of shape {tuple(maps.shape)} do not match the k-space: expected {expected} (coils, *image)")
-    return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))
+    if tuple(maps.shape[1:]) != expected:
+        raise InputError(path, f"coil maps of shape {stored_shape} do not match the k-space: expected {expected} (coils, *image)")
+    maps = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))
+    return maps[0] if map_sets == 1 else maps

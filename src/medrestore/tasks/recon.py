@@ -20,9 +20,12 @@ when that fails; :mod:`medrestore.solvers.regularisation`), so no per-image tuni
 ``lam`` overrides them with an absolute value (in the units of the k-space). CS problems are
 solved on k-space divided by ``max|Aᴴy|`` and the image multiplied back — the same minimiser,
 without raw scanner units (~1e-6) pushing intermediate values into slow denormal floating
-point. Coil maps come from ESPIRiT on the fully sampled centre (adaptive kernel width, no
-eigenvalue crop: maps cover the whole field of view, so small calibration regions leave no
-holes) or from a file.
+point. Coil maps (:mod:`medrestore.tasks.coil_maps`) come from ESPIRiT on the fully sampled
+centre (adaptive kernel width, BART's eigenvalue crop 0.8, so the background outside the object
+is reconstructed as zero; one or two map sets), from a file, or from a body-coil scan of the
+same slice; many coils can first be compressed to a few virtual coils. 3-D Cartesian k-space
+is transformed along its readout and reconstructed one readout position (a 2-D problem with
+2-D maps) at a time (:mod:`medrestore.tasks.recon_slices`).
 
 Network methods (``unet``, ``vgg-unet``, ``unrolled``) run the zoo models trained on simulated
 multi-coil brain data (:mod:`medrestore.tasks.recon_networks`), with the same coil maps; a
@@ -51,9 +54,10 @@ from medrestore.core.fft import ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
 from medrestore.core.progress import track
-from medrestore.io import read_coil_maps, read_fastmri_reference, read_image, read_kspace, write_image, write_kspace
+from medrestore.io import read_fastmri_reference, read_image, read_kspace, write_image, write_kspace
 from medrestore.metrics import evaluate
-from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions, espirit_maps
+from medrestore.physics.mri.coil_compression import COMPRESSION_KINDS, CoilCompression
+from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions
 from medrestore.physics.mri.kspace_noise import kspace_noise_std
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration, sample_mask
 from medrestore.physics.mri.sense import cartesian_sense
@@ -63,11 +67,13 @@ from medrestore.solvers.regularisation import data_scale, relative_weight
 from medrestore.tasks.radial import (
     DELAY_CORRECTIONS, RadialReconOptions, radial_report_fields, reconstruct_radial, require_radial_network,
 )
+from medrestore.tasks.coil_maps import plan_coil_maps, slice_coil_maps
 from medrestore.tasks.recon_networks import network_available, network_reconstruction
+from medrestore.tasks.recon_slices import assemble, slice_problems
 
 __all__ = [
-    "MASK_KINDS", "RECON_METHODS", "MaskSpec", "ReconOptions", "ReconResult", "intensity_fit", "reconstruct",
-    "reconstruct_file", "score_reconstruction", "set_threads", "undersample", "undersample_file",
+    "COMPRESSION_KINDS", "MASK_KINDS", "RECON_METHODS", "MaskSpec", "ReconOptions", "ReconResult", "intensity_fit", "reconstruct",
+    "coil_compression_option", "reconstruct_file", "score_reconstruction", "set_threads", "undersample", "undersample_file",
 ]
 
 CLASSICAL_METHODS = ("zero-filled", "sense", "cs-wavelet", "cs-tv")
@@ -76,6 +82,10 @@ RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
 RECON_WAVELET = WaveletOptions(random_shifts=True)
 """``cs-wavelet``'s transform: db4, zero extension, maximal levels, random shifts (cycle spinning)."""
+CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8)
+"""ESPIRiT settings of ``sense`` and the CS methods: BART's eigenvalue crop (``ecalib -c 0.8``), so the
+background outside the object is reconstructed as zero (the networks keep ``RECON_ESPIRIT``, the
+whole-field-of-view maps they were trained with). ``benchmarks/mri-coil-maps.md`` measures it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +94,20 @@ class ReconOptions:
 
     Attributes:
         method: one of :data:`RECON_METHODS`.
-        coil_maps: ``"espirit"`` or a path to maps ``(coils, *image)`` (.npy/.npz/.cfl).
+        coil_maps: ``"espirit"`` or a path to maps ``(coils, *image)`` or ``(sets, coils, *image)`` (.npy/.npz/.cfl).
         lam: absolute regularisation weight; ``None`` = the data-scaled default.
         iterations: solver iterations; ``None`` = the method's default.
         device: ``cpu``, ``cuda``, ``auto``...
-        espirit: ESPIRiT parameters.
+        espirit: ESPIRiT parameters of ``sense`` and the CS methods (``maps``: map sets, also read
+            from a maps file; 2 reconstructs one image per set and returns their root-sum-of-squares).
         delay_correction: radial data only — gradient-delay estimator applied before
             reconstruction (``auto`` = RING, ``ring``, ``ac-adaptive``, ``none``).
         delay: radial data only — a known delay in the input's axes (BART input: ``bart traj
             -q``'s), applied instead of ``delay_correction``'s estimate.
         average: average repeated acquisitions (twix/ISMRMRD average counter, BART ``AVG``)
             instead of reconstructing each average.
+        coil_compression: compress the coils to virtual coils before the maps and the solve
+            (``None``: keep every coil); not for zero-filled reconstruction.
     """
 
     method: str = "auto"
@@ -102,10 +115,11 @@ class ReconOptions:
     lam: float | None = None
     iterations: int | None = None
     device: str = "cpu"
-    espirit: EspiritOptions = RECON_ESPIRIT
+    espirit: EspiritOptions = CLASSICAL_ESPIRIT
     delay_correction: str = "auto"
     delay: GradientDelay | None = None
     average: bool = False
+    coil_compression: CoilCompression | None = None
 
     def __post_init__(self) -> None:
         if self.delay_correction not in DELAY_CORRECTIONS:
@@ -116,6 +130,10 @@ class ReconOptions:
             raise InputError(None, f"--lam must be non-negative, got {self.lam}")
         if self.iterations is not None and self.iterations < 1:
             raise InputError(None, f"--iterations must be at least 1, got {self.iterations}")
+        if not 0 <= self.espirit.crop < 1:
+            raise InputError(None, f"the ESPIRiT crop must lie in [0, 1), got {self.espirit.crop}")
+        if self.espirit.maps > 1 and self.method in NETWORK_METHODS:
+            raise InputError(None, f"{self.method} takes one set of coil maps; several map sets work with sense and the CS methods")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +145,18 @@ class ReconResult:
     lam: float | None
     iterations: int
     seconds: float
+
+
+def coil_compression_option(virtual_coils: int | None, energy: float | None, kind: str = "auto") -> CoilCompression | None:
+    """``recon``'s compression from ``--virtual-coils N`` or ``--coil-energy F`` (``None`` when neither is given)."""
+    if virtual_coils is not None and energy is not None:
+        raise InputError(None, "give --virtual-coils or --coil-energy, not both")
+    if virtual_coils is None and energy is None:
+        return None
+    try:
+        return CoilCompression(kind, virtual_coils, 0.99 if energy is None else energy)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise InputError(None, str(error)) from None
 
 
 def undersample(kspace: KSpace, spec: MaskSpec) -> KSpace:
@@ -169,27 +199,43 @@ def resolve_method(kspace: KSpace, method: str) -> str:
 
 
 def coil_maps_for(kspace: KSpace, source: str, options: EspiritOptions, batch_index: tuple[int, ...]) -> torch.Tensor:
-    """Coil maps of one slice: ESPIRiT from its calibration region, or read from ``source``."""
-    if source != "espirit":
-        return read_coil_maps(source, kspace)
-    try:
-        maps, _ = espirit_maps(kspace.data[batch_index], kspace.mask, options)
-    except ValueError as error:
-        raise InputError(kspace.metadata.get("source_path"), str(error)) from None
-    return maps
+    """Coil maps of one 2-D slice: ESPIRiT from its calibration region, a maps file, or a body-coil scan (``source``).
+
+    Returns ``(coils, *grid)``, or ``(sets, coils, *grid)`` when ``options.maps > 1``.
+    """
+    plan = plan_coil_maps(source, kspace, options)
+    piece = slice_problems(kspace, batch_index, plan.body, None)[0]
+    return slice_coil_maps(plan, piece, kspace.metadata.get("source_path"))
+
+
+def _espirit_for(method: str, options: ReconOptions) -> EspiritOptions:
+    """The networks were trained with ``RECON_ESPIRIT`` maps (whole field of view); the other methods use ``options.espirit``."""
+    return RECON_ESPIRIT if method in NETWORK_METHODS else options.espirit
 
 
 def _reconstruct_slice(
-    kspace: KSpace, data: torch.Tensor, maps: torch.Tensor | None, method: str, options: ReconOptions
+    mask: torch.Tensor, data: torch.Tensor, maps: torch.Tensor | None, method: str, options: ReconOptions
 ) -> tuple[torch.Tensor, float | None, int]:
-    """Complex (or magnitude for zero-filled) image of one slice, the λ used and the iterations run."""
+    """Complex (or magnitude for zero-filled and map sets) image of one slice, the λ used and the iterations run.
+
+    With several map sets (``maps`` of shape ``(sets, coils, *grid)``) one image per set is
+    reconstructed, each regularised alone, and the result is their root-sum-of-squares.
+    """
     if method == "zero-filled":
         return rss(ifftc(data, 2), coil_axis=0), None, 0
     assert maps is not None
-    mask = kspace.mask if kspace.mask is not None else torch.ones(kspace.samples_shape, dtype=torch.bool)
     if method in NETWORK_METHODS:
         return network_reconstruction(method, data, maps.to(data.device), mask.to(data.device)), None, 0
-    operator = cartesian_sense(maps.to(data.device), mask.to(data.device))
+    image, lam, iterations = _solve_slice(data, maps, mask, method, options)
+    return (rss(image, coil_axis=0) if maps.ndim == data.ndim + 1 else image), lam, iterations
+
+
+def _solve_slice(
+    data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, method: str, options: ReconOptions
+) -> tuple[torch.Tensor, float | None, int]:
+    """SENSE or CS on one slice: the complex image ``(*grid)`` (``(sets, *grid)`` for map sets), λ and iterations."""
+    operator = cartesian_sense(maps.to(data.device), mask.to(data.device), map_sets=maps.ndim == data.ndim + 1)
+    grid_ndim = data.ndim - 1
     iterations = options.iterations or DEFAULT_ITERATIONS[method]
     scale = data_scale(operator, data)
     if method == "sense":
@@ -201,14 +247,17 @@ def _reconstruct_slice(
     noise = None if options.lam is not None else kspace_noise_std(data, mask)
     relative = options.lam / scale if options.lam is not None else relative_weight(method, scale, noise)
     if method == "cs-wavelet":
-        image, _ = l1_wavelet_reconstruction(operator, data / scale, relative, iterations, RECON_WAVELET)
+        image, _ = l1_wavelet_reconstruction(operator, data / scale, relative, iterations, RECON_WAVELET, grid_ndim=grid_ndim)
     else:
-        image, _ = tv_reconstruction(operator, data / scale, relative, iterations)
+        image, _ = tv_reconstruction(operator, data / scale, relative, iterations, grid_ndim=grid_ndim)
     return image * scale, relative * scale, iterations
 
 
 def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> ReconResult:
     """Reconstruct a magnitude image with the k-space's geometry (every batch slice in turn).
+
+    2-D k-space ``(*batch, coils, ky, kx)`` gives ``(ny, nx)`` images; 3-D k-space ``(coils, kz, ky, kx)``
+    (fully sampled along the readout ``kx``) a volume ``(nz, ny, nx)`` reconstructed per readout position.
 
     Returns:
         :class:`ReconResult`; ``image.data`` float32 ``image_shape`` (or ``(slices, *image_shape)``),
@@ -216,23 +265,30 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     """
     if not kspace.is_cartesian:
         raise InputError(kspace.metadata.get("source_path"), "non-Cartesian k-space: use medrestore.tasks.radial.reconstruct_radial")
-    if len(kspace.image_shape) != 2:
-        raise InputError(kspace.metadata.get("source_path"), "only 2-D slices (or stacks of them) are reconstructed")
+    volume = len(kspace.image_shape) == 3
+    batch_shape = tuple(kspace.data.shape[: kspace.coil_axis])
+    if volume and batch_shape:
+        raise InputError(kspace.metadata.get("source_path"), "3-D k-space is reconstructed one volume at a time (no batch axes)")
     method = resolve_method(kspace, options.method)
     device = select_device(options.device)
     start = time.perf_counter()
-    batch_shape = tuple(kspace.data.shape[:-3])
+    plan = None if method == "zero-filled" else plan_coil_maps(options.coil_maps, kspace, _espirit_for(method, options))
+    compression = None if method == "zero-filled" else options.coil_compression
     images, lam, iterations = [], None, 0
     for batch_index in track(list(np.ndindex(*batch_shape)) if batch_shape else [()], "slices"):
-        maps = None if method == "zero-filled" else coil_maps_for(kspace, options.coil_maps, options.espirit, batch_index)
-        image, lam, iterations = _reconstruct_slice(kspace, kspace.data[batch_index].to(device), maps, method, options)
-        images.append(image.abs().to(torch.float32).cpu())
+        pieces = slice_problems(kspace, batch_index, None if plan is None else plan.body, compression)
+        planes = []
+        for piece in track(pieces, "readout positions") if volume else pieces:
+            maps = None if plan is None else slice_coil_maps(plan, piece, kspace.metadata.get("source_path"))
+            image, lam, iterations = _reconstruct_slice(piece.mask, piece.kspace.to(device), maps, method, options)
+            planes.append(image.abs().to(torch.float32).cpu())
+        images.append(assemble(planes, volume))
     magnitude = torch.stack(images).reshape(*batch_shape, *kspace.image_shape)
     seconds = time.perf_counter() - start
     magnitude = _crop_to_recon_shape(magnitude, kspace.metadata.get("recon_shape"))
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations}
     stack = _stack_layout(magnitude, list(kspace.metadata.get("batch_axes") or []), len(batch_shape))
-    image = Image(stack, kspace.affine, 3 if batch_shape else 2, "mri", metadata)
+    image = Image(stack, kspace.affine, 3 if batch_shape or volume else 2, "mri", metadata)
     return ReconResult(image, method, lam, iterations, seconds)
 
 

@@ -52,9 +52,10 @@ class EspiritOptions:
 
     Attributes:
         calibration_width: size of the central calibration region per axis.
-        kernel_width: k-space kernel size per axis; ``None`` adapts it to the calibration region
-            (6 when its smallest side is at least 20 samples, else ``max(3, side // 2 − 1)``:
-            a 6-wide kernel in a 10-line centre leaves too few calibration rows).
+        kernel_width: k-space kernel size per axis; ``None`` adapts it to the calibration region:
+            ``min(6, max(3, side // 2 − 1))`` for its smallest side (a 6-wide kernel in a 10-line
+            centre leaves too few calibration rows; wider kernels than 6 shrink the eigenvalue
+            support at the object's edge).
         threshold: singular values kept above ``threshold · σ_max``.
         crop: eigenvalue at or below which a pixel's maps are set to zero (outside the object).
         maps: number of map sets (eigenvectors per pixel, largest eigenvalues first).
@@ -144,7 +145,7 @@ def kernel_width_for(options: EspiritOptions, region: tuple[int, ...]) -> int:
     if options.kernel_width is not None:
         return options.kernel_width
     side = min(region)
-    return 6 if side >= 20 else max(3, side // 2 - 1)
+    return min(6, max(3, side // 2 - 1))
 
 
 def _kernels(kspace: torch.Tensor, options: EspiritOptions, region: tuple[slice, ...]) -> torch.Tensor:
