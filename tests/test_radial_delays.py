@@ -186,3 +186,11 @@ def test_auto_agrees_with_ring_on_sound_data() -> None:
     assert decision.applied is not None and decision.applied.method == "ring" and not decision.fallback
     assert decision.disagreement is not None and decision.disagreement < decision.threshold
     assert decision.applied.delay.error(delay) < 0.01
+
+
+def test_data_without_signal_is_not_corrected() -> None:
+    nominal = radial_trajectory(RadialSpec(32, 16, 2.0, golden=True))
+    for data, reason in ((torch.zeros(2, 16, 64, dtype=torch.complex64), "no signal"),
+                         (torch.full((2, 16, 64), float("nan"), dtype=torch.complex64), "NaN")):
+        decision = estimate_delay_checked(data, nominal)
+        assert decision.applied is None and decision.fallback and reason in decision.reason

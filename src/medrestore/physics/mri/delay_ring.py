@@ -91,7 +91,8 @@ def _refine(spokes: Spokes, first: torch.Tensor, second: torch.Tensor, start: to
         jacobian = torch.stack([slope_i, -slope_j], dim=-1)  # (C, P, 2)
         normal = torch.einsum("cpk,cpl->pkl", jacobian.conj(), jacobian).real
         gradient = torch.einsum("cpk,cp->pk", jacobian.conj(), value_i - value_j).real
-        normal = normal + 1e-9 * torch.eye(2, dtype=torch.float64) * normal.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
+        damping = 1e-9 * normal.diagonal(dim1=1, dim2=2).mean(dim=1) + torch.finfo(torch.float64).tiny
+        normal = normal + damping[:, None, None] * torch.eye(2, dtype=torch.float64)
         step = torch.linalg.solve(normal, -gradient)
         position = (position + step.clamp(-0.5, 0.5)).clamp(-radius, radius)
     return position

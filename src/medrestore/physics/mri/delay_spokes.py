@@ -104,6 +104,8 @@ def prepare_spokes(data: torch.Tensor, trajectory: torch.Tensor, support: float 
         raise ValueError("delay estimation needs full spokes through the k-space centre (centre-out spokes given)")
     if not bool(torch.isfinite(torch.view_as_real(data)).all()):
         raise ValueError("the k-space holds NaN or infinite values")
+    if not bool((data != 0).any()):
+        raise ValueError("the k-space holds no signal (all zero)")
     oversampling = 1.0 / geometry.sample_spacing
     fraction = min(1.0, 1.5 / oversampling) if support is None else min(1.0, support)
     projections = torch.fft.fft(data.to(torch.complex128), dim=-1)
