@@ -82,10 +82,12 @@ RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
 RECON_WAVELET = WaveletOptions(random_shifts=True)
 """``cs-wavelet``'s transform: db4, zero extension, maximal levels, random shifts (cycle spinning)."""
-CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8)
+CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=0.35)
 """ESPIRiT settings of ``sense`` and the CS methods: BART's eigenvalue crop (``ecalib -c 0.8``), so the
-background outside the object is reconstructed as zero (the networks keep ``RECON_ESPIRIT``, the
-whole-field-of-view maps they were trained with). ``benchmarks/mri-coil-maps.md`` measures it."""
+background outside the object is reconstructed as zero, with the kernel width fitted to the
+calibration region so that the crop keeps the whole object (and no crop for centres too small to
+tell); the networks keep ``RECON_ESPIRIT``, the whole-field-of-view maps they were trained with.
+``benchmarks/mri-coil-maps.md`` measures both."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,10 +276,10 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     start = time.perf_counter()
     plan = None if method == "zero-filled" else plan_coil_maps(options.coil_maps, kspace, _espirit_for(method, options))
     compression = None if method == "zero-filled" else options.coil_compression
-    images, lam, iterations = [], None, 0
+    images, lam, iterations, coils = [], None, 0, kspace.n_coils
     for batch_index in track(list(np.ndindex(*batch_shape)) if batch_shape else [()], "slices"):
         pieces = slice_problems(kspace, batch_index, None if plan is None else plan.body, compression)
-        planes = []
+        planes, coils = [], int(pieces[0].kspace.shape[0])
         for piece in track(pieces, "readout positions") if volume else pieces:
             maps = None if plan is None else slice_coil_maps(plan, piece, kspace.metadata.get("source_path"))
             image, lam, iterations = _reconstruct_slice(piece.mask, piece.kspace.to(device), maps, method, options)
@@ -286,7 +288,8 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     magnitude = torch.stack(images).reshape(*batch_shape, *kspace.image_shape)
     seconds = time.perf_counter() - start
     magnitude = _crop_to_recon_shape(magnitude, kspace.metadata.get("recon_shape"))
-    metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations}
+    metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations,
+                "recon_coils": coils}
     stack = _stack_layout(magnitude, list(kspace.metadata.get("batch_axes") or []), len(batch_shape))
     image = Image(stack, kspace.affine, 3 if batch_shape or volume else 2, "mri", metadata)
     return ReconResult(image, method, lam, iterations, seconds)
@@ -381,6 +384,8 @@ def reconstruct_file(
         "input": str(input_path), "output": str(output_path), "method": result.method, "lambda": result.lam,
         "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
     }
+    if kspace.is_cartesian:
+        report["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
     if reference_path is not None:
         reference = read_reference(reference_path)
         try:

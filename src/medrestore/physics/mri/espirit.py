@@ -59,6 +59,12 @@ class EspiritOptions:
         threshold: singular values kept above ``threshold · σ_max``.
         crop: eigenvalue at or below which a pixel's maps are set to zero (outside the object).
         maps: number of map sets (eigenvectors per pixel, largest eigenvalues first).
+        min_rows_per_column: ``None``: the kernel width rule above. A number ``ρ``: the adaptive
+            width is the largest of 6…3 whose calibration matrix has at least ``ρ`` rows per
+            column (``Π_i (r_i − w + 1) / (coils · w^d)``: a wide kernel in a small square centre
+            leaves too few rows to tell signal from null space, and the eigenvalues then fall below
+            the crop inside the object), and the crop is skipped (maps over the whole field of
+            view) when even width 3 leaves fewer than ``ρ/2`` — too small a centre to crop by.
         phase_reference: ``"first-coil"`` (sigpy) or ``"principal-component"`` (BART); see the
             module notes.
     """
@@ -69,6 +75,7 @@ class EspiritOptions:
     crop: float = 0.95
     maps: int = 1
     phase_reference: PhaseReference = "first-coil"
+    min_rows_per_column: float | None = None
 
     def __post_init__(self) -> None:
         if self.maps < 1:
@@ -140,18 +147,37 @@ def _calibration_matrix(calibration: torch.Tensor, kernel_width: int) -> torch.T
     return blocks.reshape(int(torch.tensor(positions).prod()), -1)
 
 
-def kernel_width_for(options: EspiritOptions, region: tuple[int, ...]) -> int:
-    """The kernel width used for a calibration region (see :class:`EspiritOptions`)."""
+def rows_per_column(region: tuple[int, ...], coils: int, kernel_width: int) -> float:
+    """Rows over columns of the calibration matrix: ``Π_i (r_i − w + 1) / (coils · w^d)``."""
+    rows = math.prod(max(size - kernel_width + 1, 0) for size in region)
+    return rows / (coils * kernel_width ** len(region))
+
+
+def kernel_width_for(options: EspiritOptions, region: tuple[int, ...], coils: int = 1) -> int:
+    """The kernel width used for a calibration region of ``coils`` coils (see :class:`EspiritOptions`)."""
     if options.kernel_width is not None:
         return options.kernel_width
-    side = min(region)
-    return min(6, max(3, side // 2 - 1))
+    if options.min_rows_per_column is None:
+        return min(6, max(3, min(region) // 2 - 1))
+    for width in range(6, 3, -1):
+        if rows_per_column(region, coils, width) >= options.min_rows_per_column:
+            return width
+    return 3
+
+
+def crop_is_reliable(options: EspiritOptions, region: tuple[int, ...], coils: int) -> bool:
+    """Whether the eigenvalue crop is applied: always without ``min_rows_per_column``, else when the
+    calibration matrix has at least half that many rows per column (see :class:`EspiritOptions`)."""
+    if options.min_rows_per_column is None:
+        return True
+    width = kernel_width_for(options, region, coils)
+    return rows_per_column(region, coils, width) >= options.min_rows_per_column / 2
 
 
 def _kernels(kspace: torch.Tensor, options: EspiritOptions, region: tuple[slice, ...]) -> torch.Tensor:
     """Signal-space kernels ``(n_kernels, coils, *kernel)`` from the calibration matrix's SVD."""
     sizes = tuple(part.stop - part.start for part in region)
-    kernel_width = kernel_width_for(options, sizes)
+    kernel_width = kernel_width_for(options, sizes, int(kspace.shape[0]))
     if min(sizes) < kernel_width:
         raise ValueError(
             f"the fully sampled centre {sizes} is smaller than the ESPIRiT kernel ({kernel_width}); "
@@ -258,7 +284,8 @@ def espirit_map_sets(
     top = eigenvectors[..., -options.maps :].flip(-1)  # (*grid, coils, sets), largest first
     values = eigenvalues[..., -options.maps :].flip(-1).to(torch.float32)  # (*grid, sets)
     reference = principal_component(kspace, region).to(top.dtype) if options.phase_reference == "principal-component" else None
-    top = _fix_phase(top, reference) * (values > options.crop).unsqueeze(-2)
+    crop = options.crop if crop_is_reliable(options, tuple(p.stop - p.start for p in region), int(kspace.shape[0])) else 0.0
+    top = _fix_phase(top, reference) * (values > crop).unsqueeze(-2)
     n_grid = len(grid)
     maps = top.permute(n_grid + 1, n_grid, *range(n_grid))
     return maps.to(torch.complex64).contiguous(), values.permute(n_grid, *range(n_grid)).contiguous()
