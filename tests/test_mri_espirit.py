@@ -142,3 +142,21 @@ def test_espirit_matches_bart_ecalib_on_brain(tmp_path: Path) -> None:
     ours, _ = espirit_maps(kspace.data, None, BART_ESPIRIT)
     dice, correlation, difference = _agreement(ours.numpy(), theirs[0])
     assert dice > 0.995 and float(np.percentile(correlation, 1)) > 0.999 and np.median(difference) < 0.01
+
+
+def test_kernel_width_follows_calibration_rows() -> None:
+    """min_rows_per_column: the widest kernel (6…3) with enough calibration rows per column; below half of it no crop."""
+    from medrestore.physics.mri.espirit import crop_is_reliable, kernel_width_for, rows_per_column
+
+    options = EspiritOptions(kernel_width=None, crop=0.8, min_rows_per_column=0.35)
+    assert rows_per_column((24, 24), 16, 6) == pytest.approx(19 * 19 / (16 * 36))
+    assert kernel_width_for(options, (24, 24), 16) == 6  # 0.63 rows per column
+    assert kernel_width_for(options, (12, 12), 16) == 3  # widths 6, 5, 4 leave 0.09, 0.16, 0.32
+    assert kernel_width_for(options, (10, 24), 16) == 4
+    assert crop_is_reliable(options, (8, 8), 16) and not crop_is_reliable(options, (6, 6), 16)
+    shape = (48, 48)
+    kspace = fftc(_coil_maps(8, shape) * _phantom(shape))
+    mask = torch.zeros(shape, dtype=torch.bool)
+    mask[21:27, 22:26] = True  # a 6×4 centre: too small to crop by
+    maps, _ = espirit_maps(kspace * mask, mask, options)
+    assert bool((maps.abs().sum(0) > 0).all())

@@ -9,6 +9,9 @@ Examples::
     medrestore recon brain-4x.npz -o unrolled.nii.gz --method unrolled
     medrestore recon radial.npz -o radial.nii.gz --delay-correction ring
     medrestore recon k.cfl --trajectory t.cfl -o radial.nii.gz --delay 0.5 -0.3 0
+    medrestore recon brain-4x.npz -o soft.nii.gz --maps 2 --virtual-coils 8
+    medrestore recon brain-4x.npz -o body.nii.gz --method sense --coil-maps 2024-02-06-164120.dat
+    medrestore recon volume.cfl -o volume.nii.gz
 
 Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS L1-wavelet),
 ``zero-filled``, ``sense`` (CG-SENSE), ``cs-wavelet`` (L1-wavelet with random shifts, FISTA),
@@ -26,6 +29,14 @@ The regularisation weight follows the noise level of the outer k-space (Cartesia
 scale for radial data or when there is no periphery); ``--lam`` sets it absolutely.
 With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).
+
+Coil maps (Cartesian ``sense`` and CS): ESPIRiT with BART's eigenvalue crop (``--espirit-crop``,
+default 0.8: the background outside the object comes out zero, as from BART's ``pics``; 0 keeps
+the whole field of view), one or two map sets (``--maps 2``, ESPIRiT's soft-SENSE), a maps file,
+or a body-coil scan of the same slice (``--coil-maps`` with a twix/ISMRMRD/``.npz`` k-space file,
+or a BART k-space with fewer coils than the array). ``--virtual-coils N`` / ``--coil-energy F``
+compress many coils first (BART ``cc``). 3-D Cartesian k-space ``(coils, kz, ky, kx)``, fully
+sampled along the readout, is reconstructed per readout position into a volume.
 """
 
 from __future__ import annotations
