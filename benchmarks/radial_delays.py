@@ -9,13 +9,17 @@ numbers; delays are compared in BART's ``traj -q`` axes):
   ``bart noise -s SEED -n VAR`` with ``VAR = (noise · max|k|)²``. ``-O`` moves every sample by
   the whole vector ``S n`` (per-axis delays, the physical model); without it only the part
   along the spoke moves.
-* ``bart-extra`` — the same with 4 coils (BART's phantom simulates at most 8), uniform ordering (``-r`` without ``-G``:
-  spokes over 180°, and ``-D``: over 360°) and no readout oversampling (``-o 1``).
+* ``bart-extra`` — the same with 4 coils (BART's phantom simulates at most 8), uniform ordering
+  (``-r`` without ``-G``: spokes over 180°, and ``-D``: over 360°), no readout oversampling
+  (``-o 1``), and 2 or 8 coils at noise far above real scans' (0.05, 0.1).
 * ``ours`` — :func:`medrestore.tasks.radial.simulate_radial` of the real brain slices
   ``brain-mri-ants/r*slice.jpg`` (block-averaged to 128²; 8 birdcage coils, 2× oversampling,
   the whole vector ``S n``, noise relative to ``max|y|``), also with 4 and 16 coils.
 * ``failures`` — data where an estimator must fail: pure noise, two spokes, delays beyond
   RING's search window, uniform spokes over 180° (no antiparallel pairs).
+* ``noise`` — the noise of real scans relative to their largest k-space magnitude
+  (``mri-raw-pulseq``, :func:`~medrestore.physics.mri.kspace_noise.kspace_noise_std`): the
+  basis of ``simulate-radial``'s default noise.
 
 Per row: RMS error (samples, over x, y, xy, the delays and the noise seeds) of our RING,
 AC-adaptive and the default (``auto``: RING checked by AC-adaptive, with its fallbacks; "no
@@ -26,7 +30,7 @@ data (the thresholds of :data:`medrestore.physics.mri.delay_estimation.DEFAULT_C
 
 Usage::
 
-    python benchmarks/radial_delays.py [--sections bart bart-extra ours failures] [--quick] [--json results.json]
+    python benchmarks/radial_delays.py [--sections bart bart-extra ours failures noise] [--quick] [--json results.json]
 """
 
 from __future__ import annotations
@@ -48,10 +52,14 @@ from medrestore.core.image import Image
 from medrestore.io import read_image, read_kspace
 from medrestore.io.raw_bart import read_cfl, write_cfl
 from medrestore.physics.mri.delay_estimation import DEFAULT_CHECK, DelayEstimate, decide_delay, estimate_delay
+from medrestore.physics.mri.kspace_noise import kspace_noise_std
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.tasks.radial import RadialSimulation, delay_in_input_axes, simulate_radial
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brain-mri-ants"
+RAW = DATA.parent / "mri-raw-pulseq"
+SCANS = {"2024-02-06-164128.dat": "brain, 16-channel head coil", "2024-02-06-160052.dat": "phantom, 16-channel head coil",
+         "2024-02-06-164120.dat": "brain, 2-channel body coil", "2024-02-06-160115.dat": "phantom, 2-channel body coil"}
 DELAYS = ("0.5:-0.3:0", "0.3:-0.2:0.15", "-0.6:-0.6:0", "1:-0.5:0.3")
 """Delays in BART's axes (DX:DY:DXY, samples): anisotropic, with a cross term, isotropic, large."""
 ESTIMATORS = ("ring", "ac-adaptive", "auto", "bart", "bart-R")
@@ -235,6 +243,8 @@ def extra_cases(quick: bool) -> list[Case]:
               for ordering in ("uniform", "uniform-360") for transverse in (False, True)]
     cases += [Case("bart", 128, spokes, transverse=transverse, noise=noise, oversampling=1, delays=delays)
               for spokes in (32, 64) for transverse in (False, True) for noise in (0.0, 0.005)]
+    cases += [Case("bart", 128, 32, coils=coils, noise=noise, delays=delays)  # far noisier than real scans
+              for coils in (2, 8) for noise in (0.05, 0.1)]
     return cases
 
 
@@ -261,6 +271,8 @@ FAILURES = (
     ("2 spokes", "0.5:-0.3:0", lambda folder: bart_dataset(folder, Case("bart", 128, 2, noise=0.005), "0.5:-0.3:0", 0)),
     ("delay beyond RING's ±4-sample window", "5:4:0",
      lambda folder: bart_dataset(folder, Case("bart", 128, 64, noise=0.005), "5:4:0", 0)),
+    ("delay beyond RING's window, wrong crossings (our simulator, brain)", "-5:-6:0",
+     lambda folder: ours_dataset(folder, Case("ours", 128, 64, noise=0.005), brain_images()[0], "-5:-6:0", 0)),
     ("uniform spokes over 180° (no antiparallel pairs)", "0.5:-0.3:0",
      lambda folder: bart_dataset(folder, Case("bart", 128, 32, "uniform", noise=0.005), "0.5:-0.3:0", 0)),
     ("no readout oversampling, isotropic", "0.4:0.4:0",
@@ -298,6 +310,18 @@ def failure_rows() -> list[dict[str, object]]:
     return rows
 
 
+def noise_rows() -> list[dict[str, object]]:
+    """σ̂ of the complex noise (outer k-space, MAD) over the largest k-space magnitude of the real Cartesian scans."""
+    rows = []
+    for name, label in SCANS.items():
+        kspace = read_kspace(RAW / name)
+        sigma = kspace_noise_std(kspace.data)
+        peak = float(kspace.data.abs().max())
+        rows.append({"scan": name, "label": label, "shape": list(kspace.data.shape), "sigma": sigma, "max": peak,
+                     "ratio": None if sigma is None else sigma / peak})
+    return rows
+
+
 def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -316,8 +340,8 @@ def markdown_rows(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", nargs="+", default=["bart", "bart-extra", "ours", "failures"],
-                        choices=["bart", "bart-extra", "ours", "failures"])
+    parser.add_argument("--sections", nargs="+", default=["bart", "bart-extra", "ours", "failures", "noise"],
+                        choices=["bart", "bart-extra", "ours", "failures", "noise"])
     parser.add_argument("--quick", action="store_true", help="128² only, fewer delays and seeds")
     parser.add_argument("--json", default=None, help="write every row to this JSON file")
     args = parser.parse_args()
@@ -326,8 +350,8 @@ def main() -> None:
     builders = {"bart": bart_cases, "bart-extra": extra_cases, "ours": ours_cases}
     results: dict[str, object] = {}
     for section in args.sections:
-        if section == "failures":
-            results[section] = failure_rows()
+        if section in ("failures", "noise"):
+            results[section] = failure_rows() if section == "failures" else noise_rows()
             for row in results[section]:  # type: ignore[union-attr]
                 print(json.dumps(row), flush=True)
             continue
