@@ -12,7 +12,9 @@
 * :mod:`~medrestore.physics.mri.nufft` — the NUFFT operator (FINUFFT, true adjoint, autograd).
 * :mod:`~medrestore.physics.mri.density` — ramp and Pipe–Menon density compensation.
 * :mod:`~medrestore.physics.mri.radial` — simulated coils, radial SENSE, gridding, coil maps from the centre.
-* :mod:`~medrestore.physics.mri.delay_estimation` — RING and AC-adaptive gradient-delay estimation.
+* :mod:`~medrestore.physics.mri.delay_estimation` — gradient-delay estimation: RING
+  (:mod:`~medrestore.physics.mri.delay_ring`), AC-adaptive (:mod:`~medrestore.physics.mri.delay_ac_adaptive`)
+  and the checked decision between them.
 """
 
 from medrestore.physics.mri.espirit import (
@@ -39,7 +41,9 @@ from medrestore.physics.mri.operators import (
     lipschitz_constant,
     max_eigenvalue,
 )
-from medrestore.physics.mri.delay_estimation import DelayEstimate, estimate_delay, estimate_delay_ac_adaptive, estimate_delay_ring
+from medrestore.physics.mri.delay_estimation import (
+    DelayDecision, DelayEstimate, estimate_delay, estimate_delay_ac_adaptive, estimate_delay_checked, estimate_delay_ring,
+)
 from medrestore.physics.mri.density import pipe_menon_density, ramp_density
 from medrestore.physics.mri.nufft import NUFFTOperator, nonuniform_dft
 from medrestore.physics.mri.radial import gridding, radial_coil_maps, radial_sense
@@ -63,6 +67,7 @@ __all__ = [
     "CartesianSampling",
     "CoilExpansion",
     "ComposedOperator",
+    "DelayDecision",
     "DelayEstimate",
     "EspiritOptions",
     "FFTOperator",
@@ -87,6 +92,7 @@ __all__ = [
     "espirit_maps",
     "estimate_delay",
     "estimate_delay_ac_adaptive",
+    "estimate_delay_checked",
     "estimate_delay_ring",
     "gridding",
     "inner_product",
