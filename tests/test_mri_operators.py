@@ -148,3 +148,19 @@ def test_sense_matches_definition() -> None:
     x = torch.randn(16, 12, dtype=torch.complex64)
     expected = fftc(maps * x) * mask
     torch.testing.assert_close(cartesian_sense(maps, mask).forward(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_split_intensity() -> None:
+    """S = w·Ŝ with Σ|Ŝ|² = 1 where S ≠ 0; unit-norm maps come back unchanged with w = None."""
+    from medrestore.physics.mri.sense import split_intensity
+
+    maps = _coil_maps(4, (12, 10))
+    unit, weight = split_intensity(maps)
+    assert weight is None and unit is maps
+    profile = torch.linspace(0.2, 2.0, 10).expand(12, 10).clone()
+    profile[0] = 0
+    unit, weight = split_intensity(maps * profile)
+    assert weight is not None
+    torch.testing.assert_close(weight, profile, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unit[:, 1:], maps[:, 1:], atol=1e-5, rtol=1e-5)
+    assert float(unit[:, 0].abs().max()) == 0.0

@@ -60,7 +60,7 @@ from medrestore.physics.mri.coil_compression import COMPRESSION_KINDS, CoilCompr
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions
 from medrestore.physics.mri.kspace_noise import kspace_noise_std
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration, sample_mask
-from medrestore.physics.mri.sense import cartesian_sense
+from medrestore.physics.mri.sense import cartesian_sense, split_intensity
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import data_scale, relative_weight
@@ -82,7 +82,7 @@ RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
 RECON_WAVELET = WaveletOptions(random_shifts=True)
 """``cs-wavelet``'s transform: db4, zero extension, maximal levels, random shifts (cycle spinning)."""
-CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=0.35)
+CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=1.0)
 """ESPIRiT settings of ``sense`` and the CS methods: BART's eigenvalue crop (``ecalib -c 0.8``), so the
 background outside the object is reconstructed as zero, with the kernel width fitted to the
 calibration region so that the crop keeps the whole object (and no crop for centres too small to
@@ -228,8 +228,13 @@ def _reconstruct_slice(
     assert maps is not None
     if method in NETWORK_METHODS:
         return network_reconstruction(method, data, maps.to(data.device), mask.to(data.device)), None, 0
-    image, lam, iterations = _solve_slice(data, maps, mask, method, options)
-    return (rss(image, coil_axis=0) if maps.ndim == data.ndim + 1 else image), lam, iterations
+    if maps.ndim == data.ndim + 1:
+        image, lam, iterations = _solve_slice(data, maps, mask, method, options)
+        return rss(image, coil_axis=0), lam, iterations
+    # Maps with an intensity profile (body-coil referenced) are solved with their unit-norm
+    # directions: the same images as ESPIRiT's convention, and ESPIRiT's conditioning (AᴴA ≈ I).
+    unit, _ = split_intensity(maps)
+    return _solve_slice(data, unit, mask, method, options)
 
 
 def _solve_slice(

@@ -5,12 +5,15 @@ A body coil sees the object with a nearly uniform receive profile, so dividing e
 image by the body coil's image of the same slice leaves the array coil's sensitivity relative to
 the body coil (the object cancels)::
 
-    S_c(r) = c_c(r) conj(b(r)) / (|b(r)|² + ε²),   ε = regularisation · max|b|
+    S_c(r) = G ∗ (c_c conj(b)) (r) / (G ∗ |b|² (r) + ε²),   ε = regularisation · max|b|
 
 with ``c_c`` the array coil images and ``b`` the combined body-coil image, both at low
 resolution — from the fully sampled k-space centre, tapered by a Hann window — since
 sensitivities are smooth and the body coil's image is noisy (the ratio would otherwise divide
-noise by noise). The body coil's channels (a quadrature pair, say) are combined linearly with
+noise by noise). ``G`` is a Gaussian of ``smoothing`` pixels (normalised convolution,
+Knutsson & Westin, CVPR 1993): where the object is dark (cerebrospinal fluid, the gap between
+brain and scalp) the plain ratio ``c/b`` divides noise by noise, while the weighted average
+borrows the sensitivity from the bright neighbourhood; ``smoothing = 0`` is the plain ratio. The body coil's channels (a quadrature pair, say) are combined linearly with
 the first principal component ``v`` of its calibration data, ``b = Σ_j conj(v_j) b_j``, which
 keeps a smooth phase. Where the body coil sees no signal — outside ``|b| > threshold · max|b|``
 widened by ``margin`` pixels, since the low-resolution image fades at the object's edge before
@@ -45,18 +48,20 @@ class BodyCoilOptions:
         threshold: fraction of the body-coil image's maximum below which the maps are zero.
         regularisation: ``ε / max|b|`` of the regularised division.
         margin: pixels by which the thresholded support is widened (a square neighbourhood).
+        smoothing: standard deviation in pixels of the normalised convolution's Gaussian (0: none).
     """
 
     calibration_width: int = 24
     threshold: float = 0.02
     regularisation: float = 0.05
     margin: int = 3
+    smoothing: float = 2.0
 
     def __post_init__(self) -> None:
         if self.calibration_width < 2:
             raise ValueError(f"the calibration region needs at least 2 samples per axis, got {self.calibration_width}")
-        if not 0 <= self.threshold < 1 or not self.regularisation >= 0 or self.margin < 0:
-            raise ValueError("the body-coil threshold must lie in [0, 1), the regularisation and margin be non-negative")
+        if not 0 <= self.threshold < 1 or not self.regularisation >= 0 or self.margin < 0 or not self.smoothing >= 0:
+            raise ValueError("the body-coil threshold must lie in [0, 1), the regularisation, margin and smoothing be non-negative")
 
 
 def _common_region(
@@ -82,6 +87,16 @@ def low_resolution_images(kspace: torch.Tensor, region: tuple[slice, ...]) -> to
     block = torch.zeros_like(kspace, dtype=torch.complex128)
     block[(slice(None), *region)] = kspace[(slice(None), *region)].to(torch.complex128) * window
     return ifftc(block, kspace.ndim - 1)
+
+
+def gaussian_smooth(image: torch.Tensor, sigma: float, n_grid: int) -> torch.Tensor:
+    """Circular convolution of ``image (..., *grid)`` with a Gaussian of ``sigma`` pixels over the last ``n_grid`` axes (complex)."""
+    axes = tuple(range(-n_grid, 0))
+    response = torch.ones((), dtype=torch.float64)
+    for size in image.shape[-n_grid:]:
+        frequency = torch.fft.fftfreq(size, dtype=torch.float64)
+        response = response.unsqueeze(-1) * torch.exp(-2 * (torch.pi * sigma * frequency) ** 2)
+    return torch.fft.ifftn(torch.fft.fftn(image, dim=axes) * response, dim=axes)
 
 
 def widen(support: torch.Tensor, margin: int) -> torch.Tensor:
@@ -121,7 +136,11 @@ def body_coil_maps(
     peak = float(body.abs().max())
     if peak == 0:
         raise ValueError("the body-coil scan holds no signal in its k-space centre")
-    maps = coil_images * body.conj() / (body.abs() ** 2 + (options.regularisation * peak) ** 2)
+    weighted, energy = coil_images * body.conj(), body.abs() ** 2
+    if options.smoothing > 0:
+        weighted = gaussian_smooth(weighted, options.smoothing, len(grid))
+        energy = gaussian_smooth(energy, options.smoothing, len(grid)).real
+    maps = weighted / (energy + (options.regularisation * peak) ** 2)
     maps = maps * widen(body.abs() > options.threshold * peak, options.margin)
     norm = float((maps.abs() ** 2).sum(0).max()) ** 0.5
     return (maps / max(norm, 1e-30)).to(torch.complex64)

@@ -60,11 +60,13 @@ class EspiritOptions:
         crop: eigenvalue at or below which a pixel's maps are set to zero (outside the object).
         maps: number of map sets (eigenvectors per pixel, largest eigenvalues first).
         min_rows_per_column: ``None``: the kernel width rule above. A number ``ρ``: the adaptive
-            width is the largest of 6…3 whose calibration matrix has at least ``ρ`` rows per
-            column (``Π_i (r_i − w + 1) / (coils · w^d)``: a wide kernel in a small square centre
-            leaves too few rows to tell signal from null space, and the eigenvalues then fall below
-            the crop inside the object), and the crop is skipped (maps over the whole field of
-            view) when even width 3 leaves fewer than ``ρ/2`` — too small a centre to crop by.
+            width is the largest up to that rule's whose calibration matrix has at least ``ρ`` rows
+            per column (``Π_i (r_i − w + 1) / (coils · w^d)``: a wide kernel in a small square
+            centre leaves too few rows to tell signal from null space, and the eigenvalues then
+            fall below the crop inside the object; ``ρ = 1``: at least as many rows as columns, so
+            that the null space is the data's and not the matrix's shape), 3 at least, and the crop
+            is skipped (maps over the whole field of view) when the chosen width leaves fewer than
+            ``ρ/2`` — too small a centre to crop by.
         phase_reference: ``"first-coil"`` (sigpy) or ``"principal-component"`` (BART); see the
             module notes.
     """
@@ -157,9 +159,10 @@ def kernel_width_for(options: EspiritOptions, region: tuple[int, ...], coils: in
     """The kernel width used for a calibration region of ``coils`` coils (see :class:`EspiritOptions`)."""
     if options.kernel_width is not None:
         return options.kernel_width
+    widest = min(6, max(3, min(region) // 2 - 1))
     if options.min_rows_per_column is None:
-        return min(6, max(3, min(region) // 2 - 1))
-    for width in range(6, 3, -1):
+        return widest
+    for width in range(widest, 3, -1):
         if rows_per_column(region, coils, width) >= options.min_rows_per_column:
             return width
     return 3

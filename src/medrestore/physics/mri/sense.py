@@ -176,6 +176,22 @@ def coil_combine(coil_images: torch.Tensor, coil_maps: torch.Tensor) -> torch.Te
     return torch.sum(coil_images * coil_maps.to(coil_images.device).conj(), dim=-grid_ndim - 1)
 
 
+def split_intensity(coil_maps: torch.Tensor, tolerance: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``S = w · Ŝ`` with ``Σ_c |Ŝ_c|² = 1``: unit-norm maps ``(coils, *grid)`` and ``w = sqrt(Σ_c |S_c|²)`` ``(*grid)``.
+
+    Maps that keep an intensity profile (body-coil referenced ones) make ``AᴴA`` far from the
+    identity, so CG and FISTA converge slowly where ``w`` is small; with ``Ŝ`` the unknown is
+    ``u = w ρ`` (the image in ESPIRiT's and the root-sum-of-squares' intensity convention) and
+    ``AᴴA`` is the identity on the support for full sampling. ``w`` is ``None`` when the maps
+    are unit-norm already (within ``tolerance`` wherever they are non-zero).
+    """
+    weight = (coil_maps.abs() ** 2).sum(0).sqrt()
+    support = weight > 0
+    if not bool(support.any()) or float((weight[support] - 1).abs().max()) <= tolerance:
+        return coil_maps, None
+    return coil_maps / torch.where(support, weight, torch.ones_like(weight)), weight
+
+
 def zero_filled_rss(kspace: torch.Tensor, grid_ndim: int = 2) -> torch.Tensor:
     """Root-sum-of-squares of the inverse FFT of zero-filled k-space ``(*batch, coils, *grid)``.
 
