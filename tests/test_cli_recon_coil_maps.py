@@ -41,7 +41,7 @@ def recon(capsys: pytest.CaptureFixture[str], *argv: object) -> dict:
 def test_crop_cleans_the_background(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """BART's 8-coil phantom with noise, 4× Poisson-disc around a 16×16 centre: with the default crop the image is
     exactly zero away from the maps' support, so against a reference with a clean background (the RSS masked to
-    BART's `ecalib` support) SSIM rises far above the whole-field maps' (`--espirit-crop 0`)."""
+    BART's `ecalib` support) SSIM rises above the whole-field maps' (`--espirit-crop 0`)."""
     bart(tmp_path, "phantom", "-k", "-s", 8, "-x", 64, "k")
     bart(tmp_path, "noise", "-s", 2, "-n", 50, "k", "kn")
     bart(tmp_path, "ecalib", "-m", 1, "kn", "maps")

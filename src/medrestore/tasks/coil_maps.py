@@ -31,7 +31,7 @@ from medrestore.io.kspace_api import kspace_format
 from medrestore.io.raw_bart import COIL_DIMENSION, MAPS_DIMENSION, read_bart_array
 from medrestore.physics.mri.body_coil import BodyCoilOptions, body_coil_maps
 from medrestore.physics.mri.coil_compression import compress_maps
-from medrestore.physics.mri.espirit import EspiritOptions, espirit_map_sets
+from medrestore.physics.mri.espirit import EspiritOptions, calibration_shape, espirit_map_sets, kernel_width_for
 from medrestore.tasks.recon_slices import SliceData
 
 MapSourceKind = Literal["espirit", "file", "body-coil"]
@@ -95,6 +95,16 @@ def plan_coil_maps(source: str, kspace: KSpace, espirit: EspiritOptions) -> Coil
     return CoilMapPlan("file", espirit, maps=read_coil_maps(path, kspace, espirit.maps))
 
 
+def _acquired_kernel(options: EspiritOptions, piece: SliceData) -> EspiritOptions:
+    """ESPIRiT settings whose adaptive kernel width is the one the acquired coils give: compressing
+    to fewer virtual coils leaves the calibration's information as it was, so it should not widen
+    the kernel (a wider kernel than the acquired coils support changes the maps, not the data)."""
+    if options.kernel_width is not None or piece.acquired_coils in (None, piece.kspace.shape[0]):
+        return options
+    region = calibration_shape(piece.mask, tuple(piece.kspace.shape[1:]), options.calibration_width)
+    return dataclasses.replace(options, kernel_width=kernel_width_for(options, region, int(piece.acquired_coils)))
+
+
 def slice_coil_maps(plan: CoilMapPlan, piece: SliceData, source: str | None) -> torch.Tensor:
     """Maps of one slice: ``(coils, *grid)``, or ``(sets, coils, *grid)`` for several ESPIRiT map sets."""
     if plan.kind == "file":
@@ -110,7 +120,7 @@ def slice_coil_maps(plan: CoilMapPlan, piece: SliceData, source: str | None) -> 
         if plan.kind == "body-coil":
             assert piece.body is not None
             return body_coil_maps(piece.kspace, piece.body, piece.mask, piece.body_mask, plan.body_coil)
-        maps, _ = espirit_map_sets(piece.kspace, piece.mask, plan.espirit)
+        maps, _ = espirit_map_sets(piece.kspace, piece.mask, _acquired_kernel(plan.espirit, piece))
     except ValueError as error:
         raise InputError(source, str(error)) from None
     return maps[0] if plan.espirit.maps == 1 else maps

@@ -82,7 +82,7 @@ RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
 RECON_WAVELET = WaveletOptions(random_shifts=True)
 """``cs-wavelet``'s transform: db4, zero extension, maximal levels, random shifts (cycle spinning)."""
-CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=1.0)
+CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=0.5)
 """ESPIRiT settings of ``sense`` and the CS methods: BART's eigenvalue crop (``ecalib -c 0.8``), so the
 background outside the object is reconstructed as zero, with the kernel width fitted to the
 calibration region so that the crop keeps the whole object (and no crop for centres too small to

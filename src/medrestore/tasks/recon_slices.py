@@ -36,6 +36,7 @@ class SliceData:
         body_mask: its mask (``None``: fully sampled).
         matrices: the coil compression applied (maps read from a file get the same).
         readout_index: 3-D data: the readout position ``x`` of this problem (hybrid space).
+        acquired_coils: the coils before compression (ESPIRiT fits its kernel to them).
     """
 
     kspace: torch.Tensor
@@ -44,6 +45,7 @@ class SliceData:
     body_mask: torch.Tensor | None = None
     matrices: torch.Tensor | None = None
     readout_index: int | None = None
+    acquired_coils: int | None = None
 
 
 def compress(
@@ -86,14 +88,14 @@ def slice_problems(
     body_data = None if body is None else body.data[batch_index]
     body_mask = None if body is None or body.mask is None else _full_mask(body.mask, body.samples_shape)
     if len(kspace.image_shape) == 2:
-        return [SliceData(data, mask, body_data, body_mask, matrices)]
+        return [SliceData(data, mask, body_data, body_mask, matrices, None, kspace.n_coils)]
     plane_mask = _readout_slices(mask, source)
     body_plane_mask = None if body_mask is None else _readout_slices(body_mask, body.metadata.get("source_path"))
     hybrid = ifftc(data, 1)
     body_hybrid = None if body_data is None else ifftc(body_data, 1)
     return [
         SliceData(hybrid[..., x].contiguous(), plane_mask, None if body_hybrid is None else body_hybrid[..., x].contiguous(),
-                  body_plane_mask, matrices, x)
+                  body_plane_mask, matrices, x, kspace.n_coils)
         for x in range(hybrid.shape[-1])
     ]
 

@@ -63,10 +63,9 @@ class EspiritOptions:
             width is the largest up to that rule's whose calibration matrix has at least ``ρ`` rows
             per column (``Π_i (r_i − w + 1) / (coils · w^d)``: a wide kernel in a small square
             centre leaves too few rows to tell signal from null space, and the eigenvalues then
-            fall below the crop inside the object; ``ρ = 1``: at least as many rows as columns, so
-            that the null space is the data's and not the matrix's shape), 3 at least, and the crop
-            is skipped (maps over the whole field of view) when the chosen width leaves fewer than
-            ``ρ/2`` — too small a centre to crop by.
+            fall below the crop inside the object), 3 at least, and the crop is skipped (maps over
+            the whole field of view) when the chosen width leaves fewer than ``ρ/2`` — too small a
+            centre to crop by.
         phase_reference: ``"first-coil"`` (sigpy) or ``"principal-component"`` (BART); see the
             module notes.
     """
