@@ -226,14 +226,14 @@ def _reconstruct_slice(
     if method == "zero-filled":
         return rss(ifftc(data, 2), coil_axis=0), None, 0
     assert maps is not None
-    if method in NETWORK_METHODS:
-        return network_reconstruction(method, data, maps.to(data.device), mask.to(data.device)), None, 0
     if maps.ndim == data.ndim + 1:
         image, lam, iterations = _solve_slice(data, maps, mask, method, options)
         return rss(image, coil_axis=0), lam, iterations
-    # Maps with an intensity profile (body-coil referenced) are solved with their unit-norm
-    # directions: the same images as ESPIRiT's convention, and ESPIRiT's conditioning (AᴴA ≈ I).
+    # Maps with an intensity profile (body-coil referenced) are used by their unit-norm directions:
+    # the images of ESPIRiT's convention, and ESPIRiT's conditioning (AᴴA ≈ I).
     unit, _ = split_intensity(maps)
+    if method in NETWORK_METHODS:
+        return network_reconstruction(method, data, unit.to(data.device), mask.to(data.device)), None, 0
     return _solve_slice(data, unit, mask, method, options)
 
 
