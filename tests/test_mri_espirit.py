@@ -148,11 +148,12 @@ def test_kernel_width_follows_calibration_rows() -> None:
     """min_rows_per_column: the widest kernel (6…3) with enough calibration rows per column; below half of it no crop."""
     from medrestore.physics.mri.espirit import crop_is_reliable, kernel_width_for, rows_per_column
 
-    options = EspiritOptions(kernel_width=None, crop=0.8, min_rows_per_column=0.35)
+    options = EspiritOptions(kernel_width=None, crop=0.8, min_rows_per_column=0.5)
     assert rows_per_column((24, 24), 16, 6) == pytest.approx(19 * 19 / (16 * 36))
     assert kernel_width_for(options, (24, 24), 16) == 6  # 0.63 rows per column
-    assert kernel_width_for(options, (12, 12), 16) == 3  # widths 6, 5, 4 leave 0.09, 0.16, 0.32
-    assert kernel_width_for(options, (10, 24), 16) == 4
+    assert kernel_width_for(options, (24, 24), 32) == 5  # 0.31 at width 6, 0.50 at 5
+    assert kernel_width_for(options, (12, 12), 16) == 3  # widths 5, 4 leave 0.16, 0.32
+    assert kernel_width_for(options, (10, 24), 8) == 4  # at most the centre's own rule (10 // 2 − 1)
     assert crop_is_reliable(options, (8, 8), 16) and not crop_is_reliable(options, (6, 6), 16)
     shape = (48, 48)
     kspace = fftc(_coil_maps(8, shape) * _phantom(shape))
