@@ -18,8 +18,9 @@ Methods: ``auto`` (fully sampled → zero-filled RSS; undersampled → CS L1-wav
 ``cs-tv`` (total variation, FISTA), and the zoo's networks trained on simulated multi-coil
 brain data: ``unet`` (U-Net on the zero-filled image), ``vgg-unet`` (VGG19-encoder U-Net) and
 ``unrolled`` (ISTA-Net+ stages with SENSE data consistency).
-Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING), then
-reconstructs with TV on the NUFFT-SENSE operator;
+Radial (non-Cartesian) k-space: ``auto`` estimates and corrects gradient delays (RING checked
+by AC-adaptive; no correction, with a warning, when they fail or disagree), then reconstructs
+with TV on the NUFFT-SENSE operator;
 ``zero-filled`` is gridding; ``unet`` is
 gridding followed by the zoo's radial U-Net (``unet-radial-brain``); ``unrolled`` is the zoo's
 radial unrolled network (``unrolled-radial-brain``: NUFFT-SENSE data consistency in every stage);
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, mps or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--delay-correction", choices=DELAY_CORRECTIONS, default="auto",
-                        help="radial data: gradient-delay estimator applied first (default auto = RING)")
+                        help="radial data: gradient-delay estimator applied first (default auto = RING checked by AC-adaptive, falling back with a warning)")
     parser.add_argument("--delay", type=float, nargs="+", default=None, metavar="D",
                         help="radial data: known delay DX DY [DXY] in samples, instead of estimating (BART input: bart traj -q's axes)")
     parser.add_argument("--trajectory", default=None, metavar="TRAJ",

@@ -11,7 +11,7 @@ Methods (``RECON_METHODS``):
   Cartesian → ``cs-wavelet`` (the most accurate method on the measured brain data: above
   CS-TV in 5 of 6 masks, +0.3 dB on average; the trained networks, best ``unrolled``, score
   below both there — ``benchmarks/README.md`` — so ``auto`` never picks one);
-  radial (non-Cartesian) → RING gradient-delay correction, then ``cs-tv`` on the NUFFT
+  radial (non-Cartesian) → gradient-delay correction (RING checked by AC-adaptive), then ``cs-tv`` on the NUFFT
   operator (:mod:`medrestore.tasks.radial`: ``zero-filled`` is gridding there, ``unet`` and
   ``unrolled`` the zoo's radial networks).
 
@@ -103,7 +103,7 @@ class ReconOptions:
         espirit: ESPIRiT parameters of ``sense`` and the CS methods (``maps``: map sets, also read
             from a maps file; 2 reconstructs one image per set and returns their root-sum-of-squares).
         delay_correction: radial data only — gradient-delay estimator applied before
-            reconstruction (``auto`` = RING, ``ring``, ``ac-adaptive``, ``none``).
+            reconstruction (``auto`` = RING checked by AC-adaptive, ``ring``, ``ac-adaptive``, ``none``).
         delay: radial data only — a known delay in the input's axes (BART input: ``bart traj
             -q``'s), applied instead of ``delay_correction``'s estimate.
         average: average repeated acquisitions (twix/ISMRMRD average counter, BART ``AVG``)
