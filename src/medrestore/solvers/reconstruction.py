@@ -98,8 +98,10 @@ def l1_wavelet_reconstruction(
     wavelet: WaveletOptions = WaveletOptions(),
     track_objective: bool = False,
     grid_ndim: int | None = None,
+    initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, FistaInfo]:
-    """``min_x ½‖Ax − y‖² + λ‖W x‖₁`` by FISTA from zero with step ``1/‖A‖²`` (Lustig et al., MRM 58(6), 2007).
+    """``min_x ½‖Ax − y‖² + λ‖W x‖₁`` by FISTA with step ``1/‖A‖²`` (Lustig et al., MRM 58(6), 2007), from zero
+    or from ``initial`` (a warm start, e.g. the solution for a nearby ``λ``).
 
     Args:
         operator: ``A`` (input ``(*images, *grid)``).
@@ -131,7 +133,8 @@ def l1_wavelet_reconstruction(
         return torch.roll(thresholded, tuple(-v for v in shifts), axes)
 
     objective = l1_wavelet_objective(operator, transform, kspace, lam) if track_objective else None
-    return fista(gradient, proximal, torch.zeros_like(adjoint_data), step, iterations, objective)
+    start = torch.zeros_like(adjoint_data) if initial is None else initial.to(adjoint_data)
+    return fista(gradient, proximal, start, step, iterations, objective)
 
 
 def _stacked_max_eigenvalue(
@@ -172,8 +175,9 @@ def tv_reconstruction(
     algorithm: str = "fista",
     inner_iterations: int = 5,
     grid_ndim: int | None = None,
+    initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, FistaInfo | PrimalDualInfo]:
-    """``min_x ½‖Ax − y‖² + λ TV(x)`` from zero (Rudin, Osher & Fatemi 1992).
+    """``min_x ½‖Ax − y‖² + λ TV(x)`` from zero or ``initial`` (FISTA only) (Rudin, Osher & Fatemi 1992).
 
     Args:
         algorithm: ``"fista"`` (FGP prox, ``inner_iterations`` per step) or ``"primal-dual"``.
@@ -198,7 +202,8 @@ def tv_reconstruction(
         return result
 
     objective = tv_objective(operator, kspace, lam, isotropic) if track_objective else None
-    return fista(gradient, proximal, torch.zeros_like(adjoint_data), step, iterations, objective)
+    start = torch.zeros_like(adjoint_data) if initial is None else initial.to(adjoint_data)
+    return fista(gradient, proximal, start, step, iterations, objective)
 
 
 def tv_primal_dual(

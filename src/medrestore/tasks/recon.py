@@ -8,16 +8,18 @@ Methods (``RECON_METHODS``):
   with random shifts of the image at every thresholding (cycle spinning, as BART's ``pics``);
 * ``cs-tv`` — isotropic total variation by FISTA with an FGP prox, 100 iterations;
 * ``auto`` — the best available for the data: fully sampled → ``zero-filled``; undersampled
-  Cartesian → ``cs-wavelet`` (the most accurate method on the measured brain data: above
-  CS-TV in 5 of 6 masks, +0.3 dB on average; the trained networks, best ``unrolled``, score
-  below both there — ``benchmarks/README.md`` — so ``auto`` never picks one);
-  radial (non-Cartesian) → gradient-delay correction (RING checked by AC-adaptive), then ``cs-tv`` on the NUFFT
-  operator (:mod:`medrestore.tasks.radial`: ``zero-filled`` is gridding there, ``unet`` and
-  ``unrolled`` the zoo's radial networks).
+  Cartesian → ``cs-wavelet`` (the trained networks score below CS on the measured and
+  independent data, so ``auto`` never picks one; the report's ``method`` says what ran);
+  radial (non-Cartesian) → gradient-delay correction (RING checked by AC-adaptive), then
+  ``cs-tv`` on the NUFFT operator (:mod:`medrestore.tasks.radial`: ``zero-filled`` is gridding
+  there, ``unet`` and ``unrolled`` the zoo's radial networks).
 
-CS weights follow the data's noise level, estimated from the outer k-space (the data's scale
-when that fails; :mod:`medrestore.solvers.regularisation`), so no per-image tuning is needed;
-``lam`` overrides them with an absolute value (in the units of the k-space). CS problems are
+The CS weight of Cartesian data is chosen from the data by k-space hold-out cross-validation
+(:data:`HOLDOUT`, :mod:`medrestore.solvers.holdout`) around a noise-referenced starting
+value (:mod:`medrestore.solvers.regularisation`): no rule fitted to one kind of data has to
+transfer to another. The report records the candidates, their held-out errors and the choice
+(``lambda_selection``). ``lam`` overrides it with an absolute value (in the units of the
+k-space). CS problems are
 solved on k-space divided by ``max|Aᴴy|`` and the image multiplied back — the same minimiser,
 without raw scanner units (~1e-6) pushing intermediate values into slow denormal floating
 point. Coil maps (:mod:`medrestore.tasks.coil_maps`) come from ESPIRiT on the fully sampled
@@ -42,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -60,8 +62,10 @@ from medrestore.physics.mri.coil_compression import COMPRESSION_KINDS, CoilCompr
 from medrestore.physics.mri.espirit import RECON_ESPIRIT, EspiritOptions
 from medrestore.physics.mri.kspace_noise import kspace_noise_std
 from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration, sample_mask
+from medrestore.physics.mri.operators import LinearOperator
 from medrestore.physics.mri.sense import cartesian_sense, split_intensity
 from medrestore.physics.mri.trajectory import GradientDelay
+from medrestore.solvers.holdout import HoldoutSettings, Solver, holdout_reconstruction
 from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import data_scale, relative_weight
 from medrestore.tasks.radial import (
@@ -82,6 +86,9 @@ RECON_METHODS = ("auto", *CLASSICAL_METHODS, *NETWORK_METHODS)
 DEFAULT_ITERATIONS = {"zero-filled": 0, "sense": 10, "cs-wavelet": 100, "cs-tv": 100}
 RECON_WAVELET = WaveletOptions(random_shifts=True)
 """``cs-wavelet``'s transform: db4, zero extension, maximal levels, random shifts (cycle spinning)."""
+HOLDOUT = HoldoutSettings(factors=(8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125), iterations=25, final_iterations=50, criterion="reference")
+"""The CS weight: k-space hold-out cross-validation over 1/8–8× the noise-referenced rule, in ×2 steps
+(:mod:`medrestore.solvers.holdout`); ``--lam`` sets it instead, ``--iterations`` the last solve's length."""
 CLASSICAL_ESPIRIT = dataclasses.replace(RECON_ESPIRIT, crop=0.8, min_rows_per_column=0.5)
 """ESPIRiT settings of ``sense`` and the CS methods: BART's eigenvalue crop (``ecalib -c 0.8``), so the
 background outside the object is reconstructed as zero, with the kernel width fitted to the
@@ -215,32 +222,42 @@ def _espirit_for(method: str, options: ReconOptions) -> EspiritOptions:
     return RECON_ESPIRIT if method in NETWORK_METHODS else options.espirit
 
 
+class SliceSolution(NamedTuple):
+    """One slice's image (complex, or magnitude for zero-filled and map sets), the λ used, the
+    iterations of the last solve, and how a cross-validated λ was chosen (``None`` otherwise)."""
+
+    image: torch.Tensor
+    lam: float | None
+    iterations: int
+    selection: dict[str, Any] | None = None
+
+
 def _reconstruct_slice(
     mask: torch.Tensor, data: torch.Tensor, maps: torch.Tensor | None, method: str, options: ReconOptions
-) -> tuple[torch.Tensor, float | None, int]:
-    """Complex (or magnitude for zero-filled and map sets) image of one slice, the λ used and the iterations run.
+) -> SliceSolution:
+    """One slice by ``method``.
 
     With several map sets (``maps`` of shape ``(sets, coils, *grid)``) one image per set is
     reconstructed, each regularised alone, and the result is their root-sum-of-squares.
     """
     if method == "zero-filled":
-        return rss(ifftc(data, 2), coil_axis=0), None, 0
+        return SliceSolution(rss(ifftc(data, 2), coil_axis=0), None, 0)
     assert maps is not None
     if maps.ndim == data.ndim + 1:
-        image, lam, iterations = _solve_slice(data, maps, mask, method, options)
-        return rss(image, coil_axis=0), lam, iterations
+        solution = _solve_slice(data, maps, mask, method, options)
+        return solution._replace(image=rss(solution.image, coil_axis=0))
     # Maps with an intensity profile (body-coil referenced) are used by their unit-norm directions:
     # the images of ESPIRiT's convention, and ESPIRiT's conditioning (AᴴA ≈ I).
     unit, _ = split_intensity(maps)
     if method in NETWORK_METHODS:
-        return network_reconstruction(method, data, unit.to(data.device), mask.to(data.device)), None, 0
+        return SliceSolution(network_reconstruction(method, data, unit.to(data.device), mask.to(data.device)), None, 0)
     return _solve_slice(data, unit, mask, method, options)
 
 
-def _solve_slice(
-    data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, method: str, options: ReconOptions
-) -> tuple[torch.Tensor, float | None, int]:
-    """SENSE or CS on one slice: the complex image ``(*grid)`` (``(sets, *grid)`` for map sets), λ and iterations."""
+def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, method: str, options: ReconOptions) -> SliceSolution:
+    """SENSE or CS on one slice: the complex image ``(*grid)`` (``(sets, *grid)`` for map sets).
+
+    The CS weight is cross-validated (:data:`HOLDOUT`) unless ``options.lam`` sets it."""
     operator = cartesian_sense(maps.to(data.device), mask.to(data.device), map_sets=maps.ndim == data.ndim + 1)
     grid_ndim = data.ndim - 1
     iterations = options.iterations or DEFAULT_ITERATIONS[method]
@@ -248,16 +265,34 @@ def _solve_slice(
     if method == "sense":
         lam = options.lam or 0.0
         image, _ = cg_sense(operator, data / scale, lam, iterations, tolerance=0.0)
-        return image * scale, lam, iterations
+        return SliceSolution(image * scale, lam, iterations)
     # Solve on data normalised to max|Aᴴy| = 1 (the problem is 1-homogeneous in (y, λ)): raw
     # scanner units (~1e-6) would otherwise drive intermediate values into slow denormal floats.
-    noise = None if options.lam is not None else kspace_noise_std(data, mask)
-    relative = options.lam / scale if options.lam is not None else relative_weight(method, scale, noise)
-    if method == "cs-wavelet":
-        image, _ = l1_wavelet_reconstruction(operator, data / scale, relative, iterations, RECON_WAVELET, grid_ndim=grid_ndim)
-    else:
-        image, _ = tv_reconstruction(operator, data / scale, relative, iterations, grid_ndim=grid_ndim)
-    return image * scale, relative * scale, iterations
+    solve = _cs_solver(method, grid_ndim)
+    if options.lam is not None:
+        return SliceSolution(solve(operator, data / scale, options.lam / scale, iterations, None) * scale, options.lam, iterations)
+    start = relative_weight(method, scale, kspace_noise_std(data, mask))
+    map_sets = maps.ndim == data.ndim + 1
+    full = cartesian_sense(maps.to(data.device), torch.ones(data.shape[-grid_ndim:], dtype=torch.bool, device=data.device), map_sets)
+    settings = HOLDOUT if options.iterations is None else dataclasses.replace(HOLDOUT, final_iterations=options.iterations)
+    image, choice = holdout_reconstruction(
+        solve, operator, lambda sampled: cartesian_sense(maps.to(data.device), sampled, map_sets), full.forward,
+        data / scale, mask.to(data.device), start, settings,
+    )  # fmt: skip
+    selection = {**choice.record(), "lambda": choice.lam * scale, "candidates": [c * scale for c in choice.candidates],
+                 "rule_lambda": start * scale, "path_iterations": settings.iterations * len(settings.factors)}  # fmt: skip
+    return SliceSolution(image * scale, choice.lam * scale, settings.final_iterations, selection)
+
+
+def _cs_solver(method: str, grid_ndim: int) -> Solver:
+    """``solve(operator, y, λ, iterations, initial)`` of ``cs-wavelet`` (random shifts) or ``cs-tv``."""
+
+    def solve(operator: LinearOperator, kspace: torch.Tensor, lam: float, iterations: int, initial: torch.Tensor | None) -> torch.Tensor:
+        if method == "cs-wavelet":
+            return l1_wavelet_reconstruction(operator, kspace, lam, iterations, RECON_WAVELET, grid_ndim=grid_ndim, initial=initial)[0]
+        return tv_reconstruction(operator, kspace, lam, iterations, grid_ndim=grid_ndim, initial=initial)[0]
+
+    return solve
 
 
 def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> ReconResult:
@@ -282,19 +317,23 @@ def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> Recon
     plan = None if method == "zero-filled" else plan_coil_maps(options.coil_maps, kspace, _espirit_for(method, options))
     compression = None if method == "zero-filled" else options.coil_compression
     images, lam, iterations, coils = [], None, 0, kspace.n_coils
+    selections: list[dict[str, Any]] = []
     for batch_index in track(list(np.ndindex(*batch_shape)) if batch_shape else [()], "slices"):
         pieces = slice_problems(kspace, batch_index, None if plan is None else plan.body, compression)
         planes, coils = [], int(pieces[0].kspace.shape[0])
         for piece in track(pieces, "readout positions") if volume else pieces:
             maps = None if plan is None else slice_coil_maps(plan, piece, kspace.metadata.get("source_path"))
-            image, lam, iterations = _reconstruct_slice(piece.mask, piece.kspace.to(device), maps, method, options)
-            planes.append(image.abs().to(torch.float32).cpu())
+            solution = _reconstruct_slice(piece.mask, piece.kspace.to(device), maps, method, options)
+            lam, iterations = solution.lam, solution.iterations
+            if solution.selection is not None:
+                selections.append(solution.selection)
+            planes.append(solution.image.abs().to(torch.float32).cpu())
         images.append(assemble(planes, volume))
     magnitude = torch.stack(images).reshape(*batch_shape, *kspace.image_shape)
     seconds = time.perf_counter() - start
     magnitude = _crop_to_recon_shape(magnitude, kspace.metadata.get("recon_shape"))
     metadata = {**kspace.metadata, "recon_method": method, "recon_lambda": lam, "recon_iterations": iterations,
-                "recon_coils": coils}
+                "recon_coils": coils, "recon_lambda_selection": selections or None}
     stack = _stack_layout(magnitude, list(kspace.metadata.get("batch_axes") or []), len(batch_shape))
     image = Image(stack, kspace.affine, 3 if batch_shape or volume else 2, "mri", metadata)
     return ReconResult(image, method, lam, iterations, seconds)
@@ -391,6 +430,9 @@ def reconstruct_file(
     }
     if kspace.is_cartesian:
         report["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
+        selections = result.image.metadata.get("recon_lambda_selection")
+        if selections:
+            report["lambda_selection"] = selections[0] if len(selections) == 1 else selections
     if reference_path is not None:
         reference = read_reference(reference_path)
         try:
