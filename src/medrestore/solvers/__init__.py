@@ -8,6 +8,7 @@
 * :func:`~medrestore.solvers.total_variation.tv_proximal` — the TV prox (FGP);
 * :mod:`~medrestore.solvers.reconstruction` — CG-SENSE, L1-wavelet and TV reconstructions on any operator;
 * :mod:`~medrestore.solvers.regularisation` — data-scaled regularisation weights;
+* :mod:`~medrestore.solvers.holdout` — the weight chosen by k-space hold-out cross-validation;
 * :mod:`~medrestore.solvers.mlem` — ML-EM super-resolution of Poisson counts (nuclear medicine).
 """
 
