@@ -102,6 +102,7 @@ def test_recon_reports_the_cross_validated_weight(acquisition, tmp_path, capsys)
     assert selection["rule"] == "k-space hold-out" and report["lambda"] == pytest.approx(selection["lambda"])
     assert min(selection["candidates"]) <= report["lambda"] <= max(selection["candidates"])
     assert len(selection["errors"]) == len(selection["candidates"]) >= 3
+    assert report["method"] == "cs-wavelet" and "no shipped network" in report["auto_decision"]
     assert main(["recon", str(source), "-o", str(tmp_path / "fixed.nii.gz"), "--lam", "0.5", "--json"]) == 0
     fixed = json.loads(capsys.readouterr().out)
     assert "lambda_selection" not in fixed and fixed["lambda"] == 0.5

@@ -207,6 +207,16 @@ def resolve_method(kspace: KSpace, method: str) -> str:
     return "zero-filled" if kspace.mask is None else "cs-wavelet"
 
 
+def auto_decision(kspace: KSpace) -> str:
+    """Why ``auto`` ran what it ran (recorded in the report)."""
+    if not kspace.is_cartesian:
+        return "radial k-space: gradient-delay correction, then TV on the NUFFT-SENSE operator"
+    if kspace.mask is None:
+        return "fully sampled: zero-filled RSS"
+    return ("undersampled Cartesian: L1-wavelet CS with a cross-validated weight; no shipped network is offered, "
+            "as none scores above CS on the independent sources (benchmarks/recon-sources.md)")
+
+
 def coil_maps_for(kspace: KSpace, source: str, options: EspiritOptions, batch_index: tuple[int, ...]) -> torch.Tensor:
     """Coil maps of one 2-D slice: ESPIRiT from its calibration region, a maps file, or a body-coil scan (``source``).
 
@@ -428,6 +438,8 @@ def reconstruct_file(
         "input": str(input_path), "output": str(output_path), "method": result.method, "lambda": result.lam,
         "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
     }
+    if options.method == "auto":
+        report["auto_decision"] = auto_decision(kspace)
     if kspace.is_cartesian:
         report["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
         selections = result.image.metadata.get("recon_lambda_selection")
