@@ -17,7 +17,9 @@ from medrestore.metrics import psnr
 from medrestore.physics.mri.masks import MaskSpec, sample_mask
 from medrestore.physics.mri.sense import cartesian_sense
 from medrestore.physics.mri.simulation import birdcage_coil_maps
-from medrestore.solvers.holdout import HoldoutSettings, _refine, holdout_reconstruction, sampling_density, split_holdout
+from medrestore.solvers.holdout import (
+    HoldoutProblem, HoldoutSettings, _refine, holdout_reconstruction, sampling_density, split_holdout,
+)
 from medrestore.solvers.reconstruction import WaveletOptions, l1_wavelet_reconstruction
 
 WAVELET = WaveletOptions(random_shifts=True)
@@ -79,7 +81,8 @@ def test_cross_validated_weight_is_as_good_as_the_best_of_a_sweep(acquisition) -
 
     start = 0.01 * float(operator.adjoint(data).abs().max())
     full = cartesian_sense(maps, torch.ones(96, 96, dtype=torch.bool))
-    image, choice = holdout_reconstruction(solve, operator, lambda m: cartesian_sense(maps, m), full.forward, data, mask, start)
+    problem = HoldoutProblem(solve, lambda m: cartesian_sense(maps, m), full.forward, data, mask)
+    image, choice = holdout_reconstruction(problem, operator, start)
     sweep = {factor: score(solve(operator, data, factor * start, 100, None)) for factor in (1 / 16, 1 / 4, 1, 4, 16)}
     assert choice.candidates[0] > choice.lam > choice.candidates[-1] or choice.lam in choice.candidates
     assert score(image) >= max(sweep.values()) - 0.3, (score(image), sweep, choice.lam / start)

@@ -150,23 +150,30 @@ def _refine(candidates: list[float], errors: list[float], best: int) -> float:
     return math.exp(vertex)
 
 
-def holdout_weight(
-    solve: Solver,
-    operator_for: OperatorFor,
-    predict: Predictor,
-    kspace: torch.Tensor,
-    mask: torch.Tensor,
-    start: float,
-    settings: HoldoutSettings = HoldoutSettings(),
-) -> HoldoutChoice:
-    """Cross-validate ``λ`` around ``start`` (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class HoldoutProblem:
+    """A reconstruction problem as the validation sees it.
 
-    Args:
+    Attributes:
         solve: the reconstruction, e.g. L1-wavelet FISTA.
         operator_for: the forward operator for a sampling mask.
         predict: the coil k-space of an image on the whole grid.
         kspace: acquired data ``(coils, *grid)``, zero where not acquired.
         mask: acquired locations, bool, broadcastable to ``grid``.
+    """
+
+    solve: Solver
+    operator_for: OperatorFor
+    predict: Predictor
+    kspace: torch.Tensor
+    mask: torch.Tensor
+
+
+def holdout_weight(problem: HoldoutProblem, start: float, settings: HoldoutSettings = HoldoutSettings()) -> HoldoutChoice:
+    """Cross-validate ``λ`` around ``start`` (see the module docstring).
+
+    Args:
+        problem: the solver, operators and data.
         start: the starting weight ``λ₀`` (e.g. a noise-referenced rule's).
         settings: the split, the candidates and the iterations.
 
@@ -174,7 +181,8 @@ def holdout_weight(
         :class:`HoldoutChoice`; ``solution`` is the reconstruction from the training samples at
         the best candidate, a warm start for the final solve on all samples.
     """
-    full_mask = torch.broadcast_to(mask.to(torch.bool).cpu(), tuple(kspace.shape[1:]))
+    solve, predict, kspace = problem.solve, problem.predict, problem.kspace
+    full_mask = torch.broadcast_to(problem.mask.to(torch.bool).cpu(), tuple(kspace.shape[1:]))
     training, held = split_holdout(full_mask, settings.fraction, settings.seed)
     density = sampling_density(full_mask, settings.density_radius).clamp_min(1e-3)[held]
     if settings.criterion == "reference":
@@ -183,7 +191,7 @@ def holdout_weight(
         weights = (1.0 / density).to(kspace.device)
     held_data = kspace[:, held.to(kspace.device)]
     kept = training.to(kspace.device)
-    training_operator = operator_for(training.to(kspace.device))
+    training_operator = problem.operator_for(training.to(kspace.device))
     training_data = kspace * training.to(kspace.device)
     candidates, errors, solutions = [], [], []
     image = None
@@ -203,18 +211,10 @@ def holdout_weight(
     return HoldoutChoice(_refine(candidates, errors, best), tuple(candidates), tuple(errors), solutions[best])
 
 
-
 def holdout_reconstruction(
-    solve: Solver,
-    operator: LinearOperator,
-    operator_for: OperatorFor,
-    predict: Predictor,
-    kspace: torch.Tensor,
-    mask: torch.Tensor,
-    start: float,
-    settings: HoldoutSettings = HoldoutSettings(),
+    problem: HoldoutProblem, operator: LinearOperator, start: float, settings: HoldoutSettings = HoldoutSettings()
 ) -> tuple[torch.Tensor, HoldoutChoice]:
     """The reconstruction at the cross-validated weight: :func:`holdout_weight`, then
     ``settings.final_iterations`` on all samples (``operator``) from the chosen candidate's image."""
-    choice = holdout_weight(solve, operator_for, predict, kspace, mask, start, settings)
-    return solve(operator, kspace, choice.lam, settings.final_iterations, choice.solution), choice
+    choice = holdout_weight(problem, start, settings)
+    return problem.solve(operator, problem.kspace, choice.lam, settings.final_iterations, choice.solution), choice

@@ -65,7 +65,7 @@ from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration
 from medrestore.physics.mri.operators import LinearOperator
 from medrestore.physics.mri.sense import cartesian_sense, split_intensity
 from medrestore.physics.mri.trajectory import GradientDelay
-from medrestore.solvers.holdout import HoldoutSettings, Solver, holdout_reconstruction
+from medrestore.solvers.holdout import HoldoutProblem, HoldoutSettings, Solver, holdout_reconstruction
 from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, l1_wavelet_reconstruction, tv_reconstruction
 from medrestore.solvers.regularisation import data_scale, relative_weight
 from medrestore.tasks.radial import (
@@ -285,10 +285,9 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
     map_sets = maps.ndim == data.ndim + 1
     full = cartesian_sense(maps.to(data.device), torch.ones(data.shape[-grid_ndim:], dtype=torch.bool, device=data.device), map_sets)
     settings = HOLDOUT if options.iterations is None else dataclasses.replace(HOLDOUT, final_iterations=options.iterations)
-    image, choice = holdout_reconstruction(
-        solve, operator, lambda sampled: cartesian_sense(maps.to(data.device), sampled, map_sets), full.forward,
-        data / scale, mask.to(data.device), start, settings,
-    )  # fmt: skip
+    problem = HoldoutProblem(solve, lambda sampled: cartesian_sense(maps.to(data.device), sampled, map_sets), full.forward,
+                             data / scale, mask.to(data.device))  # fmt: skip
+    image, choice = holdout_reconstruction(problem, operator, start, settings)
     selection = {**choice.record(), "lambda": choice.lam * scale, "candidates": [c * scale for c in choice.candidates],
                  "rule_lambda": start * scale, "path_iterations": settings.iterations * len(settings.factors)}  # fmt: skip
     return SliceSolution(image * scale, choice.lam * scale, settings.final_iterations, selection)
