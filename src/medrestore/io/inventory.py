@@ -27,11 +27,12 @@ from pathlib import Path
 import pydicom
 
 from medrestore.core.errors import InputError
-from medrestore.io.detect import format_from_extension
+from medrestore.io.detect import EXTENSIONS, format_from_extension
+from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, gunzip_head, has_dicom_preamble, is_gzip
 
 KINDS = ("image", "kspace")
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".npy", ".npz")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dcm.gz", ".dicom.gz", ".ima.gz")
+DICOM_SUFFIXES = tuple(extension for extension, format_name in EXTENSIONS.items() if format_name == "dicom")
 _GLOB_MAGIC = ("*", "?", "[")
 
 
@@ -69,20 +70,17 @@ def _hidden(name: str) -> bool:
 
 def _is_dicom_candidate(path: Path) -> bool:
     """DICOM by extension, or an extension-less file with ``DICM`` at byte 128 (plain or gzip)."""
-    name = path.name.lower()
-    if name.endswith(DICOM_SUFFIXES):
-        return True
-    if format_from_extension(path) is not None or "." in name.lstrip("."):
+    extension = format_from_extension(path)
+    if extension is not None:
+        return extension == "dicom"
+    if "." in path.name.lstrip("."):
         return False
     try:
         with open(path, "rb") as stream:
-            head = stream.read(132)
-        if head[:2] == b"\x1f\x8b":
-            with gzip.open(path, "rb") as stream:
-                head = stream.read(132)
-    except (OSError, EOFError):
+            head = stream.read(DICOM_MAGIC_OFFSET + 4)
+    except OSError:
         return False
-    return head[128:132] == b"DICM"
+    return has_dicom_preamble(gunzip_head(path, DICOM_MAGIC_OFFSET + 4) if is_gzip(head) else head)
 
 
 def _series_uid(path: Path) -> str | None:
