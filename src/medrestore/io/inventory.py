@@ -131,7 +131,7 @@ def _dicom_entries(folder: Path, relative: Path, files: list[Path]) -> list[Inpu
     return entries
 
 
-def _wanted(path: Path, kind: str, folder_files: set[str]) -> bool:
+def _wanted(path: Path, kind: str) -> bool:
     """Whether a non-DICOM file is an input of ``kind``."""
     name = path.name.lower()
     if kind == "kspace":
@@ -154,7 +154,7 @@ def _walk(root: Path, kind: str, exclude: Path | None) -> tuple[list[InputEntry]
         dicom = [path for path in files if kind == "image" and _is_dicom_candidate(path)]
         others = [path for path in files if path not in dicom]
         for path in others:
-            if _wanted(path, kind, set(names)):
+            if _wanted(path, kind):
                 found.append(InputEntry(path, relative / path.name))
             else:
                 ignored += 1
