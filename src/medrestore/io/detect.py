@@ -34,6 +34,7 @@ import pydicom
 
 from medrestore.core.errors import InputError
 from medrestore.io.dicom_payload import (
+    PIXEL_KEYWORDS,
     gunzip_head,
     gzip_holds_dicom,
     has_dicom_preamble,
@@ -138,7 +139,7 @@ def _refuse_dicom_without_pixels(path: Path) -> None:
         dataset = pydicom.dcmread(path, force=True, stop_before_pixels=False, defer_size=1024)
     except Exception:  # noqa: BLE001 - not DICOM at all: the caller's message stands
         return
-    if len(dataset) == 0 or any(keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+    if len(dataset) == 0 or any(keyword in dataset for keyword in PIXEL_KEYWORDS):
         return
     sop_class = dataset.get("SOPClassUID")
     kind = getattr(sop_class, "name", None) or (str(sop_class) if sop_class else "unknown SOP class")
