@@ -217,16 +217,6 @@ def auto_decision(kspace: KSpace) -> str:
             "as none scores above CS on the independent sources (benchmarks/recon-sources.md)")
 
 
-def coil_maps_for(kspace: KSpace, source: str, options: EspiritOptions, batch_index: tuple[int, ...]) -> torch.Tensor:
-    """Coil maps of one 2-D slice: ESPIRiT from its calibration region, a maps file, or a body-coil scan (``source``).
-
-    Returns ``(coils, *grid)``, or ``(sets, coils, *grid)`` when ``options.maps > 1``.
-    """
-    plan = plan_coil_maps(source, kspace, options)
-    piece = slice_problems(kspace, batch_index, plan.body, None)[0]
-    return slice_coil_maps(plan, piece, kspace.metadata.get("source_path"))
-
-
 def _espirit_for(method: str, options: ReconOptions) -> EspiritOptions:
     """The networks were trained with ``RECON_ESPIRIT`` maps (whole field of view); the other methods use ``options.espirit``."""
     return RECON_ESPIRIT if method in NETWORK_METHODS else options.espirit
