@@ -46,7 +46,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path, partial_name, remove_stale_partials
 from medrestore.core.image import Image
-from medrestore.io.common import image_values, library_errors
+from medrestore.io.common import image_values, library_errors, single_slice_affine
 from medrestore.io.dicom_encode import (
     copy_elements,
     ds_list,
@@ -94,11 +94,8 @@ def slices_first(path: Path, image: Image, keep_layout: bool = False) -> Image:
     """
     if image.n_frames == 1 and image.data.ndim > image.spatial_ndim:
         image = image.frame(0)
-    if image.spatial_ndim == 2:
-        affine = np.asarray(image.affine, dtype=np.float64)
-        volume_affine = np.eye(4)
-        volume_affine[:, 0], volume_affine[:, 1:3], volume_affine[:, 3] = affine[:, 2], affine[:, 0:2], affine[:, 3]
-        return Image(image.data[np.newaxis], volume_affine, 3, image.modality, image.metadata)
+    if image.spatial_ndim == 2:  # the slice vector (affine column 2) becomes the leading axis's column
+        return Image(image.data[np.newaxis], single_slice_affine(image.affine, 0), 3, image.modality, image.metadata)
     if keep_layout:
         return image
     from_dicom = str(image.metadata.get("format", "")).startswith("dicom")
