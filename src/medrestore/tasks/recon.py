@@ -258,7 +258,13 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
     """SENSE or CS on one slice: the complex image ``(*grid)`` (``(sets, *grid)`` for map sets).
 
     The CS weight is cross-validated (:data:`HOLDOUT`) unless ``options.lam`` sets it."""
-    operator = cartesian_sense(maps.to(data.device), mask.to(data.device), map_sets=maps.ndim == data.ndim + 1)
+    maps, mask, map_sets = maps.to(data.device), mask.to(data.device), maps.ndim == data.ndim + 1
+
+    def operator_for(sampled: torch.Tensor) -> LinearOperator:
+        """The SENSE operator of these maps for a sampling mask (the acquired one, the training split, the full grid)."""
+        return cartesian_sense(maps, sampled, map_sets)
+
+    operator = operator_for(mask)
     grid_ndim = data.ndim - 1
     iterations = options.iterations or DEFAULT_ITERATIONS[method]
     scale = data_scale(operator, data)
@@ -272,11 +278,9 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
     if options.lam is not None:
         return SliceSolution(solve(operator, data / scale, options.lam / scale, iterations, None) * scale, options.lam, iterations)
     start = relative_weight(method, scale, kspace_noise_std(data, mask))
-    map_sets = maps.ndim == data.ndim + 1
-    full = cartesian_sense(maps.to(data.device), torch.ones(data.shape[-grid_ndim:], dtype=torch.bool, device=data.device), map_sets)
+    full = operator_for(torch.ones(data.shape[-grid_ndim:], dtype=torch.bool, device=data.device))
     settings = HOLDOUT if options.iterations is None else dataclasses.replace(HOLDOUT, final_iterations=options.iterations)
-    problem = HoldoutProblem(solve, lambda sampled: cartesian_sense(maps.to(data.device), sampled, map_sets), full.forward,
-                             data / scale, mask.to(data.device))  # fmt: skip
+    problem = HoldoutProblem(solve, operator_for, full.forward, data / scale, mask)
     image, choice = holdout_reconstruction(problem, operator, start, settings)
     selection = {**choice.record(), "lambda": choice.lam * scale, "candidates": [c * scale for c in choice.candidates],
                  "rule_lambda": start * scale, "path_iterations": settings.iterations * len(settings.factors)}  # fmt: skip
