@@ -189,19 +189,19 @@ def holdout_weight(problem: HoldoutProblem, start: float, settings: HoldoutSetti
         weights = ((1.0 - density) / (density * settings.fraction)).to(kspace.device)
     else:
         weights = (1.0 / density).to(kspace.device)
-    held_data = kspace[:, held.to(kspace.device)]
-    kept = training.to(kspace.device)
-    training_operator = problem.operator_for(training.to(kspace.device))
-    training_data = kspace * training.to(kspace.device)
+    training, held = training.to(kspace.device), held.to(kspace.device)
+    held_data = kspace[:, held]
+    training_operator = problem.operator_for(training)
+    training_data = kspace * training
     candidates, errors, solutions = [], [], []
     image = None
     for factor in settings.factors:
         lam = factor * start
         image = solve(training_operator, training_data, lam, settings.iterations, image)
         coil_kspace = predict(image)
-        error = float((weights * (coil_kspace[:, held.to(kspace.device)] - held_data).abs().square().sum(dim=0)).sum())
+        error = float((weights * (coil_kspace[:, held] - held_data).abs().square().sum(dim=0)).sum())
         if settings.criterion == "reference":
-            error += float((coil_kspace[:, kept] - kspace[:, kept]).abs().square().sum()) / (1.0 - settings.fraction)
+            error += float((coil_kspace[:, training] - kspace[:, training]).abs().square().sum()) / (1.0 - settings.fraction)
         errors.append(error)
         candidates.append(lam)
         solutions.append(image)
