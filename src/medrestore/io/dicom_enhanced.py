@@ -21,10 +21,9 @@ import pydicom.tag
 import pydicom.uid
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.valuerep import format_number_as_ds
 
-from medrestore.io.dicom_encode import copy_elements, ds_list, rescale_attributes, window_attributes
-from medrestore.io.dicom_iod import WriteContext, rescale_type, slice_thickness
+from medrestore.io.dicom_encode import copy_elements, rescale_attributes, window_attributes
+from medrestore.io.dicom_iod import WriteContext, plane_functional_groups, rescale_type
 
 # Body parts (BodyPartExamined, PS3.16 CID 4031) → SNOMED CT codes for the Frame Anatomy macro.
 ANATOMY_CODES = {
@@ -64,13 +63,9 @@ def _frame_anatomy(context: WriteContext) -> Dataset:
     return _item(FrameLaterality="U", AnatomicRegionSequence=DicomSequence([region]))
 
 
-def _shared_groups(context: WriteContext) -> Dataset:
-    geometry = context.geometry
-    shared = Dataset()
-    measures = _item(PixelSpacing=ds_list(geometry.pixel_spacing), SliceThickness=format_number_as_ds(slice_thickness(context)))
-    measures.SpacingBetweenSlices = format_number_as_ds(geometry.slice_spacing)
-    shared.PixelMeasuresSequence = DicomSequence([measures])
-    shared.PlaneOrientationSequence = DicomSequence([_item(ImageOrientationPatient=ds_list(geometry.orientation))])
+def _functional_groups(context: WriteContext) -> tuple[Dataset, list[Dataset]]:
+    """Shared and per-frame groups: the plane groups plus the enhanced objects' own."""
+    shared, frames = plane_functional_groups(context)
     shared.PixelValueTransformationSequence = DicomSequence([rescale_attributes(context.encoded, rescale_type(context))])
     shared.FrameVOILUTSequence = DicomSequence([window_attributes(context.encoded)])
     shared.FrameAnatomySequence = DicomSequence([_frame_anatomy(context)])
@@ -80,18 +75,10 @@ def _shared_groups(context: WriteContext) -> Dataset:
     frame_type = _image_description(context)
     type_keyword = "MRImageFrameTypeSequence" if context.iod.family == "MR" else "CTImageFrameTypeSequence"
     setattr(shared, type_keyword, DicomSequence([_item(**frame_type)]))
-    return shared
-
-
-def _per_frame_groups(context: WriteContext) -> list[Dataset]:
-    frames = []
-    for index, position in enumerate(context.geometry.positions):
+    for index, frame in enumerate(frames):
         content = _item(DimensionIndexValues=[index + 1], StackID="1", InStackPositionNumber=index + 1)
-        item = Dataset()
-        item.FrameContentSequence = DicomSequence([content])
-        item.PlanePositionSequence = DicomSequence([_item(ImagePositionPatient=ds_list(position))])
-        frames.append(item)
-    return frames
+        frame.FrameContentSequence = DicomSequence([content])
+    return shared, frames
 
 
 def _dimensions(dataset: Dataset) -> None:
@@ -122,5 +109,6 @@ def set_enhanced_modules(dataset: Dataset, context: WriteContext) -> None:
     dataset.AcquisitionContextSequence = DicomSequence([])
     dataset.NumberOfFrames = len(context.geometry.positions)
     _dimensions(dataset)
-    dataset.SharedFunctionalGroupsSequence = DicomSequence([_shared_groups(context)])
-    dataset.PerFrameFunctionalGroupsSequence = DicomSequence(_per_frame_groups(context))
+    shared, frames = _functional_groups(context)
+    dataset.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    dataset.PerFrameFunctionalGroupsSequence = DicomSequence(frames)

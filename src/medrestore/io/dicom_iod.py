@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pydicom.uid
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import format_number_as_ds
 
 from medrestore.core.errors import InputError
@@ -212,6 +213,30 @@ def set_plane_module(dataset: Dataset, context: WriteContext, index: int) -> Non
     dataset.SliceThickness = format_number_as_ds(slice_thickness(context))
     dataset.SpacingBetweenSlices = format_number_as_ds(geometry.slice_spacing)
     dataset.SliceLocation = format_number_as_ds(float(geometry.positions[index] @ geometry.normal))
+
+
+def plane_functional_groups(context: WriteContext) -> tuple[Dataset, list[Dataset]]:
+    """The geometry of a multi-frame stack as functional groups (PS3.3 C.7.6.16.2.1-3): a shared
+    item with Pixel Measures and Plane Orientation, and one item per frame with its Plane Position.
+    Callers add their own groups to both."""
+    geometry = context.geometry
+    measures = Dataset()
+    measures.PixelSpacing = ds_list(geometry.pixel_spacing)
+    measures.SliceThickness = format_number_as_ds(slice_thickness(context))
+    measures.SpacingBetweenSlices = format_number_as_ds(geometry.slice_spacing)
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = ds_list(geometry.orientation)
+    shared = Dataset()
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    shared.PlaneOrientationSequence = DicomSequence([orientation])
+    frames = []
+    for position in geometry.positions:
+        plane_position = Dataset()
+        plane_position.ImagePositionPatient = ds_list(position)
+        frame = Dataset()
+        frame.PlanePositionSequence = DicomSequence([plane_position])
+        frames.append(frame)
+    return shared, frames
 
 
 def _copy_source(dataset: Dataset, context: WriteContext, keywords: tuple[str, ...], empty: tuple[str, ...]) -> None:

@@ -62,6 +62,7 @@ from medrestore.io.dicom_iod import (
     WriteContext,
     choose_iod,
     multi_frame_sc_class,
+    plane_functional_groups,
     rescale_type,
     set_ct_image_module,
     set_mr_image_module,
@@ -169,29 +170,12 @@ def _multi_frame_sc_dataset(context: WriteContext) -> Dataset:
         set_plane_module(dataset, context, 0)
         dataset.FrameIncrementPointer = pydicom.tag.Tag("SliceLocationVector")
         dataset.SliceLocationVector = ds_list(geometry.positions @ geometry.normal)
-        _set_plane_groups(dataset, context)
+        shared, frames = plane_functional_groups(context)  # so readers place every frame
+        dataset.SharedFunctionalGroupsSequence = DicomSequence([shared])
+        dataset.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
     set_image_pixel_module(dataset, context.encoded, *context.values.shape[1:])
     _set_rescale_and_window(dataset, context)
     return dataset
-
-
-def _set_plane_groups(dataset: Dataset, context: WriteContext) -> None:
-    """Shared orientation/spacing and per-frame positions, so readers place every frame."""
-    shared = Dataset()
-    shared.PlaneOrientationSequence = DicomSequence([Dataset()])
-    shared.PlaneOrientationSequence[0].ImageOrientationPatient = dataset.ImageOrientationPatient
-    shared.PixelMeasuresSequence = DicomSequence([Dataset()])
-    measures = shared.PixelMeasuresSequence[0]
-    measures.PixelSpacing, measures.SliceThickness = dataset.PixelSpacing, dataset.SliceThickness
-    measures.SpacingBetweenSlices = dataset.SpacingBetweenSlices
-    dataset.SharedFunctionalGroupsSequence = DicomSequence([shared])
-    frames = []
-    for position in context.geometry.positions:
-        item = Dataset()
-        item.PlanePositionSequence = DicomSequence([Dataset()])
-        item.PlanePositionSequence[0].ImagePositionPatient = ds_list(position)
-        frames.append(item)
-    dataset.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
 
 
 def _one_object_dataset(context: WriteContext, module_writer: Callable[[Dataset, WriteContext], None]) -> Dataset:
