@@ -40,7 +40,7 @@ import numpy as np
 import pydicom
 import pydicom.tag
 import pydicom.uid
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from medrestore.core.errors import InputError
