@@ -250,11 +250,11 @@ def denoise_file(
     input_path, output_path = Path(input), Path(output)
     if not input_path.exists():
         raise InputError(input_path, "input file does not exist")
-    guard_output(output_path, [input_path, *(frames or ()), *(_member_names(model) if model else ())])
-    if modality == "mri":
+    if modality == "mri":  # denoise_mri_file guards its own output
         if frames:
             raise InputError(input_path, "MRI denoising takes --method, --sigma and --model, not --frames")
         return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model, nonfinite)
+    guard_output(output_path, [input_path, *(frames or ()), *(_member_names(model) if model else ())])
     if nonfinite != "refuse":
         raise MedrestoreError(f"--nonfinite {nonfinite} applies to MRI denoising; {modality} images are read as stored")
     return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)
