@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 from medrestore.core.cache import load_once
 from medrestore.core.errors import InputError, MedrestoreError
-from medrestore.core.files import guard_output
 from medrestore.io.detect import EXTENSIONS
 from medrestore.io.inventory import DICOM_SUFFIXES, KSPACE_SUFFIXES, InputEntry, find_inputs
 from medrestore.training.distributed import context_from_environment
@@ -92,7 +91,9 @@ class BatchReporter(Protocol):
 
 
 Process = Callable[[Path, Path], Mapping[str, Any] | None]
-"""``process(input, output)`` → a JSON-friendly record (or ``None``); raises on failure."""
+"""``process(input, output)`` → a JSON-friendly record (or ``None``); raises on failure. It guards its
+own output against its inputs (:func:`medrestore.core.files.guard_output`, as every task's ``*_file``
+function does); the run adds only what one input cannot know: that the output is another input."""
 
 
 def output_name(name: str, suffix: str | None) -> str:
@@ -176,7 +177,6 @@ def _run_one(item: BatchItem, process: Process, overwrite: bool, inputs: frozens
     try:
         if os.path.realpath(item.output) in inputs:
             raise InputError(item.output, "refusing to write the output: it is another input of this run")
-        guard_output(item.output, [item.source])
         record = process(item.source, item.output)
     except MedrestoreError as error:
         return BatchOutcome(item, "failed", time.perf_counter() - started, str(error))
