@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 from medrestore.core.progress import reporting
 from medrestore.io.inventory import is_glob, is_series_folder
-from medrestore.tasks.batch import BatchOutcome, Process, launcher_rank, plan_batch, rank_device, run_batch
+from medrestore.tasks.batch import BatchOutcome, Process, batch_device, plan_batch, run_batch  # batch_device: for the commands
+from medrestore.training.distributed import context_from_environment
 
 SingleRun = Callable[[str, str], int]
 """``run(input, output) -> exit status`` of one file, printing what the command prints."""
@@ -72,12 +73,6 @@ def run_io_command(
     return summary.exit_code
 
 
-def batch_device(device: str) -> str:
-    """The device of this process: under ``torchrun`` with several processes, ``auto``/``cuda`` → ``cuda:LOCAL_RANK``."""
-    rank, world, local = launcher_rank()
-    return rank_device(device, local, world)
-
-
 def _dotted(extension: str) -> str:
     return extension if extension.startswith(".") else f".{extension}"
 
@@ -104,8 +99,8 @@ class LineReporter:
 
     def start(self, total: int) -> None:
         self.total = total
-        rank, world, _ = launcher_rank()
-        self.prefix = f"[rank {rank}] " if world > 1 else ""
+        context = context_from_environment()
+        self.prefix = f"[rank {context.rank}] " if context.enabled else ""
 
     def finished(self, index: int, outcome: BatchOutcome) -> None:
         print(f"{self.prefix}[{index + 1}/{self.total}] {_describe(outcome)}", file=self.stream, flush=True)

@@ -8,7 +8,7 @@ the run goes on; models are loaded once for the whole run (:func:`medrestore.cor
 
 Under ``torchrun`` (or any launcher setting ``RANK``/``WORLD_SIZE``), each process takes every
 ``WORLD_SIZE``-th input starting at its ``RANK`` (:func:`shard`), and uses the GPU
-``LOCAL_RANK`` where the device is ``auto``/``cuda`` (:func:`rank_device`): N processes on N
+``LOCAL_RANK`` where the device is ``auto``/``cuda`` (:func:`batch_device`): N processes on N
 GPUs share one folder without talking to each other.
 """
 
@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import torch
 
 from medrestore.core.cache import load_once
 from medrestore.core.errors import InputError, MedrestoreError
@@ -146,26 +148,20 @@ def _item(entry: InputEntry, folder: Path, suffix_for: Callable[[Path], str | No
     return BatchItem(entry.path, output, str(relative), entry.problem)
 
 
-def launcher_rank() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from a launcher's environment (``torchrun``), else ``(0, 1, 0)``."""
-    context = context_from_environment()
-    return context.rank, context.world_size, context.local_rank
-
-
 def shard(items: Sequence[BatchItem], rank: int, world_size: int) -> list[BatchItem]:
     """This process's share: items ``rank, rank + world_size, ...``."""
     return list(items[rank::world_size])
 
 
-def rank_device(device: str, local_rank: int, world_size: int) -> str:
-    """Under a launcher with several processes, ``auto``/``cuda`` become ``cuda:LOCAL_RANK`` when CUDA is there."""
-    if world_size == 1 or device not in ("auto", "cuda"):
+def batch_device(device: str) -> str:
+    """This process's device: under a launcher with several processes (``torchrun``), ``auto``/``cuda``
+    become ``cuda:LOCAL_RANK`` when CUDA is there."""
+    context = context_from_environment()
+    if not context.enabled or device not in ("auto", "cuda"):
         return device
-    import torch
-
     if not torch.cuda.is_available():
         return device
-    return f"cuda:{local_rank % max(1, torch.cuda.device_count())}"
+    return f"cuda:{context.local_rank % max(1, torch.cuda.device_count())}"
 
 
 def _run_one(item: BatchItem, process: Process, overwrite: bool, inputs: frozenset[str]) -> BatchOutcome:
@@ -189,8 +185,8 @@ def run_batch(
     items: Sequence[BatchItem], process: Process, reporter: BatchReporter, overwrite: bool = False, ignored: int = 0
 ) -> BatchSummary:
     """Process this process's share of ``items`` (see :func:`shard`), reporting each outcome."""
-    rank, world, _ = launcher_rank()
-    mine = shard(items, rank, world)
+    context = context_from_environment()
+    mine = shard(items, context.rank, context.world_size)
     every_input = frozenset(os.path.realpath(item.source) for item in items)
     outcomes = []
     reporter.start(len(mine))
@@ -202,4 +198,4 @@ def run_batch(
                 reporter.finished(index, outcome)
     finally:
         reporter.close()
-    return BatchSummary(tuple(outcomes), rank, world, ignored)
+    return BatchSummary(tuple(outcomes), context.rank, context.world_size, ignored)
