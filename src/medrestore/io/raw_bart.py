@@ -41,14 +41,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
 from medrestore.core.image import affine_from_spacing
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
-from medrestore.io.raw_common import build_kspace, check_kspace_array
+from medrestore.io.raw_common import build_kspace, build_non_cartesian_kspace, check_kspace_array
 
 BART_DIMENSIONS = (
     "READ", "PHS1", "PHS2", "COIL", "MAPS", "TE", "COEFF", "COEFF2", "ITER", "CSHIFT", "TIME", "TIME2", "LEVEL", "SLICE",
@@ -194,11 +193,8 @@ def _read_non_cartesian(stem: Path, values: np.ndarray, dims: list[int], traject
     data = check_kspace_array(stem.with_suffix(".cfl"), values.reshape(dims[3], dims[2], dims[1]), 1)
     metadata = {"format": "bart", "source_path": str(stem.with_suffix(".cfl")), "bart_dims": list(dims),
                 "trajectory_path": str(bart_stem(trajectory_path).with_suffix(".cfl")), "delay_axes": "bart"}
-    try:
-        return KSpace(torch.from_numpy(data), image_shape, None, torch.from_numpy(trajectory),
-                      affine_from_spacing((1.0,) * len(image_shape)), metadata)
-    except InputError as error:
-        raise InputError(stem.with_suffix(".cfl"), error.problem) from None
+    return build_non_cartesian_kspace(stem.with_suffix(".cfl"), data, image_shape, trajectory,
+                                      affine_from_spacing((1.0,) * len(image_shape)), metadata)
 
 
 def _bart_dims_for(kspace: KSpace, stem: Path) -> list[int]:

@@ -79,6 +79,22 @@ def build_kspace(
         raise InputError(path, error.problem) from None
 
 
+
+def build_non_cartesian_kspace(
+    path: str | Path,
+    data: np.ndarray,
+    image_shape: tuple[int, ...],
+    trajectory: np.ndarray,
+    affine: np.ndarray,
+    metadata: dict[str, Any],
+) -> KSpace:
+    """:class:`KSpace` of checked (:func:`check_kspace_array`) samples on ``trajectory`` (grid units);
+    a problem :class:`KSpace` finds with them is reported naming ``path``."""
+    try:
+        return KSpace(torch.from_numpy(data), image_shape, None, torch.from_numpy(trajectory), affine, metadata)
+    except InputError as error:
+        raise InputError(path, error.problem) from None
+
 BATCH_COUNTERS = ("repetition", "contrast", "average", "slice")
 """Counters kept as batch axes of line-by-line k-space, outermost first."""
 REFUSED_COUNTERS = ("phase", "set")

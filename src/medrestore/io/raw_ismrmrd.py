@@ -37,7 +37,8 @@ from medrestore.core.image import affine_from_spacing
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
 from medrestore.io.raw_common import (
-    BATCH_COUNTERS, REFUSED_COUNTERS, LineCounters, assemble_lines, build_kspace, check_kspace_array,
+    BATCH_COUNTERS, REFUSED_COUNTERS, LineCounters, assemble_lines, build_kspace, build_non_cartesian_kspace,
+    check_kspace_array,
 )
 
 _SKIPPED_FLAGS = ("ACQ_IS_NOISE_MEASUREMENT", "ACQ_IS_NAVIGATION_DATA", "ACQ_IS_PHASECORR_DATA", "ACQ_IS_DUMMYSCAN_DATA")
@@ -129,11 +130,7 @@ def _non_cartesian(
     trajectory = np.stack([record.traj for record in records]).astype(np.float32)
     trajectory = trajectory[..., :2][..., ::-1].copy()  # ISMRMRD stores (kx, ky); KSpace uses grid axis order (ky, kx)
     affine = affine_from_spacing((fov[1] / grid[0], fov[0] / grid[1]))
-    try:
-        return KSpace(torch.from_numpy(data), grid, None, torch.from_numpy(trajectory), affine,
-                      {"source_path": str(path), **metadata})
-    except InputError as error:
-        raise InputError(path, error.problem) from None
+    return build_non_cartesian_kspace(path, data, grid, trajectory, affine, {"source_path": str(path), **metadata})
 
 
 def _stack_of_stars(
@@ -156,11 +153,7 @@ def _stack_of_stars(
         trajectory[partition, spoke] = record.traj[:, :3][:, ::-1]
     data = check_kspace_array(path, data, 3)
     affine = affine_from_spacing((fov[2] / grid[0], fov[1] / grid[1], fov[0] / grid[2]))
-    try:
-        return KSpace(torch.from_numpy(data), grid, None, torch.from_numpy(trajectory), affine,
-                      {"source_path": str(path), **metadata})
-    except InputError as error:
-        raise InputError(path, error.problem) from None
+    return build_non_cartesian_kspace(path, data, grid, trajectory, affine, {"source_path": str(path), **metadata})
 
 
 _HEADER_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>

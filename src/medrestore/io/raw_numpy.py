@@ -16,13 +16,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
 from medrestore.core.kspace import KSpace
 from medrestore.io.common import library_errors
-from medrestore.io.raw_common import build_kspace, check_kspace_array
+from medrestore.io.raw_common import build_kspace, build_non_cartesian_kspace, check_kspace_array
 
 
 def _json_safe(value: object) -> object:
@@ -61,10 +60,7 @@ def read_npz_kspace(path: str | Path) -> KSpace:
         if shape is None:
             raise InputError(path, "non-Cartesian k-space needs 'image_shape'")
         affine = arrays.get("affine", np.eye(4))
-        try:
-            return KSpace(torch.from_numpy(data), shape, None, torch.from_numpy(arrays["trajectory"]), affine, metadata)
-        except InputError as error:
-            raise InputError(path, error.problem) from None
+        return build_non_cartesian_kspace(path, data, shape, arrays["trajectory"], affine, metadata)
     grid_ndim = len(arrays["image_shape"]) if "image_shape" in arrays else 2
     mask = arrays["mask"].astype(bool) if "mask" in arrays else None
     kspace = build_kspace(path, arrays["kspace"], (1.0,) * grid_ndim, metadata, mask, grid_ndim)
