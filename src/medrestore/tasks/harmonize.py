@@ -35,7 +35,7 @@ import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.random import make_generator
-from medrestore.core.files import atomic_write_text, guard_output, sha256_file
+from medrestore.core.files import atomic_write_text, guard_output, sha256_file, sidecar_path
 from medrestore.core.image import Image
 from medrestore.data.harmonize import SimulationPlan, write_simulated_dataset
 from medrestore.data.ixi import IXI_ARCHIVES, IXI_BASE_URL, download_archives, organise_ixi
@@ -274,7 +274,7 @@ def harmonize_file(
         **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
-    atomic_write_text(Path(f"{written}.json"), json.dumps(record, indent=2) + "\n")
+    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
     return record
 
 

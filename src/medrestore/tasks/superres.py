@@ -67,7 +67,7 @@ import yaml
 import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, guard_output, load_torch_file, sha256_file
+from medrestore.core.files import atomic_write_text, guard_output, load_torch_file, sha256_file, sidecar_path
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import (
@@ -86,7 +86,7 @@ from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
 from medrestore.solvers.dct_denoise import denoise_counts
 from medrestore.solvers.mlem import mlem_super_resolution
-from medrestore.tasks.degrade import input_digest, sidecar_path
+from medrestore.tasks.degrade import input_digest
 from medrestore.zoo import load_pretrained
 
 __all__ = [
@@ -490,5 +490,5 @@ def superres_file(
         "frame_total_counts": _frame_totals(image), "output_frame_total_counts": _frame_totals(restored),
         "seconds": round(seconds, 4), **value_changes(image), "medrestore_version": medrestore.__version__,
     }  # fmt: skip
-    atomic_write_text(Path(f"{written}.json"), json.dumps(record, indent=2) + "\n")
+    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
     return record
