@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,10 @@ from medrestore.core.kspace import KSpace
 from medrestore.io import read_image, read_kspace, write_kspace
 from medrestore.io.raw_bart import read_cfl, write_cfl
 from test_mri_operators import _coil_maps
+from test_raw_bart import bart
 
 pytestmark = pytest.mark.skipif(shutil.which("bart") is None,
                                 reason="needs the BART command line tool (Debian package 'bart'), which is not installed")
-
-
-def bart(folder: Path, *arguments: object) -> None:
-    subprocess.run(["bart", *map(str, arguments)], cwd=folder, check=True, capture_output=True)
 
 
 def relative_difference(ours: np.ndarray, theirs: np.ndarray) -> float:
