@@ -242,21 +242,39 @@ def write_simulated_dataset(colin27_path: str | Path, root: str | Path, plan: Si
 # -- reading scanner folders --------------------------------------------------------------------
 
 
-def read_slices(path: str | Path) -> torch.Tensor:
-    """The slices of one file as ``(k, H, W)`` float32 in display orientation.
+def display_slices(image: Image) -> torch.Tensor:
+    """The slices of a 2-D slice or 3-D volume :class:`Image` as ``(k, H, W)`` in display orientation.
 
     A 2-D image is one slice as stored; a 3-D (RAS+) volume gives its axial slices (third axis),
-    each turned to display orientation (rows anterior → posterior) as the simulator does.
+    each turned to display orientation (rows anterior → posterior) as the simulator does, and so
+    is one axial slice of a volume read as 2-D (``metadata["squeezed_axis"] == 2``).
+    :func:`from_display_slices` turns them back.
+    """
+    if image.spatial_ndim == 3:
+        return image.data.permute(2, 1, 0).flip(1).contiguous()
+    if image.metadata.get("squeezed_axis") == 2:
+        return image.data.T.flip(0)[None].contiguous()
+    return image.data[None]
+
+
+def from_display_slices(image: Image, slices: torch.Tensor) -> torch.Tensor:
+    """``(k, H, W)`` slices from :func:`display_slices` back in ``image``'s layout."""
+    if image.spatial_ndim == 3:
+        return slices.flip(1).permute(2, 1, 0).contiguous()
+    if image.metadata.get("squeezed_axis") == 2:
+        return slices[0].flip(0).T.contiguous()
+    return slices[0]
+
+
+def read_slices(path: str | Path) -> torch.Tensor:
+    """The slices of one file as ``(k, H, W)`` float32 in display orientation (:func:`display_slices`).
+
     Multi-frame images are refused, naming the file.
     """
     image = read_image(path)
     if image.data.ndim != image.spatial_ndim:
         raise InputError(path, f"expected a 2-D slice or a 3-D volume, got shape {tuple(image.data.shape)}")
-    if image.spatial_ndim == 2 and image.metadata.get("squeezed_axis") == 2:  # one axial slice of a volume
-        return image.data.T.flip(0)[None].contiguous()
-    if image.spatial_ndim == 2:
-        return image.data[None]
-    return image.data.permute(2, 1, 0).flip(1).contiguous()
+    return display_slices(image)
 
 
 def read_folder_slices(folder: str | Path, pattern: str = "*") -> tuple[tuple[str, ...], torch.Tensor]:

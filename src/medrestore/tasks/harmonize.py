@@ -37,7 +37,7 @@ from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.random import make_generator
 from medrestore.core.files import atomic_write_text, guard_output, sha256_file, sidecar_path
 from medrestore.core.image import Image
-from medrestore.data.harmonize import SimulationPlan, write_simulated_dataset
+from medrestore.data.harmonize import SimulationPlan, display_slices, from_display_slices, write_simulated_dataset
 from medrestore.data.ixi import IXI_ARCHIVES, IXI_BASE_URL, download_archives, organise_ixi
 from medrestore.io import read_image, write_image
 from medrestore.io.values import value_changes
@@ -203,14 +203,9 @@ def harmonize_image(
         rescaled = image.with_data(data / factor)
         output = harmonize_image(rescaled, _Unscaled(harmonizer), direction, source, noise_level, seed, grid)
         return output.with_data(output.data * factor)
-    if image.spatial_ndim == 2 and image.metadata.get("squeezed_axis") == 2:  # one axial slice of a volume: turned as below
-        turned = harmonize_slices(data.T.flip(0)[None].contiguous(), harmonizer, direction, noise_level, seed, grid)[0]
-        return image.with_data(turned.flip(0).T.contiguous())
-    if image.spatial_ndim == 2:
-        return image.with_data(harmonize_slices(data[None].float(), harmonizer, direction, noise_level, seed, grid)[0])
-    slices = data.float().permute(2, 1, 0).flip(1).contiguous()
+    slices = display_slices(image).float()  # turned as the training slices are
     output = harmonize_slices(slices, harmonizer, direction, noise_level, seed, grid)
-    return image.with_data(output.flip(1).permute(2, 1, 0).contiguous())
+    return image.with_data(from_display_slices(image, output))
 
 
 class _Unscaled(Harmonizer):
