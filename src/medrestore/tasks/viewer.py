@@ -110,9 +110,9 @@ class Parameter:
 
 
 Runner = Callable[[Path, Path, dict[str, Any], Path | None], dict[str, Any]]
+"""``(input, output, parameters, reference or None) → summary``: one command's task function on files."""
 NONFINITE_VALUE = "nonfinite"
 """Key of the study's NaN/±Inf reader policy in the values a :data:`Runner` gets (beside the form's own)."""
-"""``(input, output, parameters, reference or None) → summary``: one command's task function on files."""
 
 
 @dataclasses.dataclass(frozen=True)
