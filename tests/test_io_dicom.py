@@ -11,9 +11,10 @@ import numpy as np
 import pydicom
 import pydicom.uid
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from dicom_helpers import new_dataset
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
 from medrestore.core.image import Image
@@ -33,19 +34,8 @@ def rotation() -> np.ndarray:
 
 
 def base_dataset(rows: int, columns: int, modality: str = "MR", series_uid: str = SERIES_UID) -> Dataset:
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
-    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID = pydicom.uid.MRImageStorage
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-    dataset.PatientID, dataset.PatientName, dataset.PatientBirthDate, dataset.PatientSex = (
-        "P-123",
-        "Doe^Jane",
-        "19700101",
-        "F",
-    )
+    dataset = new_dataset(pydicom.uid.MRImageStorage, modality, "P-123", rows, columns, signed=True)
+    dataset.PatientName, dataset.PatientBirthDate, dataset.PatientSex = "Doe^Jane", "19700101", "F"
     dataset.StudyInstanceUID, dataset.StudyID, dataset.StudyDate, dataset.AccessionNumber = (
         STUDY_UID,
         "42",
@@ -53,10 +43,7 @@ def base_dataset(rows: int, columns: int, modality: str = "MR", series_uid: str 
         "ACC9",
     )
     dataset.SeriesInstanceUID, dataset.SeriesNumber, dataset.SeriesDescription = series_uid, 3, "T1 axial"
-    dataset.Modality, dataset.FrameOfReferenceUID = modality, "1.2.826.0.1.3680043.8.498.3"
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = rows, columns, 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 1
+    dataset.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.3"
     return dataset
 
 

@@ -17,9 +17,9 @@ import numpy as np
 import pydicom
 import pydicom.uid
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 
-from dicom_helpers import dcm2niix_volume
+from dicom_helpers import dcm2niix_volume, new_dataset
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
 from medrestore.io import detect_format, read_image, write_image
@@ -146,16 +146,8 @@ def test_whole_fmri_series_matches_dcm2niix(tmp_path: Path) -> None:
 
 
 def _dataset(rows: int, columns: int) -> Dataset:
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
-    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID, dataset.SOPInstanceUID = pydicom.uid.MRImageStorage, pydicom.uid.generate_uid()
-    dataset.Modality, dataset.SeriesInstanceUID = "MR", "1.2.826.0.1.3680043.8.498.20"
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel = rows, columns, 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 1
+    dataset = new_dataset(pydicom.uid.MRImageStorage, "MR", "", rows, columns, signed=True)
+    dataset.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.20"
     dataset.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     dataset.PixelSpacing = [1.5, 1.5]
     return dataset
