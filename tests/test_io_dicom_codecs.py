@@ -10,9 +10,7 @@ a missing file skips (never downloaded).
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import nibabel
@@ -23,13 +21,12 @@ import pydicom.uid
 import pytest
 import tifffile
 
-from dicom_helpers import available, new_dataset
+from dicom_helpers import available, dcm2niix_volume, new_dataset
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
 from medrestore.io import detect_format, read_image
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-DCM2NIIX = shutil.which("dcm2niix")
 
 
 def pydicom_file(name: str) -> Path:
@@ -105,29 +102,17 @@ def test_jpeg_extended_12_bit() -> None:
     assert 0 <= values.min() and values.max() < 2**12
 
 
-def _dcm2niix_file(path: Path, work: Path) -> nibabel.Nifti1Image:
-    if DCM2NIIX is None:
-        pytest.skip("dcm2niix is not installed (Debian/Ubuntu: apt-get install dcm2niix)")
-    stem = path.name.removesuffix(".dcm")
-    subprocess.run(
-        [DCM2NIIX, "-s", "y", "-z", "n", "-b", "n", "-f", stem, "-o", str(work), str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return nibabel.load(work / f"{stem}.nii")
-
-
 def test_jpeg_2000_matches_dcm2niix(tmp_path: Path) -> None:
     # 693_J2KI.dcm (CT) has a patient orientation: compare on the RAS+ grid, affine included.
     path = pydicom_file("693_J2KI.dcm")
     image = read_image(path)
     ours = nibabel.as_closest_canonical(nibabel.Nifti1Image(image.numpy()[..., np.newaxis], image.affine))
-    theirs = nibabel.as_closest_canonical(_dcm2niix_file(path, tmp_path))
+    theirs = nibabel.as_closest_canonical(dcm2niix_volume(path, tmp_path / "ct"))
     np.testing.assert_array_equal(ours.get_fdata(), theirs.get_fdata())
     np.testing.assert_allclose(ours.affine[:3, [0, 1, 3]], theirs.affine[:3, [0, 1, 3]], atol=1e-3)
     # JPEG2000.dcm (NM) has none: compare pixels; dcm2niix stores columns first, rows bottom-up.
     path = pydicom_file("JPEG2000.dcm")
-    stored = np.asanyarray(_dcm2niix_file(path, tmp_path).dataobj)[:, :, 0]
+    stored = np.asanyarray(dcm2niix_volume(path, tmp_path / "nm").dataobj)[:, :, 0]
     np.testing.assert_array_equal(read_image(path).numpy(), np.flipud(stored.T))
 
 
