@@ -109,16 +109,15 @@ class Parameter:
         return dataclasses.asdict(self) | {"choices": list(self.choices)}
 
 
-Runner = Callable[[Path, Path, dict[str, Any], Path | None], dict[str, Any]]
-"""``(input, output, parameters, reference or None) → summary``: one command's task function on files."""
-NONFINITE_VALUE = "nonfinite"
-"""Key of the study's NaN/±Inf reader policy in the values a :data:`Runner` gets (beside the form's own)."""
+Runner = Callable[[Path, Path, dict[str, Any], Path | None, str], dict[str, Any]]
+"""``(input, output, parameters, reference or None, nonfinite) → summary``: one command's task function on
+files; ``nonfinite`` is the study's NaN/±Inf reader policy (:mod:`medrestore.io.values`)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    """A restoration (or degradation) the viewer offers: ``run(input, output, parameters, reference) → summary``.
-    ``accepts``: ``image`` (an image file) or ``kspace`` (raw k-space)."""
+    """A restoration (or degradation) the viewer offers: ``run(input, output, parameters, reference, nonfinite)
+    → summary`` (a :data:`Runner`). ``accepts``: ``image`` (an image file) or ``kspace`` (raw k-space)."""
 
     name: str
     label: str
@@ -143,34 +142,33 @@ class Operation:
         }  # fmt: skip
 
 
-def _denoise_mri(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+def _denoise_mri(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
     result = denoise_file(source, output, "mri", values.get("model"), method=values["method"], sigma=values.get("sigma", "auto"),
-                          nonfinite=values.get(NONFINITE_VALUE, "refuse"))
+                          nonfinite=nonfinite)
     summary = {"method": result.method, "model": result.model, "sigma": [round(s, 6) for s in result.sigmas]}
     if result.tsnr_gain is not None:
         summary |= {"tSNR before": result.tsnr_before, "tSNR after": result.tsnr_after}
     return summary
 
 
-def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
     result = denoise_file(source, output, "oct", values.get("model"))
     return {"model": result.model, "images": result.images}
 
 
-def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
-    request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"),
-                                     nonfinite=values.get(NONFINITE_VALUE, "refuse"))
+def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
+    request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"), nonfinite=nonfinite)
     record = superres_file(source, output, request)
     return {"method": record["method"], "model": record["model"], "scale": record["scale"]}
 
 
-def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
     record = harmonize_file(source, output, values["model"], values["direction"], values.get("noise_level"), grid=values.get("grid"),
-                            nonfinite=values.get(NONFINITE_VALUE, "refuse"))
+                            nonfinite=nonfinite)
     return {"model": record["harmonization"]["model"], "direction": values["direction"]}
 
 
-def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
     """``medrestore recon``; with a reference, its report's metrics (after its least-squares intensity fit)."""
     options = ReconOptions(values["method"], values["coil_maps"], values.get("lam"), values.get("iterations"), delay_correction=values["delay_correction"])
     report = reconstruct_file(source, output, options, reference)
@@ -179,9 +177,8 @@ def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path |
 
 
 def _degrader(kind: str) -> Runner:
-    def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None) -> dict[str, Any]:
+    def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
         seed = int(values.pop("seed", 0))
-        nonfinite = values.pop(NONFINITE_VALUE, "refuse")
         record = degrade_file(source, output, kind, values, seed=seed, nonfinite=nonfinite)
         return {"degradation": record["degradation"]}
 
@@ -486,7 +483,7 @@ class Study:
         suffix = ".nii.gz" if self.preview is not None else output_suffix(self.path, self.image)
         output = self.workdir / f"{self.id}-{result_id}-{chosen.name}{suffix}"
         started = time.perf_counter()
-        summary = chosen.run(self.path, output, {**parsed, NONFINITE_VALUE: self.nonfinite}, self.reference_path)
+        summary = chosen.run(self.path, output, dict(parsed), self.reference_path, self.nonfinite)
         seconds = time.perf_counter() - started
         result = Result(result_id, chosen.name, parsed, output, seconds, summary, read_image(output))
         self.results[result_id] = result
