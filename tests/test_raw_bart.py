@@ -7,28 +7,21 @@ reconstructions are compared with BART's own (`fft -i` + `rss`, `pics`).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bart_helpers import bart, needs_bart
 from medrestore.cli.main import main
 from medrestore.core.errors import InputError
 from medrestore.io import read_kspace, write_kspace
 from medrestore.io.raw_bart import read_bart_array, read_cfl, write_cfl
 
-pytestmark = pytest.mark.skipif(shutil.which("bart") is None,
-                                reason="needs the BART command line tool (Debian package 'bart'), which is not installed")
+pytestmark = needs_bart
 
 MATRIX = 64
 COILS = 4
-
-
-def bart(folder: Path, *arguments: object) -> None:
-    """Run one BART command in ``folder`` (its files are named relative to it)."""
-    subprocess.run(["bart", *map(str, arguments)], cwd=folder, check=True, capture_output=True)
 
 
 def bart_rss(folder: Path, kspace: str, flags: int) -> np.ndarray:

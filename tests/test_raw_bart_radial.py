@@ -9,13 +9,12 @@ reconstructions next to `bart nufft -i`.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bart_helpers import bart, needs_bart
 from medrestore.cli.main import main
 from medrestore.core.errors import InputError
 from medrestore.io import read_kspace
@@ -23,16 +22,10 @@ from medrestore.io.raw_bart import read_cfl, write_cfl
 from medrestore.physics.mri.nufft import NUFFTOperator
 from medrestore.physics.mri.trajectory import spoke_geometry
 
-pytestmark = pytest.mark.skipif(shutil.which("bart") is None,
-                                reason="needs the BART command line tool (Debian package 'bart'), which is not installed")
+pytestmark = needs_bart
 
 MATRIX = 64
 SPOKES = 48
-
-
-def bart(folder: Path, *arguments: object) -> str:
-    """Run one BART command in ``folder``; returns its standard output."""
-    return subprocess.run(["bart", *map(str, arguments)], cwd=folder, check=True, capture_output=True, text=True).stdout
 
 
 def radial(folder: Path, delay: str | None = None, transverse: bool = False, noise: float = 0.0) -> None:
