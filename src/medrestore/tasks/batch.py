@@ -26,11 +26,11 @@ import torch
 from medrestore.core.cache import load_once
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.io.detect import EXTENSIONS
-from medrestore.io.inventory import DICOM_SUFFIXES, KSPACE_SUFFIXES, InputEntry, find_inputs
+from medrestore.io.inventory import KSPACE_SUFFIXES, InputEntry, find_inputs
 from medrestore.training.distributed import context_from_environment
 
 STATUSES = ("done", "skipped", "failed")
-_KNOWN_SUFFIXES = tuple(sorted({*EXTENSIONS, *DICOM_SUFFIXES, *KSPACE_SUFFIXES}, key=len, reverse=True))
+_KNOWN_SUFFIXES = tuple(sorted({*EXTENSIONS, *KSPACE_SUFFIXES}, key=len, reverse=True))
 
 
 @dataclasses.dataclass(frozen=True)
