@@ -193,3 +193,24 @@ def test_torchrun_processes_share_a_folder(tree: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rank 0/2: done 2" in result.stderr and "rank 1/2: done 1" in result.stderr
     assert len(_outputs(out)) == 6
+
+
+def test_extensionless_and_gzip_dicom_folders_are_one_series(tmp_path: Path) -> None:
+    """DICOM files named by UID (dots, no known extension) and gzip-compressed files without an extension
+    form one series input, as read_image reads the folder."""
+    import gzip
+
+    from medrestore.io import find_inputs
+
+    volume = torch.from_numpy(np.random.default_rng(3).uniform(100, 200, (3, 8, 8)).astype(np.float32))
+    written = tmp_path / "written"
+    write_image(Image(volume, np.eye(4), 3, "mri"), written)
+    for name, compress in (("uid", False), ("gz", True)):
+        series = tmp_path / "study" / name
+        series.mkdir(parents=True)
+        for index, file in enumerate(sorted(written.iterdir())):
+            payload = file.read_bytes()
+            (series / f"1.2.826.0.1.{index}").write_bytes(gzip.compress(payload) if compress else payload)
+    inventory = find_inputs([tmp_path / "study"], "image")
+    assert sorted(str(entry.relative) for entry in inventory.inputs) == ["gz", "uid"]
+    assert all(entry.path.is_dir() for entry in inventory.inputs)

@@ -18,6 +18,7 @@ input keeps its path relative to the root it was found under, so outputs can mir
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import gzip
 import os
@@ -69,11 +70,12 @@ def _hidden(name: str) -> bool:
 
 
 def _is_dicom_candidate(path: Path) -> bool:
-    """DICOM by extension, or an extension-less file with ``DICM`` at byte 128 (plain or gzip)."""
+    """DICOM by extension, or — without a known extension (``IM0001``, UID-named ``1.2.840…``
+    files) — a file with ``DICM`` at byte 128, plain or gzip-compressed."""
     extension = format_from_extension(path)
     if extension is not None:
         return extension == "dicom"
-    if "." in path.name.lstrip("."):
+    if path.suffix.lower() == ".json":
         return False
     try:
         with open(path, "rb") as stream:
@@ -83,16 +85,28 @@ def _is_dicom_candidate(path: Path) -> bool:
     return has_dicom_preamble(gunzip_head(path, DICOM_MAGIC_OFFSET + 4) if is_gzip(head) else head)
 
 
-def _series_uid(path: Path) -> str | None:
-    """``SeriesInstanceUID`` from the header only (``None`` when unreadable)."""
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_series_uid(path: Path, size: int, modified: int) -> str | None:
+    """:func:`_series_uid` of one state of a file (size and modification time are part of the key)."""
     try:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with open(path, "rb") as probe:
+            compressed = is_gzip(probe.read(2))
+        opener = gzip.open if compressed else open
         with opener(path, "rb") as stream:
             dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"], force=True)
         value = dataset.get("SeriesInstanceUID")
         return None if value is None else str(value)
     except Exception:  # noqa: BLE001 - an unreadable header makes the file an input of its own (its read names the problem)
         return None
+
+
+def _series_uid(path: Path) -> str | None:
+    """``SeriesInstanceUID`` from the header only (``None`` when unreadable); each state of a file is read once."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return _cached_series_uid(path, status.st_size, status.st_mtime_ns)
 
 
 def _one_series(files: Sequence[Path]) -> bool:
