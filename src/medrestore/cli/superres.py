@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
+from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     request = SuperResolutionRequest(
-        modality=args.modality, scale=args.scale, method=args.method, model=args.model, device=args.device,
+        modality=args.modality, scale=args.scale, method=args.method, model=args.model, device=batch_device(args.device),
         iterations=args.iterations, ensemble=args.ensemble, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
         pixel_size_mm=args.pixel_size, nonfinite=args.nonfinite,
     )  # fmt: skip
