@@ -16,7 +16,7 @@ from medrestore.core.kspace import KSpace
 from medrestore.io import read_image, read_kspace, write_kspace
 from medrestore.io.raw_bart import read_cfl, write_cfl
 from test_mri_operators import _coil_maps
-from test_raw_bart import bart
+from bart_helpers import bart
 
 pytestmark = pytest.mark.skipif(shutil.which("bart") is None,
                                 reason="needs the BART command line tool (Debian package 'bart'), which is not installed")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,7 @@ from medrestore.physics.mri.coil_compression import (
 )
 from medrestore.physics.mri.masks import poisson_disc_mask, random_line_mask
 from test_mri_operators import _coil_maps
-from test_raw_bart import bart
-
-needs_bart = pytest.mark.skipif(shutil.which("bart") is None,
-                                reason="needs the BART command line tool (Debian package 'bart'), which is not installed")
+from bart_helpers import bart, needs_bart
 
 
 def _object(shape: tuple[int, int]) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from medrestore.physics.mri import (
 )
 from medrestore.physics.mri.masks import random_line_mask
 from test_mri_operators import _coil_maps
-from test_raw_bart import bart
+from bart_helpers import bart, needs_bart
 
 BRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mri-raw-pulseq" / "2024-02-06-164128.dat"
 
@@ -86,10 +85,6 @@ def test_espirit_matches_sigpy_on_brain() -> None:
     reference = rss(ifftc(kspace), 0)
     bright = common & (reference > 0.2 * reference.max())
     np.testing.assert_allclose(combined[bright].numpy(), reference[bright].numpy(), rtol=0.1)
-
-
-needs_bart = pytest.mark.skipif(shutil.which("bart") is None,
-                                reason="needs the BART command line tool (Debian package 'bart'), which is not installed")
 
 
 def _bart_maps(folder: Path, kspace: str, *flags: object) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recon": ("recon", "reconstruct MRI from raw k-space (zero-filled, SENSE, CS wavelet/TV, networks; Cartesian and radial)"),
     "demo": ("demo", "run every available workflow on built-in data and write report.html, metrics.json and PNGs"),
     "simulate-radial": ("simulate_radial", "simulate multi-coil radial k-space of an image (golden-angle/uniform, gradient delays, noise)"),
-    "estimate-delay": ("estimate_delay", "estimate gradient delays of radial k-space (RING or AC-adaptive)"),
+    "estimate-delay": ("estimate_delay", "estimate gradient delays of radial k-space (RING checked by AC-adaptive, or either alone)"),
     "harmonize": ("harmonize", "harmonise MRI slices or volumes between scanners a (1.5 T) and b (3 T) and record how in OUT.json"),
     "harmonize-data": ("harmonize_data", "simulate a 1.5 T / 3 T scanner pair from a clean brain, or sort IXI archives by field strength"),
     "view": ("view", "start the local web viewer: open images, run methods, compare before/after, score against a reference"),

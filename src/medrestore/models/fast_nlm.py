@@ -59,8 +59,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from medrestore.core.progress import track
 from medrestore.core.errors import InputError
+from medrestore.core.progress import track
 from medrestore.models.blocks import require
 from medrestore.models.classical import ClassicalMethod
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct

@@ -57,8 +57,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medrestore.core.progress import track
 from medrestore.core.errors import InputError
+from medrestore.core.progress import track
 from medrestore.physics.noise_estimation import rician_mean
 from medrestore.solvers.dct_denoise import mirror_pad, orthonormal_dct
 
