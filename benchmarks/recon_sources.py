@@ -1,13 +1,14 @@
 """`medrestore recon` on Cartesian k-space from independent sources, beside BART's own pipeline.
 
 Every case is a fully sampled multi-coil slice (the reference is the root-sum-of-squares of its
-coil images), undersampled with a mask, reconstructed by ``recon``'s default (``auto``) and by
+noise-free coil images where a simulator gives them, else of the data), undersampled with a mask, reconstructed by ``recon``'s default (``auto``) and by
 BART as its users run it — ``bart ecalib`` then ``bart pics -l1 -r λ`` — at BART's customary
 ``λ = 0.01`` and at the best ``λ`` of a grid for that image (an oracle no user has). Scores are
 fastMRI PSNR/SSIM after the least-squares intensity fit (``recon --ref``), over the whole image
 and inside the reference's support (pixels above 5 % of its 99th percentile, as a cropped
-comparison would see them). A sweep of ``auto``'s own weight (×1/4 … ×8) shows how far the
-weight rule lands from the best weight for each case.
+comparison would see them). ``rule`` is the noise-referenced weight alone (what ``auto`` used
+before its weight was cross-validated), run in the same pass; a sweep of ``auto``'s own weight (×1/4 … ×8,
+each solved from zero) shows how far the chosen weight lands from the best of a grid.
 
 Sources (none is our simulator unless named so):
 
@@ -187,7 +188,9 @@ def ours(case: Case, lam: float | None = None) -> dict[str, Any]:
     data = KSpace(case.kspace * case.mask, tuple(case.kspace.shape[-2:]), case.mask, None, np.eye(4), {})
     start = time.perf_counter()
     result = reconstruct(data, ReconOptions(lam=lam))
-    return scored(result.image.data, case.reference, time.perf_counter() - start, method=result.method, lam=result.lam)
+    selection = result.image.metadata.get("recon_lambda_selection") or [{}]
+    return scored(result.image.data, case.reference, time.perf_counter() - start, method=result.method, lam=result.lam,
+                  rule_lam=selection[0].get("rule_lambda"))  # fmt: skip
 
 
 def bart_pics(case: Case, folder: Path, lambdas: tuple[float, ...], threads: int) -> dict[float, dict[str, Any]]:
@@ -209,6 +212,8 @@ def bart_pics(case: Case, folder: Path, lambdas: tuple[float, ...], threads: int
 def run_case(case: Case, folder: Path, threads: int, sweep: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"case": case.name, "acceleration": round(case.acceleration, 2), "coils": int(case.kspace.shape[0])}
     row["auto"] = ours(case)
+    if row["auto"]["rule_lam"]:  # the noise rule alone, as recon ran before the hold-out choice (100 iterations from zero)
+        row["rule"] = ours(case, row["auto"]["rule_lam"])
     if sweep and row["auto"]["lam"]:
         row["auto-sweep"] = {str(factor): ours(case, factor * row["auto"]["lam"]) for factor in SWEEP}
     if shutil.which("bart") is not None:
