@@ -27,7 +27,7 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image, write_image
 from medrestore.physics.degradations import DEGRADATION_KINDS
-from medrestore.server.app import ViewerServer, page
+from medrestore.server.app import TOKEN_HEADER, ViewerServer, page
 from medrestore.tasks.degrade import degrade_file
 from medrestore.tasks.denoise import denoise_file
 from medrestore.tasks.evaluate import evaluate_pair
@@ -67,7 +67,8 @@ def server(root: Path, tmp_path: Path) -> Iterator[ViewerServer]:
 def call(server: ViewerServer, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
     """``(status, JSON or bytes)`` of one request."""
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.url + path.lstrip("/"), data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"} | ({} if method == "GET" else {TOKEN_HEADER: server.token})  # as the page sends
+    request = urllib.request.Request(server.url + path.lstrip("/"), data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             payload, kind, status = response.read(), response.headers["Content-Type"], response.status
@@ -314,7 +315,7 @@ def script_of_page() -> str:
 
 def test_page_elements_the_script_uses_exist(server: ViewerServer) -> None:
     status, body = call(server, "GET", "/")
-    assert status == 200 and body == page()
+    assert status == 200 and body == page(server.token)
     html = body.decode()
     used = set(re.findall(r'\$\("([\w-]+)"\)', script_of_page()))
     assert {"stage", "split", "img-before", "img-after", "metrics", "run", "params"} <= used

@@ -4,45 +4,78 @@ and one static page (``static/index.html``, plain HTML and JavaScript, nothing f
 Standard library only (:class:`http.server.ThreadingHTTPServer`); it binds to ``127.0.0.1`` unless told otherwise,
 and reads only the files of the folder it was started on.
 
-API (JSON unless noted; errors are ``{"error": message}`` with 400 for bad input, 403 outside the folder,
-404 for unknown studies or results):
+API (JSON unless noted; errors are ``{"error": message}`` with 400 for bad input, 403 outside the folder or for a
+refused request, 404 for unknown studies or results, 409 for a cancelled job):
 
 ==========================================================  =====================================================
-``GET  /``                                                  the viewer page
+``GET  /``                                                  the viewer page (it holds the session token)
 ``GET  /api/operations``                                    operations and their parameters
 ``GET  /api/files?path=P``                                  entries of a folder inside the root
+``GET  /api/studies``                                       the open studies
 ``POST /api/studies`` ``{"path", "reference"?}``            open a study
 ``GET  /api/studies/S``                                     a study: geometry, window, reference, results
+``DELETE /api/studies/S``                                   close a study (its images leave memory)
 ``POST /api/studies/S/reference`` ``{"path"}``              set (or with ``null`` clear) the reference
-``POST /api/studies/S/run`` ``{"operation", "parameters"}`` run an operation; the new result
+``POST /api/studies/S/run`` ``{"operation", "parameters"}`` run an operation (waits for it); the new result
 ``GET  /api/studies/S/slice?source=&axis=&index=&frame=``   a slice as PNG (``&low=&high=`` for the window)
 ``GET  /api/studies/S/metrics?source=&convention=&masked=`` metrics against the reference (``null`` without)
 ``GET  /api/studies/S/results/R/download``                  the result file, as written
 ``POST /api/studies/S/results/R/continue``                  a new study from the result (same reference)
+``GET  /api/jobs?study=S&all=true``                         waiting and running jobs (``all``: finished too)
+``DELETE /api/jobs/J``                                      cancel a job
 ==========================================================  =====================================================
+
+Security model (a browser on the same machine may also be showing hostile pages):
+
+* every path a request names resolves inside the root (or names a zoo model or a keyword) before anything is
+  opened, with one answer for "outside" whether or not a file is there (:meth:`Viewer.resolve`);
+* the ``Host`` header must name this server (its address, ``localhost``, ``127.0.0.1`` or ``[::1]`` with its
+  port): a DNS-rebound name is refused;
+* state-changing requests (``POST``, ``DELETE``) need the session token of the page in the
+  :data:`TOKEN_HEADER` header, an ``Origin`` (when sent) that is this server, and ``POST`` a JSON body
+  (``Content-Type: application/json``): a cross-site form or ``fetch`` can send none of these;
+* a client gets :data:`READ_TIMEOUT_SECONDS` for each read of its request, a body of at most
+  :data:`MAX_BODY_BYTES` with a valid ``Content-Length``, and at most :data:`MAX_CONNECTIONS` connections are
+  served at once (more get 503); malformed requests get a 4xx answer.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
+import re
+import secrets
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from medrestore.core.errors import MedrestoreError
-from medrestore.tasks.viewer import Viewer
+from medrestore.tasks.viewer import Cancelled, Viewer
 
 MAX_BODY_BYTES = 1 << 20
 """Largest request body accepted (requests carry paths and parameters, never images)."""
+READ_TIMEOUT_SECONDS = 15.0
+"""Longest wait for each read of a request (its line, headers, body) before the connection is closed."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; more are answered 503 at once and closed."""
+TOKEN_HEADER = "X-Medrestore-Token"
+"""Header carrying the session token (in the page) that state-changing requests need."""
+TOKEN_PLACEHOLDER = b"@SESSION_TOKEN@"
+"""Where :func:`page` puts the token in ``static/index.html``."""
+LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
+"""Host names always accepted with the server's port, besides the address it listens on."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def page() -> bytes:
-    """The viewer's single page."""
-    return resources.files("medrestore.server").joinpath("static/index.html").read_bytes()
+def page(token: str = "") -> bytes:
+    """The viewer's single page, holding the session ``token``."""
+    html = resources.files("medrestore.server").joinpath("static/index.html").read_bytes()
+    return html.replace(TOKEN_PLACEHOLDER, token.encode("ascii"))
 
 
 class ApiError(Exception):
@@ -81,14 +114,21 @@ def _text(query: dict[str, list[str]], name: str, default: str) -> str:
 
 
 class ViewerHandler(BaseHTTPRequestHandler):
-    """Routes of the module docstring onto the server's :class:`Viewer`."""
+    """Routes of the module docstring onto the server's :class:`Viewer`, after the checks of its security model."""
 
     server: ViewerServer
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_SECONDS  # socket timeout of every read (StreamRequestHandler.setup)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if self.server.verbose:
             super().log_message(format, *args)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except TimeoutError:  # a client that stopped sending part-way: drop it (the base class only covers the request line)
+            self.close_connection = True
 
     # -- plumbing --------------------------------------------------------------------------
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -96,6 +136,12 @@ class ViewerHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+        self.send_header("Referrer-Policy", "no-referrer")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -105,24 +151,71 @@ class ViewerHandler(BaseHTTPRequestHandler):
     def _json(self, payload: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
         self._send(status, json.dumps(finite(payload), allow_nan=False, default=str).encode(), "application/json")
 
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _content_length(self) -> int:
+        """The request's ``Content-Length`` (0 without); chunked or malformed lengths refused."""
+        if self.headers.get("Transfer-Encoding"):
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not Transfer-Encoding")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        if len(set(values)) > 1 or not values[0].strip().isdigit():
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"Content-Length must be one whole number of bytes, got {', '.join(values)!r}")
+        length = int(values[0])
         if length > MAX_BODY_BYTES:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body of {length} bytes; at most {MAX_BODY_BYTES}")
-        raw = self.rfile.read(length) if length else b"{}"
+        return length
+
+    def _body(self) -> dict[str, Any]:
+        raw = self._pending_body or b"{}"
         try:
-            body = json.loads(raw or b"{}")
-        except json.JSONDecodeError as error:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {error}") from None
         if not isinstance(body, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
         return body
 
+    def _read_body(self) -> None:
+        """Read the body now (before any answer, so that the connection stays in step); refuse a bad length."""
+        self._pending_body = b""
+        length = self._content_length()
+        if length:
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body ended after {len(data)} of {length} bytes")
+            self._pending_body = data
+
+    def _check_host(self) -> None:
+        host = self.headers.get("Host")
+        if host is None or host.strip().lower() not in self.server.allowed_hosts:
+            raise ApiError(HTTPStatus.FORBIDDEN, f"Host {host!r} is not this viewer's address ({self.server.url})")
+
+    def _check_state_change(self) -> None:
+        """A POST or DELETE: the page's token, no foreign Origin, and for POST a JSON body."""
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.strip().lower() not in self.server.allowed_origins:
+            raise ApiError(HTTPStatus.FORBIDDEN, f"requests from {origin!r} are refused: only this viewer's page may change its state")
+        if not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), self.server.token.encode()):
+            raise ApiError(HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER} header (the token is in the viewer's page)")
+        if self.command == "POST" and self.headers.get_content_type() != "application/json":
+            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request body as Content-Type: application/json")
+
     def _dispatch(self, method: str) -> None:
-        url = urlparse(self.path)
-        parts = [p for p in url.path.split("/") if p]
-        query = parse_qs(url.query)
+        self._pending_body = b""
         try:
+            try:
+                self._read_body()
+            except ApiError:
+                self.close_connection = True  # the body was not read: the connection cannot carry another request
+                raise
+            if _CONTROL.search(self.path) or _CONTROL.search(unquote(self.path)):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "the request's path holds a control character (NUL, newline, …)")
+            self._check_host()
+            if method in ("POST", "DELETE"):
+                self._check_state_change()
+            url = urlparse(self.path)
+            parts = [p for p in url.path.split("/") if p]
+            query = parse_qs(url.query)
             self._route(method, parts, query)
         except ApiError as error:
             self._json({"error": str(error)}, error.status)
@@ -130,10 +223,15 @@ class ViewerHandler(BaseHTTPRequestHandler):
             self._json({"error": str(error)}, HTTPStatus.FORBIDDEN)
         except LookupError as error:
             self._json({"error": str(error.args[0] if error.args else error)}, HTTPStatus.NOT_FOUND)
+        except Cancelled as error:
+            self._json({"error": str(error)}, HTTPStatus.CONFLICT)
         except MedrestoreError as error:
             self._json({"error": str(error)}, HTTPStatus.BAD_REQUEST)
+        except TimeoutError:
+            self.close_connection = True
+            self._json({"error": f"the request was not sent within {READ_TIMEOUT_SECONDS:g} s"}, HTTPStatus.REQUEST_TIMEOUT)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            self.close_connection = True
         except Exception as error:  # noqa: BLE001 - the page shows what failed instead of a dropped connection
             self._json({"error": f"{type(error).__name__}: {error}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
@@ -146,11 +244,14 @@ class ViewerHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
 
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
     # -- routes ----------------------------------------------------------------------------
     def _route(self, method: str, parts: list[str], query: dict[str, list[str]]) -> None:
         viewer = self.server.viewer
         if method == "GET" and parts in ([], ["index.html"]):
-            self._send(HTTPStatus.OK, page(), "text/html; charset=utf-8")
+            self._send(HTTPStatus.OK, page(self.server.token), "text/html; charset=utf-8")
             return
         if not parts or parts[0] != "api":
             raise LookupError(f"no page {self.path!r}")
@@ -159,11 +260,18 @@ class ViewerHandler(BaseHTTPRequestHandler):
             self._json(viewer.operations())
         elif method == "GET" and route == ["files"]:
             self._json(viewer.list_folder(_text(query, "path", "")))
+        elif method == "GET" and route == ["studies"]:
+            self._json(viewer.list_studies())
         elif method == "POST" and route == ["studies"]:
             body = self._body()
-            if not isinstance(body.get("path"), str):
-                raise ApiError(HTTPStatus.BAD_REQUEST, "give the image to open as {\"path\": ...}")
+            if not isinstance(body.get("path"), str) or not isinstance(body.get("reference"), (str, type(None))):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "give the image to open as {\"path\": ...} (and a \"reference\" path or null)")
             self._json(viewer.open(body["path"], body.get("reference")).describe(), HTTPStatus.CREATED)
+        elif method == "GET" and route == ["jobs"]:
+            study = _text(query, "study", "") or None
+            self._json(viewer.jobs(study, active=_text(query, "all", "false").lower() != "true"))
+        elif method == "DELETE" and len(route) == 2 and route[0] == "jobs":
+            self._json(viewer.cancel(route[1]))
         elif len(route) >= 2 and route[0] == "studies":
             self._study_route(method, route[1], route[2:], query)
         else:
@@ -174,8 +282,14 @@ class ViewerHandler(BaseHTTPRequestHandler):
         study = viewer.study(study_id)
         if method == "GET" and route == []:
             self._json(study.describe())
+        elif method == "DELETE" and route == []:
+            viewer.close(study_id)
+            self._json({"closed": study_id})
         elif method == "POST" and route == ["reference"]:
-            self._json(viewer.set_reference(study_id, self._body().get("path")).describe())
+            path = self._body().get("path")
+            if not isinstance(path, (str, type(None))):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "give the reference as {\"path\": ...} or {\"path\": null}")
+            self._json(viewer.set_reference(study_id, path).describe())
         elif method == "POST" and route == ["run"]:
             body = self._body()
             parameters = body.get("parameters") or {}
@@ -209,23 +323,57 @@ class ViewerHandler(BaseHTTPRequestHandler):
 
 
 class ViewerServer(ThreadingHTTPServer):
-    """An HTTP server over one :class:`Viewer`; ``port=0`` picks a free port (see :attr:`url`)."""
+    """An HTTP server over one :class:`Viewer`; ``port=0`` picks a free port (see :attr:`url`).
+
+    ``token``: the session token state-changing requests need (default: a fresh random one); :attr:`allowed_hosts`
+    the ``Host`` values served.
+    """
 
     daemon_threads = True
 
-    def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8765, verbose: bool = False) -> None:
+    def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8765, verbose: bool = False, token: str | None = None) -> None:
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), ViewerHandler)
         self.viewer = viewer
         self.verbose = verbose
+        self.token = token or secrets.token_urlsafe(32)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        bound = self.server_address[1]
+        names = {*LOCAL_NAMES, f"[{host}]" if ":" in host else host}
+        if host in ("0.0.0.0", "::", ""):  # every interface: this machine's names too
+            names |= {socket.gethostname(), socket.getfqdn()}
+        self.allowed_hosts = frozenset(f"{name.lower()}:{bound}" for name in names) | (frozenset(n.lower() for n in names) if bound == 80 else frozenset())
+        self.allowed_origins = frozenset(f"http://{name}" for name in self.allowed_hosts)
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection while fewer than :data:`MAX_CONNECTIONS` are served; else 503 at once."""
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests, notebooks); :meth:`shutdown` stops it."""
         thread = threading.Thread(target=self.serve_forever, name="medrestore-viewer", daemon=True)
         thread.start()
         return thread
-

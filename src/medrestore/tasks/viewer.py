@@ -16,17 +16,31 @@ default the 0.5th and 99.5th percentiles of the study's input, so that before an
 
 Metrics (:meth:`Study.metrics`): :func:`medrestore.tasks.evaluate.evaluate_pair` of an image against the
 reference under a named convention (``default``, ``oct``, ``fastmri``), optionally inside the mask
-``reference > 0`` (the brain of a skull-stripped volume, the convention of ``benchmarks/mri_denoise.py``).
+``reference > 0`` (the brain of a skull-stripped volume, the convention of ``benchmarks/mri_denoise.py``),
+computed once per (image, reference, convention, mask) and kept.
+
+Paths: every path a request names (the study, its reference, a folder to list, a ``model`` or ``coil_maps``
+parameter) resolves inside the root (a zoo name or a keyword such as ``espirit`` aside) before anything is
+opened (:meth:`Viewer.resolve`); a path outside gets the same answer whether or not a file is there.
+
+Memory: the images of the studies (inputs, references, results) stay in memory up to a budget of bytes
+(:class:`ImageCache`); beyond it the least recently used are dropped and read again from their files when
+next needed. Closing a study drops its images.
+
+Jobs: an operation runs as a :class:`Job` whose progress (the ``progress``/``track`` marks of
+:mod:`medrestore.core.progress` in the task's loops) can be read while it runs, and which can be cancelled: the
+next progress mark after :meth:`Job.cancel` stops it (:class:`Cancelled`), before its output is written.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +49,9 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.image import Image
+from medrestore.core.progress import reporting
 from medrestore.io import read_image, read_kspace, write_image
 from medrestore.io.common import single_slice_affine
 from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
@@ -51,6 +66,7 @@ from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file
 from medrestore.tasks.superres import DEFAULT_METHOD as SUPERRES_DEFAULT
 from medrestore.tasks.superres import METHODS as SUPERRES_METHODS
 from medrestore.tasks.superres import SuperResolutionRequest, superres_file
+from medrestore.zoo.store import in_zoo
 
 WINDOW_PERCENTILES = (0.5, 99.5)
 """Default display window: these percentiles of the study's input (of every k-th voxel, at most about
@@ -62,14 +78,22 @@ KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".hdr")
 """Files with these extensions open as raw k-space; ``.npy``/``.npz`` do when :func:`read_kspace` takes them."""
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".npy", ".npz", ".dcm")
 """Results keep the input's format when it is one of these; otherwise NIfTI (3-D, 4-D) or TIFF (2-D)."""
+DEFAULT_MEMORY_BUDGET = 2 << 30
+"""Bytes of images kept in memory by default (:class:`ImageCache`)."""
+PATH_KINDS = ("model", "file")
+"""Parameter kinds that name a file: resolved inside the viewer's root (:meth:`Parameter.parse`)."""
+
+PathResolver = Callable[[str], Path]
+"""A request's path → the file inside the viewer's root (:meth:`Viewer.resolve`; ``PermissionError`` outside)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Parameter:
     """One parameter of an operation, as the viewer's form shows it.
 
-    ``kind``: ``choice`` (one of ``choices``), ``number``, ``integer``, ``boolean`` or ``text``. ``default``
-    ``None`` with ``required=False``: left out unless given.
+    ``kind``: ``choice`` (one of ``choices``), ``number``, ``integer``, ``boolean``, ``text``, ``model`` (a zoo
+    name, or a checkpoint file inside the root) or ``file`` (one of ``choices`` as a keyword, or a file inside
+    the root). ``default`` ``None`` with ``required=False``: left out unless given.
     """
 
     name: str
@@ -79,12 +103,23 @@ class Parameter:
     choices: tuple[str, ...] = ()
     required: bool = False
 
-    def parse(self, value: Any, operation: str) -> Any:
-        """``value`` from a form (JSON) checked and converted; ``None``/``""`` → the default."""
+    def parse(self, value: Any, operation: str, resolve: PathResolver | None = None) -> Any:
+        """``value`` from a form (JSON) checked and converted; ``None``/``""`` → the default.
+
+        A ``model`` or ``file`` value that is not a zoo name or keyword becomes ``resolve(value)`` as text: a
+        file inside the root, checked before the operation opens anything (without ``resolve`` it is refused).
+        """
         if value is None or value == "":
             if self.required and self.default is None:
                 raise ConfigError(f"{operation}: parameter {self.name!r} is required")
             return self.default
+        if self.kind in PATH_KINDS:
+            text = str(value)
+            if text in self.choices or (self.kind == "model" and in_zoo(text)):
+                return text
+            if resolve is None:
+                raise ConfigError(f"{operation}: {self.name} {text!r} names a file, and no folder to find it in was given")
+            return str(resolve(text))
         if self.kind == "choice":
             if str(value) not in self.choices:
                 raise ConfigError(f"{operation}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
@@ -126,13 +161,14 @@ class Operation:
     run: Runner
     accepts: str = "image"
 
-    def parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The form's ``values`` checked: unknown names refused, defaults filled, ``None`` left out."""
+    def parse(self, values: Mapping[str, Any], resolve: PathResolver | None = None) -> dict[str, Any]:
+        """The form's ``values`` checked: unknown names refused, defaults filled, ``None`` left out; file
+        parameters resolved with ``resolve`` (:meth:`Parameter.parse`)."""
         known = {p.name for p in self.parameters}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known)) or 'none'}")
-        parsed = {p.name: p.parse(values.get(p.name), self.name) for p in self.parameters}
+        parsed = {p.name: p.parse(values.get(p.name), self.name, resolve) for p in self.parameters}
         return {name: value for name, value in parsed.items() if value is not None}
 
     def describe(self) -> dict[str, Any]:
@@ -205,13 +241,13 @@ def _operations() -> dict[str, Operation]:
         (
             Parameter("method", "method", "choice", "auto", MRI_METHODS),
             Parameter("sigma", "noise σ (image units, or auto)", "text", "auto"),
-            Parameter("model", "network (zoo name or checkpoint; empty: the method's default)", "text"),
+            Parameter("model", "network (zoo name or checkpoint; empty: the method's default)", "model"),
         ),
         _denoise_mri,
     )
     oct_ = Operation(
         "denoise-oct", "Denoise OCT", "medrestore denoise --modality oct: one B-scan (or a stack) to the multi-frame average's quality.",
-        (Parameter("model", f"model (empty: {DEFAULT_MODELS['oct']})", "text"),),
+        (Parameter("model", f"model (empty: {DEFAULT_MODELS['oct']})", "model"),),
         _denoise_oct,
     )
     nm = Operation(
@@ -219,14 +255,14 @@ def _operations() -> dict[str, Operation]:
         (
             Parameter("method", "method", "choice", SUPERRES_DEFAULT, SUPERRES_METHODS),
             Parameter("scale", "scale K", "integer", 4),
-            Parameter("model", "network (empty: the method's default)", "text"),
+            Parameter("model", "network (empty: the method's default)", "model"),
         ),
         _superres,
     )
     harmonize = Operation(
         "harmonize", "Harmonise scanners", "medrestore harmonize: an MRI slice or volume to the other scanner's appearance.",
         (
-            Parameter("model", "harmoniser (zoo name or checkpoint)", "text", "cyclegan-sim"),
+            Parameter("model", "harmoniser (zoo name or checkpoint)", "model", "cyclegan-sim"),
             Parameter("direction", "direction", "choice", "b2a", ("a2b", "b2a")),
             Parameter("noise_level", "add Rician noise up to (fraction of the robust maximum)", "number"),
             Parameter("grid", "harmonise on an N×N grid", "integer"),
@@ -237,7 +273,7 @@ def _operations() -> dict[str, Operation]:
         "recon", "Reconstruct k-space", "medrestore recon: raw Cartesian or radial k-space to a magnitude image.",
         (
             Parameter("method", "method", "choice", "auto", RECON_METHODS),
-            Parameter("coil_maps", "coil maps (espirit or a maps file)", "text", "espirit"),
+            Parameter("coil_maps", "coil maps (espirit or a maps file)", "file", "espirit", ("espirit",)),
             Parameter("lam", "λ (empty: from the noise of the outer k-space)", "number"),
             Parameter("iterations", "iterations (empty: the method's default)", "integer"),
             Parameter("delay_correction", "gradient-delay correction (radial)", "choice", "auto", DELAY_CORRECTIONS),
@@ -353,9 +389,68 @@ def window_png(plane: np.ndarray, low: float, high: float) -> bytes:
     return buffer.getvalue()
 
 
+class Cancelled(MedrestoreError):
+    """A job stopped at a progress mark of its task because it was cancelled (:meth:`Job.cancel`)."""
+
+
+def image_bytes(image: Image) -> int:
+    """Bytes of ``image``'s voxels in memory."""
+    return image.data.element_size() * image.data.numel()
+
+
+class ImageCache:
+    """Images kept in memory up to ``budget`` bytes, by key; beyond it the least recently used are dropped and
+    loaded again (by the caller's loader) when next asked for. The image just stored or asked for is always
+    kept, even alone over the budget. Safe to share between threads.
+    """
+
+    def __init__(self, budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+        if budget < 0:
+            raise ConfigError(f"memory budget must be at least 0 bytes, got {budget}")
+        self.budget = budget
+        self._images: collections.OrderedDict[Hashable, Image] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the images held now."""
+        with self._lock:
+            return sum(image_bytes(image) for image in self._images.values())
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._images
+
+    def get(self, key: Hashable, load: Callable[[], Image]) -> Image:
+        """The image under ``key``, from memory or ``load()`` (then kept, dropping the least recently used)."""
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        image = load()  # outside the lock: reading a file takes a while, other images stay available meanwhile
+        self.put(key, image)
+        return image
+
+    def put(self, key: Hashable, image: Image) -> None:
+        """Keep ``image`` under ``key`` as the most recently used."""
+        with self._lock:
+            self._images[key] = image
+            self._images.move_to_end(key)
+            total = sum(image_bytes(held) for held in self._images.values())
+            while total > self.budget and len(self._images) > 1:
+                _, dropped = self._images.popitem(last=False)
+                total -= image_bytes(dropped)
+
+    def drop(self, which: Callable[[Hashable], bool]) -> None:
+        """Forget every image whose key ``which`` accepts."""
+        with self._lock:
+            for key in [key for key in self._images if which(key)]:
+                del self._images[key]
+
+
 @dataclasses.dataclass
 class Result:
-    """One operation's output file, what ran, and its metrics against the reference (if any)."""
+    """One operation's output file, what ran, and the geometry of its image (the image itself: :meth:`Study.image_of`)."""
 
     id: str
     operation: str
@@ -363,12 +458,12 @@ class Result:
     path: Path
     seconds: float
     summary: dict[str, Any]
-    image: Image
+    geometry: dict[str, Any]
 
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id, "operation": self.operation, "parameters": self.parameters, "file": self.path.name,
-            "seconds": round(self.seconds, 3), "summary": self.summary, **_geometry(self.image),
+            "seconds": round(self.seconds, 3), "summary": self.summary, **self.geometry,
         }  # fmt: skip
 
 
@@ -376,31 +471,53 @@ def _geometry(image: Image) -> dict[str, Any]:
     shape, spacing = display_shape(image)
     return {
         "shape": list(image.shape), "spatial_ndim": image.spatial_ndim, "frames": image.n_frames, "spacing": list(image.spacing),
-        "display_shape": list(shape), "display_spacing": list(spacing),
+        "display_shape": list(shape), "display_spacing": list(spacing), "modality": image.modality,
     }  # fmt: skip
 
 
 @dataclasses.dataclass
 class Study:
-    """An input image, its optional reference, and the results of operations on it (module docstring)."""
+    """An input image, its optional reference, and the results of operations on it (module docstring).
+
+    Its images live in ``cache`` (read again from their files when the memory budget dropped them); its
+    metrics are kept per (image, reference, convention, mask).
+    """
 
     id: str
     path: Path
-    image: Image
     workdir: Path
+    cache: ImageCache = dataclasses.field(default_factory=ImageCache)
     reference_path: Path | None = None
-    reference: Image | None = None
     results: dict[str, Result] = dataclasses.field(default_factory=dict)
     window: tuple[float, float] = (0.0, 1.0)
     preview: Path | None = None
     _counter: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
     nonfinite: str = "refuse"
+    geometry: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reference_geometry: dict[str, Any] | None = None
+    _metrics: dict[tuple[str, str, str, bool], dict[str, float] | None] = dataclasses.field(default_factory=dict)
+    _metrics_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        values = self.image.data.detach().cpu().reshape(-1)
+        image = self.image
+        self.geometry = _geometry(image)
+        values = image.data.detach().cpu().reshape(-1)
         values = values[:: max(1, values.numel() // WINDOW_SAMPLE)].to(torch.float64).numpy()  # every k-th voxel
         low, high = (float(v) for v in np.percentile(values, WINDOW_PERCENTILES))
         self.window = (low, high if high > low else low + 1.0)
+
+    @property
+    def image(self) -> Image:
+        """The input image (the zero-filled reconstruction of raw k-space)."""
+        return self.cache.get((self.id, "input"), lambda: read_image(self.path_of("input"), nonfinite=self.nonfinite))
+
+    @property
+    def reference(self) -> Image | None:
+        """The reference image, or ``None``."""
+        if self.reference_path is None:
+            return None
+        path = self.reference_path
+        return self.cache.get((self.id, "reference"), lambda: read_image(path, nonfinite=self.nonfinite))
 
     def image_of(self, source: str) -> Image:
         """``input``, ``reference`` or a result id → its image."""
@@ -411,7 +528,18 @@ class Study:
                 raise InputError(None, "this study has no reference")
             return self.reference
         if source in self.results:
-            return self.results[source].image
+            path = self.results[source].path
+            return self.cache.get((self.id, source), lambda: read_image(path))
+        raise InputError(None, f"no image {source!r} in this study (input, reference or a result id)")
+
+    def geometry_of(self, source: str) -> dict[str, Any]:
+        """:func:`_geometry` of ``source`` without reading it."""
+        if source == "input":
+            return self.geometry
+        if source == "reference" and self.reference_geometry is not None:
+            return self.reference_geometry
+        if source in self.results:
+            return self.results[source].geometry
         raise InputError(None, f"no image {source!r} in this study (input, reference or a result id)")
 
     @property
@@ -432,8 +560,8 @@ class Study:
         """A slice of ``source`` as PNG. 3-D: ``index`` is a slice of the *input*, scaled to ``source``'s size
         along ``axis`` when they differ (a super-resolved image shows the same place)."""
         image = self.image_of(source)
-        if image.spatial_ndim == 3 and self.image.spatial_ndim == 3 and index is not None:
-            size, own = display_shape(self.image)[0][axis], display_shape(image)[0][axis]
+        if image.spatial_ndim == 3 and self.geometry["spatial_ndim"] == 3 and index is not None and axis in (0, 1, 2):
+            size, own = self.geometry["display_shape"][axis], display_shape(image)[0][axis]
             if size != own and size > 1:
                 index = int(round(index * (own - 1) / (size - 1)))
         frame = min(frame, image.n_frames - 1)
@@ -441,82 +569,167 @@ class Study:
         return window_png(plane, self.window[0] if low is None else low, self.window[1] if high is None else high)
 
     def metrics(self, source: str, convention: str = "default", masked: bool = False) -> dict[str, float] | None:
-        """Metrics of ``source`` against the reference (``None`` without one, or when their shapes differ)."""
-        if self.reference is None or self.reference_path is None:
-            return None
-        image = self.image_of(source)
-        if image.shape != self.reference.shape:
+        """Metrics of ``source`` against the reference (``None`` without one, or when their shapes differ),
+        computed on the first request for (``source``, reference, ``convention``, ``masked``) and kept."""
+        if self.reference_path is None or self.reference_geometry is None:
             return None
         if convention not in CONVENTION_NAMES:
             raise ConfigError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTION_NAMES)}")
-        mask = self._reference_mask() if masked else None
-        return evaluate_pair(self.path_of(source), self.reference_path, mask, convention, self.nonfinite)
+        if self.geometry_of(source)["shape"] != self.reference_geometry["shape"]:
+            return None
+        key = (source, str(self.reference_path), convention, masked)
+        with self._metrics_lock:  # one computation per key, however many requests ask at once
+            if key not in self._metrics:
+                mask = self._reference_mask() if masked else None
+                self._metrics[key] = evaluate_pair(self.path_of(source), self.reference_path, mask, convention, self.nonfinite)
+            return self._metrics[key]
 
     def _reference_mask(self) -> Path:
         """``reference > 0`` written once in the work folder (NIfTI for volumes, TIFF for 2-D)."""
-        assert self.reference is not None
-        target = self.workdir / f"{self.id}-reference-mask{'.nii.gz' if self.reference.spatial_ndim == 3 else '.tif'}"
+        reference = self.reference
+        assert reference is not None
+        target = self.workdir / f"{self.id}-reference-mask{'.nii.gz' if reference.spatial_ndim == 3 else '.tif'}"
         if not target.exists():
-            write_image(self.reference.with_data((self.reference.data > 0).to(torch.uint8), metadata={}), target, dtype="uint8")
+            write_image(reference.with_data((reference.data > 0).to(torch.uint8), metadata={}), target, dtype="uint8")
         return target
 
     def set_reference(self, path: Path | None) -> None:
-        """Score against the image at ``path`` (``None``: against nothing); the old reference's mask is dropped."""
-        for mask in self.workdir.glob(f"{self.id}-reference-mask.*"):
-            mask.unlink()
-        if path is None:
-            self.reference_path, self.reference = None, None
-            return
-        reference = read_image(path, nonfinite=self.nonfinite)
-        self.reference_path, self.reference = path, reference
+        """Score against the image at ``path`` (``None``: against nothing); the old reference's mask and the
+        metrics against it are dropped."""
+        reference = None if path is None else read_image(path, nonfinite=self.nonfinite)  # unreadable: nothing changes
+        with self._metrics_lock:
+            for mask in self.workdir.glob(f"{self.id}-reference-mask.*"):
+                mask.unlink()
+            self._metrics.clear()
+            self.cache.drop(lambda key: key == (self.id, "reference"))
+            self.reference_path = path
+            self.reference_geometry = None if reference is None else _geometry(reference)
+            if reference is not None:
+                self.cache.put((self.id, "reference"), reference)
 
-    def run(self, operation: str, values: Mapping[str, Any]) -> Result:
-        """Run ``operation`` on the input into the work folder; the new :class:`Result`."""
+    def prepare(self, operation: str, values: Mapping[str, Any], resolve: PathResolver | None = None) -> tuple[Operation, dict[str, Any]]:
+        """``operation`` and its checked parameters (:meth:`Operation.parse`), or the error a run would give."""
         if operation not in OPERATIONS:
             raise ConfigError(f"unknown operation {operation!r}; available: {', '.join(OPERATIONS)}")
         chosen = OPERATIONS[operation]
         if chosen.accepts != self.kind:
             wanted = "raw k-space" if chosen.accepts == "kspace" else "an image"
             raise InputError(self.path, f"{chosen.name} needs {wanted}; this study is {'raw k-space' if self.kind == 'kspace' else 'an image'}")
-        parsed = chosen.parse(values)
+        return chosen, chosen.parse(values, resolve)
+
+    def run(self, operation: str, values: Mapping[str, Any], resolve: PathResolver | None = None) -> Result:
+        """Run ``operation`` on the input into the work folder; the new :class:`Result`."""
+        chosen, parsed = self.prepare(operation, values, resolve)
         result_id = f"r{next(self._counter)}"
         suffix = ".nii.gz" if self.preview is not None else output_suffix(self.path, self.image)
         output = self.workdir / f"{self.id}-{result_id}-{chosen.name}{suffix}"
         started = time.perf_counter()
         summary = chosen.run(self.path, output, dict(parsed), self.reference_path, self.nonfinite)
         seconds = time.perf_counter() - started
-        result = Result(result_id, chosen.name, parsed, output, seconds, summary, read_image(output))
+        image = read_image(output)
+        self.cache.put((self.id, result_id), image)
+        result = Result(result_id, chosen.name, parsed, output, seconds, summary, _geometry(image))
         self.results[result_id] = result
         return result
 
     def describe(self) -> dict[str, Any]:
         return {
-            "id": self.id, "file": self.path.name, "path": str(self.path), **_geometry(self.image),
-            "modality": self.image.modality, "kind": self.kind, "window": list(self.window),
-            "reference": None if self.reference_path is None else {"file": self.reference_path.name, "path": str(self.reference_path), **_geometry(self.reference)},  # type: ignore[arg-type]
+            "id": self.id, "file": self.path.name, "path": str(self.path), **self.geometry,
+            "kind": self.kind, "window": list(self.window),
+            "reference": None if self.reference_path is None else {"file": self.reference_path.name, "path": str(self.reference_path), **(self.reference_geometry or {})},
             "results": [result.describe() for result in self.results.values()],
         }  # fmt: skip
+
+
+@dataclasses.dataclass
+class Job:
+    """One run of an operation on a study: its state (``waiting`` for the one running before it, ``running``,
+    ``done``, ``failed``, ``cancelled``) and, while it runs, the progress marks of its task (a
+    :class:`~medrestore.core.progress.ProgressSink`: nested stages, outermost first)."""
+
+    id: str
+    study: str
+    operation: str
+    state: str = "waiting"
+    stages: list[list[Any]] = dataclasses.field(default_factory=list)
+    result: str | None = None
+    error: str | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    _cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop at the task's next progress mark (or before it starts, while waiting)."""
+        self._cancel.set()
+
+    def check(self) -> None:
+        """Raises :class:`Cancelled` once :meth:`cancel` was called."""
+        if self._cancel.is_set():
+            raise Cancelled(f"{self.operation} on study {self.study} was cancelled")
+
+    def begin(self, label: str, total: int | None) -> None:
+        self.check()
+        self.stages.append([label, 0, total])
+
+    def advance(self, label: str, done: int, total: int | None) -> None:
+        self.check()
+        for stage in reversed(self.stages):
+            if stage[0] == label:
+                stage[1:] = [done, total]
+                break
+
+    def end(self, label: str) -> None:
+        for index in range(len(self.stages) - 1, -1, -1):
+            if self.stages[index][0] == label:
+                del self.stages[index]
+                break
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("waiting", "running")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "study": self.study, "operation": self.operation, "state": self.state, "result": self.result,
+            "error": self.error, "seconds": round(time.monotonic() - self.started, 1), "cancelling": self._cancel.is_set() and self.active,
+            "stages": [{"label": label, "done": done, "total": total} for label, done, total in list(self.stages)],
+        }  # fmt: skip
+
+
+KEPT_JOBS = 100
+"""Finished jobs remembered (for :meth:`Viewer.jobs`) besides the waiting and running ones."""
 
 
 class Viewer:
     """The viewer's state: the root folder it may read, its work folder, and the open studies.
 
-    One operation runs at a time (they use every CPU thread); reading slices goes on meanwhile.
+    One operation runs at a time (they use every CPU thread), the others wait; reading slices goes on meanwhile.
     """
 
-    def __init__(self, root: str | Path, workdir: str | Path, nonfinite: str = "refuse") -> None:
+    def __init__(self, root: str | Path, workdir: str | Path, nonfinite: str = "refuse", memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.nonfinite = nonfinite  # NaN/±Inf policy of every read (medrestore.io.values)
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise InputError(self.root, "is not a folder; the viewer serves the files of a folder")
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cache = ImageCache(memory_budget)
         self.studies: dict[str, Study] = {}
         self._ids = itertools.count(1)
+        self._job_ids = itertools.count(1)
+        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._running = threading.Lock()
+        self._state = threading.Lock()
 
     def resolve(self, path: str | Path) -> Path:
-        """``path`` (relative to the root, or absolute) inside the root; :class:`PermissionError` outside it."""
+        """``path`` (relative to the root, or absolute) inside the root, links followed.
+
+        Raises:
+            PermissionError: outside the root; the message is the same whether or not a file is there, and
+                nothing was opened.
+            InputError: a path with a NUL character.
+        """
+        if "\x00" in str(path):
+            raise InputError(None, "a path cannot hold a NUL character")
         candidate = Path(path)
         resolved = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
         if not resolved.is_relative_to(self.root):
@@ -540,20 +753,20 @@ class Viewer:
     def open(self, path: str | Path, reference: str | Path | None = None) -> Study:
         """Open the image at ``path`` (inside the root) as a new study, with an optional reference."""
         source = self.resolve(path)
+        reference_path = None if reference is None else self.resolve(reference)
         if not source.exists():
             raise InputError(source, "does not exist")
-        reference_path = None if reference is None else self.resolve(reference)
         study_id = f"s{next(self._ids)}"
         if not holds_kspace(source):
-            return self._add(study_id, source, read_image(source, nonfinite=self.nonfinite), reference_path)
+            return self._add(study_id, source, reference_path)
         preview = kspace_preview(source, self.workdir / f"{study_id}-zero-filled.nii.gz")
-        return self._add(study_id, source, read_image(preview), reference_path, preview)
+        return self._add(study_id, source, reference_path, preview)
 
-    def _add(self, study_id: str, source: Path, image: Image, reference: Path | None, preview: Path | None = None) -> Study:
-        study = Study(study_id, source, image, self.workdir, preview=preview, nonfinite=self.nonfinite)
-        self.studies[study.id] = study
+    def _add(self, study_id: str, source: Path, reference: Path | None, preview: Path | None = None) -> Study:
+        study = Study(study_id, source, self.workdir, self.cache, preview=preview, nonfinite=self.nonfinite)
         if reference is not None:
             study.set_reference(reference)
+        self.studies[study.id] = study
         return study
 
     def study(self, study_id: str) -> Study:
@@ -562,15 +775,78 @@ class Viewer:
         except KeyError:
             raise LookupError(f"no study {study_id!r}") from None
 
+    def list_studies(self) -> list[dict[str, Any]]:
+        """The open studies, oldest first (:meth:`Study.describe`), for a page that was reloaded."""
+        return [study.describe() for study in list(self.studies.values())]
+
+    def close(self, study_id: str) -> None:
+        """Forget the study ``study_id``: its images leave memory and its waiting or running job is cancelled
+        (its result files stay in the work folder)."""
+        self.study(study_id)
+        for job in self.jobs(study_id):
+            self.job(job["id"]).cancel()
+        self.studies.pop(study_id, None)
+        self.cache.drop(lambda key: isinstance(key, tuple) and key[0] == study_id)
+
     def set_reference(self, study_id: str, path: str | Path | None) -> Study:
         study = self.study(study_id)
         study.set_reference(None if path in (None, "") else self.resolve(path))  # type: ignore[arg-type]
         return study
 
     def run(self, study_id: str, operation: str, values: Mapping[str, Any]) -> Result:
+        """Run ``operation`` on the study as a :class:`Job` (after the one running now, if any); its result.
+
+        Raises:
+            Cancelled: the job was cancelled (:meth:`cancel`) before it finished.
+        """
         study = self.study(study_id)
-        with self._running:
-            return study.run(operation, values)
+        study.prepare(operation, values, self.resolve)  # a bad form fails now, not after the queue
+        job = self._new_job(study_id, operation)
+        try:
+            while not self._running.acquire(timeout=0.1):
+                job.check()
+            try:
+                job.check()
+                job.state = "running"
+                with reporting(job):
+                    result = study.run(operation, values, self.resolve)
+            finally:
+                self._running.release()
+        except Cancelled:
+            job.state = "cancelled"
+            raise
+        except BaseException as error:
+            job.state, job.error = "failed", str(error)
+            raise
+        job.state, job.result = "done", result.id
+        return result
+
+    def _new_job(self, study_id: str, operation: str) -> Job:
+        with self._state:
+            job = Job(f"j{next(self._job_ids)}", study_id, operation)
+            self._jobs[job.id] = job
+            finished = [key for key, old in self._jobs.items() if not old.active]
+            for key in finished[: max(0, len(finished) - KEPT_JOBS)]:
+                del self._jobs[key]
+            return job
+
+    def jobs(self, study_id: str | None = None, active: bool = True) -> list[dict[str, Any]]:
+        """The jobs (of the study ``study_id``; only the waiting and running ones unless ``active`` is false)."""
+        with self._state:
+            chosen = [job for job in self._jobs.values() if (study_id is None or job.study == study_id) and (job.active or not active)]
+        return [job.describe() for job in chosen]
+
+    def job(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise LookupError(f"no job {job_id!r}") from None
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel the job ``job_id`` (:meth:`Job.cancel`); its description."""
+        job = self.job(job_id)
+        job.cancel()
+        return job.describe()
 
     def continue_from(self, study_id: str, result_id: str) -> Study:
         """A new study whose input is the result ``result_id``. Its reference is the study's; when the study has
@@ -582,11 +858,14 @@ class Viewer:
         reference = study.reference_path
         if reference is None and result.operation.startswith(DEGRADE_PREFIX):
             reference = study.path
-        return self._add(f"s{next(self._ids)}", result.path, result.image, reference)
+        return self._add(f"s{next(self._ids)}", result.path, reference)
 
     @staticmethod
     def operations() -> list[dict[str, Any]]:
         return [operation.describe() for operation in OPERATIONS.values()]
 
 
-__all__ = ["OPERATIONS", "Operation", "Parameter", "Result", "Study", "Viewer", "display_plane", "output_suffix", "window_png"]
+__all__ = [
+    "OPERATIONS", "Cancelled", "ImageCache", "Job", "Operation", "Parameter", "Result", "Study", "Viewer", "display_plane",
+    "output_suffix", "window_png",
+]  # fmt: skip
