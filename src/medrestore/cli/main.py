@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate-radial": ("simulate_radial", "simulate multi-coil radial k-space of an image (golden-angle/uniform, gradient delays, noise)"),
     "estimate-delay": ("estimate_delay", "estimate gradient delays of radial k-space (RING checked by AC-adaptive, or either alone)"),
     "harmonize": ("harmonize", "harmonise MRI slices or volumes between scanners a (1.5 T) and b (3 T) and record how in OUT.json"),
+    "harmonize-analyze": ("harmonize_analyze", "maps of where two scanners' images of one anatomy differ: low-rank + sparse and L1 estimates, PNGs, summary.json"),
+    "harmonize-eval": ("harmonize_eval", "score harmonisers on held-out scanner folders: scanner classifier before/after, anatomy, paired PSNR/SSIM, hyperintensity"),
     "harmonize-data": ("harmonize_data", "simulate a 1.5 T / 3 T scanner pair from a clean brain, or sort IXI archives by field strength"),
     "view": ("view", "start the local web viewer: open images, run methods, compare before/after, score against a reference"),
 }  # fmt: skip

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from medrestore.cli.batch import JobProgress
+from medrestore.core.progress import reporting
 from medrestore.tasks.train import train_from_config
 
 
@@ -17,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = train_from_config(args.config, resume=args.resume, output_dir=args.output_dir, device=args.device)
+    with reporting(JobProgress(sys.stderr)):  # loops that mark their progress (e.g. coupled-dictionary rounds) show it
+        run_dir = train_from_config(args.config, resume=args.resume, output_dir=args.output_dir, device=args.device)
     print(f"run folder: {run_dir}")
     for name in ("last.pt", "best.pt", "log.csv", "history.json"):
         path = Path(run_dir) / name

@@ -33,6 +33,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from medrestore.core.errors import ConfigError, InputError
+from medrestore.core.progress import track
 from medrestore.core.random import make_generator
 from medrestore.core.registry import Entry, Registry, config_to_options
 from medrestore.models.blocks import require
@@ -213,7 +214,7 @@ def learn_coupled_dictionary(
     start = torch.randperm(signals.shape[1], generator=generator)[: config.atoms]
     dictionary = signals[:, start] / signals[:, start].norm(dim=0).clamp_min(1e-12)
     error = 1.0
-    for _ in range(config.iterations):
+    for _ in track(range(config.iterations), "coupled-dictionary rounds"):
         codes = sparse_code(dictionary, signals, config.weight, config.coding_iterations)
         dictionary = mod_dictionary_update(signals, codes)
         error = float((signals - dictionary @ codes).norm() / signals.norm())
@@ -307,7 +308,7 @@ class CoupledDictionary(Harmonizer):
         slices = check_slices(slices)
         size, stride = self.config.patch_size, self.config.stride
         output = []
-        for image in slices:  # one slice at a time bounds the memory
+        for image in track(slices, f"coupled-dictionary {direction} slices"):  # one slice at a time bounds the memory
             patches = extract_patches(image[None], size, stride)
             output.append(average_patches(self.translate_patches(patches, direction), (1, *image.shape), size, stride))
         return torch.cat(output)

@@ -54,6 +54,7 @@ __all__ = [
     "SimulationPlan",
     "harmonize_file",
     "harmonize_image",
+    "harmonize_in_units",
     "harmonize_slices",
     "organise_ixi_archives",
     "resolve_harmonizer",
@@ -180,6 +181,18 @@ def harmonize_slices(
     if not noise_level >= 0:
         raise ConfigError(f"noise level must be >= 0, got {noise_level}")
     return match_noise(output, float(noise_level), make_generator(seed))
+
+
+def harmonize_in_units(slices: torch.Tensor, harmonizer: Harmonizer, direction: str, grid: int | None = None) -> torch.Tensor:
+    """``(N, H, W)`` slices in any intensity unit → harmonised (:func:`harmonize_slices`), in the same unit.
+
+    When the harmoniser carries its training data's ``intensity_reference`` (zoo cards), the stack
+    is divided by ``robust_level(slices) / reference[source]`` first and multiplied back after, as
+    :func:`harmonize_image` does for one image.
+    """
+    reference = getattr(harmonizer, "intensity_reference", None)
+    factor = 1.0 if reference is None else robust_level(slices) / reference[check_direction(direction)[0]]
+    return harmonize_slices(slices / factor, harmonizer, direction, grid=grid) * factor
 
 
 def harmonize_image(
