@@ -4,6 +4,8 @@
 * :mod:`~medrestore.metrics.ssim` — SSIM (2-D/3-D, Gaussian or uniform window), one torch
   implementation shared with :mod:`medrestore.losses`.
 * :mod:`~medrestore.metrics.overlap` — Dice and Jaccard for segmentations.
+* :mod:`~medrestore.metrics.nema` — the gamma-camera measures of NEMA NU 1: line-source FWHM/FWTM,
+  bar contrast, flood integral/differential uniformity.
 * :mod:`~medrestore.metrics.conventions` — named conventions (``default``, ``fastmri``, ``oct``)
   and :func:`evaluate`, which scores a pair of images under one of them.
 
