@@ -9,9 +9,11 @@ Examples::
     medrestore denoise --modality oct volume.tif -o out.tif --model results/oct-resunet/last.pt --device cpu
     medrestore denoise --modality mri brain.nii.gz -o brain-denoised.nii.gz --method auto --sigma auto
     medrestore denoise --modality mri fmri.nii.gz -o fmri-denoised.nii.gz --method nlm   # 4-D: volume by volume
+    medrestore denoise --modality mri fmri.nii.gz -o fmri-mppca.nii.gz --method mppca    # 4-D: along the volume axis
     medrestore denoise --modality mri brain.nii.gz -o out.nii.gz --method unet3d-nlm --model results/mri-resunet3d/last.pt
 
-The output has the input's dtype and intensity range; its extension picks the format.
+The output has the input's dtype and intensity range; its extension picks the format. A 4-D MRI series also
+gets ``OUTPUT.tsnr.nii.gz``: its temporal SNR map before and after denoising (two frames).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="neighbouring frames of the same location for a multi-frame model (same shape as INPUT)",
     )
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
-    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter (default: auto = unet3d-nlm on near-isotropic volumes with voxels <= 1.5 mm, nlm otherwise)")
+    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter; 4-D series only: mppca "
+                        "or patch2self (dipy), along the volume axis (default: auto = unet3d-nlm on near-isotropic volumes with voxels "
+                        "<= 1.5 mm, nlm otherwise). A 4-D input also gets its temporal SNR map, before and after, in OUTPUT.tsnr.nii.gz")
     parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units, or auto to estimate it per volume")
     add_value_options(parser)
 

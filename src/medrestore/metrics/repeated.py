@@ -5,6 +5,9 @@ with ``ȳ_{−r} = mean of the other R − 1`` (an independent, less noisy estim
 anatomy): MSE, PSNR (peak = max of the reference) and SSIM (Gaussian window σ = 1.5, 3-D for
 volumes), optionally inside a mask. The same scores of the noisy ``y_r`` itself are the
 baseline. The reference still holds noise of variance ``σ²/(R − 1)``, so the MSE has that floor.
+
+For a series of many repetitions (an fMRI run), :func:`temporal_snr_map` gives the temporal SNR of
+every voxel, ``tSNR = mean_t / std_t`` (Triantafyllou et al., *NeuroImage* 26, 2005).
 """
 
 from __future__ import annotations
@@ -41,3 +44,15 @@ def repeated_acquisition_scores(
         "psnr": psnr(estimate, reference, data_range, mask),
         "ssim": ssim(estimate, reference, data_range, spatial_ndim=spatial_ndim, mask=mask),
     }
+
+
+def temporal_snr_map(series: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``mean_t / std_t`` (ddof = 1) per voxel of a ``(*spatial, T)`` series (``T >= 2``): ``(*spatial)`` float32,
+    0 where the time course is constant."""
+    array = series.detach().cpu().numpy() if isinstance(series, torch.Tensor) else np.asarray(series)
+    if array.ndim < 2 or array.shape[-1] < 2:
+        raise InputError(None, f"a temporal SNR map needs a series (*spatial, T) with T >= 2, got shape {array.shape}")
+    values = array.astype(np.float64)
+    mean, std = values.mean(axis=-1), values.std(axis=-1, ddof=1)
+    ratio = np.divide(mean, std, out=np.zeros_like(mean), where=std > 0)
+    return ratio.astype(np.float32)

@@ -60,10 +60,18 @@ background or, when there is none, with the wavelet estimator
 (:func:`~medrestore.physics.noise_estimation.estimate_sigma`); ``nlm``, ``pri-nlm`` and the
 conditioned ``unet`` use it, and the value is reported for every method.
 
-4-D input ``(x, y, z, t)``: every volume is denoised on its own (no temporal filtering), so a
-voxel's time course is never mixed across time points. The temporal SNR
-``tSNR = mean_t / std_t`` (median over the brain mask of the temporal mean) is reported before
-and after.
+* ``mppca`` / ``patch2self`` — 4-D series only: denoising along the volume axis
+  (:mod:`medrestore.models.series_denoise`, dipy's MP-PCA of Veraart et al. 2016 and Patch2Self of Fadnavis
+  et al. 2020), which the per-volume methods cannot use. ``auto`` never picks them.
+
+4-D input ``(x, y, z, t)``: with the per-volume methods every volume is denoised on its own (no temporal
+filtering), so a voxel's time course is never mixed across time points; ``mppca`` and ``patch2self`` use the
+whole series. The temporal SNR ``tSNR = mean_t / std_t`` (median over the brain mask of the temporal mean) is
+reported before and after, and its map (:func:`~medrestore.metrics.repeated.temporal_snr_map`, before and after
+as two frames) is written as NIfTI to :func:`tsnr_map_path` of the output.
+
+Volumes with one side shorter than :data:`MIN_SIDE` voxels (a stack of 3 slices) are denoised slice by
+slice in 2-D, along that side.
 
 The output keeps the input's geometry (affine, NIfTI header fields, DICOM identifiers) and its
 dtype (integers are rounded and clipped) and is written atomically.
@@ -90,13 +98,15 @@ from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor, names_model_file, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.io.values import clip_negative
+from medrestore.metrics.repeated import temporal_snr_map
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
+from medrestore.models.series_denoise import SERIES_METHODS, mppca_series, patch2self_series
 from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
 from medrestore.solvers.collaborative_wiener import collaborative_wiener
 from medrestore.zoo import load_pretrained
 
-METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan")
+METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", *SERIES_METHODS)
 ZOO_MODELS: dict[str, str] = {
     "unet": "mri-unet2d-colin27",
     "unet3d": "mri-resunet3d-colin27",
@@ -116,7 +126,10 @@ within the time budget on the real brain volumes we have); ``nlm`` elsewhere."""
 AUTO_MIN_SLICES = 16
 AUTO_MAX_ANISOTROPY = 1.5
 AUTO_MAX_SPACING_MM = 1.5
-CLASSICAL_METHODS = ("nlm", "nlm-wiener", "pri-nlm")
+CLASSICAL_METHODS = ("nlm", "nlm-wiener", "pri-nlm", *SERIES_METHODS)
+MIN_SIDE = 4
+"""Shortest side of a 2-D image or 3-D volume denoised as it is; a 3-D volume with one shorter side (and the
+others at least this long) is denoised as a stack of 2-D slices."""
 NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
 """Spatial dimensions → (patch radius, search radius) of ``nlm``."""
 NLM_H_FACTOR = 1.0
@@ -388,6 +401,33 @@ def denoise_volume(
     return output.to(torch.float32), used_sigma
 
 
+def denoise_image(
+    volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | tuple[Predictor, ...] | None, device: torch.device
+) -> tuple[torch.Tensor, float]:
+    """:func:`denoise_volume`, or for a 3-D ``volume`` with one side shorter than :data:`MIN_SIDE` (a stack of a few
+    slices) :func:`denoise_volume` on each 2-D slice along that side, with one σ for the stack."""
+    if volume.ndim != 3 or min(volume.shape) >= MIN_SIDE:
+        return denoise_volume(volume, method, sigma, predictor, device)
+    axis = int(np.argmin(volume.shape))
+    used_sigma = estimate_sigma(volume) if sigma is None else sigma
+    slices = [denoise_volume(plane, method, used_sigma, predictor, device)[0] for plane in volume.unbind(axis)]
+    return torch.stack(slices, dim=axis), used_sigma
+
+
+def denoise_series(volumes: torch.Tensor, method: str, path: Path) -> torch.Tensor:
+    """A series method (:data:`~medrestore.models.series_denoise.SERIES_METHODS`) on ``volumes`` ``(T, x, y, z)``;
+    returns the same shape, float32. Refuses 2-D series and single volumes, naming ``path``."""
+    if volumes.ndim != 4 or volumes.shape[0] < 3:
+        raise InputError(path, f"--method {method} denoises a 4-D series of 3-D volumes (at least 3); got {volumes.shape[0]} "
+                               f"volume(s) of {volumes.ndim - 1}-D; use nlm")
+    series = volumes.movedim(0, -1).numpy()
+    try:
+        denoised = mppca_series(series)[0] if method == "mppca" else patch2self_series(series)
+    except ValueError as error:  # dipy's own checks (e.g. a patch larger than the volume)
+        raise InputError(path, f"--method {method}: {error}") from None
+    return torch.from_numpy(denoised).movedim(-1, 0).contiguous()
+
+
 class GuidedStages(NamedTuple):
     """The estimates of :func:`guided_stages`, each ``(D, H, W)`` on the CPU: the guided NLM ``NLM_ũ``, the first
     stage ``x̂₁``, the Wiener estimate ``W(x̂₁)``, the Wiener share ``b`` (a float or a per-voxel map) and the
@@ -469,13 +509,18 @@ def _nlm(volume: torch.Tensor, sigma: float, device: torch.device) -> torch.Tens
 
 
 def temporal_snr(series: torch.Tensor, mask: np.ndarray) -> float:
-    """Median over ``mask`` of ``mean_t / std_t`` of a ``(*spatial, T)`` series (``T >= 2``, ddof = 1)."""
-    array = series.detach().cpu().numpy().astype(np.float64)
-    mean, std = array.mean(axis=-1), array.std(axis=-1, ddof=1)
-    valid = mask & (std > 0)
+    """Median over ``mask`` of ``mean_t / std_t`` of a ``(*spatial, T)`` series (``T >= 2``, ddof = 1;
+    :func:`~medrestore.metrics.repeated.temporal_snr_map`); voxels with a constant time course are left out."""
+    ratio = temporal_snr_map(series)
+    valid = mask & (ratio > 0)
     if not valid.any():
         return float("inf")
-    return float(np.median(mean[valid] / std[valid]))
+    return float(np.median(ratio[valid]))
+
+
+def tsnr_map_path(output: str | Path) -> Path:
+    """Where the temporal SNR map of a 4-D output is written: ``OUT.tsnr.nii.gz``."""
+    return Path(f"{output}.tsnr.nii.gz")
 
 
 def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -487,8 +532,10 @@ def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
         series = data.unsqueeze(0)
     shape = tuple(series.shape)
     squeezed = series.reshape((shape[0], *[n for n in shape[1:] if n > 1]))
-    if squeezed.ndim not in (3, 4) or min(squeezed.shape[1:]) < 4:
-        raise InputError(path, f"has shape {tuple(data.shape)}; MRI denoising needs a 2-D image or a 3-D/4-D volume with sides >= 4")
+    sides = sorted(squeezed.shape[1:])
+    if squeezed.ndim not in (3, 4) or sides[-2] < MIN_SIDE:
+        raise InputError(path, f"has shape {tuple(data.shape)}; MRI denoising needs a 2-D image or a 3-D/4-D volume with sides >= {MIN_SIDE} "
+                         f"(or a stack of 2-D slices of that size)")
     if not bool(torch.isfinite(squeezed).all()):
         raise InputError(path, "contains NaN or infinite values")
     if float(squeezed.min()) < 0:
@@ -496,9 +543,23 @@ def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
     return squeezed, shape
 
 
+def _write_tsnr(image: Image, volumes: torch.Tensor, denoised: torch.Tensor, shape: tuple[int, ...], sigma: float, path: Path) -> tuple[float, float]:
+    """Median tSNR in the brain before and after (``volumes``/``denoised`` ``(T, *squeezed)``); writes both maps as the
+    two frames of a float32 NIfTI at ``path`` on the input's grid (``shape``: ``(T, *spatial)``)."""
+    mask = foreground_mask(volumes.mean(dim=0), sigma, snr=TISSUE_SNR)
+    before, after = temporal_snr(volumes.movedim(0, -1), mask), temporal_snr(denoised.movedim(0, -1), mask)
+    maps = [temporal_snr_map(series.movedim(0, -1)).reshape(shape[1:]) for series in (volumes, denoised)]
+    spatial = np.stack(maps, axis=-1)
+    if image.spatial_ndim == 2:  # a 2-D series: one slice of a volume
+        spatial = spatial[:, :, None, :]
+    write_image(Image(torch.from_numpy(spatial), image.affine, 3, image.modality), path, dtype="float32")
+    return before, after
+
+
 def _label(method: str, model: str | Path | None) -> str:
     """What ``method`` ran, for the report: ``fast-nlm``…, the network's name, or ``NETWORKS + fast-nlm``."""
-    classical = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener"}
+    classical = {"nlm": "fast-nlm", "pri-nlm": "pri-nlm", "nlm-wiener": "fast-nlm + collaborative-wiener", "mppca": "dipy mppca",
+                 "patch2self": "dipy patch2self"}
     if method in classical:
         return classical[method]
     if method == "unet3d-nlm":
@@ -540,7 +601,7 @@ def denoise_mri_file(
         MedrestoreError: unknown method, missing weights, or a ``model`` with a method that uses none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    guard_output(output_path, [input_path, model])
+    guard_output(output_path, [input_path, model], extra=[tsnr_map_path(output_path)])
     image = read_image(input_path, nonfinite=nonfinite)
     image = clip_negative(image, input_path, "MRI denoising (Rician magnitude model)")
     volumes, shape = _volumes(image, input_path)
@@ -554,20 +615,21 @@ def denoise_mri_file(
         predictor = load_guides(target, model)
     elif resolved not in CLASSICAL_METHODS:
         predictor = load_mri_network(resolved, target, model)
-    outputs, sigmas = [], []
     started = time.perf_counter()
-    for volume in track(volumes, "volumes"):
-        output, used = denoise_volume(volume, resolved, sigma, predictor, target)
-        outputs.append(output)
-        sigmas.append(used)
-    seconds = (time.perf_counter() - started) / len(outputs)
-    denoised = torch.stack(outputs)
+    if resolved in SERIES_METHODS:
+        denoised = denoise_series(volumes, resolved, input_path)
+        sigmas = [estimate_sigma(volume) if sigma is None else sigma for volume in volumes]
+    else:
+        outputs, sigmas = [], []
+        for volume in track(volumes, "volumes"):
+            output, used = denoise_image(volume, resolved, sigma, predictor, target)
+            outputs.append(output)
+            sigmas.append(used)
+        denoised = torch.stack(outputs)
+    seconds = (time.perf_counter() - started) / denoised.shape[0]
     tsnr_before = tsnr_after = None
     if denoised.shape[0] > 1:
-        mean = volumes.mean(dim=0)
-        mask = foreground_mask(mean, float(np.median(sigmas)) / np.sqrt(denoised.shape[0]), snr=5.0)
-        tsnr_before = temporal_snr(volumes.movedim(0, -1), mask)
-        tsnr_after = temporal_snr(denoised.movedim(0, -1), mask)
+        tsnr_before, tsnr_after = _write_tsnr(image, volumes, denoised, shape, float(np.median(sigmas)), tsnr_map_path(output_path))
     restored = denoised.reshape(shape)
     restored = restored.movedim(0, -1) if image.data.ndim == image.spatial_ndim + 1 or image.n_frames > 1 else restored[0]
     dtype = str(image.metadata.get("dtype", "float32"))
@@ -575,4 +637,4 @@ def denoise_mri_file(
     restored_image = image.with_data(torch.from_numpy(values.astype(np.float32))).with_metadata(derivation="Restored")
     written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
-    return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), len(outputs), seconds, tsnr_before, tsnr_after)
+    return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after)

@@ -1,0 +1,120 @@
+"""4-D MRI denoising along the volume axis (MP-PCA, Patch2Self via dipy), tSNR maps and thin slice stacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.data.mri_phantom import brain_phantom
+from medrestore.metrics.repeated import temporal_snr_map
+from medrestore.models.series_denoise import mppca_series, patch2self_series
+from medrestore.physics.noise import add_rician_noise
+from medrestore.tasks.denoise import denoise_file
+from medrestore.tasks.denoise_mri import tsnr_map_path
+
+pytest.importorskip("dipy")
+pytest.importorskip("sklearn")
+
+SHAPE = (20, 24, 14)
+VOLUMES = 30
+ON_OFF = 5
+"""A block design: 5 volumes on, 5 off."""
+
+
+def bold_series(amplitude: float = 0.04, sigma: float = 0.02, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clean series ``(x, y, z, T)`` of one phantom whose ``active`` voxels rise by ``amplitude`` in the on-blocks, the
+    Rician-noisy series, the design ``(T,)`` and the active mask."""
+    clean = brain_phantom(SHAPE, seed=3)[0].astype(np.float64)
+    design = ((np.arange(VOLUMES) // ON_OFF) % 2).astype(np.float64)
+    active = np.zeros(SHAPE, bool)
+    active[6:12, 8:14, 5:9] = True
+    active &= clean > 0.3
+    series = clean[..., None] * (1.0 + amplitude * design * active[..., None])
+    noisy = add_rician_noise(torch.from_numpy(series), sigma, torch.Generator().manual_seed(seed)).numpy()
+    return series, noisy.astype(np.float32), design, active
+
+
+def response(series: np.ndarray, design: np.ndarray, active: np.ndarray) -> float:
+    """Mean over ``active`` of the fitted relative response ``β₁/β₀`` of ``x(t) = β₀ + β₁·design(t)`` (least squares)."""
+    regressors = np.c_[np.ones_like(design), design]
+    beta = np.linalg.lstsq(regressors, series[active].T.astype(np.float64), rcond=None)[0]
+    return float(np.mean(beta[1] / beta[0]))
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return bold_series()
+
+
+def test_mppca_removes_noise_and_keeps_the_bold_response(simulated: tuple[np.ndarray, ...]) -> None:
+    clean, noisy, design, active = simulated
+    denoised, sigma = mppca_series(noisy)
+    tissue = clean[..., 0] > 0.3
+    error_before = np.mean((noisy[tissue] - clean[tissue]) ** 2)
+    error_after = np.mean((denoised[tissue] - clean[tissue]) ** 2)
+    assert error_after < error_before / 5  # > 7 dB
+    assert float(np.median(sigma[tissue])) == pytest.approx(0.02, rel=0.25)  # the Marchenko–Pastur noise estimate
+    assert response(clean, design, active) == pytest.approx(0.04)
+    assert response(denoised, design, active) == pytest.approx(0.04, rel=0.1)  # the 4 % response stays within 10 %
+
+
+def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(simulated: tuple[np.ndarray, ...]) -> None:
+    clean, noisy, design, active = simulated
+    denoised = patch2self_series(noisy)
+    # reference: the ordinary least-squares prediction of volume 0 from the others (with an intercept)
+    voxels = noisy.reshape(-1, VOLUMES).astype(np.float64)
+    regressors = np.c_[voxels[:, 1:], np.ones(len(voxels))]
+    prediction = regressors @ np.linalg.lstsq(regressors, voxels[:, 0], rcond=None)[0]
+    tissue = clean[..., 0] > 0.3
+    assert np.corrcoef(denoised[..., 0][tissue], prediction.reshape(SHAPE)[tissue])[0, 1] > 0.99
+    assert np.mean(denoised[tissue]) == pytest.approx(np.mean(clean[tissue]), rel=0.02)
+    # one regression over all voxels predicts the time course the whole volume shares, so a response confined to a
+    # few voxels is mostly lost (benchmarks/README.md: the simulated BOLD check)
+    assert response(denoised, design, active) < 0.5 * 0.04
+
+
+def test_series_methods_from_the_command_write_the_tsnr_map(tmp_path: Path, simulated: tuple[np.ndarray, ...]) -> None:
+    _, noisy, _, _ = simulated
+    source = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(noisy, np.diag([2.0, 2.0, 2.5, 1.0])), source)
+    output = tmp_path / "out.nii.gz"
+    result = denoise_file(source, output, "mri", method="mppca")
+    assert result.method == "mppca" and result.volumes == VOLUMES and result.tsnr_gain is not None and result.tsnr_gain > 3
+    denoised = nib.load(output).get_fdata()
+    assert np.allclose(denoised, mppca_series(noisy)[0], atol=1e-4)
+    maps = nib.load(tsnr_map_path(output))
+    assert maps.shape == (*SHAPE, 2) and np.allclose(maps.affine, np.diag([2.0, 2.0, 2.5, 1.0]))
+    before = noisy.mean(-1) / noisy.std(-1, ddof=1)
+    after = denoised.mean(-1) / denoised.std(-1, ddof=1)
+    assert np.allclose(maps.get_fdata()[..., 0], before, rtol=1e-4)
+    assert np.allclose(maps.get_fdata()[..., 1], after, rtol=1e-3)
+    assert np.array_equal(temporal_snr_map(np.ones((2, 3))), np.zeros(2, np.float32))  # constant course: 0
+
+
+def test_series_methods_refuse_a_single_volume(tmp_path: Path) -> None:
+    source = tmp_path / "one.nii.gz"
+    nib.save(nib.Nifti1Image(brain_phantom(SHAPE, seed=3)[0].astype(np.float32), np.eye(4)), source)
+    with pytest.raises(InputError, match="one.nii.gz.*4-D series"):
+        denoise_file(source, tmp_path / "out.nii.gz", "mri", method="patch2self")
+
+
+def test_a_three_slice_stack_is_denoised_slice_by_slice_in_2d(tmp_path: Path) -> None:
+    clean = brain_phantom((48, 44, 3), seed=3)[0]
+    noisy = add_rician_noise(torch.from_numpy(clean), 0.05, torch.Generator().manual_seed(0)).numpy().astype(np.float32)
+    source = tmp_path / "stack.nii.gz"
+    nib.save(nib.Nifti1Image(noisy, np.eye(4)), source)
+    result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="auto", sigma="0.05")
+    assert result.method == "nlm"
+    denoised = nib.load(tmp_path / "out.nii.gz").get_fdata()
+    for index in range(3):  # each slice as its own 2-D image gives the same values
+        plane = tmp_path / f"plane{index}.nii.gz"
+        nib.save(nib.Nifti1Image(noisy[:, :, index : index + 1], np.eye(4)), plane)
+        denoise_file(plane, tmp_path / f"plane{index}-out.nii.gz", "mri", method="nlm", sigma="0.05")
+        assert np.allclose(denoised[:, :, index], nib.load(tmp_path / f"plane{index}-out.nii.gz").get_fdata()[:, :, 0], atol=1e-6)
+    tissue = clean > 0
+    assert np.mean((denoised[tissue] - clean[tissue]) ** 2) < np.mean((noisy[tissue] - clean[tissue]) ** 2) / 2
