@@ -23,7 +23,7 @@ from medrestore.metrics import (
     ssim,
     ssim_map,
 )
-from medrestore.metrics.ssim import separable_filter
+from medrestore.metrics.ssim import BANDED_MAX_LENGTH, SSIMOptions, reflect_band_matrix, separable_filter
 
 SHAPES = [(11, 11), (12, 13), (31, 17), (64, 65), (11, 12, 13), (14, 15, 17)]
 
@@ -233,3 +233,26 @@ def test_dice_and_jaccard_per_label_known_values() -> None:
     assert jaccard(prediction, reference, label=1) == pytest.approx(0.5)
     with pytest.raises(InputError, match="integers or booleans"):
         dice(np.array([0.5, 1.0]), np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (13, 200, 7), (2, 9, 30, 17)])
+def test_banded_filter_equals_scipy_and_the_tap_sums(shape: tuple[int, ...]) -> None:
+    """Without gradients the filter is a banded matrix product; with them, tap sums: both are SciPy's
+    ``correlate1d`` with ``'reflect'`` borders along each axis (lines shorter than the window included)."""
+    rng = np.random.default_rng(7)
+    volume = rng.standard_normal(shape)
+    kernel = SSIMOptions().kernel(torch.float64, torch.device("cpu"))
+    spatial = min(3, len(shape))
+    expected = volume
+    for axis in range(len(shape) - spatial, len(shape)):
+        expected = ndimage.correlate1d(expected, kernel.numpy(), axis=axis, mode="reflect")
+    banded = separable_filter(torch.from_numpy(volume), kernel, spatial)
+    with_grad = torch.from_numpy(volume).requires_grad_()
+    taps = separable_filter(with_grad, kernel, spatial)
+    np.testing.assert_allclose(banded.numpy(), expected, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(taps.detach().numpy(), expected, rtol=0, atol=1e-13)
+    taps.sum().backward()
+    assert with_grad.grad is not None and with_grad.grad.shape == shape
+    matrix = reflect_band_matrix(5, kernel)
+    np.testing.assert_allclose(matrix.sum(1).numpy(), 1.0, atol=1e-15)  # every row keeps the mean
+    assert BANDED_MAX_LENGTH >= 256
