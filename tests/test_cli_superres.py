@@ -41,7 +41,7 @@ def coarse(scintigram: Path) -> Path:
 def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram: Path, coarse: Path, tmp_path: Path) -> None:
     original = read_image(scintigram)
     scores, records = {}, {}
-    for method in ("bicubic", "default", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
+    for method in ("bicubic", "default", "dct-mlem-ensemble", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
         output = tmp_path / f"{method}.nii.gz"
         arguments = ["superres", "--modality", "nm", str(coarse), "-o", str(output), "--scale", "4"]
         assert main(arguments + ([] if method == "default" else ["--method", method])) == 0
@@ -53,7 +53,10 @@ def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram:
         records[method] = json.loads(Path(f"{output}.json").read_text())
         assert records[method]["output_frame_total_counts"][0] == pytest.approx(records[method]["frame_total_counts"][0], rel=1e-6)
         scores[method] = evaluate(restored.data, original.data)
-    default = records["default"]
+    assert records["default"]["method"] == records["default"]["requested_method"] == "dct-mlem"
+    assert records["default"]["model"] is None and records["default"]["refinement_guard"] is None
+    default = records["dct-mlem-ensemble"]  # 2.4-mm pixels, a bone scan's counts: inside what the networks learnt
+    assert default["refinement_guard"]["networks_applied"] and default["refinement_guard"]["fallback"] is None
     assert default["method"] == "dct-mlem-ensemble" and default["model"] == "nm-dct-mlem-resunet-x4+nm-dct-mlem-vdsr-x4"
     assert default["iterations"] == 40 and default["ensemble_views"] == 2
     assert [len(digest) for digest in default["model_sha256"].split("+")] == [64, 64]
@@ -66,7 +69,7 @@ def test_default_chain_returns_the_original_count_scale_and_geometry(scintigram:
     refined = records["mlem-vdsr"]
     assert refined["model"] == "nm-mlem-vdsr-x4" and len(refined["model_sha256"]) == 64 and refined["iterations"] == 10
     # this scan: ML-EM +1.7 dB / +0.08 SSIM over bicubic, the refinement +1.2 dB / +0.05 (benchmark: bone scans)
-    for method in ("default", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
+    for method in ("default", "dct-mlem-ensemble", "dct-mlem", "dct-mlem-resunet", "dct-mlem-vdsr", "mlem", "mlem-vdsr"):
         assert scores[method]["psnr"] > scores["bicubic"]["psnr"] + 1.0
         assert scores[method]["ssim"] > scores["bicubic"]["ssim"] + 0.03
 
@@ -92,14 +95,15 @@ def test_multi_frame_dicom_nm_keeps_frames_spacing_and_counts(tmp_path: Path, ca
     [
         (["--method", "bicubic", "--model", "nm-srresnet-x4"], "applies to the network methods, not bicubic"),
         (["--method", "mlem", "--ensemble", "8"], "--ensemble applies to the network methods, not mlem"),
-        (["--ensemble", "3"], "a self-ensemble has 1, 2, 4, 8 views, not 3"),
+        (["--model", "nm-dct-mlem-vdsr-x4"], "--model applies to the network methods, not dct-mlem"),  # the default
+        (["--method", "dct-mlem-ensemble", "--ensemble", "3"], "a self-ensemble has 1, 2, 4, 8 views, not 3"),
         (["--method", "mlem-vdsr", "--scale", "2"], "trained for ×4, not ×2"),
-        (["--scale", "2"], "zoo model 'nm-dct-mlem-resunet-x4' was trained for ×4, not ×2; use --scale 4"),
-        (["--model", "nm-dct-mlem-vdsr-x4"], "averages 2 networks (dct-mlem-resunet + dct-mlem-vdsr); give as many"),
+        (["--method", "dct-mlem-ensemble", "--scale", "2"], "zoo model 'nm-dct-mlem-resunet-x4' was trained for ×4, not ×2; use --scale 4"),
+        (["--method", "dct-mlem-ensemble", "--model", "nm-dct-mlem-vdsr-x4"], "averages 2 networks (dct-mlem-resunet + dct-mlem-vdsr); give as many"),
         (["--method", "dct-mlem", "--scale", "2"], "records a ×4 acquisition; use --scale 4"),
         (["--method", "srresnet", "--model", "no-such-model"], "no pretrained model 'no-such-model'"),
         (["--method", "srresnet", "--model", "nm-srcnn-x4"], "is a srcnn"),
-        (["--model", "nm-dct-mlem-vdsr-x4+nm-dct-mlem-vdsr-x4"], "is a vdsr; method dct-mlem-resunet needs a resunet"),
+        (["--method", "dct-mlem-ensemble", "--model", "nm-dct-mlem-vdsr-x4+nm-dct-mlem-vdsr-x4"], "is a vdsr; method dct-mlem-resunet needs a resunet"),
         (["--scale", "1"], "scale must be an integer >= 2"),
         (["--collimator", "pinhole"], "unknown collimator"),
     ],

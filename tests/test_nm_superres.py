@@ -21,10 +21,15 @@ from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
 from medrestore.solvers.dct_denoise import denoise_counts
 from medrestore.tasks.superres import (
+    REFINEMENT_DOMAIN,
     PlanarAcquisition,
+    RefinementDomain,
+    SuperResolutionRequest,
     SystemResponse,
+    guard_refinement,
     keep_total_counts,
     load_super_resolution,
+    superres_file,
     superres_image,
     system_response,
 )
@@ -169,3 +174,61 @@ def test_refining_methods_take_only_networks_trained_on_their_reconstruction(tmp
         load_super_resolution("dct-mlem", 4, ensemble=4)
     with pytest.raises(ConfigError, match="trained on dct-mlem inputs"):
         load_super_resolution("mlem-vdsr", 4, str(tmp_path / "dct-mlem.pt"))
+
+
+def _tiny_refiner(path: Path) -> Path:
+    network = create_model("vdsr", {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 3, "width": 4})
+    payload = {
+        "model": {"name": "vdsr", "options": {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 3, "width": 4},
+                  "state_dict": network.state_dict()},
+        "normalisation": {"kind": "minmax-image"}, "inference": {"window": None},
+        "config": "data:\n  nm:\n    input: dct-mlem\n",
+    }  # fmt: skip
+    torch.save(payload, path)
+    return path
+
+
+def test_refinement_guard_measures_pixel_size_count_level_and_matrix() -> None:
+    domain = RefinementDomain()
+    assert domain == REFINEMENT_DOMAIN and domain.pixel_size_mm == (0.6, 5.0) and domain.peak_counts == (10.0, 1000.0)
+    frames = torch.arange(1, 401, dtype=torch.float64).reshape(1, 20, 20)  # q99.5 = 398.005 counts per coarse pixel
+    assert domain.count_level(frames, 4) == pytest.approx(398.005 / 16)
+    assert domain.outside(frames, 4, 2.4) == []
+    assert domain.outside(frames, 4, 0.5) == ["fine pixel size 0.5 mm outside the 0.6-5 mm learnt"]
+    assert "count level 0.2488 counts" in domain.outside(frames / 100, 4, 2.4)[0]
+    assert "count level" in domain.outside(frames * 100, 4, 2.4)[0]
+    assert domain.outside(frames[:, :10], 4, 2.4) == ["matrix (10, 20) smaller than the 12-pixel side learnt"]
+
+
+def test_refining_method_falls_back_to_its_reconstruction_outside_its_domain(tmp_path: Path) -> None:
+    """Outside the domain the file gets exactly ``dct-mlem``'s output and the record says why; inside, the network's."""
+    checkpoint = _tiny_refiner(tmp_path / "refiner.pt")
+    counts = np.random.default_rng(2).poisson(400.0, size=(16, 16)).astype(np.float32)
+    source = write_image(Image(counts, affine_from_spacing((9.6, 9.6)), 2, "nm", {}), tmp_path / "scan.nii.gz")
+    before = source.read_bytes()
+    records, outputs = {}, {}
+    for name, request in {
+        "inside": SuperResolutionRequest(method="dct-mlem-vdsr", model=str(checkpoint)),
+        "small pixels": SuperResolutionRequest(method="dct-mlem-vdsr", model=str(checkpoint), pixel_size_mm=0.3),
+        "classical": SuperResolutionRequest(method="dct-mlem", pixel_size_mm=0.3),
+    }.items():  # fmt: skip
+        output = tmp_path / f"{name.replace(' ', '-')}.nii.gz"
+        records[name] = superres_file(source, output, request)
+        outputs[name] = read_image(output).data
+    assert source.read_bytes() == before
+    inside, outside = records["inside"]["refinement_guard"], records["small pixels"]["refinement_guard"]
+    assert inside["networks_applied"] and inside["reasons"] == [] and records["inside"]["method"] == "dct-mlem-vdsr"
+    assert inside["pixel_size_mm"] == pytest.approx(2.4) and inside["count_level"] == pytest.approx(
+        REFINEMENT_DOMAIN.count_level(torch.from_numpy(counts)[None], 4))
+    assert not outside["networks_applied"] and outside["fallback"] == "dct-mlem"
+    assert outside["reasons"] == ["fine pixel size 0.3 mm outside the 0.6-5 mm learnt"]
+    assert records["small pixels"]["method"] == "dct-mlem" and records["small pixels"]["requested_method"] == "dct-mlem-vdsr"
+    assert records["small pixels"]["model"] is None and records["classical"]["refinement_guard"] is None
+    assert torch.equal(outputs["small pixels"], outputs["classical"])
+    assert not torch.allclose(outputs["inside"], outputs["classical"])
+    method = load_super_resolution("dct-mlem-vdsr", 4, str(checkpoint))
+    image = read_image(source)
+    response = SystemResponse(PlanarAcquisition(), 2.4, "given")
+    bicubic = load_super_resolution("bicubic", 4)
+    assert guard_refinement(bicubic, image, response) == (bicubic, None)
+    assert guard_refinement(method, image, response)[0] is method

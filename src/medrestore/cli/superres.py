@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_io_arguments(parser, "input image: DICOM NM (planar or multi-frame), NIfTI, TIFF, PNG, NumPy", "output image (format from extension)")
     add("--modality", choices=MODALITIES, default="nm", help="image modality (default nm: values are counts)")
     add("--scale", type=int, default=4, metavar="K", help="enlargement factor per axis (default 4)")
-    add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD})")
+    add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD}; the refining methods fall back to their classical stage outside the inputs their networks learnt, recorded in OUT.json)")
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
     iterations = ", ".join(f"{method} {count}" for method, count in DEFAULT_MLEM_ITERATIONS.items())
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         record = process(Path(input_path), Path(output_path))
         totals_in, totals_out = sum(record["frame_total_counts"]), sum(record["output_frame_total_counts"])
         model = f", model {record['model']}" if record["model"] else ""
+        guard = record.get("refinement_guard") or {}
+        if guard.get("fallback"):
+            model += f"; {record['requested_method']}'s networks not applied ({'; '.join(guard['reasons'])})"
         print(
             f"wrote {record['output']} and {record['output']}.json ({record['method']} ×{record['scale']}{model}; "
             f"total counts {totals_in:.6g} → {totals_out:.6g}; {record['seconds']:.2f} s)"

@@ -32,8 +32,8 @@ BONE_SCAN_PIXEL_MM = 2.4
 PHANTOM_PIXEL_MM = 1.0
 METHOD_LABELS = {
     "bicubic": "bicubic (count-preserving)",
-    "dct-mlem-ensemble": "DCT-denoised counts + ML-EM + U-Net and VDSR averaged (default)",
-    "dct-mlem": "DCT-denoised counts + ML-EM",
+    "dct-mlem-ensemble": "DCT-denoised counts + ML-EM + U-Net and VDSR averaged",
+    "dct-mlem": "DCT-denoised counts + ML-EM (default)",
     "mlem": "ML-EM, 20 iterations + post-filter",
     "mlem-vdsr": "ML-EM + VDSR (zoo nm-mlem-vdsr-x4)",
     "srresnet": "SRResNet (zoo nm-srresnet-x4)",
