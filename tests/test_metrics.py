@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -256,3 +257,19 @@ def test_banded_filter_equals_scipy_and_the_tap_sums(shape: tuple[int, ...]) -> 
     matrix = reflect_band_matrix(5, kernel)
     np.testing.assert_allclose(matrix.sum(1).numpy(), 1.0, atol=1e-15)  # every row keeps the mean
     assert BANDED_MAX_LENGTH >= 256
+
+
+@pytest.mark.parametrize("options", [SSIMOptions(), SSIMOptions(window="uniform", use_sample_covariance=True)])
+def test_ssim_without_gradients_is_the_same_formula_to_the_last_bit(options: SSIMOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metrics' in-place evaluation repeats the autograd path's operations in order: with the same filter
+    (tap sums for both) the maps are equal bit for bit."""
+    ssim_module = importlib.import_module("medrestore.metrics.ssim")
+    monkeypatch.setattr(ssim_module, "BANDED_MAX_LENGTH", 0)
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(14, 20, 17, dtype=torch.float64, generator=generator)
+    y = x + 0.1 * torch.rand(x.shape, dtype=torch.float64, generator=generator)
+    inputs = (x.clone(), y.clone())
+    plain = ssim_module.structural_similarity_map(x, y, 1.0, options, 3)
+    tracked = ssim_module.structural_similarity_map(x.clone().requires_grad_(), y, 1.0, options, 3)
+    assert torch.equal(plain, tracked.detach())
+    assert torch.equal(x, inputs[0]) and torch.equal(y, inputs[1])  # the inputs are read, never written

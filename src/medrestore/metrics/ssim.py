@@ -19,8 +19,10 @@ as skimage does; the result matches skimage 0.26 to floating-point rounding.
 Speed: along an axis of at most :data:`BANDED_MAX_LENGTH` voxels, a tensor without gradients
 (the metrics) is filtered as one matrix product with the axis's banded correlation matrix
 (:func:`reflect_band_matrix`, borders folded in), which BLAS runs far closer to the memory's speed
-than one pass per tap; tensors carrying gradients (the losses) keep the tap sums. Both give the
-same values to floating-point rounding (``benchmarks/viewer-metrics.md`` times them against skimage).
+than one pass per tap, and the formula above is evaluated in buffers it owns (:func:`_ssim_in_place`,
+the same operations in the same order); tensors carrying gradients (the losses) keep the tap sums
+and fresh tensors. Both give the same values to floating-point rounding
+(``benchmarks/viewer-metrics.md`` times them against skimage).
 
 References:
     Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
@@ -165,20 +167,44 @@ def structural_similarity_map(
     if min(spatial_shape) < size:
         raise InputError(None, f"image of spatial shape {spatial_shape} is smaller than the {size}-voxel SSIM window")
     kernel = options.kernel(prediction.dtype, prediction.device)
-    products = [prediction * prediction, reference * reference, prediction * reference]
-    stacked = torch.stack([prediction, reference, *products])
-    mean_x, mean_y, mean_xx, mean_yy, mean_xy = separable_filter(stacked, kernel, spatial_ndim).unbind(0)
     window_voxels = size**spatial_ndim
     covariance_norm = window_voxels / (window_voxels - 1) if options.use_sample_covariance else 1.0
-    square_x, square_y, product = mean_x * mean_x, mean_y * mean_y, mean_x * mean_y  # each once (the same values as before)
-    variance_x = covariance_norm * (mean_xx - square_x)
-    variance_y = covariance_norm * (mean_yy - square_y)
-    covariance = covariance_norm * (mean_xy - product)
     c1 = (options.k1 * data_range) ** 2
     c2 = (options.k2 * data_range) ** 2
-    numerator = (2 * product + c1) * (2 * covariance + c2)
-    denominator = (square_x + square_y + c1) * (variance_x + variance_y + c2)
-    return numerator / denominator
+    if torch.is_grad_enabled() and (prediction.requires_grad or reference.requires_grad):
+        products = [prediction * prediction, reference * reference, prediction * reference]
+        stacked = torch.stack([prediction, reference, *products])
+        mean_x, mean_y, mean_xx, mean_yy, mean_xy = separable_filter(stacked, kernel, spatial_ndim).unbind(0)
+        square_x, square_y, product = mean_x * mean_x, mean_y * mean_y, mean_x * mean_y
+        variance_x = covariance_norm * (mean_xx - square_x)
+        variance_y = covariance_norm * (mean_yy - square_y)
+        covariance = covariance_norm * (mean_xy - product)
+        numerator = (2 * product + c1) * (2 * covariance + c2)
+        denominator = (square_x + square_y + c1) * (variance_x + variance_y + c2)
+        return numerator / denominator
+    return _ssim_in_place(prediction, reference, kernel, spatial_ndim, covariance_norm, c1, c2)
+
+
+def _ssim_in_place(
+    prediction: torch.Tensor, reference: torch.Tensor, kernel: torch.Tensor, spatial_ndim: int, covariance_norm: float,
+    c1: float | torch.Tensor, c2: float | torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """:func:`structural_similarity_map`'s formula without gradients: the same operations in the same order (the
+    same values to the last bit), each written into a buffer it owns instead of a new temporary per term, which
+    halves the memory traffic of a whole volume."""
+    stacked = torch.empty((5, *prediction.shape), dtype=prediction.dtype, device=prediction.device)
+    stacked[0].copy_(prediction)
+    stacked[1].copy_(reference)
+    torch.mul(prediction, prediction, out=stacked[2])
+    torch.mul(reference, reference, out=stacked[3])
+    torch.mul(prediction, reference, out=stacked[4])
+    mean_x, mean_y, mean_xx, mean_yy, mean_xy = separable_filter(stacked, kernel, spatial_ndim).unbind(0)  # a new tensor
+    product = mean_x * mean_y
+    square_x, square_y = mean_x.mul_(mean_x), mean_y.mul_(mean_y)
+    variance_sum = mean_xx.sub_(square_x).mul_(covariance_norm).add_(mean_yy.sub_(square_y).mul_(covariance_norm)).add_(c2)
+    denominator = square_x.add_(square_y).add_(c1).mul_(variance_sum)
+    covariance_term = mean_xy.sub_(product).mul_(covariance_norm).mul_(2).add_(c2)
+    return product.mul_(2).add_(c1).mul_(covariance_term).div_(denominator)
 
 
 def crop_interior(values: torch.Tensor, border: int, spatial_ndim: int) -> torch.Tensor:
