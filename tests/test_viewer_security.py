@@ -113,7 +113,10 @@ def test_requests_from_other_sites_and_names_are_refused(server: ViewerServer) -
         "no token": (json_type, 403, TOKEN_HEADER),
         "a wrong token": (json_type | {TOKEN_HEADER: "guess"}, 403, TOKEN_HEADER),
         "text/plain with the token": ({"Content-Type": "text/plain"} | token, 415, "application/json"),
+        "another port's Origin": ({"Origin": f"http://127.0.0.1:{port + 1}"} | json_type | token, 403, "refused"),
+        "another local name's Origin": ({"Origin": f"http://localhost:{port}"} | json_type | token, 403, "refused"),
         "a DNS-rebound Host": ({"Host": f"attacker.example:{port}"} | json_type | token, 403, "attacker.example"),
+        "a rebound Host that looks local": ({"Host": f"localhost.attacker.example:{port}"} | json_type | token, 403, "attacker.example"),
         "another port": ({"Host": f"127.0.0.1:{port + 1}"} | json_type | token, 403, "Host"),
     }
     for name, (headers, expected, message) in attempts.items():
@@ -122,7 +125,7 @@ def test_requests_from_other_sites_and_names_are_refused(server: ViewerServer) -
     assert server.viewer.studies == {}
     status, answer, _ = raw(server, request(server, "GET", "/api/files", headers={"Host": "attacker.example"}))
     assert status == 403  # reading, too, only under this server's names
-    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", f"192.168.0.7:{port}"):  # an IP address cannot be rebound
         headers = {"Host": host, "Origin": f"http://{host}"} | json_type | token
         status, answer, _ = raw(server, request(server, "POST", "/api/studies", body, headers))
         assert status == 201, answer

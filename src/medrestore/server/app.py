@@ -29,8 +29,9 @@ Security model (a browser on the same machine may also be showing hostile pages)
 
 * every path a request names resolves inside the root (or names a zoo model or a keyword) before anything is
   opened, with one answer for "outside" whether or not a file is there (:meth:`Viewer.resolve`);
-* the ``Host`` header must name this server (its address, ``localhost``, ``127.0.0.1`` or ``[::1]`` with its
-  port): a DNS-rebound name is refused;
+* the ``Host`` header must name this server with its port: an IP address, ``localhost``, the address it listens
+  on, or (listening on every interface) this machine's name; a DNS-rebound name is refused (an IP address
+  cannot be rebound);
 * state-changing requests (``POST``, ``DELETE``) need the session token of the page in the
   :data:`TOKEN_HEADER` header, an ``Origin`` (when sent) that is this server, and ``POST`` a JSON body
   (``Content-Type: application/json``): a cross-site form or ``fetch`` can send none of these;
@@ -42,6 +43,7 @@ Security model (a browser on the same machine may also be showing hostile pages)
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import math
 import re
@@ -187,13 +189,13 @@ class ViewerHandler(BaseHTTPRequestHandler):
 
     def _check_host(self) -> None:
         host = self.headers.get("Host")
-        if host is None or host.strip().lower() not in self.server.allowed_hosts:
+        if host is None or not self.server.serves_host(host):
             raise ApiError(HTTPStatus.FORBIDDEN, f"Host {host!r} is not this viewer's address ({self.server.url})")
 
     def _check_state_change(self) -> None:
         """A POST or DELETE: the page's token, no foreign Origin, and for POST a JSON body."""
         origin = self.headers.get("Origin")
-        if origin is not None and origin.strip().lower() not in self.server.allowed_origins:
+        if origin is not None and origin.strip().lower() != f"http://{self.headers.get('Host', '').strip().lower()}":  # same origin as the page
             raise ApiError(HTTPStatus.FORBIDDEN, f"requests from {origin!r} are refused: only this viewer's page may change its state")
         if not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), self.server.token.encode()):
             raise ApiError(HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER} header (the token is in the viewer's page)")
@@ -325,8 +327,8 @@ class ViewerHandler(BaseHTTPRequestHandler):
 class ViewerServer(ThreadingHTTPServer):
     """An HTTP server over one :class:`Viewer`; ``port=0`` picks a free port (see :attr:`url`).
 
-    ``token``: the session token state-changing requests need (default: a fresh random one); :attr:`allowed_hosts`
-    the ``Host`` values served.
+    ``token``: the session token state-changing requests need (default: a fresh random one); :meth:`serves_host`
+    says which ``Host`` headers are served.
     """
 
     daemon_threads = True
@@ -339,12 +341,26 @@ class ViewerServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.token = token or secrets.token_urlsafe(32)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        bound = self.server_address[1]
         names = {*LOCAL_NAMES, f"[{host}]" if ":" in host else host}
         if host in ("0.0.0.0", "::", ""):  # every interface: this machine's names too
             names |= {socket.gethostname(), socket.getfqdn()}
-        self.allowed_hosts = frozenset(f"{name.lower()}:{bound}" for name in names) | (frozenset(n.lower() for n in names) if bound == 80 else frozenset())
-        self.allowed_origins = frozenset(f"http://{name}" for name in self.allowed_hosts)
+        self.host_names = frozenset(name.lower() for name in names)
+
+    def serves_host(self, header: str) -> bool:
+        """Whether a request's ``Host`` header names this server: its port (none: 80), and a name of
+        :attr:`host_names` or an IP address (a DNS-rebinding page reaches the server under a name of its own)."""
+        name, _, port = header.strip().lower().rpartition(":")
+        if not name or "]" in port:  # no port given ("host" or "[::1]")
+            name, port = header.strip().lower(), "80"
+        if port != str(self.server_address[1]):
+            return False
+        if name in self.host_names:
+            return True
+        try:
+            ipaddress.ip_address(name[1:-1] if name.startswith("[") and name.endswith("]") else name)
+        except ValueError:
+            return False
+        return True
 
     @property
     def url(self) -> str:
