@@ -66,6 +66,7 @@ def test_mppca_removes_noise_and_keeps_the_bold_response(simulated: tuple[np.nda
 def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(simulated: tuple[np.ndarray, ...]) -> None:
     clean, noisy, design, active = simulated
     denoised = patch2self_series(noisy)
+    assert np.array_equal(denoised, patch2self_series(noisy))  # the sketch's hashes are seeded
     # reference: the ordinary least-squares prediction of volume 0 from the others (with an intercept)
     voxels = noisy.reshape(-1, VOLUMES).astype(np.float64)
     regressors = np.c_[voxels[:, 1:], np.ones(len(voxels))]
@@ -74,8 +75,8 @@ def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(
     assert np.corrcoef(denoised[..., 0][tissue], prediction.reshape(SHAPE)[tissue])[0, 1] > 0.99
     assert np.mean(denoised[tissue]) == pytest.approx(np.mean(clean[tissue]), rel=0.02)
     # one regression over all voxels predicts the time course the whole volume shares, so a response confined to a
-    # few voxels is mostly lost (benchmarks/README.md: the simulated BOLD check)
-    assert response(denoised, design, active) < 0.5 * 0.04
+    # few voxels is damped (benchmarks/README.md: the simulated BOLD check)
+    assert response(denoised, design, active) < 0.6 * 0.04  # about half of it goes
 
 
 def test_series_methods_from_the_command_write_the_tsnr_map(tmp_path: Path, simulated: tuple[np.ndarray, ...]) -> None:

@@ -60,6 +60,9 @@ class Patch2SelfSettings:
     patch_radius: int = 0
     model: str = "ols"
     version: int = 3
+    seed: int = 0
+    """Seed of the count-sketch's random hashes (dipy draws them from NumPy's global generator, which is seeded for
+    the call and restored after it, so one input gives one output)."""
 
 
 def _optional(module: str) -> ModuleType:
@@ -102,7 +105,18 @@ def patch2self_series(series: np.ndarray, settings: Patch2SelfSettings = Patch2S
     array = _checked(series)
     bvals = np.full(array.shape[-1], 1000.0)
     _optional("sklearn.linear_model")  # dipy imports it only when Patch2Self runs
-    denoised = _optional("dipy.denoise.patch2self").patch2self(
+    state = np.random.get_state()
+    np.random.seed(settings.seed)
+    try:
+        denoised = _patch2self(array, bvals, settings)
+    finally:
+        np.random.set_state(state)
+    return np.asarray(denoised, dtype=np.float32)
+
+
+def _patch2self(array: np.ndarray, bvals: np.ndarray, settings: Patch2SelfSettings) -> np.ndarray:
+    """dipy's ``patch2self`` call with ``settings``."""
+    return _optional("dipy.denoise.patch2self").patch2self(
         array,
         bvals,
         patch_radius=(settings.patch_radius,) * 3,
@@ -112,4 +126,3 @@ def patch2self_series(series: np.ndarray, settings: Patch2SelfSettings = Patch2S
         shift_intensity=False,
         version=settings.version,
     )
-    return np.asarray(denoised, dtype=np.float32)

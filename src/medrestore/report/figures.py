@@ -70,3 +70,37 @@ def save_comparison_png(
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
     return Path(path)
+
+
+def save_line_plot_png(
+    curves: dict[str, Sequence[float]],
+    positions: Sequence[float],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    panels: Sequence[tuple[str, np.ndarray | torch.Tensor]] = (),
+    panel_inches: float = 3.2,
+) -> Path:
+    """Save a line plot of ``curves`` (label → one value per position) over ``positions`` and, to its right, the
+    ``panels`` as :func:`save_comparison_png` shows them (shared window of the first panel); written atomically."""
+    figure, axes = plt.subplots(1, 1 + len(panels), figsize=(panel_inches * (1.4 + len(panels)), panel_inches + 0.7), squeeze=False,
+                                gridspec_kw={"width_ratios": [1.4] + [1.0] * len(panels)})
+    plot = axes[0][0]
+    for label, values in curves.items():
+        plot.plot(list(positions), list(values), marker="o", markersize=2.5, linewidth=1.0, label=label)
+    plot.set_xlabel(xlabel, fontsize=9)
+    plot.set_ylabel(ylabel, fontsize=9)
+    plot.legend(fontsize=7)
+    plot.grid(alpha=0.3)
+    arrays = [_middle_slice(_as_numpy(image)) for _, image in panels]
+    if arrays:
+        low, high = np.percentile(arrays[0], [0.5, 99.5])
+        for axis, (label, _), array in zip(axes[0][1:], panels, arrays, strict=True):
+            axis.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+            axis.set_title(label, fontsize=9)
+            axis.axis("off")
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return Path(path)

@@ -401,6 +401,16 @@ def denoise_volume(
     return output.to(torch.float32), used_sigma
 
 
+def load_predictor(method: str, device: torch.device, model: str | Path | None = None) -> Predictor | tuple[Predictor, ...] | None:
+    """The network(s) a resolved ``method`` runs: the guides of ``unet3d-nlm`` (:func:`load_guides`), the network of
+    another network method (:func:`load_mri_network`), ``None`` for the classical and series methods."""
+    if method == "unet3d-nlm":
+        return load_guides(device, model)
+    if method in CLASSICAL_METHODS:
+        return None
+    return load_mri_network(method, device, model)
+
+
 def denoise_image(
     volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | tuple[Predictor, ...] | None, device: torch.device
 ) -> tuple[torch.Tensor, float]:
@@ -523,7 +533,7 @@ def tsnr_map_path(output: str | Path) -> Path:
     return Path(f"{output}.tsnr.nii.gz")
 
 
-def _volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
+def image_volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
     """``(T, *spatial)`` float32 with singleton spatial axes removed, and the shape to restore."""
     data = image.data.to(torch.float32)
     if image.n_frames > 1 or data.ndim == image.spatial_ndim + 1:
@@ -568,7 +578,7 @@ def _label(method: str, model: str | Path | None) -> str:
 
 
 def _squeezed_spacing(image: Image) -> tuple[float, ...]:
-    """Voxel sizes of the spatial axes longer than 1 (those :func:`_volumes` keeps)."""
+    """Voxel sizes of the spatial axes longer than 1 (those :func:`image_volumes` keeps)."""
     return tuple(s for s, n in zip(image.spacing, image.spatial_shape, strict=True) if n > 1)
 
 
@@ -604,17 +614,13 @@ def denoise_mri_file(
     guard_output(output_path, [input_path, model], extra=[tsnr_map_path(output_path)])
     image = read_image(input_path, nonfinite=nonfinite)
     image = clip_negative(image, input_path, "MRI denoising (Rician magnitude model)")
-    volumes, shape = _volumes(image, input_path)
+    volumes, shape = image_volumes(image, input_path)
     resolved = resolve_method(method, tuple(volumes.shape[1:]), _squeezed_spacing(image))
     if model is not None and resolved in CLASSICAL_METHODS:
         chosen = f"--method auto picks {resolved} for this image" if method == "auto" else f"--method {resolved} uses no network"
         raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm or gan")
     target = select_device(device)
-    predictor: Predictor | tuple[Predictor, ...] | None = None
-    if resolved == "unet3d-nlm":
-        predictor = load_guides(target, model)
-    elif resolved not in CLASSICAL_METHODS:
-        predictor = load_mri_network(resolved, target, model)
+    predictor = load_predictor(resolved, target, model)
     started = time.perf_counter()
     if resolved in SERIES_METHODS:
         denoised = denoise_series(volumes, resolved, input_path)
