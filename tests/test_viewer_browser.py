@@ -70,7 +70,6 @@ def set_split(driver: Any, percent: int) -> None:
     driver.execute_script(f'const s = document.getElementById("split"); s.value = {percent}; s.dispatchEvent(new Event("input"));')
 
 
-@pytest.mark.slow
 def test_a_users_whole_flow_in_headless_chromium(browser: Any, server: ViewerServer, root: Path) -> None:
     shutil.copy(root / "clean.nii.gz", root / LONG_NAME)
     browser.get(server.url)
@@ -183,3 +182,6 @@ def test_a_hostile_page_in_the_same_browser_cannot_drive_the_viewer(
     browser.find_element(By.LINK_TEXT, "clean.nii.gz").click()
     wait_for(browser, lambda d: status(d) == "opened clean.nii.gz")
     assert list(server.viewer.studies) == ["s1"]
+    Select(browser.find_element(By.ID, "operation")).select_by_value("harmonize")  # a model is named in a text field
+    assert browser.find_element(By.NAME, "model").get_attribute("type") == "text"
+    assert browser.find_element(By.NAME, "model").get_attribute("value") == "cyclegan-sim"
