@@ -83,3 +83,11 @@ def test_bad_inputs_are_refused() -> None:
         line_source_widths(np.full((8, 8), np.nan), 1.0)
     with pytest.raises(InputError, match="does not fall"):
         response_width(np.array([1.0, 2.0, 3.0]))
+
+
+def test_dim_detector_edge_is_dropped_before_smoothing() -> None:
+    """A ring below 75 % of the CFOV mean leaves the field and does not leak into its edge by the smoothing."""
+    flood = np.full((20, 20), 50.0)
+    flood[2:-2, 2:-2] = 100.0
+    result = flood_uniformity(flood, pixel_mm=6.4)
+    assert result.integral_ufov == pytest.approx(0.0) and result.differential_ufov == pytest.approx(0.0)

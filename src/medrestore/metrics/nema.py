@@ -17,8 +17,8 @@ float64; the input is never modified):
   (UFOV) and central (CFOV, 75 % of the UFOV's linear size) fields (NEMA NU 1-2018, §2.4): the
   image is binned to pixels of about 6.4 mm, edge pixels below 75 % of the CFOV mean are dropped
   together with every pixel that has a dropped 4-neighbour, the 9-point kernel
-  ``[[1,2,1],[2,4,2],[1,2,1]] / 16`` smooths it once (renormalised where a neighbour lies off the
-  detector, i.e. holds no counts); then
+  ``[[1,2,1],[2,4,2],[1,2,1]] / 16`` smooths it once (renormalised where a diagonal neighbour was
+  dropped); then
   ``IU = 100 (max − min) / (max + min)`` over the field and ``DU`` is the largest such value over
   any 5 consecutive pixels of a row or column inside the field.
 
@@ -268,11 +268,12 @@ def flood_uniformity(flood: ArrayLike, pixel_mm: float) -> Uniformity:
     if field.sum() < DIFFERENTIAL_WINDOW**2:
         raise InputError(None, "the flood has fewer than 25 non-zero binned pixels")
     threshold = EDGE_THRESHOLD * float(binned[_central(field)].mean())
-    ufov = binary_erosion(binned >= threshold, structure=np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool))
+    kept = binned >= threshold
+    ufov = binary_erosion(kept, structure=np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool))
     if ufov.sum() < DIFFERENTIAL_WINDOW**2:
         raise InputError(None, "the flood's useful field has fewer than 25 binned pixels")
-    weights = convolve(field.astype(np.float64), SMOOTHING_KERNEL, mode="constant")  # neighbours off the detector drop out
-    smoothed = convolve(binned, SMOOTHING_KERNEL, mode="constant") / np.maximum(weights, 1e-12)
+    weights = convolve(kept.astype(np.float64), SMOOTHING_KERNEL, mode="constant")  # dropped neighbours do not count
+    smoothed = convolve(np.where(kept, binned, 0.0), SMOOTHING_KERNEL, mode="constant") / np.maximum(weights, 1e-12)
     cfov = _central(ufov)
     return Uniformity(
         integral_ufov=_integral(smoothed[ufov]), differential_ufov=_differential(smoothed, ufov),
