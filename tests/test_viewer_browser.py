@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 import medrestore.server.app as app
 from medrestore.server.app import ViewerServer
 from test_viewer import call, root, server  # noqa: F401 - pytest fixtures used by name
+from test_viewer_security import slow_operation  # noqa: F401
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -70,8 +71,18 @@ def set_split(driver: Any, percent: int) -> None:
     driver.execute_script(f'const s = document.getElementById("split"); s.value = {percent}; s.dispatchEvent(new Event("input"));')
 
 
-def test_a_users_whole_flow_in_headless_chromium(browser: Any, server: ViewerServer, root: Path) -> None:
+def test_a_users_whole_flow_in_headless_chromium(
+    browser: Any, server: ViewerServer, root: Path, slow_operation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copy(root / "clean.nii.gz", root / LONG_NAME)
+    requests: list[str] = []
+    dispatch = app.ViewerHandler._dispatch
+
+    def recorded(handler: app.ViewerHandler, method: str) -> None:
+        requests.append(handler.path)
+        dispatch(handler, method)
+
+    monkeypatch.setattr(app.ViewerHandler, "_dispatch", recorded)
     browser.get(server.url)
     wait_for(browser, lambda d: d.find_elements(By.LINK_TEXT, "clean.nii.gz"))
     browser.find_element(By.LINK_TEXT, "clean.nii.gz").click()
@@ -125,6 +136,31 @@ def test_a_users_whole_flow_in_headless_chromium(browser: Any, server: ViewerSer
     )  # at once after the change, before any answer
     assert shown == "computing…"
     wait_for(browser, lambda d: "∞" in d.find_element(By.ID, "metrics").text)  # the reference against itself
+
+    # restore: non-local means; its metrics beat the noisy input's, and moving through slices asks for none again
+    Select(browser.find_element(By.ID, "operation")).select_by_value("denoise-mri")
+    Select(browser.find_element(By.NAME, "method")).select_by_value("nlm")
+    browser.find_element(By.ID, "run").click()
+    wait_for(browser, lambda d: status(d).startswith("r1: denoise-mri"), 120)
+    wait_for(browser, lambda d: "psnr" in d.find_element(By.ID, "metrics").text and "computing" not in d.find_element(By.ID, "metrics").text, 120)
+    rows = {row.find_elements(By.TAG_NAME, "td")[0].text: [float(c.text) for c in row.find_elements(By.TAG_NAME, "td")[1:]]
+            for row in browser.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")}  # fmt: skip
+    assert rows["psnr"][1] > rows["psnr"][0] + 3.0 and rows["ssim"][1] > rows["ssim"][0]
+    asked = sum("/metrics" in path for path in requests)
+    for index in (5, 6, 7, 30):
+        browser.execute_script(f'const s = document.getElementById("index"); s.value = {index}; s.dispatchEvent(new Event("input")); s.dispatchEvent(new Event("change"));')
+    wait_for(browser, lambda d: any("index=30" in path for path in requests) and images_loaded(d))
+    assert sum("/metrics" in path for path in requests) == asked
+
+    # a long job shows its progress and stops on Cancel
+    Select(browser.find_element(By.ID, "operation")).select_by_value("test-slow")
+    browser.find_element(By.ID, "run").click()
+    wait_for(browser, lambda d: "steps" in d.find_element(By.ID, "progress").text)
+    assert "/2000" in browser.find_element(By.ID, "progress").text
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(browser, lambda d: "cancelled" in status(d))
+    assert browser.find_element(By.ID, "progress").text == "" and browser.find_element(By.ID, "run").is_enabled()
+    assert list(server.viewer.studies["s2"].results) == ["r1"]
 
     # a long file name does not run under the other label
     browser.find_element(By.LINK_TEXT, LONG_NAME).click()
