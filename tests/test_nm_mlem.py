@@ -16,11 +16,13 @@ torch.set_num_threads(1)
 
 @pytest.mark.parametrize(("fwhm", "scale", "shape"), [(0.0, 4, (9, 7)), (2.5, 4, (10, 12)), (9.0, 2, (13, 6)), (40.0, 4, (5, 5))])
 def test_forward_and_adjoint_agree(fwhm: float, scale: int, shape: tuple[int, int]) -> None:
-    """|⟨Ax, r⟩ − ⟨x, Aᵀr⟩| ≤ 1e-12 ‖Ax‖‖r‖, widths wider than the image included (reflections fold back)."""
+    """``A x`` is the binned blur of the camera model, and |⟨Ax, r⟩ − ⟨x, Aᵀr⟩| ≤ 1e-12 ‖Ax‖‖r‖, widths wider than the
+    image included (reflections fold back)."""
     generator = make_generator(0)
     x = torch.rand(shape[0] * scale, shape[1] * scale, dtype=torch.float64, generator=generator)
     r = torch.rand(*shape, dtype=torch.float64, generator=generator)
     forward, transpose = binned_blur(fwhm, scale), binned_blur_adjoint(fwhm, scale)
+    torch.testing.assert_close(forward(x), bin_counts(gaussian_blur(x, fwhm=fwhm), scale), rtol=1e-12, atol=1e-12)
     left, right = float((forward(x) * r).sum()), float((x * transpose(r)).sum())
     assert abs(left - right) <= 1e-12 * float(forward(x).norm() * r.norm())
     blurred = torch.rand(*shape, dtype=torch.float64, generator=generator)

@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as functional
 
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.physics.blur import fwhm_to_sigma, gaussian_blur, gaussian_taps, reflect_indices, upsample
-from medrestore.physics.gamma_camera import bin_counts
+from medrestore.physics.blur import fwhm_to_sigma, gaussian_taps, reflect_indices, upsample
 
 FLOOR = 1e-6
 """Relative floor of the start (× the mean) and of the modelled counts in the ratio."""
@@ -41,11 +40,49 @@ class MLEMInfo:
     log_likelihood: tuple[float, ...]
 
 
+def _binned_taps(fwhm: float, scale: int, dtype: torch.dtype) -> tuple[torch.Tensor, int]:
+    """Taps ``c = g ⊛ 1_k`` of blur-then-bin along one axis (length ``2r + k``) and the blur's radius ``r``.
+
+    Binning ``k`` blurred samples is one correlation with the Gaussian taps ``g`` (of
+    :func:`~medrestore.physics.blur.gaussian_taps`) summed over ``k`` shifts, evaluated every ``k``-th
+    sample: ``y[i] = Σ_u c[u] x̃[k·i + u]`` on the half-sample-symmetric padding ``x̃`` of the blur.
+    """
+    weights, first = gaussian_taps(fwhm_to_sigma(fwhm), 0.0, dtype)
+    combined = functional.conv_transpose1d(weights.view(1, 1, -1), torch.ones(1, 1, scale, dtype=dtype))[0, 0]
+    return combined, -first
+
+
+def _binned_blur_last_axis(x: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
+    """``B_k H`` along the last axis: ``(..., k·n) → (..., n)``, one strided correlation."""
+    length = x.shape[-1]
+    index = reflect_indices(length, radius, radius, x.device)
+    rows = x.reshape(-1, 1, length).index_select(-1, index)
+    binned = functional.conv1d(rows, taps.to(x.device).view(1, 1, -1), stride=scale)
+    return binned.reshape(*x.shape[:-1], length // scale)
+
+
+def _binned_blur_last_axis_adjoint(r: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
+    """``(B_k H)ᵀ`` along the last axis: the strided transposed correlation, folded back onto the reflected indices."""
+    length = r.shape[-1] * scale
+    index = reflect_indices(length, radius, radius, r.device)
+    spread = functional.conv_transpose1d(r.reshape(-1, 1, r.shape[-1]), taps.to(r.device).view(1, 1, -1), stride=scale)
+    folded = torch.zeros(spread.shape[0], length, dtype=r.dtype, device=r.device)
+    folded.index_add_(1, index, spread[:, 0])
+    return folded.reshape(*r.shape[:-1], length)
+
+
 def binned_blur(fwhm: float, scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``A = B_k ∘ H``: ``(kh, kw) → (h, w)`` (module docstring)."""
+    """``A = B_k ∘ H``: ``(kh, kw) → (h, w)`` (module docstring).
+
+    Equal to ``bin_counts(gaussian_blur(x, fwhm), k)`` on sides that are multiples of ``k``, computed
+    as one strided correlation per axis (:func:`_binned_taps`): the blur is evaluated only where the
+    binning keeps it, ``k`` times fewer outputs per axis.
+    """
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return bin_counts(gaussian_blur(x, fwhm=fwhm), scale)
+        taps, radius = _binned_taps(fwhm, scale, x.dtype)
+        rows = _binned_blur_last_axis(x, taps, radius, scale)
+        return _binned_blur_last_axis(rows.movedim(-2, -1), taps, radius, scale).movedim(-1, -2).contiguous()
 
     return forward
 
@@ -78,11 +115,13 @@ def gaussian_blur_adjoint(x: torch.Tensor, fwhm: float) -> torch.Tensor:
 
 
 def binned_blur_adjoint(fwhm: float, scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``Aᵀ = Hᵀ ∘ B_kᵀ``: ``(h, w) → (kh, kw)``; ``B_kᵀ`` copies each coarse value into its ``k × k`` block."""
+    """``Aᵀ = Hᵀ ∘ B_kᵀ``: ``(h, w) → (kh, kw)`` (``B_kᵀ`` copies each coarse value into its ``k × k`` block),
+    the exact adjoint of :func:`binned_blur`'s strided correlations."""
 
     def transpose(residual: torch.Tensor) -> torch.Tensor:
-        spread = residual.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
-        return gaussian_blur_adjoint(spread, fwhm)
+        taps, radius = _binned_taps(fwhm, scale, residual.dtype)
+        columns = _binned_blur_last_axis_adjoint(residual.movedim(-2, -1), taps, radius, scale).movedim(-1, -2)
+        return _binned_blur_last_axis_adjoint(columns.contiguous(), taps, radius, scale)
 
     return transpose
 
