@@ -13,7 +13,7 @@ import pytest
 
 import medrestore
 from medrestore.cli.main import main
-from medrestore.io import read_image
+from medrestore.io import read_image, write_image
 from medrestore.tasks.phantom import phantom_seed
 
 SMALL = ["--matrix", "128", "--pixel-size", "2.0"]
@@ -106,6 +106,29 @@ def test_calibrate_subcommand(tmp_path: Path) -> None:
     record = json.loads(Path(f"{calibrated}.json").read_text())
     assert record["calibration"]["factor"] == 1 and record["calibration"]["bins"] == 32
     assert len(record["calibration"]["lut"]["counts"]) <= 32
+    assert "clipped_negative" not in record
+
+
+def test_calibrate_clips_a_signed_measurement(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A measured scintigram stored signed with a negative background: clipped to 0, warned once, counted in the record."""
+    source = _write_png(tmp_path / "scan.png", seed=1)
+    output = tmp_path / "out"
+    assert main(["phantom", "paper", str(source), "-o", str(output), *SMALL, "--calibrate", "none"]) == 0
+    measured = read_image(output / "scan_high.nii.gz")
+    signed = measured.data.clone()
+    signed[:3, :] = -2.0
+    signed_path = write_image(measured.with_data(signed), tmp_path / "signed.nii.gz")
+    before = signed_path.read_bytes()
+    capsys.readouterr()
+    calibrated = tmp_path / "calibrated.nii.gz"
+    assert main(["phantom", "calibrate", str(output / "scan_teacher.nii.gz"), str(signed_path), "-o", str(calibrated)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and f"clipped {3 * signed.shape[1]} negative values" in warnings[0] and str(signed_path) in warnings[0]
+    record = json.loads(Path(f"{calibrated}.json").read_text())
+    assert record["clipped_negative"] == {"count": 3 * signed.shape[1], "minimum": -2.0}
+    assert signed_path.read_bytes() == before
+    total = float(signed.clamp(min=0).double().sum())
+    assert abs(float(read_image(calibrated).data.double().sum()) - total) <= 0.01 * total
 
 
 @pytest.mark.parametrize(

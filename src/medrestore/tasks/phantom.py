@@ -36,6 +36,7 @@ from medrestore.core.files import atomic_write_text, sha256_file
 from medrestore.core.image import Image, affine_from_spacing
 from medrestore.core.random import make_generator
 from medrestore.io import read_image, write_image
+from medrestore.io.values import clip_negative, value_changes
 from medrestore.physics.blur import downsample_affine
 from medrestore.physics.calibration import STD_TARGETS, CalibrationConfig, calibrate_teacher
 from medrestore.physics.gamma_camera import COLLIMATORS, ISOTOPES, CameraHead, CountLevel
@@ -221,7 +222,8 @@ def calibrate_files(
     """Calibrate a teacher image to the counts of a measured one; write it and ``<output>.json``.
 
     The output keeps the teacher's geometry, holds counts per teacher pixel, and (with
-    ``preserve_total``) the measured image's total counts.
+    ``preserve_total``) the measured image's total counts. Negative measured values (a signed NM
+    file's background) are set to 0 with a warning and counted in the record (``clipped_negative``).
 
     Raises:
         InputError: unreadable files, not 2-D, grids that are not integer multiples, or the
@@ -230,7 +232,8 @@ def calibrate_files(
     teacher_path, measured_path, output_path = Path(teacher_path), Path(measured_path), Path(output_path)
     if output_path.resolve() in (teacher_path.resolve(), measured_path.resolve()):
         raise InputError(output_path, "the output would overwrite an input; choose another output path")
-    teacher, measured = _plane_of_file(teacher_path), _plane_of_file(measured_path)
+    teacher = _plane_of_file(teacher_path)
+    measured = clip_negative(_plane_of_file(measured_path), measured_path, "a measured acquisition in counts")
     try:
         calibration = calibrate_teacher(teacher.data, measured.data, config)
     except InputError as error:
@@ -240,7 +243,8 @@ def calibrate_files(
     record = {
         "teacher": str(teacher_path), "teacher_sha256": sha256_file(teacher_path),
         "measured": str(measured_path), "measured_sha256": sha256_file(measured_path),
-        "output": str(written), "calibration": calibration.record, "medrestore_version": medrestore.__version__,
+        "output": str(written), "calibration": calibration.record, **value_changes(measured),
+        "medrestore_version": medrestore.__version__,
     }  # fmt: skip
     atomic_write_text(Path(f"{written}.json"), json.dumps(record, indent=2) + "\n")
     return record
