@@ -4,6 +4,7 @@ under a memory budget, metrics computed once, jobs with progress and cancel."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -20,6 +21,8 @@ import pytest
 from PIL import Image as PILImage
 
 import medrestore.server.app as app
+from medrestore.core.image import Image
+from medrestore.cli import view
 from medrestore.core.progress import track
 from medrestore.server.app import TOKEN_HEADER, ViewerServer, page
 from medrestore.tasks import viewer as viewer_module
@@ -228,8 +231,6 @@ def test_studies_are_listed_closed_and_kept_under_the_memory_budget(root: Path, 
 
 
 def test_image_cache_drops_the_least_recently_used() -> None:
-    from medrestore.core.image import Image
-
     images = {name: Image.from_array(np.full((10, 10), i, np.float32)) for i, name in enumerate("abc")}
     cache = ImageCache(budget=2 * 400)
     loads: list[str] = []
@@ -332,11 +333,7 @@ def test_long_jobs_report_progress_and_can_be_cancelled(server: ViewerServer, sl
     assert status == 201  # the viewer goes on
 
 
-def test_view_command_memory_budget_option(root: Path, tmp_path: Path) -> None:
-    import argparse
-
-    from medrestore.cli import view
-
+def test_view_command_memory_budget_option() -> None:
     parser = argparse.ArgumentParser()
     view.add_arguments(parser)
     assert parser.parse_args(["--memory-budget", "64"]).memory_budget == 64

@@ -24,12 +24,14 @@ parameter) resolves inside the root (a zoo name or a keyword such as ``espirit``
 opened (:meth:`Viewer.resolve`); a path outside gets the same answer whether or not a file is there.
 
 Memory: the images of the studies (inputs, references, results) stay in memory up to a budget of bytes
-(:class:`ImageCache`); beyond it the least recently used are dropped and read again from their files when
+(:class:`~medrestore.tasks.viewer_jobs.ImageCache`); beyond it the least recently used are dropped and read again from their files when
 next needed. Closing a study drops its images.
 
-Jobs: an operation runs as a :class:`Job` whose progress (the ``progress``/``track`` marks of
+Jobs: an operation runs as a :class:`~medrestore.tasks.viewer_jobs.Job` whose progress (the ``progress``/``track`` marks of
 :mod:`medrestore.core.progress` in the task's loops) can be read while it runs, and which can be cancelled: the
-next progress mark after :meth:`Job.cancel` stops it (:class:`Cancelled`), before its output is written.
+next progress mark after :meth:`~medrestore.tasks.viewer_jobs.Job.cancel` stops it
+(:class:`~medrestore.tasks.viewer_jobs.Cancelled`), before its output is written. The operations and their
+forms: :mod:`medrestore.tasks.viewer_operations`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import io
 import itertools
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,249 +51,25 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from medrestore.core.errors import ConfigError, InputError, MedrestoreError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import Image
 from medrestore.core.progress import reporting
 from medrestore.io import read_image, read_kspace, write_image
 from medrestore.io.common import single_slice_affine
-from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
 from medrestore.report.figures import to_display_uint8
-from medrestore.tasks.degrade import degrade_file
-from medrestore.tasks.denoise import DEFAULT_MODELS, denoise_file
-from medrestore.tasks.denoise_mri import METHODS as MRI_METHODS
 from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_pair
-from medrestore.tasks.harmonize import harmonize_file
-from medrestore.tasks.radial import DELAY_CORRECTIONS
-from medrestore.tasks.recon import RECON_METHODS, ReconOptions, reconstruct_file
-from medrestore.tasks.superres import DEFAULT_METHOD as SUPERRES_DEFAULT
-from medrestore.tasks.superres import METHODS as SUPERRES_METHODS
-from medrestore.tasks.superres import SuperResolutionRequest, superres_file
-from medrestore.zoo.store import in_zoo
+from medrestore.tasks.recon import ReconOptions, reconstruct_file
+from medrestore.tasks.viewer_jobs import DEFAULT_MEMORY_BUDGET, KEPT_JOBS, Cancelled, ImageCache, Job, image_bytes
+from medrestore.tasks.viewer_operations import DEGRADE_PREFIX, OPERATIONS, Operation, Parameter, PathResolver
 
 WINDOW_PERCENTILES = (0.5, 99.5)
 """Default display window: these percentiles of the study's input (of every k-th voxel, at most about
 :data:`WINDOW_SAMPLE` of them)."""
 WINDOW_SAMPLE = 2_000_000
-DEGRADE_PREFIX = "degrade-"
-"""Operations named so are degradations (``medrestore degrade --kind KIND``), not restorations."""
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".hdr")
 """Files with these extensions open as raw k-space; ``.npy``/``.npz`` do when :func:`read_kspace` takes them."""
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".npy", ".npz", ".dcm")
 """Results keep the input's format when it is one of these; otherwise NIfTI (3-D, 4-D) or TIFF (2-D)."""
-DEFAULT_MEMORY_BUDGET = 2 << 30
-"""Bytes of images kept in memory by default (:class:`ImageCache`)."""
-PATH_KINDS = ("model", "file")
-"""Parameter kinds that name a file: resolved inside the viewer's root (:meth:`Parameter.parse`)."""
-
-PathResolver = Callable[[str], Path]
-"""A request's path → the file inside the viewer's root (:meth:`Viewer.resolve`; ``PermissionError`` outside)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Parameter:
-    """One parameter of an operation, as the viewer's form shows it.
-
-    ``kind``: ``choice`` (one of ``choices``), ``number``, ``integer``, ``boolean``, ``text``, ``model`` (a zoo
-    name, or a checkpoint file inside the root) or ``file`` (one of ``choices`` as a keyword, or a file inside
-    the root). ``default`` ``None`` with ``required=False``: left out unless given.
-    """
-
-    name: str
-    label: str
-    kind: str
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    required: bool = False
-
-    def parse(self, value: Any, operation: str, resolve: PathResolver | None = None) -> Any:
-        """``value`` from a form (JSON) checked and converted; ``None``/``""`` → the default.
-
-        A ``model`` or ``file`` value that is not a zoo name or keyword becomes ``resolve(value)`` as text: a
-        file inside the root, checked before the operation opens anything (without ``resolve`` it is refused).
-        """
-        if value is None or value == "":
-            if self.required and self.default is None:
-                raise ConfigError(f"{operation}: parameter {self.name!r} is required")
-            return self.default
-        if self.kind in PATH_KINDS:
-            text = str(value)
-            if text in self.choices or (self.kind == "model" and in_zoo(text)):
-                return text
-            if resolve is None:
-                raise ConfigError(f"{operation}: {self.name} {text!r} names a file, and no folder to find it in was given")
-            return str(resolve(text))
-        if self.kind == "choice":
-            if str(value) not in self.choices:
-                raise ConfigError(f"{operation}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
-            return str(value)
-        if self.kind in ("number", "integer"):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{operation}: {self.name} must be a number, got {value!r}") from None
-            if not np.isfinite(number) or (self.kind == "integer" and not number.is_integer()):
-                raise ConfigError(f"{operation}: {self.name} must be a finite {'integer' if self.kind == 'integer' else 'number'}, got {value!r}")
-            return int(number) if self.kind == "integer" else number
-        if self.kind == "boolean":
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "false"):
-                return str(value).lower() == "true"
-            raise ConfigError(f"{operation}: {self.name} must be true or false, got {value!r}")
-        return str(value)
-
-    def describe(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"choices": list(self.choices)}
-
-
-Runner = Callable[[Path, Path, dict[str, Any], Path | None, str], dict[str, Any]]
-"""``(input, output, parameters, reference or None, nonfinite) → summary``: one command's task function on
-files; ``nonfinite`` is the study's NaN/±Inf reader policy (:mod:`medrestore.io.values`)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Operation:
-    """A restoration (or degradation) the viewer offers: ``run(input, output, parameters, reference, nonfinite)
-    → summary`` (a :data:`Runner`). ``accepts``: ``image`` (an image file) or ``kspace`` (raw k-space)."""
-
-    name: str
-    label: str
-    description: str
-    parameters: tuple[Parameter, ...]
-    run: Runner
-    accepts: str = "image"
-
-    def parse(self, values: Mapping[str, Any], resolve: PathResolver | None = None) -> dict[str, Any]:
-        """The form's ``values`` checked: unknown names refused, defaults filled, ``None`` left out; file
-        parameters resolved with ``resolve`` (:meth:`Parameter.parse`)."""
-        known = {p.name for p in self.parameters}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known)) or 'none'}")
-        parsed = {p.name: p.parse(values.get(p.name), self.name, resolve) for p in self.parameters}
-        return {name: value for name, value in parsed.items() if value is not None}
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "label": self.label, "description": self.description, "accepts": self.accepts,
-            "parameters": [p.describe() for p in self.parameters],
-        }  # fmt: skip
-
-
-def _denoise_mri(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    result = denoise_file(source, output, "mri", values.get("model"), method=values["method"], sigma=values.get("sigma", "auto"),
-                          nonfinite=nonfinite)
-    summary = {"method": result.method, "model": result.model, "sigma": [round(s, 6) for s in result.sigmas]}
-    if result.tsnr_gain is not None:
-        summary |= {"tSNR before": result.tsnr_before, "tSNR after": result.tsnr_after}
-    return summary
-
-
-def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    result = denoise_file(source, output, "oct", values.get("model"))
-    return {"model": result.model, "images": result.images}
-
-
-def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"), nonfinite=nonfinite)
-    record = superres_file(source, output, request)
-    return {"method": record["method"], "model": record["model"], "scale": record["scale"]}
-
-
-def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    record = harmonize_file(source, output, values["model"], values["direction"], values.get("noise_level"), grid=values.get("grid"),
-                            nonfinite=nonfinite)
-    return {"model": record["harmonization"]["model"], "direction": values["direction"]}
-
-
-def _recon(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    """``medrestore recon``; with a reference, its report's metrics (after its least-squares intensity fit)."""
-    options = ReconOptions(values["method"], values["coil_maps"], values.get("lam"), values.get("iterations"), delay_correction=values["delay_correction"])
-    report = reconstruct_file(source, output, options, reference)
-    keys = ("method", "lambda", "iterations", "delay_correction", "delay", "metrics")
-    return {key: report[key] for key in keys if key in report and report[key] is not None}
-
-
-def _degrader(kind: str) -> Runner:
-    def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-        seed = int(values.pop("seed", 0))
-        record = degrade_file(source, output, kind, values, seed=seed, nonfinite=nonfinite)
-        return {"degradation": record["degradation"]}
-
-    return run
-
-
-def _degrade_parameters(kind: str) -> tuple[Parameter, ...]:
-    """A form field per parameter of the degradation ``kind`` (its dataclass fields and types), and the seed."""
-    required = set(required_parameters(kind))
-    fields = {field.name: field for field in dataclasses.fields(catalogue_entry(kind).transform)}  # type: ignore[arg-type]
-    parameters = []
-    for name, annotation in parameter_types(kind).items():
-        text = str(annotation)
-        form = "boolean" if "bool" in text else "integer" if "int" in text else "number" if "float" in text else "text"
-        default = fields[name].default
-        default = None if default is dataclasses.MISSING else default
-        parameters.append(Parameter(name, name.replace("_", " "), form, default, required=name in required))
-    return (*parameters, Parameter("seed", "seed", "integer", 0))
-
-
-def _operations() -> dict[str, Operation]:
-    mri = Operation(
-        "denoise-mri", "Denoise MRI", "medrestore denoise --modality mri: 2-D, 3-D or 4-D magnitude images (Rician).",
-        (
-            Parameter("method", "method", "choice", "auto", MRI_METHODS),
-            Parameter("sigma", "noise σ (image units, or auto)", "text", "auto"),
-            Parameter("model", "network (zoo name or checkpoint; empty: the method's default)", "model"),
-        ),
-        _denoise_mri,
-    )
-    oct_ = Operation(
-        "denoise-oct", "Denoise OCT", "medrestore denoise --modality oct: one B-scan (or a stack) to the multi-frame average's quality.",
-        (Parameter("model", f"model (empty: {DEFAULT_MODELS['oct']})", "model"),),
-        _denoise_oct,
-    )
-    nm = Operation(
-        "superres-nm", "Super-resolve a scintigram", "medrestore superres --modality nm: a planar gamma-camera image K times finer, counts kept.",
-        (
-            Parameter("method", "method", "choice", SUPERRES_DEFAULT, SUPERRES_METHODS),
-            Parameter("scale", "scale K", "integer", 4),
-            Parameter("model", "network (empty: the method's default)", "model"),
-        ),
-        _superres,
-    )
-    harmonize = Operation(
-        "harmonize", "Harmonise scanners", "medrestore harmonize: an MRI slice or volume to the other scanner's appearance.",
-        (
-            Parameter("model", "harmoniser (zoo name or checkpoint)", "model", "cyclegan-sim"),
-            Parameter("direction", "direction", "choice", "b2a", ("a2b", "b2a")),
-            Parameter("noise_level", "add Rician noise up to (fraction of the robust maximum)", "number"),
-            Parameter("grid", "harmonise on an N×N grid", "integer"),
-        ),
-        _harmonize,
-    )
-    recon = Operation(
-        "recon", "Reconstruct k-space", "medrestore recon: raw Cartesian or radial k-space to a magnitude image.",
-        (
-            Parameter("method", "method", "choice", "auto", RECON_METHODS),
-            Parameter("coil_maps", "coil maps (espirit or a maps file)", "file", "espirit", ("espirit",)),
-            Parameter("lam", "λ (empty: from the noise of the outer k-space)", "number"),
-            Parameter("iterations", "iterations (empty: the method's default)", "integer"),
-            Parameter("delay_correction", "gradient-delay correction (radial)", "choice", "auto", DELAY_CORRECTIONS),
-        ),
-        _recon,
-        accepts="kspace",
-    )
-    degraders = [
-        Operation(f"{DEGRADE_PREFIX}{kind}", f"Degrade: {kind}", f"medrestore degrade --kind {kind}: the seeded forward model.", _degrade_parameters(kind), _degrader(kind))
-        for kind in DEGRADATION_KINDS
-    ]
-    return {operation.name: operation for operation in (mri, oct_, nm, harmonize, recon, *degraders)}
-
-
-OPERATIONS: dict[str, Operation] = _operations()
-"""Every operation the viewer offers, by name."""
-
-
 def output_suffix(source: Path, image: Image) -> str:
     """The result's extension: the input's when :data:`WRITABLE_SUFFIXES` has it, else ``.nii.gz`` (3-D+) or ``.tif``."""
     name = source.name.lower()
@@ -387,65 +165,6 @@ def window_png(plane: np.ndarray, low: float, high: float) -> bytes:
     buffer = io.BytesIO()
     PILImage.fromarray(to_display_uint8(plane, low, high), mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-class Cancelled(MedrestoreError):
-    """A job stopped at a progress mark of its task because it was cancelled (:meth:`Job.cancel`)."""
-
-
-def image_bytes(image: Image) -> int:
-    """Bytes of ``image``'s voxels in memory."""
-    return image.data.element_size() * image.data.numel()
-
-
-class ImageCache:
-    """Images kept in memory up to ``budget`` bytes, by key; beyond it the least recently used are dropped and
-    loaded again (by the caller's loader) when next asked for. The image just stored or asked for is always
-    kept, even alone over the budget. Safe to share between threads.
-    """
-
-    def __init__(self, budget: int = DEFAULT_MEMORY_BUDGET) -> None:
-        if budget < 0:
-            raise ConfigError(f"memory budget must be at least 0 bytes, got {budget}")
-        self.budget = budget
-        self._images: collections.OrderedDict[Hashable, Image] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the images held now."""
-        with self._lock:
-            return sum(image_bytes(image) for image in self._images.values())
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._images
-
-    def get(self, key: Hashable, load: Callable[[], Image]) -> Image:
-        """The image under ``key``, from memory or ``load()`` (then kept, dropping the least recently used)."""
-        with self._lock:
-            if key in self._images:
-                self._images.move_to_end(key)
-                return self._images[key]
-        image = load()  # outside the lock: reading a file takes a while, other images stay available meanwhile
-        self.put(key, image)
-        return image
-
-    def put(self, key: Hashable, image: Image) -> None:
-        """Keep ``image`` under ``key`` as the most recently used."""
-        with self._lock:
-            self._images[key] = image
-            self._images.move_to_end(key)
-            total = sum(image_bytes(held) for held in self._images.values())
-            while total > self.budget and len(self._images) > 1:
-                _, dropped = self._images.popitem(last=False)
-                total -= image_bytes(dropped)
-
-    def drop(self, which: Callable[[Hashable], bool]) -> None:
-        """Forget every image whose key ``which`` accepts."""
-        with self._lock:
-            for key in [key for key in self._images if which(key)]:
-                del self._images[key]
 
 
 @dataclasses.dataclass
@@ -641,64 +360,6 @@ class Study:
         }  # fmt: skip
 
 
-@dataclasses.dataclass
-class Job:
-    """One run of an operation on a study: its state (``waiting`` for the one running before it, ``running``,
-    ``done``, ``failed``, ``cancelled``) and, while it runs, the progress marks of its task (a
-    :class:`~medrestore.core.progress.ProgressSink`: nested stages, outermost first)."""
-
-    id: str
-    study: str
-    operation: str
-    state: str = "waiting"
-    stages: list[list[Any]] = dataclasses.field(default_factory=list)
-    result: str | None = None
-    error: str | None = None
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    _cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def cancel(self) -> None:
-        """Stop at the task's next progress mark (or before it starts, while waiting)."""
-        self._cancel.set()
-
-    def check(self) -> None:
-        """Raises :class:`Cancelled` once :meth:`cancel` was called."""
-        if self._cancel.is_set():
-            raise Cancelled(f"{self.operation} on study {self.study} was cancelled")
-
-    def begin(self, label: str, total: int | None) -> None:
-        self.check()
-        self.stages.append([label, 0, total])
-
-    def advance(self, label: str, done: int, total: int | None) -> None:
-        self.check()
-        for stage in reversed(self.stages):
-            if stage[0] == label:
-                stage[1:] = [done, total]
-                break
-
-    def end(self, label: str) -> None:
-        for index in range(len(self.stages) - 1, -1, -1):
-            if self.stages[index][0] == label:
-                del self.stages[index]
-                break
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("waiting", "running")
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "study": self.study, "operation": self.operation, "state": self.state, "result": self.result,
-            "error": self.error, "seconds": round(time.monotonic() - self.started, 1), "cancelling": self._cancel.is_set() and self.active,
-            "stages": [{"label": label, "done": done, "total": total} for label, done, total in list(self.stages)],
-        }  # fmt: skip
-
-
-KEPT_JOBS = 100
-"""Finished jobs remembered (for :meth:`Viewer.jobs`) besides the waiting and running ones."""
-
-
 class Viewer:
     """The viewer's state: the root folder it may read, its work folder, and the open studies.
 
@@ -866,6 +527,6 @@ class Viewer:
 
 
 __all__ = [
-    "OPERATIONS", "Cancelled", "ImageCache", "Job", "Operation", "Parameter", "Result", "Study", "Viewer", "display_plane",
-    "output_suffix", "window_png",
+    "DEFAULT_MEMORY_BUDGET", "OPERATIONS", "Cancelled", "ImageCache", "Job", "Operation", "Parameter", "Result", "Study", "Viewer",
+    "display_plane", "image_bytes", "output_suffix", "window_png",
 ]  # fmt: skip
