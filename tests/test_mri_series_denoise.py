@@ -8,42 +8,33 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from medrestore.core.errors import InputError
+from medrestore.data.bold import block_design, block_design_series
 from medrestore.data.mri_phantom import brain_phantom
-from medrestore.metrics.repeated import temporal_snr_map
+from medrestore.metrics.repeated import design_response, temporal_snr_map
 from medrestore.models.series_denoise import mppca_series, patch2self_series
 from medrestore.physics.noise import add_rician_noise
 from medrestore.tasks.denoise import denoise_file
-from medrestore.tasks.denoise_mri import tsnr_map_path
+from medrestore.tasks.denoise_mri import series_mask, tsnr_map_path
 
 pytest.importorskip("dipy")
 pytest.importorskip("sklearn")
 
 SHAPE = (20, 24, 14)
 VOLUMES = 30
-ON_OFF = 5
-"""A block design: 5 volumes on, 5 off."""
 
 
 def bold_series(amplitude: float = 0.04, sigma: float = 0.02, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Clean series ``(x, y, z, T)`` of one phantom whose ``active`` voxels rise by ``amplitude`` in the on-blocks, the
-    Rician-noisy series, the design ``(T,)`` and the active mask."""
-    clean = brain_phantom(SHAPE, seed=3)[0].astype(np.float64)
-    design = ((np.arange(VOLUMES) // ON_OFF) % 2).astype(np.float64)
+    """The phantom whose ``active`` voxels rise by ``amplitude`` in blocks of 5 volumes on, 5 off: clean series, noisy
+    series, design and active mask."""
+    clean = brain_phantom(SHAPE, seed=3)[0]
     active = np.zeros(SHAPE, bool)
     active[6:12, 8:14, 5:9] = True
     active &= clean > 0.3
-    series = clean[..., None] * (1.0 + amplitude * design * active[..., None])
-    noisy = add_rician_noise(torch.from_numpy(series), sigma, torch.Generator().manual_seed(seed)).numpy()
-    return series, noisy.astype(np.float32), design, active
-
-
-def response(series: np.ndarray, design: np.ndarray, active: np.ndarray) -> float:
-    """Mean over ``active`` of the fitted relative response ``β₁/β₀`` of ``x(t) = β₀ + β₁·design(t)`` (least squares)."""
-    regressors = np.c_[np.ones_like(design), design]
-    beta = np.linalg.lstsq(regressors, series[active].T.astype(np.float64), rcond=None)[0]
-    return float(np.mean(beta[1] / beta[0]))
+    series, noisy, design = block_design_series(clean, active, amplitude, VOLUMES, 5, sigma, seed)
+    return series, noisy, design, active
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +50,9 @@ def test_mppca_removes_noise_and_keeps_the_bold_response(simulated: tuple[np.nda
     error_after = np.mean((denoised[tissue] - clean[tissue]) ** 2)
     assert error_after < error_before / 5  # > 7 dB
     assert float(np.median(sigma[tissue])) == pytest.approx(0.02, rel=0.25)  # the Marchenko–Pastur noise estimate
-    assert response(clean, design, active) == pytest.approx(0.04)
-    assert response(denoised, design, active) == pytest.approx(0.04, rel=0.1)  # the 4 % response stays within 10 %
+    assert design_response(clean, design, active) == pytest.approx(0.04)
+    assert block_design(6, 2).tolist() == [0, 0, 1, 1, 0, 0]
+    assert design_response(denoised, design, active) == pytest.approx(0.04, rel=0.1)  # the 4 % response stays within 10 %
 
 
 def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(simulated: tuple[np.ndarray, ...]) -> None:
@@ -76,7 +68,7 @@ def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(
     assert np.mean(denoised[tissue]) == pytest.approx(np.mean(clean[tissue]), rel=0.02)
     # one regression over all voxels predicts the time course the whole volume shares, so a response confined to a
     # few voxels is damped (benchmarks/README.md: the simulated BOLD check)
-    assert response(denoised, design, active) < 0.6 * 0.04  # about half of it goes
+    assert design_response(denoised, design, active) < 0.6 * 0.04  # about half of it goes
 
 
 def test_series_methods_from_the_command_write_the_tsnr_map(tmp_path: Path, simulated: tuple[np.ndarray, ...]) -> None:
@@ -87,11 +79,16 @@ def test_series_methods_from_the_command_write_the_tsnr_map(tmp_path: Path, simu
     result = denoise_file(source, output, "mri", method="mppca")
     assert result.method == "mppca" and result.volumes == VOLUMES and result.tsnr_gain is not None and result.tsnr_gain > 3
     denoised = nib.load(output).get_fdata()
-    assert np.allclose(denoised, mppca_series(noisy)[0], atol=1e-4)
+    mask = series_mask(torch.from_numpy(noisy).movedim(-1, 0))
+    assert 0 < mask.sum() < mask.size
+    assert np.allclose(denoised, mppca_series(noisy, mask=mask)[0], atol=1e-4)  # patches fitted inside the object only
+    far = ~ndimage.binary_dilation(mask, structure=np.ones((5, 5, 5), bool))
+    assert np.array_equal(denoised[far], noisy[far])
     maps = nib.load(tsnr_map_path(output))
     assert maps.shape == (*SHAPE, 2) and np.allclose(maps.affine, np.diag([2.0, 2.0, 2.5, 1.0]))
     before = noisy.mean(-1) / noisy.std(-1, ddof=1)
-    after = denoised.mean(-1) / denoised.std(-1, ddof=1)
+    spread = denoised.std(-1, ddof=1)
+    after = np.divide(denoised.mean(-1), spread, out=np.zeros_like(spread), where=spread > 0)  # 0 for a constant course
     assert np.allclose(maps.get_fdata()[..., 0], before, rtol=1e-4)
     assert np.allclose(maps.get_fdata()[..., 1], after, rtol=1e-3)
     assert np.array_equal(temporal_snr_map(np.ones((2, 3))), np.zeros(2, np.float32))  # constant course: 0

@@ -56,3 +56,16 @@ def temporal_snr_map(series: torch.Tensor | np.ndarray) -> np.ndarray:
     mean, std = values.mean(axis=-1), values.std(axis=-1, ddof=1)
     ratio = np.divide(mean, std, out=np.zeros_like(mean), where=std > 0)
     return ratio.astype(np.float32)
+
+
+def design_response(series: torch.Tensor | np.ndarray, design: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over ``mask`` of the relative response ``β₁ / β₀`` of the least-squares fit ``x(t) = β₀ + β₁·d(t)`` of each
+    voxel's time course in a ``(*spatial, T)`` series to the regressor ``design`` ``(T,)`` (a general linear model with
+    one regressor and a constant, as fMRI analysis fits a task; Friston et al., *Hum. Brain Mapp.* 2, 1995)."""
+    array = series.detach().cpu().numpy() if isinstance(series, torch.Tensor) else np.asarray(series)
+    regressors = np.c_[np.ones(len(design)), np.asarray(design, dtype=np.float64)]
+    courses = array[np.asarray(mask, bool)].astype(np.float64)
+    if courses.size == 0 or courses.shape[-1] != len(design):
+        raise InputError(None, f"need a non-empty mask and series of {len(design)} time points, got courses of shape {courses.shape}")
+    beta = np.linalg.lstsq(regressors, courses.T, rcond=None)[0]
+    return float(np.mean(beta[1] / beta[0]))

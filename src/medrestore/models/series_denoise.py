@@ -32,6 +32,7 @@ import warnings
 from types import ModuleType
 
 import numpy as np
+from scipy import ndimage
 
 from medrestore.core.errors import InputError, MedrestoreError
 
@@ -84,16 +85,30 @@ def _checked(series: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def mppca_series(series: np.ndarray, settings: MPPCASettings = MPPCASettings()) -> tuple[np.ndarray, np.ndarray]:
+def mppca_series(
+    series: np.ndarray, settings: MPPCASettings = MPPCASettings(), mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """MP-PCA of ``series`` ``(x, y, z, t)``: the denoised series (same shape, float32) and the noise σ map
-    ``(x, y, z)`` that the Marchenko–Pastur fit estimated (image units)."""
+    ``(x, y, z)`` that the Marchenko–Pastur fit estimated (image units, 0 where no patch was fitted).
+
+    ``mask`` ``(x, y, z)``: only patches centred in it are fitted (the cost is one eigendecomposition per patch, so
+    an empty background is worth leaving out); voxels no fitted patch covers keep their input values."""
     array = _checked(series)
+    if mask is not None and np.asarray(mask).shape != array.shape[:3]:
+        raise InputError(None, f"the mask {np.asarray(mask).shape} differs from the series' volumes {array.shape[:3]}")
     with warnings.catch_warnings():  # dipy averages empty slices in all-zero background patches
         warnings.simplefilter("ignore", RuntimeWarning)
         denoised, sigma = _optional("dipy.denoise.localpca").mppca(
-            array, patch_radius=settings.patch_radius, return_sigma=True, out_dtype=np.float32, suppress_warning=True
-        )
-    return np.nan_to_num(np.asarray(denoised, dtype=np.float32)), np.nan_to_num(np.asarray(sigma, dtype=np.float32))
+            array, mask=None if mask is None else np.asarray(mask, bool), patch_radius=settings.patch_radius, return_sigma=True,
+            out_dtype=np.float32, suppress_warning=True,
+        )  # fmt: skip
+    denoised = np.nan_to_num(np.asarray(denoised, dtype=np.float32))
+    sigma = np.nan_to_num(np.asarray(sigma, dtype=np.float32))
+    if mask is not None:
+        cube = np.ones((2 * settings.patch_radius + 1,) * 3, bool)  # the voxels of the patches centred in the mask
+        covered = ndimage.binary_dilation(np.asarray(mask, bool), structure=cube)
+        denoised[~covered] = array[~covered]
+    return denoised, sigma
 
 
 def patch2self_series(series: np.ndarray, settings: Patch2SelfSettings = Patch2SelfSettings()) -> np.ndarray:

@@ -86,6 +86,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from medrestore.core.progress import track
 from medrestore.core.cache import cached_in_run
@@ -424,15 +425,30 @@ def denoise_image(
     return torch.stack(slices, dim=axis), used_sigma
 
 
+SERIES_MASK_SNR = 2.0
+""":func:`series_mask`: the smoothed mean of a series above ``2σ`` (the Rician background of one volume sits near
+``1.25σ``, and averaging and smoothing narrow its spread), so that dark tissue (CSF) stays in."""
+
+
+def series_mask(volumes: torch.Tensor, sigma: float | None = None) -> np.ndarray:
+    """The object in a series ``(T, *spatial)``, boolean ``(*spatial)``: :func:`foreground_mask` of the mean over ``T``
+    at :data:`SERIES_MASK_SNR` (``sigma`` ``None``: estimated on the first volume), dilated back by the two voxels it
+    erodes (an opening: isolated background voxels go) and with its holes filled (ventricles)."""
+    level = estimate_sigma(volumes[0]) if sigma is None else sigma
+    mask = foreground_mask(volumes.mean(dim=0), level, snr=SERIES_MASK_SNR)
+    return np.asarray(ndimage.binary_fill_holes(ndimage.binary_dilation(mask, iterations=2)))
+
+
 def denoise_series(volumes: torch.Tensor, method: str, path: Path) -> torch.Tensor:
     """A series method (:data:`~medrestore.models.series_denoise.SERIES_METHODS`) on ``volumes`` ``(T, x, y, z)``;
-    returns the same shape, float32. Refuses 2-D series and single volumes, naming ``path``."""
+    returns the same shape, float32. MP-PCA fits its patches inside :func:`series_mask` only. Refuses 2-D series and
+    single volumes, naming ``path``."""
     if volumes.ndim != 4 or volumes.shape[0] < 3:
         raise InputError(path, f"--method {method} denoises a 4-D series of 3-D volumes (at least 3); got {volumes.shape[0]} "
                                f"volume(s) of {volumes.ndim - 1}-D; use nlm")
     series = volumes.movedim(0, -1).numpy()
     try:
-        denoised = mppca_series(series)[0] if method == "mppca" else patch2self_series(series)
+        denoised = mppca_series(series, mask=series_mask(volumes))[0] if method == "mppca" else patch2self_series(series)
     except ValueError as error:  # dipy's own checks (e.g. a patch larger than the volume)
         raise InputError(path, f"--method {method}: {error}") from None
     return torch.from_numpy(denoised).movedim(-1, 0).contiguous()

@@ -16,7 +16,7 @@ draws of a clean 3-D volume (σ = ``relative_sigma`` × its maximum, as ``medres
   reference's labels. Where the input is a simulation of a clean volume the clean volume is the reference. A series
   method denoises the even-numbered repetitions together and the reference is the mean of the odd ones.
 
-The brain mask is :func:`brain_mask`: the repetitions' mean above ``2σ`` (σ estimated on ``y_1``), holes filled. The denoising is :func:`~medrestore.tasks.denoise_mri.denoise_image` or
+The brain mask is :func:`brain_mask`: the repetitions' smoothed mean above ``2σ`` (σ estimated on ``y_1``), holes filled. The denoising is :func:`~medrestore.tasks.denoise_mri.denoise_image` or
 :func:`~medrestore.tasks.denoise_mri.denoise_series` (with the σ estimated per repetition, as
 ``medrestore denoise --sigma auto``).
 """
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError
@@ -42,9 +41,8 @@ from medrestore.io import read_image
 from medrestore.io.values import clip_negative
 from medrestore.models.series_denoise import SERIES_METHODS
 from medrestore.physics.noise import add_rician_noise
-from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
 from medrestore.report.figures import save_comparison_png, save_line_plot_png
-from medrestore.tasks.denoise_mri import denoise_image, denoise_series, image_volumes, load_predictor, resolve_method
+from medrestore.tasks.denoise_mri import denoise_image, denoise_series, image_volumes, load_predictor, resolve_method, series_mask
 
 PROTOCOLS = ("leave-one-out", "tissue")
 
@@ -99,17 +97,10 @@ def load_repetitions(path: Path, settings: ProtocolSettings) -> tuple[torch.Tens
     return volumes, None, spacing
 
 
-BRAIN_SNR = 2.0
-""":func:`brain_mask`: the smoothed mean of the repetitions above ``2σ`` (the Rician background of one repetition sits
-near ``1.25σ``, and averaging and smoothing narrow its spread), so dark CSF stays in for the tissue classes."""
-
-
 def brain_mask(repetitions: torch.Tensor) -> np.ndarray:
-    """The brain mask of the module docstring, boolean ``(*spatial)``: :func:`foreground_mask` of the repetitions' mean
-    at :data:`BRAIN_SNR` (σ estimated on the first), dilated back by the two voxels it erodes (an opening: isolated
-    background voxels go) and with its holes filled (ventricles)."""
-    mask = foreground_mask(repetitions.mean(dim=0), estimate_sigma(repetitions[0]), snr=BRAIN_SNR)
-    return np.asarray(ndimage.binary_fill_holes(ndimage.binary_dilation(mask, iterations=2)))
+    """The brain mask of the module docstring, boolean ``(*spatial)``
+    (:func:`~medrestore.tasks.denoise_mri.series_mask` of the repetitions)."""
+    return series_mask(repetitions)
 
 
 def _denoiser(method: str, shape: tuple[int, ...], spacing: tuple[float, ...], device: str) -> tuple[str, Any]:
