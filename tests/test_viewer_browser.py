@@ -49,6 +49,20 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
+@pytest.fixture()
+def arrivals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str | None]]:
+    """``(method, path, Origin)`` of every request the viewer receives during the test."""
+    seen: list[tuple[str, str, str | None]] = []
+    dispatch = app.ViewerHandler._dispatch
+
+    def recorded(handler: app.ViewerHandler, method: str) -> None:
+        seen.append((method, handler.path, handler.headers.get("Origin")))
+        dispatch(handler, method)
+
+    monkeypatch.setattr(app.ViewerHandler, "_dispatch", recorded)
+    return seen
+
+
 def wait_for(driver: Any, condition: Any, seconds: float = 60.0) -> Any:
     return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
 
@@ -72,17 +86,9 @@ def set_split(driver: Any, percent: int) -> None:
 
 
 def test_a_users_whole_flow_in_headless_chromium(
-    browser: Any, server: ViewerServer, root: Path, slow_operation: Any, monkeypatch: pytest.MonkeyPatch
+    browser: Any, server: ViewerServer, root: Path, slow_operation: Any, arrivals: list[tuple[str, str, str | None]]
 ) -> None:
     shutil.copy(root / "clean.nii.gz", root / LONG_NAME)
-    requests: list[str] = []
-    dispatch = app.ViewerHandler._dispatch
-
-    def recorded(handler: app.ViewerHandler, method: str) -> None:
-        requests.append(handler.path)
-        dispatch(handler, method)
-
-    monkeypatch.setattr(app.ViewerHandler, "_dispatch", recorded)
     browser.get(server.url)
     wait_for(browser, lambda d: d.find_elements(By.LINK_TEXT, "clean.nii.gz"))
     browser.find_element(By.LINK_TEXT, "clean.nii.gz").click()
@@ -146,11 +152,11 @@ def test_a_users_whole_flow_in_headless_chromium(
     rows = {row.find_elements(By.TAG_NAME, "td")[0].text: [float(c.text) for c in row.find_elements(By.TAG_NAME, "td")[1:]]
             for row in browser.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")}  # fmt: skip
     assert rows["psnr"][1] > rows["psnr"][0] + 3.0 and rows["ssim"][1] > rows["ssim"][0]
-    asked = sum("/metrics" in path for path in requests)
+    asked = sum("/metrics" in path for _, path, _ in arrivals)
     for index in (5, 6, 7, 30):
         browser.execute_script(f'const s = document.getElementById("index"); s.value = {index}; s.dispatchEvent(new Event("input")); s.dispatchEvent(new Event("change"));')
-    wait_for(browser, lambda d: any("index=30" in path for path in requests) and images_loaded(d))
-    assert sum("/metrics" in path for path in requests) == asked
+    wait_for(browser, lambda d: any("index=30" in path for _, path, _ in arrivals) and images_loaded(d))
+    assert sum("/metrics" in path for _, path, _ in arrivals) == asked
 
     # a long job shows its progress and stops on Cancel
     Select(browser.find_element(By.ID, "operation")).select_by_value("test-slow")
@@ -191,25 +197,17 @@ document.getElementById("form").submit();
 
 
 def test_a_hostile_page_in_the_same_browser_cannot_drive_the_viewer(
-    browser: Any, server: ViewerServer, tmp_path: Path, serve_directory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+    browser: Any, server: ViewerServer, tmp_path: Path, serve_directory: Callable[[Path], str], arrivals: list[tuple[str, str, str | None]]
 ) -> None:
-    arrived: list[tuple[str, str | None]] = []
-    dispatch = app.ViewerHandler._dispatch
-
-    def recorded(handler: app.ViewerHandler, method: str) -> None:
-        arrived.append((method, handler.headers.get("Origin")))
-        dispatch(handler, method)
-
-    monkeypatch.setattr(app.ViewerHandler, "_dispatch", recorded)
     site = tmp_path / "site"
     site.mkdir()
     (site / "evil.html").write_text(HOSTILE_PAGE.replace("VIEWER", server.url))
     hostile = serve_directory(site)
     browser.get(hostile + "evil.html")
     outcomes = browser.execute_async_script("arguments[0](await window.attempts)")
-    wait_for(browser, lambda d: sum(method == "POST" for method, _ in arrived) >= 2, 30)  # the no-cors fetch and the form
+    wait_for(browser, lambda d: sum(method == "POST" for method, _, _ in arrivals) >= 2, 30)  # the no-cors fetch and the form
     assert server.viewer.studies == {}  # they arrived, and opened nothing
-    assert {origin for method, origin in arrived if method == "POST"} == {hostile.rstrip("/")}
+    assert {origin for method, _, origin in arrivals if method == "POST"} == {hostile.rstrip("/")}
     assert outcomes[1] == "rejected"  # the token header needs a preflight the viewer does not grant
     assert outcomes[2] == "rejected"  # nor may another site read the viewer's answers
     # the viewer's own page, with its token, does what they could not
