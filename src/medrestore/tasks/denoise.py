@@ -233,7 +233,8 @@ def denoise_file(
         model: zoo name or checkpoint path; ``None`` for the modality's default.
         frames: neighbouring frames of the same location for a multi-frame model.
         device: ``auto``, ``cpu``, ``cuda``…
-        method: MRI only: ``auto``, ``nlm``, ``nlm-wiener``, ``pri-nlm``, ``unet``, ``unet3d``, ``unet3d-nlm`` or ``gan``.
+        method: MRI only: ``auto``, ``nlm``, ``nlm-wiener``, ``pri-nlm``, ``unet``, ``unet3d``, ``unet3d-nlm``, ``gan``, or for 4-D
+            series ``mppca`` or ``patch2self``.
         sigma: MRI only: ``"auto"`` (estimated per volume) or the noise σ in image units.
         nonfinite: MRI only: NaN/±Inf policy of the reader, ``"refuse"`` or ``"zero"``
             (:mod:`medrestore.io.values`); OCT B-scans are read with ``"refuse"``.
