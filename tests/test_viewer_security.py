@@ -58,6 +58,20 @@ def raw(server: ViewerServer, data: bytes, timeout: float = 10.0) -> tuple[int, 
     return int(received.split(b" ", 2)[1]), received.partition(b"\r\n\r\n")[2], seconds
 
 
+def trickle(server: ViewerServer, data: bytes, every: float) -> float:
+    """Send ``data`` a byte at a time, one each ``every`` seconds; seconds until the server cuts the connection."""
+    started = time.monotonic()
+    with socket.create_connection(server.server_address[:2], timeout=10) as connection:
+        try:
+            for byte in data:
+                connection.sendall(bytes([byte]))
+                time.sleep(every)
+            connection.recv(1)  # the server's end of the connection, or its answer
+        except OSError:
+            pass
+    return time.monotonic() - started
+
+
 def request(server: ViewerServer, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
     """The bytes of one HTTP/1.1 request to ``server`` (its own Host unless ``headers`` says otherwise)."""
     fields = {"Host": f"127.0.0.1:{server.server_address[1]}", "Content-Length": str(len(body)), "Connection": "close"} | (headers or {})
@@ -168,6 +182,8 @@ def test_stalled_clients_are_dropped_and_connections_bounded(root: Path, tmp_pat
         half_body = request(small, "POST", "/api/studies", b'{"path": "clean.nii.gz"}')[:-10]  # stops mid-body
         status, _, seconds = raw(small, half_body)
         assert status in (0, 408) and seconds < 5.0
+        small.request_deadline = 1.5
+        assert trickle(small, b"GET /api/operations HTTP/1.1\r\nX-Padding: " + b"a" * 100, every=0.2) < 3.0  # each read in time, the whole not
         idle = [socket.create_connection(small.server_address[:2]) for _ in range(3)]
         time.sleep(0.2)
         try:

@@ -35,7 +35,8 @@ Security model (a browser on the same machine may also be showing hostile pages)
 * state-changing requests (``POST``, ``DELETE``) need the session token of the page in the
   :data:`TOKEN_HEADER` header, an ``Origin`` (when sent) that is this server, and ``POST`` a JSON body
   (``Content-Type: application/json``): a cross-site form or ``fetch`` can send none of these;
-* a client gets :data:`READ_TIMEOUT_SECONDS` for each read of its request, a body of at most
+* a client gets :data:`READ_TIMEOUT_SECONDS` for each read of its request and :data:`REQUEST_DEADLINE_SECONDS`
+  for all of it (waiting on an open connection included; then the connection is cut), a body of at most
   :data:`MAX_BODY_BYTES` with a valid ``Content-Length``, and at most :data:`MAX_CONNECTIONS` connections are
   served at once (more get 503); malformed requests get a 4xx answer.
 """
@@ -63,6 +64,9 @@ MAX_BODY_BYTES = 1 << 20
 """Largest request body accepted (requests carry paths and parameters, never images)."""
 READ_TIMEOUT_SECONDS = 15.0
 """Longest wait for each read of a request (its line, headers, body) before the connection is closed."""
+REQUEST_DEADLINE_SECONDS = 30.0
+"""Longest time from waiting for a request to having read its headers and body: a client trickling a byte at a time
+(each read within :data:`READ_TIMEOUT_SECONDS`) is cut off then."""
 MAX_CONNECTIONS = 32
 """Connections served at once; more are answered 503 at once and closed."""
 TOKEN_HEADER = "X-Medrestore-Token"
@@ -127,10 +131,24 @@ class ViewerHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def handle_one_request(self) -> None:
+        self._deadline = threading.Timer(self.server.request_deadline, self._cut)  # cancelled once the body is read
+        self._deadline.daemon = True
+        self._deadline.start()
         try:
             super().handle_one_request()
         except TimeoutError:  # a client that stopped sending part-way: drop it (the base class only covers the request line)
             self.close_connection = True
+        except OSError:  # the deadline cut the connection
+            self.close_connection = True
+        finally:
+            self._deadline.cancel()
+
+    def _cut(self) -> None:
+        """:data:`REQUEST_DEADLINE_SECONDS` passed before the request was read: end the connection (reads return EOF)."""
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # -- plumbing --------------------------------------------------------------------------
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -207,6 +225,7 @@ class ViewerHandler(BaseHTTPRequestHandler):
         try:
             try:
                 self._read_body()
+                self._deadline.cancel()  # read in time: the answer may take as long as its work
             except ApiError:
                 self.close_connection = True  # the body was not read: the connection cannot carry another request
                 raise
@@ -340,6 +359,7 @@ class ViewerServer(ThreadingHTTPServer):
         self.viewer = viewer
         self.verbose = verbose
         self.token = token or secrets.token_urlsafe(32)
+        self.request_deadline = REQUEST_DEADLINE_SECONDS
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         names = {*LOCAL_NAMES, f"[{host}]" if ":" in host else host}
         if host in ("0.0.0.0", "::", ""):  # every interface: this machine's names too
