@@ -14,7 +14,7 @@ from medrestore.core.files import sha256_file
 from medrestore.core.image import Image
 from medrestore.io import read_image, write_image
 from medrestore.physics.scanner import robust_level
-from medrestore.tasks.harmonize_prepare import brain_mask_of
+from medrestore.tasks.harmonize_prepare import brain_mask_of, strip_skull
 
 pytest.importorskip("dipy.align")
 torch.set_num_threads(1)
@@ -34,6 +34,14 @@ def test_brain_mask_of_fills_and_dilates() -> None:
     volume[4, 4, 4] = 0.0  # a hole
     assert int(brain_mask_of(volume, dilation=0).sum()) == 125
     assert int(brain_mask_of(volume, dilation=1).sum()) == 125 + 6 * 25
+
+
+def test_strip_skull_keeps_the_brain_and_drops_a_separate_shell() -> None:
+    brain = torch.from_numpy(textured_brain(40))
+    inside = brain > 0
+    shell = brain_mask_of(brain, 5) & ~brain_mask_of(brain, 3)  # scalp 3-5 voxels out, a dark gap between
+    mask = strip_skull(brain + 1.2 * shell.float())
+    assert bool(mask[inside].all()) and not bool(mask[shell].any())
 
 
 def test_register_recovers_a_shift_masks_the_skull_and_normalises(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ Given ``N`` aligned slice pairs ``(a_i, b_i)`` (same anatomy on scanners a and b
    difference map is the mean of ``S`` over the ``b`` columns minus that over the ``a`` columns;
 3. **L1-regularised estimate**: ``d̂ = argmin_d ½‖mean_i(b̃_i − a_i) − d‖² + λ‖d‖₁`` (soft
    thresholding, :func:`~medrestore.solvers.sparse.l1_difference`) with ``λ`` three times the
-   noise level of the mean difference (MAD estimate), so noise is zeroed and real local
-   differences survive.
+   noise level of the mean difference, so noise is zeroed and real local differences survive.
+   The noise level is the MAD estimate over the whole map (most of it background noise), or,
+   when 5 % or more of the map is exactly zero (a masked background), ``σ_d = √(σ_a² + σ_b²) / √N``
+   from each scanner's median per-slice noise (Donoho's wavelet estimate,
+   :func:`~medrestore.physics.scanner.estimate_noise_sigma`).
 
 :func:`analyze_scanner_folders` (``medrestore harmonize-analyze``) writes these maps as NIfTI and
 PNG with a JSON summary: the rank of ``L`` and how the energy of the sparse and L1 maps is spread
@@ -38,7 +41,7 @@ from medrestore.core.image import Image
 from medrestore.data.harmonize import read_folder_slices, read_slices
 from medrestore.io import write_image
 from medrestore.models.harmonizers import HistogramMatching, check_slices
-from medrestore.physics.scanner import brain_mask
+from medrestore.physics.scanner import brain_mask, estimate_noise_sigma, robust_maximum
 from medrestore.report.figures import save_comparison_png
 from medrestore.solvers.sparse import RobustPCAInfo, l1_difference, robust_pca
 
@@ -75,7 +78,10 @@ def scanner_difference_maps(slices_a: torch.Tensor, slices_b: torch.Tensor, weig
     sparse_maps = sparse.T.reshape(2 * count, height, width)
     sparse_difference = (sparse_maps[count:] - sparse_maps[:count]).mean(dim=0)
     mean_difference = (matched_b - slices_a).double().mean(dim=0)
-    noise = float((mean_difference - mean_difference.median()).abs().median()) / 0.6745
+    if float((mean_difference == 0).double().mean()) < 0.05:  # noise everywhere: its MAD over the map
+        noise = float((mean_difference - mean_difference.median()).abs().median()) / 0.6745
+    else:  # a masked (exactly zero) background: from the images' own noise
+        noise = math.sqrt(_noise_variance(slices_a) + _noise_variance(matched_b)) / math.sqrt(count)
     return DifferenceMaps(
         sparse_difference=sparse_difference.float(),
         l1_difference=l1_difference(mean_difference, torch.zeros_like(mean_difference), 3.0 * noise).float(),
@@ -86,6 +92,13 @@ def scanner_difference_maps(slices_a: torch.Tensor, slices_b: torch.Tensor, weig
         weight=float(weight),
         l1_threshold=3.0 * noise,
     )
+
+
+def _noise_variance(slices: torch.Tensor) -> float:
+    """Median over ``(N, H, W)`` slices of the noise variance, in the slices' unit (wavelet estimate × robust maximum)."""
+    relative = estimate_noise_sigma(slices)
+    scale = robust_maximum(slices, brain_mask(slices))[:, 0, 0]
+    return float((relative * scale).median()) ** 2
 
 
 def region_contrast(difference: torch.Tensor, region: torch.Tensor, control: torch.Tensor) -> float:
