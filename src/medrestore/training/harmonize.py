@@ -37,6 +37,7 @@ import yaml
 
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_path, atomic_write_text, load_torch_file
+from medrestore.core.progress import progress
 from medrestore.core.random import rng_state, seed_everything, set_rng_state
 from medrestore.core.registry import config_to_options
 from medrestore.data.harmonize import UnpairedSlices, read_folder_slices, read_paired_folders
@@ -344,9 +345,8 @@ class CycleGANTrainer:
         train = self.config.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        last = self.run_dir / "last.pt"
         if resume:
-            self.restore(load_checkpoint(last))
+            self.restore(load_checkpoint(self.run_dir / "last.pt"))
         else:
             seed_everything(train.seed)
             self.model = CycleGAN(self.model.config)
@@ -354,29 +354,35 @@ class CycleGANTrainer:
             self.optimizer_d = torch.optim.Adam(self.model.discriminators(), lr=self.config.optim.lr, betas=self.config.optim.betas)
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(to_plain(self.config), sort_keys=False))
         dataset = UnpairedSlices(self.slices_a, self.slices_b, train.seed)
-        while self.epoch < train.epochs:
-            if train.max_steps is not None and self.global_step >= train.max_steps:
-                break
-            start = time.perf_counter()
-            row: dict[str, float | None] = {"epoch": float(self.epoch), **self._epoch(dataset)}
-            if self.config.data.validation_a_dir is not None:
-                row.update(validate(self.harmonizer(), self.config.data))
-            row["seconds"] = time.perf_counter() - start
-            self.history.append(row)
-            score = self._score(row)
-            improved = score > self.best_score
-            if improved:
-                self.best_score, self.best_epoch = score, self.epoch
-            self.epoch += 1
-            payload = self.checkpoint_payload()
-            save_checkpoint(last, payload)
-            if improved:
-                save_checkpoint(self.run_dir / "best.pt", payload)
-            self._write_logs()
+        with progress("cyclegan epochs", train.epochs - self.epoch) as step:
+            while self.epoch < train.epochs:
+                if train.max_steps is not None and self.global_step >= train.max_steps:
+                    break
+                self._train_epoch(dataset)
+                step()
         best = self.run_dir / "best.pt"
         final = cyclegan_harmonizer(load_checkpoint(best)) if best.is_file() else self.harmonizer()
         save_harmonizer(final, "cyclegan", self.run_dir / "harmonizer.pt", {"best_epoch": self.best_epoch})
         return self.run_dir
+
+    def _train_epoch(self, dataset: UnpairedSlices) -> None:
+        """One epoch, its validation, checkpoints (``last.pt``, and ``best.pt`` when it improved) and logs."""
+        start = time.perf_counter()
+        row: dict[str, float | None] = {"epoch": float(self.epoch), **self._epoch(dataset)}
+        if self.config.data.validation_a_dir is not None:
+            row.update(validate(self.harmonizer(), self.config.data))
+        row["seconds"] = time.perf_counter() - start
+        self.history.append(row)
+        score = self._score(row)
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch = score, self.epoch
+        self.epoch += 1
+        payload = self.checkpoint_payload()
+        save_checkpoint(self.run_dir / "last.pt", payload)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pt", payload)
+        self._write_logs()
 
     def _score(self, row: Mapping[str, float | None]) -> float:
         """Validation score: mean of the two directions' SSIM (without validation: the epoch index, so the last wins)."""
