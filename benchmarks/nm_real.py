@@ -1,0 +1,234 @@
+"""Gamma-camera super-resolution ×4 on real camera images beside the simulated sets, with NEMA measures.
+
+Real images: ``../shared/data/nm-nmqc`` (a Mediso Nucline camera's QC acquisitions, Apache-2.0):
+four-bar, two line sources, line grid, flood, and the middle slice of a reconstructed SPECT
+Jaszczak phantom. No clean truth exists, so each is treated as the *original*: degraded by our
+camera model (``medrestore degrade --kind gamma-camera`` defaults: LEGP at 10 cm, Tc-99m, ×4
+binning, the original's total counts, pixel size from the DICOM) and restored ×4 by each method,
+scored against it (PSNR/SSIM, ``default`` convention; total-count error). Beside those, the NEMA
+NU 1 measures of :mod:`medrestore.metrics.nema` on the original, the coarse acquisition and each
+restoration: line-source FWHM/FWTM (``Spatial_Resol_X``), line-grid contrast (``Lin_X``), flood
+integral/differential uniformity (``UNIFORMIDAD_1``); and the line-source widths of each method
+applied to the original itself (a crop around the lines, output pixels 4× finer).
+
+Simulated sets: those of ``benchmarks/nm_superres.py`` (paper phantoms at 1 and 2.4 mm, bone scans).
+
+Methods: ``bicubic``, ``mlem``, ``dct-mlem``, ``dct-mlem-ensemble`` with its networks always applied
+(``networks forced``) and as ``superres`` runs it (:func:`~medrestore.tasks.superres.guard_refinement`:
+``guarded``). Timing: the whole ``medrestore superres`` command on a 256 × 64 input (the line-source
+image binned ×8 across the lines) for each method, alternated with ``--method bicubic`` in the same run,
+best of ``--repeats``; the ratios are what to compare (the machine is shared).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/nm_real.py                 # → results/nm_real.json and the tables
+    OMP_NUM_THREADS=1 python benchmarks/nm_real.py --skip-simulated --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import nm_superres as bench
+from medrestore.core.image import Image, affine_from_spacing
+from medrestore.io import read_image, write_image
+from medrestore.metrics.nema import bar_contrast, flood_uniformity, line_source_widths
+from medrestore.tasks.superres import (
+    CountSuperResolution,
+    PlanarAcquisition,
+    SystemResponse,
+    guard_refinement,
+    load_super_resolution,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NMQC = ROOT.parent / "shared" / "data" / "nm-nmqc"
+REAL_IMAGES = ("FourBar.dcm", "Spatial_Resol_X.dcm", "Lin_X", "UNIFORMIDAD_1.dcm", "Jaszack.dcm")
+LINES = "Spatial_Resol_X.dcm"
+LINES_CROP = (slice(96, 416), slice(160, 296))  # the two line sources with 60-70 pixels of background
+GRID = "Lin_X"
+GRID_PROFILE = (slice(300, 700), slice(350, 650))  # rows across 7 grid lines, columns averaged along them
+GRID_ROWS = 1024
+FLOOD = "UNIFORMIDAD_1.dcm"
+METHODS = ("bicubic", "mlem", "dct-mlem", "dct-mlem-ensemble (networks forced)", "dct-mlem-ensemble (guarded)")
+TIMED_METHODS = ("bicubic", "dct-mlem", "dct-mlem-ensemble")
+
+
+def real_images() -> list[tuple[str, torch.Tensor, float]]:
+    """``(name, counts (H, W) float64, pixel mm)`` of the shared QC images (the SPECT volume: its middle slice)."""
+    images = []
+    for name in REAL_IMAGES:
+        image = read_image(NMQC / name)
+        data = image.data.to(torch.float64)
+        if data.ndim == 3:
+            data = data[data.shape[0] // 2]
+        images.append((name, data, float(image.spacing[-1])))
+    return images
+
+
+def load_methods() -> dict[str, CountSuperResolution]:
+    plain = {name: load_super_resolution(name, bench.SCALE) for name in ("bicubic", "mlem", "dct-mlem", "dct-mlem-ensemble")}
+    return {
+        "bicubic": plain["bicubic"], "mlem": plain["mlem"], "dct-mlem": plain["dct-mlem"],
+        "dct-mlem-ensemble (networks forced)": plain["dct-mlem-ensemble"], "dct-mlem-ensemble (guarded)": plain["dct-mlem-ensemble"],
+    }  # fmt: skip
+
+
+def restore(label: str, method: CountSuperResolution, coarse: torch.Tensor, pixel_mm: float) -> tuple[torch.Tensor, dict | None]:
+    """``method`` on ``coarse`` (fine pixels of ``pixel_mm``); the guarded label goes through :func:`guard_refinement`."""
+    response = SystemResponse(PlanarAcquisition(), pixel_mm, "benchmark")
+    guard = None
+    if label.endswith("(guarded)"):
+        image = Image(coarse.to(torch.float32), affine_from_spacing((pixel_mm * bench.SCALE,) * 2), 2, "nm", {})
+        method, guard = guard_refinement(method, image, response)
+    return method(coarse, response.fwhm_pixels), guard
+
+
+def nema_measures(name: str, image: torch.Tensor, pixel_mm: float) -> dict[str, float]:
+    """The NEMA measure of the QC image ``name`` on ``image`` (any grid; ``pixel_mm`` its pixel size)."""
+    if name == LINES:
+        widths = line_source_widths(image, pixel_mm, lines=2, line_axis=0)
+        return {"fwhm_mm": widths.mean_fwhm_mm, "fwtm_mm": widths.mean_fwtm_mm}
+    if name == GRID:
+        ratio = image.shape[0] / GRID_ROWS  # the profile window is given in the original's pixels
+        rows, columns = (slice(round(s.start * ratio), round(s.stop * ratio)) for s in GRID_PROFILE)
+        return {"grid_contrast": bar_contrast(image[rows, columns].mean(dim=1))}
+    if name == FLOOD:
+        return {f"uniformity_{key}": value for key, value in flood_uniformity(image, pixel_mm).record().items() if key != "pixel_mm"}
+    return {}
+
+
+def run_real(methods: dict[str, CountSuperResolution]) -> dict[str, dict[str, dict[str, object]]]:
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    for index, (name, original, pixel) in enumerate(real_images()):
+        coarse = bench.degrade(bench.TestImage(name, original, original, pixel), seed=index)
+        rows: dict[str, dict[str, object]] = {
+            "original": nema_measures(name, original, pixel),  # type: ignore[dict-item]
+            "coarse": nema_measures(name, coarse, pixel * bench.SCALE),  # type: ignore[dict-item]
+        }
+        for label, method in methods.items():
+            started = time.perf_counter()
+            restored, guard = restore(label, method, coarse, pixel)
+            seconds = time.perf_counter() - started
+            row: dict[str, object] = {**bench.score(restored, original, coarse), "seconds": seconds, **nema_measures(name, restored, pixel)}
+            if guard is not None:
+                row["networks_applied"] = guard["networks_applied"]
+                row["guard_reasons"] = guard["reasons"]
+            rows[label] = row
+            print(f"{name} {label}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+        results[name] = rows
+    return results
+
+
+def run_line_originals(methods: dict[str, CountSuperResolution]) -> dict[str, dict[str, float]]:
+    """Line-source widths of each method applied to the original line-source acquisition itself (a crop)."""
+    image = read_image(NMQC / LINES)
+    pixel = float(image.spacing[-1])
+    crop = image.data.to(torch.float64)[LINES_CROP]
+    rows = {"original": nema_measures(LINES, crop, pixel)}
+    for label, method in methods.items():
+        restored, _ = restore(label, method, crop, pixel / bench.SCALE)
+        rows[label] = nema_measures(LINES, restored, pixel / bench.SCALE)
+    return rows
+
+
+def run_simulated(methods: dict[str, CountSuperResolution]) -> dict[str, dict[str, dict[str, float]]]:
+    sets = {f"phantoms {p:g} mm": bench.phantom_images(p) for p in bench.PHANTOM_PIXEL_SIZES}
+    sets["bone-scans"] = bench.bone_scan_images()
+    results = {}
+    for set_name, images in sets.items():
+        scores: dict[str, list[dict[str, float]]] = {label: [] for label in methods}
+        for index, image in enumerate(images):
+            coarse = bench.degrade(image, seed=index)
+            for label, method in methods.items():
+                scores[label].append(bench.score(restore(label, method, coarse, image.pixel_size_mm)[0], image.original, coarse))
+        results[set_name] = {label: bench._mean(values) for label, values in scores.items()}
+        print(set_name, {label: round(row["psnr"], 2) for label, row in results[set_name].items()}, flush=True)
+    return results
+
+
+def time_commands(repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of the whole ``medrestore superres`` command per method on a 256 × 64 input."""
+    data = read_image(NMQC / LINES).data.numpy()[128:384].reshape(256, 64, 8).sum(axis=-1)
+    times: dict[str, list[float]] = {method: [] for method in TIMED_METHODS}
+    with tempfile.TemporaryDirectory() as folder:
+        source = write_image(Image(data.astype(np.float32), affine_from_spacing((1.0, 8.0)), 2, "nm", {}), Path(folder) / "in.nii.gz")
+        for repeat in range(repeats):
+            for method in TIMED_METHODS:
+                output = Path(folder) / f"{method}-{repeat}.nii.gz"
+                command = [sys.executable, "-m", "medrestore.cli.main", "superres", str(source), "-o", str(output), "--method", method]
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times[method].append(time.perf_counter() - started)
+    return {method: min(values) for method, values in times.items()}
+
+
+def _gain(rows: dict, label: str, reference: str) -> str:
+    return f"{rows[label]['psnr'] - rows[reference]['psnr']:+.2f} / {rows[label]['ssim'] - rows[reference]['ssim']:+.3f}"
+
+
+def tables(results: dict) -> str:
+    """The page's tables (markdown) from the results of :func:`main`."""
+    real, lines = results["real"], []
+    lines += ["| image | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    for name, rows in real.items():
+        cells = [f"{rows[m]['psnr']:.2f} / {rows[m]['ssim']:.3f}" for m in METHODS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for set_name, rows in results.get("simulated", {}).items():
+        cells = [f"{rows[m]['psnr']:.2f} / {rows[m]['ssim']:.3f}" for m in METHODS]
+        lines.append(f"| simulated: {set_name} ({rows['bicubic']['images']} images) | " + " | ".join(cells) + " |")
+    lines += ["", "| gain over bicubic / over dct-mlem (PSNR dB / SSIM) | " + " | ".join(METHODS[1:]) + " |",
+              "|---|" + "---|" * (len(METHODS) - 1)]  # fmt: skip
+    everything = {**real, **{f"simulated: {k}": v for k, v in results.get("simulated", {}).items()}}
+    for name, rows in everything.items():
+        cells = [f"{_gain(rows, m, 'bicubic')} · {_gain(rows, m, 'dct-mlem')}" for m in METHODS[1:]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    worst = {m: min(rows[m]["psnr"] - rows["dct-mlem"]["psnr"] for rows in everything.values()) for m in METHODS}
+    lines.append("| **worst case over dct-mlem (dB)** | " + " | ".join(f"{worst[m]:+.2f}" for m in METHODS[1:]) + " |")
+    lines += ["", "| NEMA measure | original | coarse ×4 | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
+    for name, keys in ((LINES, ("fwhm_mm", "fwtm_mm")), (GRID, ("grid_contrast",)), (FLOOD, tuple(k for k in real[FLOOD]["original"]))):
+        for key in keys:
+            cells = [f"{real[name][column][key]:.3g}" for column in ("original", "coarse", *METHODS)]
+            lines.append(f"| {name}: {key} | " + " | ".join(cells) + " |")
+    originals = results["line_originals"]
+    for key in ("fwhm_mm", "fwtm_mm"):
+        cells = [f"{originals[m][key]:.3g}" for m in METHODS]
+        lines.append(f"| {LINES} itself ×4 (no degradation): {key} | {originals['original'][key]:.3g} | – | " + " | ".join(cells) + " |")
+    seconds = results["command_seconds_256x64"]
+    lines += ["", "| whole `medrestore superres` command, 256 × 64 → 1024 × 256 | seconds (best of runs) | ratio to bicubic |", "|---|---|---|"]
+    lines += [f"| --method {m} | {t:.2f} | {t / seconds['bicubic']:.2f} |" for m, t in seconds.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, default=ROOT / "results" / "nm_real.json")
+    parser.add_argument("--skip-simulated", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each command (best kept)")
+    parser.add_argument("--tables-only", action="store_true", help="print the tables of an existing --json and stop")
+    args = parser.parse_args()
+    if args.tables_only:
+        print(tables(json.loads(args.json.read_text())))
+        return
+    torch.set_num_threads(1)
+    methods = load_methods()
+    results: dict[str, object] = {"real": run_real(methods), "line_originals": run_line_originals(methods)}
+    if not args.skip_simulated:
+        results["simulated"] = run_simulated(methods)
+    results["command_seconds_256x64"] = time_commands(args.repeats)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(tables(results))
+
+
+if __name__ == "__main__":
+    main()
