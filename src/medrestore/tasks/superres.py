@@ -158,7 +158,8 @@ class RefinementDomain:
 
     The simulation of ``configs/nm-dct-mlem-vdsr.yaml`` and ``configs/nm-dct-mlem-resunet.yaml``: fine
     pixels of ``pixel_size_mm`` (drawn in 0.6–5 mm), a brightest original pixel of ``peak_counts``
-    expected counts (10–1000), 48-pixel training patches (12 coarse pixels at ×4), ×4 only. The count
+    expected counts (10–1000), training patches of 48 (VDSR) and 64 (U-Net) fine pixels, so at least 12
+    coarse pixels a side at ×4; the same ranges in ``configs/nm-mlem-vdsr.yaml``. The count
     level of a coarse image ``y (F, h, w)`` is its robust peak per fine pixel,
     ``q_{99.5 %}(y) / k²`` (the 99.5th percentile, so that a few hot pixels do not decide).
     """
@@ -170,7 +171,7 @@ class RefinementDomain:
 
     def count_level(self, frames: torch.Tensor, scale: int) -> float:
         """``q(y) / k²`` of coarse counts ``frames (F, h, w)`` (class docstring)."""
-        return float(torch.quantile(frames.to(torch.float64).flatten(), self.peak_quantile)) / scale**2
+        return float(np.quantile(frames.detach().cpu().numpy(), self.peak_quantile)) / scale**2  # any size (torch's: < 2²⁴)
 
     def outside(self, frames: torch.Tensor, scale: int, pixel_size_mm: float) -> list[str]:
         """Why coarse counts ``frames (F, h, w)`` at fine ``pixel_size_mm`` lie outside the domain (empty: inside)."""
