@@ -275,7 +275,19 @@ def test_oct_and_superres_results_equal_the_commands(server: ViewerServer, root:
     np.testing.assert_array_equal(read_image(got).numpy(), read_image(tmp_path / "oct.tif").numpy())
     status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "superres-nm", "parameters": {"method": "bicubic", "scale": 2}})
     assert status == 201, result
-    assert result["shape"] == [128, 192]
+    assert result["shape"] == [128, 192] and "clipped_negative" not in result["summary"]
+
+
+def test_signed_scintigram_is_clipped_and_counted_in_the_summary(server: ViewerServer, root: Path) -> None:
+    """Negative NM background values: the superres and gamma-camera runs clip them, and the summary says how many."""
+    counts = np.random.default_rng(4).poisson(40.0, (32, 32)).astype(np.float32)
+    counts[:2] = -5.0
+    write_image(Image.from_array(counts, modality="nm"), root / "signed.nii.gz")
+    _, study = call(server, "POST", "/api/studies", {"path": "signed.nii.gz"})
+    for operation, parameters in (("superres-nm", {"method": "dct-mlem", "scale": 4}), ("degrade-gamma-camera", {})):
+        status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": operation, "parameters": parameters})
+        assert status == 201, result
+        assert result["summary"]["clipped_negative"] == {"count": 64, "minimum": -5.0}
 
 
 def test_raw_kspace_opens_zero_filled_and_reconstructs_as_the_command(server: ViewerServer, root: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from medrestore.core.errors import ConfigError
+from medrestore.io.values import CLIPPED_KEY
 from medrestore.physics.degradations import DEGRADATION_KINDS, catalogue_entry, parameter_types, required_parameters
 from medrestore.tasks.degrade import degrade_file
 from medrestore.tasks.denoise import DEFAULT_MODELS, denoise_file
@@ -146,7 +147,8 @@ def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: 
 def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
     request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"), nonfinite=nonfinite)
     record = superres_file(source, output, request)
-    return {"method": record["method"], "model": record["model"], "scale": record["scale"]}
+    summary = {"method": record["method"], "model": record["model"], "scale": record["scale"]}
+    return summary | {key: record[key] for key in (CLIPPED_KEY, "refinement_guard") if record.get(key)}
 
 
 def _harmonize(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def _degrader(kind: str) -> Runner:
     def run(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
         seed = int(values.pop("seed", 0))
         record = degrade_file(source, output, kind, values, seed=seed, nonfinite=nonfinite)
-        return {"degradation": record["degradation"]}
+        return {"degradation": record["degradation"]} | ({CLIPPED_KEY: record[CLIPPED_KEY]} if CLIPPED_KEY in record else {})
 
     return run
 
