@@ -242,6 +242,8 @@ class ViewerHandler(BaseHTTPRequestHandler):
             self._json({"error": str(error)}, error.status)
         except PermissionError as error:
             self._json({"error": str(error)}, HTTPStatus.FORBIDDEN)
+        except (IndexError, KeyError) as error:  # a failure inside the work, not an unknown study, result or job
+            self._json({"error": f"{type(error).__name__}: {error}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
         except LookupError as error:
             self._json({"error": str(error.args[0] if error.args else error)}, HTTPStatus.NOT_FOUND)
         except Cancelled as error:
@@ -351,6 +353,7 @@ class ViewerServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    block_on_close = False  # closing never waits for a connection's thread (a browser's keep-alive, a job): they end with the process
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8765, verbose: bool = False, token: str | None = None) -> None:
         if ":" in host:
