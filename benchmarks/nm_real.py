@@ -141,6 +141,22 @@ def run_line_originals(methods: dict[str, CountSuperResolution]) -> dict[str, di
     return rows
 
 
+def camera_model_check() -> dict[str, float]:
+    """The real camera beside our model: the flood's noise against Poisson, the line sources against the default response.
+
+    ``fano``: ``var(x_i − x_{i+1}) / (2 · mean)`` over the central 96 × 96 pixels of the flood, neighbours
+    along rows and columns (1 for Poisson counts on a uniform field; differences cancel slow non-uniformity).
+    """
+    flood = read_image(NMQC / FLOOD).data.to(torch.float64).numpy()[80:176, 80:176]
+    differences = np.concatenate([(flood[:, 1:] - flood[:, :-1]).ravel(), (flood[1:] - flood[:-1]).ravel()])
+    lines = read_image(NMQC / LINES)
+    return {
+        "flood_mean_counts": float(flood.mean()), "fano": float(differences.var() / (2.0 * flood.mean())),
+        "line_fwhm_mm": nema_measures(LINES, lines.data.to(torch.float64), float(lines.spacing[-1]))["fwhm_mm"],
+        "model_response_fwhm_mm": PlanarAcquisition().resolution_mm,
+    }  # fmt: skip
+
+
 def run_simulated(methods: dict[str, CountSuperResolution]) -> dict[str, dict[str, dict[str, float]]]:
     sets = {f"phantoms {p:g} mm": bench.phantom_images(p) for p in bench.PHANTOM_PIXEL_SIZES}
     sets["bone-scans"] = bench.bone_scan_images()
@@ -203,6 +219,11 @@ def tables(results: dict) -> str:
     for key in ("fwhm_mm", "fwtm_mm"):
         cells = [f"{originals[m][key]:.3g}" for m in METHODS]
         lines.append(f"| {LINES} itself ×4 (no degradation): {key} | {originals['original'][key]:.3g} | – | " + " | ".join(cells) + " |")
+    camera = results.get("camera")
+    if camera:
+        lines += ["", "| camera check | real | our model |", "|---|---|---|",
+                  f"| flood noise: var / mean (neighbour differences, {camera['flood_mean_counts']:.0f} counts per pixel) | {camera['fano']:.2f} | 1 (Poisson) |",
+                  f"| line-source FWHM (mm) | {camera['line_fwhm_mm']:.2f} | {camera['model_response_fwhm_mm']:.2f} (default LEGP at 10 cm) |"]  # fmt: skip
     seconds = results["command_seconds_256x64"]
     lines += ["", "| whole `medrestore superres` command, 256 × 64 → 1024 × 256 | seconds (best of runs) | ratio to bicubic |", "|---|---|---|"]
     lines += [f"| --method {m} | {t:.2f} | {t / seconds['bicubic']:.2f} |" for m, t in seconds.items()]
@@ -221,7 +242,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     methods = load_methods()
-    results: dict[str, object] = {"real": run_real(methods), "line_originals": run_line_originals(methods)}
+    results: dict[str, object] = {"camera": camera_model_check(), "real": run_real(methods), "line_originals": run_line_originals(methods)}
     if not args.skip_simulated:
         results["simulated"] = run_simulated(methods)
     results["command_seconds_256x64"] = time_commands(args.repeats)
