@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def brain_mask(repetitions: torch.Tensor) -> np.ndarray:
     return series_mask(repetitions)
 
 
-def _denoiser(method: str, shape: tuple[int, ...], spacing: tuple[float, ...], device: str) -> tuple[str, Any]:
+def _denoiser(method: str, shape: tuple[int, ...], spacing: tuple[float, ...], device: str) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
     """``method`` resolved for volumes of ``shape`` and a function ``volume → denoised volume`` (per-volume methods)."""
     resolved = resolve_method(method, shape, spacing)
     target = select_device(device)
