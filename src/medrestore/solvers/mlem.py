@@ -62,7 +62,8 @@ def _binned_blur_last_axis(x: torch.Tensor, taps: torch.Tensor, radius: int, sca
 
 
 def _binned_blur_last_axis_adjoint(r: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
-    """``(B_k H)ᵀ`` along the last axis: the strided transposed correlation, folded back onto the reflected indices."""
+    """``(B_k H)ᵀ`` along the last axis: the strided transposed correlation (a full convolution with the taps),
+    scatter-added back onto the reflected indices the forward pass gathered its padding from."""
     length = r.shape[-1] * scale
     index = reflect_indices(length, radius, radius, r.device)
     spread = functional.conv_transpose1d(r.reshape(-1, 1, r.shape[-1]), taps.to(r.device).view(1, 1, -1), stride=scale)
@@ -87,31 +88,10 @@ def binned_blur(fwhm: float, scale: int) -> Callable[[torch.Tensor], torch.Tenso
     return forward
 
 
-def _blur_last_axis_adjoint(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Adjoint of one axis of :func:`~medrestore.physics.blur.gaussian_blur`.
-
-    The forward pass gathers a half-sample-symmetric padding (``index_select`` with
-    :func:`~medrestore.physics.blur.reflect_indices`) and correlates with the taps; its adjoint
-    is the transposed convolution (a full convolution with the reversed taps) followed by a
-    scatter-add onto the same indices.
-    """
-    weights, first = gaussian_taps(sigma, 0.0, x.dtype)
-    radius = -first
-    length = x.shape[-1]
-    index = reflect_indices(length, radius, radius, x.device)
-    rows = functional.pad(x.reshape(-1, 1, length), (2 * radius, 2 * radius))
-    spread = functional.conv1d(rows, weights.flip(0).to(x.device).view(1, 1, -1))  # transposed convolution, (R, 1, L + 2r)
-    folded = torch.zeros(rows.shape[0], length, dtype=x.dtype, device=x.device)
-    folded.index_add_(1, index, spread[:, 0])
-    return folded.reshape(x.shape)
-
-
 def gaussian_blur_adjoint(x: torch.Tensor, fwhm: float) -> torch.Tensor:
-    """``Hᵀ x`` for ``H`` = :func:`~medrestore.physics.blur.gaussian_blur` of the last two axes (exact, edges included)."""
-    result = x
-    for axis in (-1, -2):
-        result = _blur_last_axis_adjoint(result.movedim(axis, -1), fwhm_to_sigma(fwhm)).movedim(-1, axis)
-    return result.contiguous()
+    """``Hᵀ x`` for ``H`` = :func:`~medrestore.physics.blur.gaussian_blur` of the last two axes (exact, edges included):
+    :func:`binned_blur_adjoint` without binning (``k = 1``)."""
+    return binned_blur_adjoint(fwhm, 1)(x)
 
 
 def binned_blur_adjoint(fwhm: float, scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
