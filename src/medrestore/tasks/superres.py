@@ -489,6 +489,7 @@ def superres_image(image: Image, method: CountSuperResolution, response: SystemR
     """Every planar frame of ``image`` restored on the fine grid, in counts (module docstring).
 
     ``response`` defaults to :func:`system_response` of the image (default camera, its spacing).
+    ``method`` runs as given: :func:`superres_file` first passes it through :func:`guard_refinement`.
 
     Raises:
         InputError: negative or non-finite values (counts are never negative), or an
