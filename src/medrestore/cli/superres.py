@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_io_arguments(parser, "input image: DICOM NM (planar or multi-frame), NIfTI, TIFF, PNG, NumPy", "output image (format from extension)")
     add("--modality", choices=MODALITIES, default="nm", help="image modality (default nm: values are counts)")
     add("--scale", type=int, default=4, metavar="K", help="enlargement factor per axis (default 4)")
-    add("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"restoration method (default {DEFAULT_METHOD}; the refining methods fall back to their classical stage outside the inputs their networks learnt, recorded in OUT.json)")
+    add("--method", choices=METHODS, default=DEFAULT_METHOD,
+        help=f"restoration method (default {DEFAULT_METHOD}; the refining methods fall back to their classical stage "
+        "outside the inputs their networks learnt, recorded in OUT.json)")  # fmt: skip
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
     iterations = ", ".join(f"{method} {count}" for method, count in DEFAULT_MLEM_ITERATIONS.items())
