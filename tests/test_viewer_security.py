@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -357,3 +358,28 @@ def test_view_command_memory_budget_option() -> None:
     for bad in ("-1", "lots"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--memory-budget", bad])
+
+
+def test_ctrl_c_while_a_connection_thread_starts_still_stops_the_server(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C can land while the server waits for a new connection's thread to start (under load, after that thread
+    already answered and freed its slot): the interrupt must reach ``serve_forever``, not become another error that
+    the server logs and serves on after."""
+    served = ViewerServer(Viewer(root, tmp_path / "work"), port=0)
+    ours, theirs = socket.socketpair()
+    started = socketserver.ThreadingMixIn.process_request
+
+    def interrupted(self: ViewerServer, request: Any, address: Any) -> None:
+        started(self, request, address)
+        theirs.close()  # the connection ends: its thread finishes and frees its slot
+        deadline = time.monotonic() + 10
+        while self._slots._value < app.MAX_CONNECTIONS and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(socketserver.ThreadingMixIn, "process_request", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            served.process_request(ours, ("127.0.0.1", 0))
+        assert served._slots._value == app.MAX_CONNECTIONS  # every slot free, none freed twice
+    finally:
+        served.server_close()

@@ -401,9 +401,10 @@ class ViewerServer(ThreadingHTTPServer):
             return
         try:
             super().process_request(request, client_address)
-        except BaseException:
+        except RuntimeError:  # no thread could be started: its slot is free again
             self._slots.release()
             raise
+        # anything else (Ctrl-C while the new thread starts) propagates: that thread, started, frees its own slot
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
