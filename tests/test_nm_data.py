@@ -147,3 +147,22 @@ def test_nm_layout_in_a_training_configuration(tmp_path: Path) -> None:
         config_from_mapping({**mapping, "data": {**mapping["data"], "layout": "synthetic"}}, "test.yaml")
     with pytest.raises(ConfigError, match="multiple of the scale"):
         NMDataConfig(training=NMSources(), image_size=30)
+
+
+def test_quadrant_bar_phantom_covers_each_pixel_by_its_gap_fraction() -> None:
+    from medrestore.data.nm_phantoms import QUADRANT_BAR_AXES, quadrant_bar_phantom, quadrant_slices
+
+    activity = quadrant_bar_phantom(512, 1.0)
+    np.testing.assert_array_equal(activity[200, 100:108], [1, 1, 0, 0, 1, 1, 0, 0])  # 2-mm vertical bars
+    np.testing.assert_array_equal(activity[100:110, 300], [1, 1, 0.5, 0, 0, 1, 1, 0.5, 0, 0])  # 2.5-mm horizontal
+    np.testing.assert_array_equal(activity[300, 300:308], [1, 0.5, 0, 0, 0, 1, 1, 1])  # 3.5-mm vertical
+    assert activity[0, 0] == 0.0 and activity.max() == 1.0  # nothing outside the disc
+    partial = quadrant_bar_phantom(64, 1.5, (3.0, 2.0, 3.0, 3.0))
+    np.testing.assert_allclose(partial[10:14, 40], [1 / 3, 1.0, 0.0, 2 / 3])  # 1.5-mm pixels over 2-mm bars
+    for quadrant, axis in enumerate(QUADRANT_BAR_AXES):  # half the area open in every quadrant's centre
+        rows, columns = quadrant_slices(512, quadrant)
+        block = activity[rows, columns]
+        assert block.shape == (128, 128) and block.mean() == pytest.approx(0.5, abs=0.04)  # whole periods: 0.5
+        assert np.ptp(block.mean(axis=1 - axis)) > 0.9 and np.ptp(block.mean(axis=axis)) < 1e-12
+    with pytest.raises(ValueError, match="four positive bar widths"):
+        quadrant_bar_phantom(64, 1.0, (2.0, 3.0))

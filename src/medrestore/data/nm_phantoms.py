@@ -196,3 +196,53 @@ def bone_scan_phantom(size: int, generator: torch.Generator) -> np.ndarray:
         sigma = _uniform(generator, 0.01, 0.025)[0]
         activity += _uniform(generator, 0.5, 1.0)[0] * gaussian_spot(x, y, (float(x[row, column]), float(y[row, column])), sigma)
     return _finish(activity)
+
+
+QUADRANT_BAR_WIDTHS_MM = (2.0, 2.5, 3.0, 3.5)
+"""Bar widths of a common NEMA quadrant-bar phantom for high-resolution cameras (bars and gaps alike)."""
+QUADRANT_BAR_AXES = (1, 0, 0, 1)
+"""Per quadrant (top-left, top-right, bottom-left, bottom-right): the axis along which the bars alternate
+(1: vertical bars, alternating across the columns; 0: horizontal bars, alternating down the rows)."""
+
+
+def quadrant_slices(size: int, quadrant: int) -> tuple[slice, slice]:
+    """``(rows, columns)`` of a square half a quadrant wide in ``quadrant`` (0–3, as :data:`QUADRANT_BAR_AXES`) of a
+    ``size²`` map, a tenth of the half-field away from the centre lines, so inside the phantom's disc."""
+    half = size // 2
+    near, far = half // 10, half // 10 + half // 2
+
+    def span(second: int) -> slice:
+        return slice(half + near, half + far) if second else slice(half - far, half - near)
+
+    return span(quadrant // 2), span(quadrant % 2)
+
+
+def quadrant_bar_phantom(size: int, pixel_mm: float, bar_widths_mm: tuple[float, ...] = QUADRANT_BAR_WIDTHS_MM) -> np.ndarray:
+    """A flood seen through a quadrant-bar phantom: ``(size, size)`` float64, 1 between the bars, 0 under them.
+
+    Each quadrant holds lead bars of one width ``w`` (bars and gaps both ``w`` mm wide, period ``2w``,
+    the first gap starting at the quadrant's edge), vertical or horizontal by :data:`QUADRANT_BAR_AXES`;
+    outside a disc of radius 0.94 × half the field there is no activity. Deterministic (no generator).
+    A pixel partly under a bar gets the covered fraction, so the map is exact for any ``pixel_mm``.
+
+    Reference: NEMA NU 1-2018, §2.1 (intrinsic spatial resolution with a bar phantom).
+    """
+    if len(bar_widths_mm) != 4 or min(bar_widths_mm) <= 0 or pixel_mm <= 0:
+        raise ValueError(f"a quadrant-bar phantom has four positive bar widths and a positive pixel size, got {bar_widths_mm}, {pixel_mm}")
+    half = size // 2
+    edges = np.arange(half + 1) * pixel_mm  # pixel edges from the quadrant's edge, mm
+
+    def gap_fraction(width: float) -> np.ndarray:
+        """Fraction of each pixel of a quadrant's axis that lies in a gap (cumulative gap length difference)."""
+        periods, remainder = np.divmod(edges, 2.0 * width)
+        covered = periods * width + np.minimum(remainder, width)
+        return np.diff(covered) / pixel_mm
+
+    activity = np.zeros((size, size))
+    for quadrant, (width, axis) in enumerate(zip(bar_widths_mm, QUADRANT_BAR_AXES)):
+        profile = gap_fraction(width)
+        block = np.tile(profile, (half, 1)) if axis == 1 else np.tile(profile[:, None], (1, half))
+        top, left = (quadrant // 2) * half, (quadrant % 2) * half
+        activity[top : top + half, left : left + half] = block
+    x, y = normalised_grid(size)
+    return activity * (np.hypot(x, y) <= 0.94)
