@@ -12,6 +12,9 @@ pure function of ``(size, generator)``: every random choice is drawn from the
   template (vertebrae, ribs, clavicles, sternum, shoulders, pelvis, kidneys, bladder) with
   random proportions, uptakes and hot metastases. Used as a scintigram-like *test* set, it
   shares no generator with the training phantoms above.
+* :func:`quadrant_bar_phantom` — a flood through a NEMA quadrant-bar phantom (four bar widths in
+  mm at a given pixel size; deterministic, no generator), with :func:`quadrant_slices` for
+  measuring the bar contrast of each width.
 
 Shapes are drawn on a normalised grid ``x, y ∈ [−1, 1]`` (columns, rows; ``y = −1`` at the top)
 and softened by one-pixel anti-aliasing (a Gaussian of FWHM 1 pixel).
