@@ -16,7 +16,7 @@ from medrestore.core.random import make_generator
 from medrestore.io import read_image, write_image
 from medrestore.physics import ScannerAppearance
 from medrestore.physics.scanner import brain_mask, hyperintensity_map
-from medrestore.tasks.harmonize_analysis import analysis_regions, region_energy
+from medrestore.tasks.harmonize_analysis import analysis_regions, region_energy, scanner_difference_maps
 from medrestore.tasks.harmonize_eval import hyperintensity_survival
 
 torch.set_num_threads(1)
@@ -124,3 +124,18 @@ def test_harmonize_eval_writes_one_json_and_an_html_page(scanners: Path, tmp_pat
             assert row["jaccard_input"] == pytest.approx(1.0) and row["hyperintensity_survival"] == pytest.approx(1.0)
     html = (out / "report.html").read_text()
     assert "histogram-matching" in html and all((out / f"{d}-{m}.png").is_file() for d in ("a2b", "b2a") for m in ("identity", "histogram-matching"))
+
+
+def test_l1_threshold_with_a_masked_background_comes_from_the_images_noise() -> None:
+    """Skull-stripped inputs (exactly zero outside the brain) still get a noise threshold, and the L1 map keeps the bump."""
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.from_numpy(np.stack([brain_like(64, seed) for seed in range(6)]))
+    mask = clean > 0
+    bump = hyperintensity_map(mask, 0.5, 0.08)
+    slices_a = (clean + 0.02 * torch.randn(clean.shape, generator=generator)) * mask
+    slices_b = (clean * (1 + bump) + 0.02 * torch.randn(clean.shape, generator=generator)) * mask
+    maps = scanner_difference_maps(slices_a, slices_b)
+    assert maps.l1_threshold > 0
+    kept = maps.l1_difference != 0
+    region = bump.mean(dim=0) > 0.25
+    assert float(kept[region].float().mean()) > 0.9 and float(kept[~region].float().mean()) < 0.2

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="zoo harmoniser (e.g. cyclegan-sim), harmonizer.pt / last.pt file, or run folder of `medrestore train`. "
         "Required, with no default: the shipped models were trained on a simulated scanner pair, and no harmoniser has "
         "been validated on real scans of two scanners (the one real pair, Colin27 at 1.5 T and one 3 T MPRAGE, is two "
-        "subjects, too few to judge one; see benchmarks/README.md), so choose the model for your scanners knowingly",
+        "subjects, too few to judge one; see benchmarks/harmonize.md), so choose the model for your scanners knowingly",
     )
     parser.add_argument("--direction", choices=("a2b", "b2a"), default="b2a", help="a2b (1.5 T → 3 T) or b2a (default)")
     parser.add_argument(
