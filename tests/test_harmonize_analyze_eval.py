@@ -122,6 +122,7 @@ def test_harmonize_eval_writes_one_json_and_an_html_page(scanners: Path, tmp_pat
         assert 0.0 <= row["classifier_accuracy"] <= 1.0 and row["psnr"] is not None and -1 <= row["ssim"] <= 1
         if row["method"] == "identity":
             assert row["jaccard_input"] == pytest.approx(1.0) and row["hyperintensity_survival"] == pytest.approx(1.0)
+    assert "accuracy on its own training slices" in json.loads((out / "metrics.json").read_text())["provenance"]["judge"]
     html = (out / "report.html").read_text()
     assert "histogram-matching" in html and all((out / f"{d}-{m}.png").is_file() for d in ("a2b", "b2a") for m in ("identity", "histogram-matching"))
 

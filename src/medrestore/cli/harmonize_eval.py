@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=("a2b", "b2a", "both"), default="both", help="direction(s) to score (default both)")
     parser.add_argument("--grid", type=int, metavar="N", help="harmonise on an N×N grid (the model's training grid, e.g. 128)")
     parser.add_argument("--amplitude", type=float, default=0.35, help="relative amplitude of the added hyperintensity (default 0.35)")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs of the scanner classifier (default 30)")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="training epochs of the scanner classifier (default 30; raise it when the report calls the classifier under-trained)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scanner classifier (default 0, recorded)")
     parser.add_argument("-o", "--output", metavar="OUT_DIR", required=True, help="folder for report.html, metrics.json and PNGs")
 

@@ -257,6 +257,7 @@ def evaluate_harmonizers(plan: EvaluationPlan, out_dir: str | Path) -> dict[str,
     labels = torch.cat([torch.zeros(len(train_a), dtype=torch.long), torch.ones(len(train_b), dtype=torch.long)])
     judge, _ = train_scanner_classifier(torch.cat([train_a, train_b]), labels, epochs=plan.epochs, seed=plan.seed)
     judge_seconds = time.perf_counter() - start
+    judge_training_accuracy = classifier_accuracy(judge, torch.cat([train_a, train_b]), labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[list[Any]] = []
     figures: list[Figure] = []
@@ -305,11 +306,17 @@ def evaluate_harmonizers(plan: EvaluationPlan, out_dir: str | Path) -> dict[str,
         ("test folders", f"{plan.test_a} | {plan.test_b}"),
         ("models", ", ".join(plan.models) or "none"),
         ("grid", str(plan.grid)),
-        ("judge", f"{plan.epochs} epochs, seed {plan.seed}, {judge_seconds:.1f} s"),
+        ("judge", _judge_note(plan, judge_seconds, judge_training_accuracy)),
     ]
     report = Report("medrestore harmonize-eval", [section], provenance)
     write_report(report, out_dir)
     return metrics_record(report)
+
+
+def _judge_note(plan: EvaluationPlan, seconds: float, training_accuracy: float) -> str:
+    """The classifier's provenance line; it warns when the classifier did not learn its own training slices."""
+    note = f"{plan.epochs} epochs, seed {plan.seed}, {seconds:.1f} s, accuracy on its own training slices {training_accuracy:.0%}"
+    return note if training_accuracy >= 0.9 else f"{note} — under-trained: raise --epochs"
 
 
 EVAL_COLUMNS = (
