@@ -9,7 +9,9 @@ draws of a clean 3-D volume (σ = ``relative_sigma`` × its maximum, as ``medres
   same scores of ``y_r`` itself. A series method (``mppca``, ``patch2self``) would see ``ȳ_{−r}``'s volumes while
   denoising ``y_r``, so it is scored on interleaved halves instead: the even-numbered repetitions are denoised
   together and each is scored against the mean of the odd-numbered ones (independent noise), beside the noisy
-  even repetitions scored the same way.
+  even repetitions scored the same way. This score rewards removing *any* variation over time: replacing every
+  volume by the even half's temporal mean would beat every denoiser, and an fMRI run's signal of interest is such a
+  variation. Read it with a check that the temporal signal is kept (:mod:`medrestore.data.bold`).
 * **tissue** (:func:`tissue_agreement_file`): grey matter, white matter and CSF segmented by a hidden Markov random
   field (:func:`~medrestore.metrics.tissue.hmrf_segmentation`) on the reference (the clean volume, or the mean
   of the other repetitions), on ``y_1`` and on its denoised copy; the Jaccard index per class of each against the
