@@ -142,7 +142,7 @@ def recon_table(spokes: int, noise: float, size: int, slice_count: int) -> list[
                 if method == "zero-filled":
                     result = rss(gridding(data, trajectory, (size, size), weights), coil_axis=0)
                 else:
-                    result, _, _ = solve_radial(method, data, trajectory, weights, maps, RadialReconOptions(method))
+                    result, _, _, _ = solve_radial(method, data, trajectory, weights, maps, RadialReconOptions(method))
                 seconds = time.perf_counter() - start
                 score = score_reconstruction(result.abs().to(torch.float32), image)
                 scores.setdefault((condition, method), []).append({**score, "seconds": seconds})
@@ -220,7 +220,7 @@ def streak_figure(path: Path, spokes: int = 64, noise: float = 0.001) -> dict:
         weights = pipe_menon_density(trajectory, (size, size))
         grid = rss(gridding(data, trajectory, (size, size), weights), coil_axis=0)
         maps = radial_coil_maps(data, trajectory, (size, size), weights)
-        tv, _, _ = solve_radial("cs-tv", data, trajectory, weights, maps, RadialReconOptions("cs-tv"))
+        tv, _, _, _ = solve_radial("cs-tv", data, trajectory, weights, maps, RadialReconOptions("cs-tv"))
         for method, result in (("gridding", grid), ("TV", tv.abs())):
             score = score_reconstruction(result.to(torch.float32), image)
             scores[f"{label} / {method}"] = score["psnr"]

@@ -26,9 +26,9 @@ gridding followed by the zoo's radial U-Net (``unet-radial-brain``); ``unrolled`
 radial unrolled network (``unrolled-radial-brain``: NUFFT-SENSE data consistency in every stage);
 both were trained on simulated radial brain data and run after the delay correction.
 ``vgg-unet`` is Cartesian only.
-The CS regularisation weight of Cartesian data is chosen per slice by k-space hold-out
-cross-validation (recorded as ``lambda_selection`` in ``--json``); radial data's follows its
-noise level; ``--lam`` sets it absolutely.
+The CS regularisation weight is chosen per slice by k-space hold-out cross-validation (held-out
+samples or phase-encode lines of Cartesian data, whole spokes of radial data; recorded as
+``lambda_selection`` in ``--json``); ``--lam`` sets it absolutely.
 With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).
 
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", choices=COMPRESSION_KINDS, default="auto",
                         help="coil compression: svd (BART cc -S), geometric along the readout (cc -G), or auto "
                              "(geometric when the lines are complete along the readout; default)")
-    parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: Cartesian CS chooses it per slice by k-space hold-out cross-validation; radial: from the noise level)")
+    parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: Cartesian CS chooses it per slice by k-space hold-out cross-validation; radial: holding out whole spokes)")
     parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE, 100 CS)")
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, mps or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")

@@ -44,9 +44,10 @@ from collections.abc import Callable
 import torch
 
 from medrestore.physics.mri.operators import LinearOperator
+from medrestore.solvers.reconstruction import WarmSolver
 
-Solver = Callable[[LinearOperator, torch.Tensor, float, int, torch.Tensor | None], torch.Tensor]
-"""``solve(operator, kspace, λ, iterations, initial) → image``."""
+Solver = WarmSolver
+"""``solve(operator, kspace, λ, iterations, initial) → image`` (e.g. :func:`~medrestore.solvers.reconstruction.cs_solver`)."""
 OperatorFor = Callable[[torch.Tensor], LinearOperator]
 """``operator_for(mask) → A`` for a sampling mask ``(*grid)``."""
 Predictor = Callable[[torch.Tensor], torch.Tensor]

@@ -42,6 +42,9 @@ from medrestore.solvers.proximal import group_norm, project_group_ball, project_
 from medrestore.solvers.total_variation import tv_proximal
 from medrestore.solvers.wavelet import WaveletMode, WaveletTransform
 
+WarmSolver = Callable[[LinearOperator, torch.Tensor, float, int, torch.Tensor | None], torch.Tensor]
+"""``solve(operator, kspace, λ, iterations, initial) → image``: a CS solve with an optional warm start."""
+
 
 @dataclasses.dataclass(frozen=True)
 class WaveletOptions:
@@ -240,3 +243,18 @@ def tv_primal_dual(
     objective = tv_objective(operator, kspace, lam, isotropic) if track_objective else None
     start = torch.zeros_like(adjoint_data)
     return primal_dual_hybrid_gradient(terms, start, primal_step, dual_step, iterations, None, objective)
+
+
+def cs_solver(method: str, grid_ndim: int, wavelet: WaveletOptions = WaveletOptions()) -> WarmSolver:
+    """``solve(operator, y, λ, iterations, initial)`` of ``cs-wavelet`` (L1-wavelet, ``wavelet``) or ``cs-tv``
+    (isotropic TV), both by FISTA from ``initial`` (zero when ``None``): the solver a weight search
+    (:mod:`medrestore.solvers.holdout`) runs along its path of candidate weights."""
+    if method not in ("cs-wavelet", "cs-tv"):
+        raise ValueError(f"no CS solver for method {method!r}")
+
+    def solve(operator: LinearOperator, kspace: torch.Tensor, lam: float, iterations: int, initial: torch.Tensor | None) -> torch.Tensor:
+        if method == "cs-wavelet":
+            return l1_wavelet_reconstruction(operator, kspace, lam, iterations, wavelet, grid_ndim=grid_ndim, initial=initial)[0]
+        return tv_reconstruction(operator, kspace, lam, iterations, grid_ndim=grid_ndim, initial=initial)[0]
+
+    return solve

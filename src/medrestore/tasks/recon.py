@@ -65,8 +65,8 @@ from medrestore.physics.mri.masks import MASK_KINDS, MaskSpec, mask_acceleration
 from medrestore.physics.mri.operators import LinearOperator
 from medrestore.physics.mri.sense import cartesian_sense, split_intensity
 from medrestore.physics.mri.trajectory import GradientDelay
-from medrestore.solvers.holdout import HoldoutProblem, HoldoutSettings, Solver, holdout_reconstruction
-from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, l1_wavelet_reconstruction, tv_reconstruction
+from medrestore.solvers.holdout import HoldoutProblem, HoldoutSettings, holdout_reconstruction
+from medrestore.solvers.reconstruction import WaveletOptions, cg_sense, cs_solver
 from medrestore.solvers.regularisation import data_scale, relative_weight
 from medrestore.tasks.radial import (
     DELAY_CORRECTIONS, RadialReconOptions, radial_report_fields, reconstruct_radial, require_radial_network,
@@ -274,7 +274,7 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
         return SliceSolution(image * scale, lam, iterations)
     # Solve on data normalised to max|Aᴴy| = 1 (the problem is 1-homogeneous in (y, λ)): raw
     # scanner units (~1e-6) would otherwise drive intermediate values into slow denormal floats.
-    solve = _cs_solver(method, grid_ndim)
+    solve = cs_solver(method, grid_ndim, RECON_WAVELET)
     if options.lam is not None:
         return SliceSolution(solve(operator, data / scale, options.lam / scale, iterations, None) * scale, options.lam, iterations)
     start = relative_weight(method, scale, kspace_noise_std(data, mask))
@@ -285,17 +285,6 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
     selection = {**choice.record(), "lambda": choice.lam * scale, "candidates": [c * scale for c in choice.candidates],
                  "rule_lambda": start * scale, "path_iterations": settings.iterations * len(settings.factors)}  # fmt: skip
     return SliceSolution(image * scale, choice.lam * scale, settings.final_iterations, selection)
-
-
-def _cs_solver(method: str, grid_ndim: int) -> Solver:
-    """``solve(operator, y, λ, iterations, initial)`` of ``cs-wavelet`` (random shifts) or ``cs-tv``."""
-
-    def solve(operator: LinearOperator, kspace: torch.Tensor, lam: float, iterations: int, initial: torch.Tensor | None) -> torch.Tensor:
-        if method == "cs-wavelet":
-            return l1_wavelet_reconstruction(operator, kspace, lam, iterations, RECON_WAVELET, grid_ndim=grid_ndim, initial=initial)[0]
-        return tv_reconstruction(operator, kspace, lam, iterations, grid_ndim=grid_ndim, initial=initial)[0]
-
-    return solve
 
 
 def reconstruct(kspace: KSpace, options: ReconOptions = ReconOptions()) -> ReconResult:
@@ -435,9 +424,9 @@ def reconstruct_file(
         report["auto_decision"] = auto_decision(kspace)
     if kspace.is_cartesian:
         report["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
-        selections = result.image.metadata.get("recon_lambda_selection")
-        if selections:
-            report["lambda_selection"] = selections[0] if len(selections) == 1 else selections
+    selections = result.image.metadata.get("recon_lambda_selection")
+    if selections:
+        report["lambda_selection"] = selections[0] if len(selections) == 1 else selections
     if reference_path is not None:
         reference = read_reference(reference_path)
         try:
