@@ -148,3 +148,16 @@ def test_atomic_output_has_ordinary_permissions(tmp_path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("content", [b"hello world\nnot a checkpoint\n", b"x", b'{"a": 1}'])
+def test_load_torch_file_names_the_file_for_any_non_checkpoint(tmp_path, content: bytes) -> None:
+    """Text and other bytes give one clear error naming the file, whatever torch's reader raises inside."""
+    from medrestore.core.errors import InputError
+    from medrestore.core.files import load_torch_file
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read the file as a torch checkpoint") as caught:
+        load_torch_file(path)
+    assert str(path) in str(caught.value)

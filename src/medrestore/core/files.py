@@ -233,13 +233,15 @@ def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
     """``torch.load(path, weights_only=True)`` with errors that name the file.
 
     ``weights_only`` refuses pickled code, so a checkpoint from elsewhere cannot run anything.
+    Whatever torch's legacy reader raises on bytes that are no checkpoint (``KeyError``,
+    ``IndexError``, ... for a text file) becomes the same :class:`InputError`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise InputError(path, f"cannot read the file as a torch checkpoint ({type(error).__name__}: {first_line})") from None
 
