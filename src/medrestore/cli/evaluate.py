@@ -17,14 +17,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from medrestore.cli.options import add_value_options
+from medrestore.cli.options import add_reference_option, add_value_options
 from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--pred``, ``--ref``, ``--mask``, ``--convention``, ``--json``."""
+    """``--pred``, ``--reference``, ``--mask``, ``--convention``, ``--json``."""
     parser.add_argument("--pred", required=True, help="restored image file, or a folder of them")
-    parser.add_argument("--ref", required=True, help="reference image file, or a folder with files of the same names")
+    add_reference_option(parser, "reference image file, or a folder with files of the same names", required=True)
     parser.add_argument(
         "--mask", default=None, help="optional mask file (nonzero = inside), or a folder matched by name"
     )
@@ -71,6 +71,6 @@ def format_result(result: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_files(args.pred, args.ref, args.mask, args.convention, nonfinite=args.nonfinite)
+    result = evaluate_files(args.pred, args.reference, args.mask, args.convention, nonfinite=args.nonfinite)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0

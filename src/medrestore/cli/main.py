@@ -42,6 +42,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _ALL = "*"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default as ``(default: X)`` unless its help already names one.
+
+    Options without a value (flags) and options whose default is ``None`` (not given: the
+    help says what happens) show none. Defined here, not in :mod:`medrestore.cli.options`,
+    so that ``medrestore --help`` imports nothing heavy.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or default == []
+            or not action.option_strings
+            or "default" in text.lower()
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser with :class:`HelpFormatter`; sub-command parsers (also nested ones) inherit it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 def _selected_command(argv: Sequence[str]) -> str | None:
     """The command named by ``argv`` (its first word that is not an option), or ``None``."""
     for word in argv:
@@ -56,7 +87,7 @@ def build_parser(command: str | None = _ALL) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s module is imported (all of them for the default ``"*"``)."""
     from medrestore import __version__
 
-    parser = argparse.ArgumentParser(prog="medrestore", description="Physics-aware restoration of medical images.")
+    parser = Parser(prog="medrestore", description="Physics-aware restoration of medical images.")
     parser.add_argument("--version", action="version", version=f"medrestore {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():

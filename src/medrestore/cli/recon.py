@@ -5,7 +5,7 @@ Examples::
     medrestore recon 2024-02-06-164128.dat -o brain.nii.gz
     medrestore recon brain-4x.npz -o brain-4x.png --method cs-tv
     medrestore recon brain-8x.npz -o sense.npy --method sense --coil-maps maps.npy
-    medrestore recon brain-8x.npz -o out.nii.gz --ref brain.nii.gz --json
+    medrestore recon brain-8x.npz -o out.nii.gz --reference brain.nii.gz --json
     medrestore recon brain-4x.npz -o unrolled.nii.gz --method unrolled
     medrestore recon radial.npz -o radial.nii.gz --delay-correction ring
     medrestore recon k.cfl --trajectory t.cfl -o radial.nii.gz --delay 0.5 -0.3 0
@@ -29,7 +29,7 @@ both were trained on simulated radial brain data and run after the delay correct
 The CS regularisation weight is chosen per slice by k-space hold-out cross-validation (held-out
 samples or phase-encode lines of Cartesian data, whole spokes of radial data; recorded as
 ``lambda_selection`` in ``--json``); ``--lam`` sets it absolutely.
-With ``--ref`` the magnitude image is scaled by the least-squares intensity factor and scored
+With ``--reference`` the magnitude image is scaled by the least-squares intensity factor and scored
 with fastMRI's metrics (NMSE, PSNR, SSIM).
 
 Coil maps (Cartesian ``sense`` and CS): ESPIRiT with BART's eigenvalue crop (``--espirit-crop``,
@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from medrestore.cli.batch import add_io_arguments, batch_device, is_batch, run_io_command
+from medrestore.cli.options import add_device_option, add_reference_option
 from medrestore.core.errors import ConfigError
 from medrestore.tasks.radial import DELAY_CORRECTIONS, delay_from_values
 from medrestore.tasks.recon import (
@@ -58,7 +59,7 @@ from medrestore.tasks.recon import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``INPUT -o OUTPUT [--method M] [--coil-maps espirit|FILE] [--lam L] [--iterations N] [--ref FILE] [--json]``."""
+    """``INPUT -o OUTPUT [--method M] [--coil-maps espirit|FILE] [--lam L] [--iterations N] [--reference FILE] [--json]``."""
     add_io_arguments(parser, "raw k-space: twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz",
                      "magnitude image: .nii.gz, .dcm, .npy, .png, ... (batch default: .nii.gz)")
     parser.add_argument("--method", choices=RECON_METHODS, default="auto", help="reconstruction method (default auto)")
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(geometric when the lines are complete along the readout; default)")
     parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: Cartesian CS chooses it per slice by k-space hold-out cross-validation; radial: holding out whole spokes)")
     parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE, 100 CS)")
-    parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, mps or auto")
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--delay-correction", choices=DELAY_CORRECTIONS, default="auto",
                         help="radial data: gradient-delay estimator applied first (default auto = RING checked by AC-adaptive, falling back with a warning)")
@@ -88,15 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="BART trajectory .cfl of non-Cartesian BART k-space [1, samples, spokes, coils]")
     parser.add_argument("--average", action="store_true",
                         help="average repeated acquisitions (averages counter / BART AVG) instead of one image each")
-    parser.add_argument("--ref", default=None, metavar="FILE", help="reference image (or fastMRI .h5) to score against")
+    add_reference_option(parser, "reference image (or fastMRI .h5) to score against (default: none, no scores)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
-    if args.ref is not None and is_batch(args.input, "kspace"):
-        raise ConfigError("--ref scores one reconstruction; score a batch with `medrestore evaluate --pred OUT_DIR --ref REF_DIR`")
+    if args.reference is not None and is_batch(args.input, "kspace"):
+        raise ConfigError("--reference scores one reconstruction; score a batch with `medrestore evaluate --pred OUT_DIR --reference REF_DIR`")
     espirit = dataclasses.replace(CLASSICAL_ESPIRIT, maps=args.maps,
                                   crop=CLASSICAL_ESPIRIT.crop if args.espirit_crop is None else args.espirit_crop)
     options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, batch_device(args.device), espirit,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         return reconstruct_file(input_path, output_path, options, trajectory_path=args.trajectory)
 
     def single(input_path: str, output_path: str) -> int:
-        _print_report(reconstruct_file(input_path, output_path, options, args.ref, args.trajectory), args.json)
+        _print_report(reconstruct_file(input_path, output_path, options, args.reference, args.trajectory), args.json)
         return 0
 
     return run_io_command(args, "kspace", single, process, lambda path: ".nii.gz")
