@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         metavar="NAME",
-        help="zoo harmoniser (e.g. cyclegan-sim), harmonizer.pt / last.pt file, or run folder of `medrestore train`. "
+        help="zoo harmoniser (cyclegan-sim, or coupled-dictionary-sim for both directions), harmonizer.pt / last.pt file, or run folder of `medrestore train`. "
         "Required, with no default: the shipped models were trained on a simulated scanner pair, and no harmoniser has "
         "been validated on real scans of two scanners (the one real pair, Colin27 at 1.5 T and one 3 T MPRAGE, is two "
         "subjects, too few to judge one; see benchmarks/harmonize.md), so choose the model for your scanners knowingly",

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="harmoniser to score (repeatable): zoo name (e.g. cyclegan-sim), harmonizer.pt / last.pt, run folder, "
+        help="harmoniser to score (repeatable): zoo name (e.g. cyclegan-sim, coupled-dictionary-sim), harmonizer.pt / last.pt, run folder, "
         "or histogram-matching (fitted on the training folders); the unharmonised input is always scored",
     )
     parser.add_argument("--direction", choices=("a2b", "b2a", "both"), default="both", help="direction(s) to score (default both)")

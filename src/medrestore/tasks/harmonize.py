@@ -11,7 +11,8 @@ does).
 ``model`` is one of:
 
 * a zoo name: ``cyclegan-sim`` picks ``cyclegan-sim-a2b`` or ``cyclegan-sim-b2a`` by direction
-  (or the full name of one direction's card). When the card records the training data's
+  (or the full name of one direction's card); a fitted harmoniser's card such as
+  ``coupled-dictionary-sim`` serves both directions. When the card records the training data's
   ``intensity_reference`` per scanner (:func:`~medrestore.physics.scanner.robust_level`), the
   input is divided by ``robust_level(input) / reference[source]`` before harmonisation and
   multiplied back after, so images in any intensity unit (raw scanner values) work;
@@ -46,7 +47,7 @@ from medrestore.physics.scanner import match_noise, robust_level
 from medrestore.models.harmonizers import Harmonizer, NetworkHarmonizer, check_direction, check_slices
 from medrestore.training import load_checkpoint
 from medrestore.training.harmonize import load_harmonizer
-from medrestore.zoo import list_cards, load_pretrained
+from medrestore.zoo import ModelCard, find_in_zoo, is_harmonizer_card, list_cards, load_pretrained, load_pretrained_harmonizer
 
 __all__ = [
     "IXI_ARCHIVES",
@@ -78,14 +79,7 @@ def resolve_harmonizer(model: str, direction: str) -> tuple[Harmonizer, str]:
     names = _zoo_names()
     for candidate in (f"{model}-{direction}", model):
         if candidate in names:
-            network, card = load_pretrained(candidate)
-            if card.task != "harmonize":
-                raise MedrestoreError(f"zoo model {candidate!r} is a {card.task} model, not a harmoniser")
-            card_direction = str(card.training.get("direction", direction))
-            if card_direction != direction:
-                raise MedrestoreError(f"zoo model {candidate!r} maps {card_direction}, not {direction}")
-            scale = float(card.normalisation.get("scale", 1.0))
-            harmonizer = NetworkHarmonizer(candidate, {direction: network}, scale)
+            harmonizer, card = _zoo_harmonizer(candidate, direction)
             reference = card.training.get("intensity_reference")
             if isinstance(reference, Mapping):
                 harmonizer.intensity_reference = {str(k): float(v) for k, v in reference.items()}  # type: ignore[attr-defined]
@@ -95,12 +89,25 @@ def resolve_harmonizer(model: str, direction: str) -> tuple[Harmonizer, str]:
         path = path / "harmonizer.pt"
     if not path.is_file():
         raise MedrestoreError(
-            f"{model!r} is neither a zoo harmoniser ({', '.join(sorted(n for n in names if '-a2b' in n or '-b2a' in n)) or 'none'}) "
+            f"{model!r} is neither a zoo harmoniser ({', '.join(zoo_harmonizer_names()) or 'none'}) "
             "nor a harmoniser file or run folder"
         )
     if _is_image_to_image_checkpoint(path):
         return PredictorHarmonizer(Predictor.from_checkpoint(path, device="cpu"), direction), str(path)
     return load_harmonizer(path), str(path)
+
+
+def _zoo_harmonizer(name: str, direction: str) -> tuple[Harmonizer, ModelCard]:
+    """Zoo model ``name`` as a harmoniser for ``direction``: a fitted harmoniser (both directions) or one direction's network."""
+    if is_harmonizer_card(find_in_zoo(name).card):
+        return load_pretrained_harmonizer(name)
+    network, card = load_pretrained(name)
+    if card.task != "harmonize":
+        raise MedrestoreError(f"zoo model {name!r} is a {card.task} model, not a harmoniser")
+    card_direction = str(card.training.get("direction", direction))
+    if card_direction != direction:
+        raise MedrestoreError(f"zoo model {name!r} maps {card_direction}, not {direction}")
+    return NetworkHarmonizer(name, {direction: network}, float(card.normalisation.get("scale", 1.0))), card
 
 
 def _is_image_to_image_checkpoint(path: Path) -> bool:

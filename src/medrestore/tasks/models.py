@@ -3,22 +3,24 @@
 :func:`list_models` gathers the three, filtered by task and modality; :func:`catalogue_text`
 renders them as the table printed by ``medrestore models``, and :meth:`Catalogue.as_dict`
 as the ``--json`` record. :func:`publish_checkpoint` turns a trained checkpoint into a zoo
-model with its card.
+model with its card, :func:`publish_harmonizer` a fitted harmoniser's run folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medrestore.core.errors import ConfigError
+from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.image import MODALITIES
 from medrestore.inference import Predictor
 from medrestore.models import METHODS, MODELS
 from medrestore.models.ensemble import mean_ensemble
 from medrestore.training import load_checkpoint
+from medrestore.training.harmonize import load_harmonization_config, load_harmonizer
 from medrestore.zoo import ModelCard, list_zoo, save_to_zoo
 
 MODALITY_CHOICES = (*MODALITIES, "any")
@@ -201,3 +203,55 @@ def _total(records: Sequence[Mapping[str, object]], key: str) -> int | float:
     """The sum of ``key`` over training records (rounded to 0.1 for durations)."""
     total = sum(float(record[key]) for record in records)  # type: ignore[arg-type]
     return round(total, 1) if key == "duration_s" else int(total)
+
+
+def publish_harmonizer(
+    run_dir: str | Path,
+    *,
+    name: str,
+    modality: str,
+    training: Mapping[str, object],
+    metrics: Mapping[str, object],
+    description: str,
+    zoo_dir: Path,
+    licence: str = "Apache-2.0",
+) -> ModelCard:
+    """Write the fitted harmoniser of a ``medrestore train`` run (``method:`` config) into ``zoo_dir``.
+
+    ``run_dir`` holds ``harmonizer.pt``, ``config.yaml`` and ``history.json`` as
+    :func:`~medrestore.training.harmonize.fit_classical` writes them. The card's ``training``
+    section is ``seed`` (the run's), ``epochs`` (the method's ``iterations`` rounds, 1 when it
+    has none), ``duration_s`` (the fit's wall time) and ``fit`` (the run's history), updated
+    with ``training`` (data, split, command...). A card of the same name is replaced.
+
+    Raises:
+        InputError: a missing or unreadable ``harmonizer.pt`` or ``history.json`` (the message names it).
+        ConfigError: an unreadable ``config.yaml`` (the message names it).
+    """
+    run_dir = Path(run_dir)
+    harmonizer = load_harmonizer(run_dir / "harmonizer.pt")
+    config = load_harmonization_config(run_dir / "config.yaml")
+    history_path = run_dir / "history.json"
+    try:
+        history = json.loads(history_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(history_path, f"cannot read the run's history: {error}") from None
+    record: dict[str, object] = {
+        "seed": config.train.seed,
+        "epochs": int(getattr(harmonizer.config, "iterations", 1)),
+        "duration_s": round(float(history.get("seconds", 0.0)), 1),
+        "fit": history,
+    }
+    return save_to_zoo(
+        harmonizer,
+        name=name,
+        task="harmonize",
+        modality=modality,
+        normalisation={"kind": "none", "scale": 1.0},
+        training={**record, **training},
+        metrics=metrics,
+        licence=licence,
+        description=description,
+        zoo_dir=zoo_dir,
+        overwrite=True,
+    )

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.image import MODALITIES
 from medrestore.models import MODELS, model_config
+from medrestore.models.harmonizers import HARMONIZERS
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 TASK_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -55,8 +56,10 @@ class ModelCard:
         name: zoo name, lower case ``[a-z0-9._-]``; the card file is ``cards/<name>.json``.
         task: the workflow it serves (``denoise``, ``recon``, ``harmonize``, ``superres``...).
         modality: image modality it was trained on, or ``any``.
-        architecture: registry name of the architecture (``medrestore.models.MODELS``).
-        options: the architecture's options (enough to rebuild it with ``create_model``).
+        architecture: registry name of the architecture (``medrestore.models.MODELS``), or of a
+            fitted harmoniser (``medrestore.models.harmonizers.HARMONIZERS``, e.g. ``coupled-dictionary``).
+        options: the architecture's options (enough to rebuild it with ``create_model``, or the
+            harmoniser with its registry entry).
         normalisation: how inputs were scaled before the network and outputs back after.
         training: ``data``, ``split``, ``command``, ``seed``, ``epochs``, ``duration_s`` (and any extra record).
         metrics: metric name → value on the held-out data, plus ``convention`` (a string).
@@ -192,14 +195,19 @@ def _validate_metrics(metrics: Mapping[str, object]) -> None:
 
 
 def _validate_architecture(architecture: str, options: Mapping[str, object]) -> None:
-    if architecture not in MODELS:
-        raise InputError(
-            None, f"model card architecture {architecture!r} is not registered; known: {', '.join(MODELS.names())}"
-        )
+    registry = MODELS if architecture in MODELS else HARMONIZERS
+    if architecture not in registry:
+        known = [*MODELS.names(), *HARMONIZERS.names()]
+        raise InputError(None, f"model card architecture {architecture!r} is not registered; known: {', '.join(known)}")
     try:
-        model_config(architecture, options)
+        registry.get(architecture).make_config(options)
     except ConfigError as error:
         raise InputError(None, f"model card options do not fit {architecture}: {error}") from None
+
+
+def is_harmonizer_card(card: ModelCard) -> bool:
+    """Whether ``card`` holds a fitted harmoniser (its architecture is in ``HARMONIZERS``, not ``MODELS``)."""
+    return card.architecture not in MODELS and card.architecture in HARMONIZERS
 
 
 def card_from_mapping(data: object, path: str | Path | None = None) -> ModelCard:

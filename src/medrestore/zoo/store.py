@@ -4,7 +4,9 @@ Zoo folders are searched in order: the folder shipped inside the package, then e
 listed in the ``MEDRESTORE_ZOO`` environment variable (separated by ``os.pathsep``). When a
 name appears twice, the first folder wins, so shipped models cannot be shadowed.
 
-Weights are a ``state_dict`` saved with ``torch.save``. Before anything is unpickled, the
+Weights are a ``state_dict`` saved with ``torch.save``: a network's, or what a fitted
+harmoniser learned (:meth:`~medrestore.models.harmonizers.Harmonizer.state_dict`, e.g. the
+coupled dictionaries and their transfer curves), loaded with :func:`load_pretrained_harmonizer`. Before anything is unpickled, the
 file's SHA-256 is compared with the card's and loading is refused on any difference; the
 file is then read with ``torch.load(weights_only=True)``. Nothing is ever downloaded.
 
@@ -32,7 +34,8 @@ from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.files import atomic_write_bytes, atomic_write_text, load_torch_file, sha256_file
 from medrestore.core.registry import config_to_options
 from medrestore.models import architecture_of, create_model
-from medrestore.zoo.card import ModelCard, read_card, require_card_name
+from medrestore.models.harmonizers import HARMONIZERS, Harmonizer
+from medrestore.zoo.card import ModelCard, is_harmonizer_card, read_card, require_card_name
 
 PACKAGED_ZOO = Path(__file__).resolve().parent
 ZOO_ENVIRONMENT_VARIABLE = "MEDRESTORE_ZOO"
@@ -154,6 +157,10 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[nn.M
         InputError: an unreadable card or weights that do not fit the architecture.
     """
     entry = find_in_zoo(name)
+    if is_harmonizer_card(entry.card):
+        raise MedrestoreError(
+            f"zoo model {name!r} is a fitted {entry.card.architecture} harmoniser, not a network: load it with load_pretrained_harmonizer"
+        )
     weights_path = verify_weights(entry)
     state = _read_state_dict(weights_path)
     model = create_model(entry.card.architecture, entry.card.options)
@@ -165,12 +172,48 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[nn.M
     return model.to(target).eval(), entry.card
 
 
-def _state_dict_bytes(model: nn.Module) -> bytes:
+def load_pretrained_harmonizer(name: str) -> tuple[Harmonizer, ModelCard]:
+    """Rebuild zoo harmoniser ``name`` (a card whose architecture is a registered harmoniser).
+
+    Same checks as :func:`load_pretrained`: SHA-256 before unpickling, ``weights_only`` load,
+    then the harmoniser is built from the card's options and given exactly the tensors its
+    :meth:`~medrestore.models.harmonizers.Harmonizer.state_dict` names.
+
+    Raises:
+        MedrestoreError: unknown name, a network card, missing or tampered weights file.
+        InputError: weights whose tensor names differ from the harmoniser's.
+    """
+    entry = find_in_zoo(name)
+    if not is_harmonizer_card(entry.card):
+        raise MedrestoreError(f"zoo model {name!r} is a {entry.card.architecture} network, not a fitted harmoniser: load it with load_pretrained")
+    weights_path = verify_weights(entry)
+    state = _read_state_dict(weights_path)
+    harmonizer = HARMONIZERS.get(entry.card.architecture).create(entry.card.options)
+    expected, found = set(harmonizer.state_dict()), set(state)
+    if expected != found:
+        raise InputError(
+            weights_path,
+            f"weights do not fit harmoniser {entry.card.architecture!r}: missing {sorted(expected - found)}, unexpected {sorted(found - expected)}",
+        )
+    harmonizer.load_state_dict(state)
+    return harmonizer, entry.card
+
+
+def _state_dict_bytes(model: nn.Module | Harmonizer) -> bytes:
     """The model's ``state_dict`` (CPU copies) serialised with ``torch.save``."""
     state = {key: value.detach().to("cpu").clone() for key, value in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
+
+
+def _harmonizer_name(harmonizer: Harmonizer) -> str:
+    """Registry name of a fitted harmoniser of a registered class (one ``HARMONIZERS`` rebuilds from its config)."""
+    constructor = HARMONIZERS.get(harmonizer.name).constructor if harmonizer.name in HARMONIZERS else None
+    if not (isinstance(constructor, type) and isinstance(harmonizer, constructor)):
+        classes = [entry.name for entry in HARMONIZERS if isinstance(entry.constructor, type)]
+        raise MedrestoreError(f"{type(harmonizer).__name__} ({harmonizer.name}) is not a registered harmoniser class; known: {', '.join(classes)}")
+    return harmonizer.name
 
 
 def _check_name_free(name: str, zoo_dir: Path, overwrite: bool) -> None:
@@ -187,7 +230,7 @@ def _check_name_free(name: str, zoo_dir: Path, overwrite: bool) -> None:
 
 
 def save_to_zoo(
-    model: nn.Module,
+    model: nn.Module | Harmonizer,
     *,
     name: str,
     task: str,
@@ -204,20 +247,21 @@ def save_to_zoo(
     """Write ``model``'s weights and card into ``zoo_dir`` and return the card.
 
     The architecture and its options are read from the model itself (its class in the
-    registry and its ``config``), so the card always rebuilds the same network. Writes
+    registry and its ``config``; a fitted harmoniser's registry name), so the card always
+    rebuilds the same network or harmoniser. Writes
     ``zoo_dir/weights/<name>.pt`` (the ``state_dict``, CPU tensors) and then
     ``zoo_dir/cards/<name>.json`` with the SHA-256 of exactly the bytes written; both writes
     are atomic and the card comes last, so a card never points at missing weights.
 
     Raises:
-        MedrestoreError: unregistered architecture; the name is used by a zoo folder searched
+        MedrestoreError: unregistered architecture or harmoniser; the name is used by a zoo folder searched
             before ``zoo_dir`` (it would shadow the new model; every folder counts when
             ``zoo_dir`` is not on the search path); or ``zoo_dir`` holds it and not ``overwrite``.
         InputError: a card field is invalid (nothing is written then).
     """
     require_card_name(name)
     zoo_dir = Path(zoo_dir)
-    architecture = architecture_of(model)
+    architecture = _harmonizer_name(model) if isinstance(model, Harmonizer) else architecture_of(model)
     payload = _state_dict_bytes(model)
     card = ModelCard(
         name=name,
