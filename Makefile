@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medrestore demo --out $(OUT)
+	$(BIN)/medrestore demo -o $(OUT)
 
 lint: $(STAMP)
 	$(BIN)/lint-imports

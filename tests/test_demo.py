@@ -11,7 +11,7 @@ from medrestore.cli.main import main
 
 def test_quick_demo_writes_report_with_real_results(tmp_path, capsys) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    assert main(["demo", "-o", str(out), "--quick"]) == 0
     assert str(out / "report.html") in capsys.readouterr().out
     html = (out / "report.html").read_text()
     record = json.loads((out / "metrics.json").read_text())

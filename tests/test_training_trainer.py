@@ -230,12 +230,12 @@ def test_cli_train_writes_the_run_folder(tmp_path: Path, capsys: pytest.CaptureF
     mapping = _mapping(tmp_path, epochs=1, device="auto")
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(mapping))
-    assert main(["train", "--config", str(config_path), "--output-dir", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert main(["train", "--config", str(config_path), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
     output = capsys.readouterr().out
     assert f"run folder: {tmp_path / 'out'}" in output
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"config.yaml", "last.pt", "best.pt", "log.csv", "history.json"}
     assert load_config(tmp_path / "out" / "config.yaml").train.device == "cpu"
-    again = ["train", "--config", str(config_path), "--output-dir", str(tmp_path / "out"), "--device", "cpu"]
+    again = ["train", "--config", str(config_path), "-o", str(tmp_path / "out"), "--device", "cpu"]
     assert main(again) == 2
     assert "already holds a run (last.pt)" in capsys.readouterr().err
     assert main([*again, "--resume"]) == 0  # already finished: nothing left to do

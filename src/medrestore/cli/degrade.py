@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--collimator", metavar="NAME", help="LEHR, LEGP (default), LEUHR, LEHS, MEGP or HEGP (gamma-camera)")
     add("--distance", type=float, metavar="MM", help="source-to-collimator distance in mm (gamma-camera, default 100)")
     add("--isotope", metavar="NAME", help="Tc-99m (default), I-123, Tl-201 or In-111 (gamma-camera)")
-    add("--pixel-size", type=float, metavar="MM", help="input pixel size; default its spacing (gamma-camera)")
+    add("--pixel-size", type=float, metavar="MM", help="input pixel size in mm; default its spacing (gamma-camera)")
     add("--total-counts", type=float, metavar="N", help="expected total counts instead of --counts (gamma-camera)")
     add("--scatter-fraction", type=float, metavar="F", help="fraction of scattered counts, 0-0.95 (gamma-camera)")
     add("--scanner", choices=("a", "b"), help="simulated scanner: a (1.5 T-like) or b (3 T-like) (scanner)")

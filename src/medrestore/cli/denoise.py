@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, is_batch, keep_record, run_io_command
-from medrestore.cli.options import add_value_options
+from medrestore.cli.options import add_device_option, add_value_options
 from medrestore.core.errors import ConfigError
 from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, DenoiseResult, denoise_file
 from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
@@ -48,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FRAME",
         help="neighbouring frames of the same location for a multi-frame model (same shape as INPUT)",
     )
-    parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
+    add_device_option(parser)
     parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter; 4-D series only: mppca "
                         "or patch2self (dipy), along the volume axis (default: auto = unet3d-nlm on near-isotropic volumes with voxels "
                         "<= 1.5 mm, nlm otherwise). A 4-D input also gets its temporal SNR map, before and after, in OUTPUT.tsnr.nii.gz")
-    parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units, or auto to estimate it per volume")
+    parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units (the input's intensity scale), or auto to estimate it per volume (default: auto)")
     add_value_options(parser)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.cli.options import add_device_option
 from medrestore.tasks.denoise_mri import METHODS
 from medrestore.tasks.denoise_protocols import PROTOCOLS, ProtocolSettings, figure_path, leave_one_out_file, tissue_agreement_file
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relative-sigma", type=float, default=0.05, metavar="S", help="σ of the simulated noise, as a fraction of the maximum (default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated noise (default 0)")
     parser.add_argument("--repetitions", type=int, default=None, metavar="N", help="leave-one-out: score N evenly spaced repetitions (default: all)")
-    parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, ... (default: auto)")
+    add_device_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

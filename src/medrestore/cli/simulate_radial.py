@@ -31,14 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT --spokes N [--golden] [--half-spokes] --delay DX DY [DXY] --coils C --noise S --seed S``."""
     parser.add_argument("input", metavar="INPUT", help="a real 2-D image or 3-D volume (NIfTI, DICOM, PNG/JPEG, TIFF, NumPy)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="radial k-space: .npz or ISMRMRD .h5")
-    parser.add_argument("--spokes", type=int, default=64, help="number of spokes (default 64)")
+    parser.add_argument("--spokes", type=int, default=64, metavar="N", help="number of spokes (default 64)")
     parser.add_argument("--golden", action="store_true", help="golden-angle ordering (default uniform)")
     parser.add_argument("--half-spokes", action="store_true", help="centre-out spokes instead of full spokes")
-    parser.add_argument("--oversampling", type=float, default=2.0, help="readout oversampling (default 2)")
+    parser.add_argument("--oversampling", type=float, default=2.0, metavar="X", help="readout samples per image pixel (default 2)")
     parser.add_argument("--delay", type=float, nargs="+", default=[0.0, 0.0], metavar="D",
                         help="gradient delays in samples: DX DY [DXY] (default 0 0)")
-    parser.add_argument("--coils", type=int, default=8, help="simulated birdcage coils (default 8)")
-    parser.add_argument("--noise", type=float, default=DEFAULT_RADIAL_NOISE,
+    parser.add_argument("--coils", type=int, default=8, metavar="N", help="simulated birdcage coils (default 8)")
+    parser.add_argument("--noise", type=float, metavar="S", default=DEFAULT_RADIAL_NOISE,
                         help=f"complex noise std relative to max|k| (default {DEFAULT_RADIAL_NOISE:g}, a real scan's level; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, run_io_command
-from medrestore.cli.options import add_value_options
+from medrestore.cli.options import add_device_option, add_value_options
 from medrestore.tasks.superres import (
     DEFAULT_METHOD,
     DEFAULT_MLEM_ITERATIONS,
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"restoration method (default {DEFAULT_METHOD}; the refining methods fall back to their classical stage "
         "outside the inputs their networks learnt, recorded in OUT.json)")  # fmt: skip
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
-    add("--device", default="cpu", metavar="D", help="cpu (default), auto, cuda, cuda:1 or mps")
+    add_device_option(parser)
     iterations = ", ".join(f"{method} {count}" for method, count in DEFAULT_MLEM_ITERATIONS.items())
     add("--iterations", type=int, metavar="N", help=f"ML-EM iterations (default: {iterations}; the networks' as trained)")
     sizes = ", ".join(map(str, ENSEMBLE_SIZES))
@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--ensemble", type=int, metavar="V",
         help=f"network methods: average the network over V turned/flipped views ({sizes}; default: {defaults}, others 1)")
     add("--collimator", default="LEGP", metavar="NAME", help="camera collimator when IN.json records none (default LEGP)")
-    add("--distance", type=float, default=100.0, metavar="MM", help="source distance when IN.json records none (default 100)")
+    add("--distance", type=float, default=100.0, metavar="MM", help="source distance in mm when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
-    add("--pixel-size", type=float, metavar="MM", help="output pixel size (default: IN.json, else the input spacing / K)")
+    add("--pixel-size", type=float, metavar="MM", help="output pixel size in mm (default: IN.json, else the input spacing / K)")
     add_value_options(parser)
 
 

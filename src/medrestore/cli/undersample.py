@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT --accel R --mask KIND --center-fraction F --seed S [--json]``."""
     parser.add_argument("input", metavar="INPUT", help="raw k-space: twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="undersampled k-space: .npz, .cfl or .h5")
-    parser.add_argument("--accel", type=float, default=4.0, help="acceleration factor R (default 4)")
+    parser.add_argument("--accel", type=float, default=4.0, metavar="R", help="acceleration factor R: acquired lines = all / R (default 4)")
     parser.add_argument("--mask", choices=MASK_KINDS, default="random", help="sampling pattern (default random)")
-    parser.add_argument("--center-fraction", type=float, default=0.08, help="fully sampled centre fraction (default 0.08)")
+    parser.add_argument("--center-fraction", type=float, default=0.08, metavar="F", help="fraction of the phase-encoding lines fully sampled at the centre (default 0.08)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask generator (default 0)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
 

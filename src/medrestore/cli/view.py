@@ -27,7 +27,7 @@ import tempfile
 import webbrowser
 from pathlib import Path
 
-from medrestore.cli.options import add_value_options
+from medrestore.cli.options import add_reference_option, add_value_options
 from medrestore.server.app import ViewerServer
 from medrestore.tasks.viewer import DEFAULT_MEMORY_BUDGET, Viewer
 
@@ -35,7 +35,7 @@ from medrestore.tasks.viewer import DEFAULT_MEMORY_BUDGET, Viewer
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``[IMAGE] [--reference REF] [--root DIR] [--host H] [--port P] [--workdir DIR] [--memory-budget MB] [--open]``."""
     parser.add_argument("image", nargs="?", metavar="IMAGE", help="an image to open as the first study (inside --root)")
-    parser.add_argument("--reference", metavar="REF", help="the clean image IMAGE's results are scored against")
+    add_reference_option(parser, "the clean image IMAGE's results are scored against")
     parser.add_argument("--root", metavar="DIR", help="the folder whose files the viewer may open (default: IMAGE's folder, else .)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
