@@ -1,8 +1,9 @@
 """``medrestore demo``: every available workflow on built-in data, one HTML report.
 
 Each workflow contributes one or more *sections*: a function ``(DemoContext) -> ReportSection``
-listed in :data:`DEMO_SECTIONS`. A section uses data generated in code or shipped inside the
-installed package (the OCT and harmonisation sections read real images from the project's data folder
+listed in :data:`DEMO_SECTIONS`. The sections import what they share from
+:mod:`medrestore.tasks.demo_common`, never this module, so the imports run one way. A section
+uses data generated in code or shipped inside the installed package (the OCT and harmonisation sections read real images from the project's data folder
 and report themselves skipped without them), writes its figures into the output folder, and returns its metrics.
 """
 
@@ -17,31 +18,13 @@ from pathlib import Path
 import torch
 
 from medrestore.report import Report, ReportSection, write_report
+from medrestore.tasks.demo_common import DemoContext, Section
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
 from medrestore.tasks.demo_harmonize import harmonization_section
 from medrestore.tasks.demo_mri import mri_denoising_section, radial_section
 from medrestore.tasks.demo_nm import nm_superres_section
 from medrestore.tasks.demo_oct import oct_section
 
-
-@dataclasses.dataclass(frozen=True)
-class DemoContext:
-    """What a demo section receives.
-
-    Attributes:
-        out_dir: report folder; figures are written here.
-        work_dir: scratch folder for intermediate files (training runs, generated inputs).
-        seed: base seed; sections derive their own generators from it.
-        quick: shorter training/iterations (tests use it).
-    """
-
-    out_dir: Path
-    work_dir: Path
-    seed: int = 0
-    quick: bool = False
-
-
-Section = Callable[[DemoContext], ReportSection]
 
 DEMO_SECTIONS: tuple[Section, ...] = (
     degradations_section,

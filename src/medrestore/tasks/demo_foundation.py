@@ -23,7 +23,7 @@ from medrestore.tasks.train import train
 from medrestore.training.config import config_from_mapping
 
 if TYPE_CHECKING:
-    from medrestore.tasks.demo import DemoContext
+    from medrestore.tasks.demo_common import DemoContext
 
 
 def _rician_background_mean(sigma: float) -> float:

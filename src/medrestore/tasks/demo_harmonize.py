@@ -23,11 +23,11 @@ from medrestore.metrics import evaluate
 from medrestore.metrics.harmonization import hyperintensity_contrast, hyperintensity_regions
 from medrestore.physics.scanner import brain_mask, scanner_profile, simulate_scanner
 from medrestore.report import Figure, ReportSection, save_comparison_png
-from medrestore.tasks.demo_oct import DATA_ENVIRONMENT, data_root
+from medrestore.tasks.demo_common import DATA_ENVIRONMENT, data_root
 from medrestore.tasks.harmonize import resolve_harmonizer
 
 if TYPE_CHECKING:
-    from medrestore.tasks.demo import DemoContext
+    from medrestore.tasks.demo_common import DemoContext
 
 MODEL = "cyclegan-sim"
 

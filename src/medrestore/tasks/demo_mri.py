@@ -27,14 +27,14 @@ from medrestore.metrics.tissue import tissue_jaccard
 from medrestore.physics import build_degradation
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.report import Figure, ReportSection, save_comparison_png
-from medrestore.tasks.demo_oct import data_root
+from medrestore.tasks.demo_common import data_root
 from medrestore.tasks.denoise_mri import AUTO_METHOD, denoise_volume, load_mri_network
 from medrestore.tasks.radial import (
     RadialReconOptions, RadialSimulation, estimate_kspace_delay, radial_network_available, reconstruct_radial, simulate_radial,
 )
 
 if TYPE_CHECKING:
-    from medrestore.tasks.demo import DemoContext
+    from medrestore.tasks.demo_common import DemoContext
 
 SIGMAS = (0.05, 0.10)
 """Rician σ of the denoising demo, relative to the phantom's maximum (1)."""

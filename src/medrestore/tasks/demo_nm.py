@@ -24,7 +24,7 @@ from medrestore.tasks.superres import (
 )
 
 if TYPE_CHECKING:
-    from medrestore.tasks.demo import DemoContext
+    from medrestore.tasks.demo_common import DemoContext
 
 SCALE = 4
 SIZE = 256

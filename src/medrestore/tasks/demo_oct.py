@@ -8,7 +8,6 @@ as skipped when they are not there.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,24 +20,16 @@ from medrestore.io import cast_to_dtype
 from medrestore.metrics import evaluate
 from medrestore.models import create_method
 from medrestore.report import Figure, ReportSection, save_comparison_png
+from medrestore.tasks.demo_common import DATA_ENVIRONMENT, data_root
 from medrestore.tasks.denoise import DEFAULT_MODELS, DEFAULT_MULTIFRAME_MODELS, input_frames, load_denoiser
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from medrestore.tasks.demo import DemoContext
+    from medrestore.tasks.demo_common import DemoContext
 
-DATA_ENVIRONMENT = "MEDRESTORE_DATA"
 DUKE_FOLDER = "oct-duke-bioptigen"
 MEDIAN_SIZE = 11  # chosen on the training subjects 1–8 (benchmarks/oct_duke.py tune-classical)
-
-
-def data_root() -> Path:
-    """``$MEDRESTORE_DATA`` when set, else ``../shared/data`` beside the source checkout."""
-    configured = os.environ.get(DATA_ENVIRONMENT)
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def _eight_bit(image: torch.Tensor) -> np.ndarray:
