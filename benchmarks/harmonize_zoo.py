@@ -56,8 +56,8 @@ DESCRIPTION = (
     "transfer curves of the patch means, fitted on paired slices of the simulator's 1.5 T-like (a) / 3 T-like (b) "
     "scanner pair; maps both directions (--direction a2b or b2a). Inputs in other units are rescaled by the recorded "
     "intensity reference. Limits: trained and scored only on simulated scanners made from one brain (Colin27) deformed "
-    "into subjects; not validated on real scans of two scanners. Slower than the CycleGAN (patch-by-patch sparse coding), "
-    "and it weakens a local hyperintensity about as much as histogram matching does (see benchmarks/harmonize.md)."
+    "into subjects; not validated on real scans of two scanners. Several times slower per slice than cyclegan-sim "
+    "(patch-by-patch sparse coding). Numbers and the hyperintensity test: benchmarks/harmonize.md."
 )
 
 
@@ -78,11 +78,11 @@ def intensity_reference(data_root: Path) -> dict[str, float]:
 
 def eval_metrics(path: Path) -> dict[str, float]:
     """The zoo model's rows of a ``harmonize-eval`` ``metrics.json``, flattened as ``<metric>_<direction>``."""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    rows = json.loads(path.read_text(encoding="utf-8"))["sections"]["harmonize_eval"]["rows"]
     metrics: dict[str, float] = {}
     for direction in ("b2a", "a2b"):
-        row = record["directions"][direction]["methods"][NAME]
-        for key in ("classifier_accuracy", "psnr", "ssim", "jaccard_input", "hyperintensity_survival"):
+        row = next(row for row in rows if row["method"] == NAME and row["direction"] == direction)
+        for key in ("psnr", "ssim", "classifier_accuracy", "jaccard_input", "hyperintensity_survival"):
             value = row.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
                 metrics[f"{key}_{direction}"] = round(float(value), 4)
@@ -96,8 +96,13 @@ def write_reference(run_dir: Path, reference: dict[str, float]) -> None:
     outputs = {direction: harmonizer.harmonize(image, direction)[0].numpy() for direction in ("a2b", "b2a")}
     harmonizer.intensity_reference = reference  # type: ignore[attr-defined]
     outputs["b2a_units"] = harmonize_in_units(image * 250.0, harmonizer, "b2a")[0].numpy()
+    arrays = {"input": image[0].numpy(), **outputs}
+    if REFERENCE.is_file():
+        with np.load(REFERENCE) as stored:
+            if set(stored.files) == set(arrays) and all(np.array_equal(stored[k], v) for k, v in arrays.items()):
+                return  # unchanged: keep the file's bytes
     buffer = io.BytesIO()
-    np.savez(buffer, input=image[0].numpy(), **outputs)
+    np.savez(buffer, **arrays)
     atomic_write_bytes(REFERENCE, buffer.getvalue())
 
 
