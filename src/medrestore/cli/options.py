@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 
+from medrestore.core.device import DEFAULT_DEVICE  # the GPU when there is one, as select_device's default
 from medrestore.io.values import CLI_NONFINITE_POLICIES
 
 __all__ = ["DEFAULT_DEVICE", "add_device_option", "add_reference_option", "add_value_options"]
 
-DEFAULT_DEVICE = "auto"
-"""The ``--device`` default of every command: the GPU when there is one (as the library's own
-default, :func:`medrestore.core.device.select_device`), so a result does not depend on which
-command computed it."""
 
 
 def add_value_options(parser: argparse.ArgumentParser) -> None:

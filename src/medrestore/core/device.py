@@ -6,8 +6,11 @@ import torch
 
 from medrestore.core.errors import MedrestoreError
 
+DEFAULT_DEVICE = "auto"
+"""The device every command and the public API use unless told otherwise (``--device``)."""
 
-def select_device(name: str = "auto") -> torch.device:
+
+def select_device(name: str = DEFAULT_DEVICE) -> torch.device:
     """Return the torch device for ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
 
     Raises :class:`MedrestoreError` if a GPU is requested but not available.

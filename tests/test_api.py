@@ -1,0 +1,129 @@
+"""The public in-memory API (:mod:`medrestore.api`): each call gives what the task (and so the
+command line) gives on the same input, leaves its input alone, and the README example runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+import medrestore
+from medrestore.core.errors import InputError
+from medrestore.core.image import affine_from_spacing
+from medrestore.core.random import make_generator
+from medrestore.data.phantoms import shepp_logan
+from medrestore.io import read_image, write_image
+from medrestore.physics.mri import MaskSpec, sample_mask
+from medrestore.physics.mri.simulation import birdcage_coil_maps, simulate_kspace
+from medrestore.tasks.degrade import degrade_file
+from medrestore.tasks.denoise import denoise_file
+from medrestore.tasks.recon import ReconOptions, reconstruct
+
+torch.set_num_threads(1)
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _phantom(size: int = 64, modality: str = "mri") -> medrestore.Image:
+    return medrestore.Image(torch.from_numpy(shepp_logan(size)), affine_from_spacing((0.9, 1.1)), 2, modality)
+
+
+def test_degrade_and_denoise_match_the_file_workflows(tmp_path: Path) -> None:
+    clean = _phantom()
+    kept = clean.data.clone()
+    noisy, how = medrestore.degrade(clean, "rician", sigma=0.05, seed=3)
+    assert torch.equal(clean.data, kept)  # the input is not modified
+    write_image(clean, tmp_path / "clean.nii.gz")
+    record = degrade_file(tmp_path / "clean.nii.gz", tmp_path / "noisy.nii.gz", "rician", {"sigma": 0.05}, seed=3)
+    assert torch.equal(noisy.data, read_image(tmp_path / "noisy.nii.gz").data)
+    assert how["degradation"] == record["degradation"] and how["input"] == how["output"] == "<memory>"
+    np.testing.assert_allclose(noisy.affine, clean.affine)
+
+    denoised, done = medrestore.denoise(noisy, modality="mri", method="nlm", sigma=0.05, device="cpu")
+    expected = denoise_file(tmp_path / "noisy.nii.gz", tmp_path / "denoised.nii.gz", "mri", method="nlm", sigma=0.05, device="cpu")
+    torch.testing.assert_close(denoised.data, read_image(tmp_path / "denoised.nii.gz").data)
+    assert (done["method"], done["model"], done["sigmas"]) == (expected.method, expected.model, list(expected.sigmas))
+    json.dumps(done)  # the record is JSON-ready
+    assert "source_path" not in denoised.metadata
+
+
+def test_a_path_input_is_named_in_the_record(tmp_path: Path) -> None:
+    write_image(_phantom(), tmp_path / "clean.nii.gz")
+    noisy, how = medrestore.degrade(tmp_path / "clean.nii.gz", "gaussian", sigma=0.1, seed=0)
+    assert how["input"] == str(tmp_path / "clean.nii.gz") and how["output"] == "<memory>"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clean.nii.gz"]  # nothing written beside it
+
+
+def test_evaluate_matches_skimage() -> None:
+    clean = _phantom()
+    noisy = clean.with_data(clean.data + 0.05 * torch.randn(clean.data.shape, generator=make_generator(0)))
+    scores, record = medrestore.evaluate(noisy, clean)
+    reference = clean.data.numpy().astype(np.float64)
+    expected = peak_signal_noise_ratio(reference, noisy.data.numpy().astype(np.float64), data_range=float(np.ptp(reference)))
+    assert scores["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert record["convention"] == "default" and record["shape"] == [64, 64]
+    with pytest.raises(InputError, match="differs from reference shape"):
+        medrestore.evaluate(_phantom(32), clean)
+
+
+def test_recon_matches_the_task() -> None:
+    clean = torch.from_numpy(shepp_logan(64))
+    maps = birdcage_coil_maps((64, 64), 8, 1.5)
+    mask = sample_mask(MaskSpec("equispaced", 4, 0.08, 0), (64, 64))
+    kspace = medrestore.KSpace(simulate_kspace(clean.to(torch.complex64), maps, 0.005, make_generator(1)) * mask, (64, 64), mask)
+    image, record = medrestore.recon(kspace, method="cs-wavelet", device="cpu")
+    expected = reconstruct(kspace, ReconOptions(method="cs-wavelet", device="cpu"))
+    torch.testing.assert_close(image.data, expected.image.data)
+    assert (record["method"], record["lam"], record["iterations"]) == ("cs-wavelet", expected.lam, expected.iterations)
+    zero_filled, _ = medrestore.recon(kspace, method="zero-filled", device="cpu")
+
+    def psnr(result: torch.Tensor) -> float:
+        return float(peak_signal_noise_ratio(clean.numpy(), (result / result.max()).numpy(), data_range=1.0))
+
+    assert psnr(image.data) > psnr(zero_filled.data) + 3.0
+
+
+def test_an_in_memory_image_is_named_in_errors() -> None:
+    with pytest.raises(InputError, match=r"^in-memory image: gamma-camera needs square pixels; the spacing is 0.9 x 1.1 mm$"):
+        medrestore.degrade(_phantom(64, "nm"), "gamma-camera", peak_counts=100.0)
+
+
+def test_superres_keeps_the_counts() -> None:
+    activity = _phantom(128, "nm")
+    activity = medrestore.Image(activity.data, affine_from_spacing((0.6, 0.6)), 2, "nm")
+    counts, _ = medrestore.degrade(activity, "gamma-camera", peak_counts=100.0, seed=1)
+    fine, record = medrestore.superres(counts, scale=4, device="cpu")
+    assert tuple(fine.shape) == (128, 128) and record["method"] == "dct-mlem"
+    assert float(fine.data.sum()) == pytest.approx(float(counts.data.sum()), rel=1e-5)
+    np.testing.assert_allclose(fine.spacing, np.asarray(counts.spacing) / 4)
+
+
+def test_import_stays_light() -> None:
+    """``import medrestore`` loads no torch; the API is loaded when first used."""
+    probe = "import sys, medrestore; assert 'torch' not in sys.modules; medrestore.denoise; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
+    assert {"denoise", "recon", "superres", "harmonize", "degrade", "evaluate"} <= set(medrestore.__all__)
+
+
+def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    section = README.read_text(encoding="utf-8").split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    namespace: dict[str, object] = {}
+    exec(compile(code.group(1), str(README), "exec"), namespace)  # noqa: S102 - the project's own README
+    lines = capsys.readouterr().out.splitlines()
+    gain = re.match(r"nlm: PSNR ([\d.]+) → ([\d.]+) dB", lines[0])
+    assert gain is not None and float(gain.group(2)) > float(gain.group(1)) + 5.0
+    assert lines[1].startswith("dct-mlem (128, 128)")
+    counts = re.search(r"(\d+) of (\d+) counts", lines[1])
+    assert counts is not None and counts.group(1) == counts.group(2)
+    assert lines[2] == "cs-wavelet (128, 128)"
+    harmonised = namespace["harmonised"]
+    assert isinstance(harmonised, medrestore.Image) and tuple(harmonised.shape) == (128, 128)
