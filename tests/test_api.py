@@ -94,6 +94,16 @@ def test_an_in_memory_image_is_named_in_errors() -> None:
         medrestore.degrade(_phantom(64, "nm"), "gamma-camera", peak_counts=100.0)
 
 
+def test_nan_is_refused_naming_the_option_and_zeroed_on_request() -> None:
+    clean = _phantom()
+    holed = clean.with_data(torch.where(torch.arange(64) == 5, torch.nan, clean.data))
+    with pytest.raises(InputError, match=r"^in-memory image: contains 64 NaN.*pass --nonfinite zero \(Python: nonfinite=\"zero\"\)"):
+        medrestore.degrade(holed, "gaussian", sigma=0.1)
+    noisy, how = medrestore.degrade(holed, "gaussian", sigma=0.0, seed=0, nonfinite="zero")
+    assert how["nonfinite_replaced"]["nan"] == 64 and bool(torch.isfinite(noisy.data).all())
+    assert float(noisy.data[:, 5].abs().max()) == 0.0
+
+
 def test_superres_keeps_the_counts() -> None:
     activity = _phantom(128, "nm")
     activity = medrestore.Image(activity.data, affine_from_spacing((0.6, 0.6)), 2, "nm")

@@ -153,17 +153,19 @@ def superres(
     model: str | None = None,
     device: str = DEFAULT_DEVICE,
     modality: str = "nm",
+    nonfinite: str = "refuse",
 ) -> Result:
     """Super-resolve a planar scintigram ``(H, W)`` (or frames ``(H, W, F)``) in counts by ``scale``
     per axis, as ``medrestore superres`` does (:func:`medrestore.tasks.superres.superres_file`).
 
     ``method`` ``None`` is the command's default; the camera (collimator, distance, isotope) is
-    the command's default unless the image's record names it. Returns the ``(scale·H, scale·W)``
+    the command's default unless the image's record names it. ``nonfinite``: NaN/±Inf policy,
+    ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`), as for every call. Returns the ``(scale·H, scale·W)``
     image (total counts kept) and the sidecar record.
     """
     from medrestore.tasks.superres import SuperResolutionRequest, superres_file
 
-    request = SuperResolutionRequest(modality=modality, scale=scale, model=model, device=device)
+    request = SuperResolutionRequest(modality=modality, scale=scale, model=model, device=device, nonfinite=nonfinite)
     if method is not None:
         request = dataclasses.replace(request, method=method)
     return _through_files(image, lambda source, target: superres_file(source, target, request))
@@ -176,6 +178,7 @@ def harmonize(
     noise_level: float | None = None,
     seed: int = 0,
     grid: int | None = None,
+    nonfinite: str = "refuse",
 ) -> Result:
     """Harmonise an MRI slice ``(H, W)`` or volume ``(X, Y, Z)`` between scanners a (1.5 T) and b (3 T),
     as ``medrestore harmonize`` does (:func:`medrestore.tasks.harmonize.harmonize_file`).
@@ -185,10 +188,12 @@ def harmonize(
     """
     from medrestore.tasks.harmonize import harmonize_file
 
-    return _through_files(image, lambda source, target: harmonize_file(source, target, model, direction, noise_level, seed, grid))
+    return _through_files(image, lambda source, target: harmonize_file(source, target, model, direction, noise_level, seed, grid, nonfinite))
 
 
-def degrade(image: Image | str | Path, kind: str, seed: int = 0, **parameters: float | int | str | bool) -> Result:
+def degrade(
+    image: Image | str | Path, kind: str, seed: int = 0, nonfinite: str = "refuse", **parameters: float | int | str | bool
+) -> Result:
     """Degrade ``image`` with the forward model ``kind`` (``gaussian``, ``rician``, ``poisson``,
     ``speckle``, ``blur-downsample``, ``gamma-camera``, ``scanner``) and its ``parameters``
     (e.g. ``sigma=0.05``, ``counts=100``, ``factor=2``), as ``medrestore degrade`` does
@@ -197,7 +202,7 @@ def degrade(image: Image | str | Path, kind: str, seed: int = 0, **parameters: f
     """
     from medrestore.tasks.degrade import degrade_file
 
-    return _through_files(image, lambda source, target: degrade_file(source, target, kind, parameters, seed))
+    return _through_files(image, lambda source, target: degrade_file(source, target, kind, parameters, seed, nonfinite=nonfinite))
 
 
 def recon(
