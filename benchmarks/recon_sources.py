@@ -28,6 +28,7 @@ Usage::
 
     python benchmarks/recon_sources.py --threads 2 --output results/recon_sources.json
     python benchmarks/recon_sources.py --only pulseq --no-sweep      # a subset, faster
+    python benchmarks/recon_sources.py --networks                    # the shipped networks beside auto
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PULSEQ = SHARED / "mri-raw-pulseq"
 BART_LAMBDAS = (0.001, 0.003, 0.01, 0.03, 0.1)
 SWEEP = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+NETWORKS = ("unet", "vgg-unet", "unrolled")
+"""The shipped Cartesian reconstruction networks (``--networks``: each beside ``auto`` on every case)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,10 +187,10 @@ def scored(image: torch.Tensor, reference: torch.Tensor, seconds: float, **extra
     return {"psnr": scores["psnr"], "ssim": scores["ssim"], **support_scores(image, reference), "seconds": seconds, **extra}
 
 
-def ours(case: Case, lam: float | None = None) -> dict[str, Any]:
+def ours(case: Case, lam: float | None = None, method: str = "auto") -> dict[str, Any]:
     data = KSpace(case.kspace * case.mask, tuple(case.kspace.shape[-2:]), case.mask, None, np.eye(4), {})
     start = time.perf_counter()
-    result = reconstruct(data, ReconOptions(lam=lam))
+    result = reconstruct(data, ReconOptions(method=method, lam=lam))
     selection = result.image.metadata.get("recon_lambda_selection") or [{}]
     return scored(result.image.data, case.reference, time.perf_counter() - start, method=result.method, lam=result.lam,
                   rule_lam=selection[0].get("rule_lambda"))  # fmt: skip
@@ -225,6 +228,23 @@ def run_case(case: Case, folder: Path, threads: int, sweep: bool) -> dict[str, A
     return row
 
 
+def network_row(case: Case) -> dict[str, Any]:
+    """``auto`` and each shipped reconstruction network (:data:`NETWORKS`) on ``case``."""
+    row: dict[str, Any] = {"case": case.name, "acceleration": round(case.acceleration, 2), "auto": ours(case)}
+    for method in NETWORKS:
+        row[method] = ours(case, method=method)
+    print(case.name, {key: round(row[key]["psnr"], 2) for key in ("auto", *NETWORKS)}, flush=True)
+    return row
+
+
+def network_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| case | R | `auto` | " + " | ".join(f"`{m}`" for m in NETWORKS) + " |", "|---|---|---|" + "---|" * len(NETWORKS)]
+    for row in rows:
+        cells = [f"{row[key]['psnr']:.2f} / {row[key]['ssim']:.3f}" for key in ("auto", *NETWORKS)]
+        lines.append(f"| {row['case']} | {row['acceleration']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| case | R | auto dB / SSIM (support) | s | BART λ=0.01 | BART best λ | best ×auto-λ |", "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -248,9 +268,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="run the sources whose name contains this")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep of auto's weight")
+    parser.add_argument("--networks", action="store_true", help="the shipped networks beside auto instead of BART")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.networks:
+        with tempfile.TemporaryDirectory() as name:
+            rows = [network_row(case) for case in cases(Path(name), args.only)]
+        print(network_table(rows))
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+        return
     with tempfile.TemporaryDirectory() as name:
         rows = [run_case(case, Path(name), args.threads, not args.no_sweep) for case in cases(Path(name), args.only)]
     print(table(rows))

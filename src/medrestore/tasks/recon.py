@@ -210,7 +210,9 @@ def resolve_method(kspace: KSpace, method: str) -> str:
 def auto_decision(kspace: KSpace) -> str:
     """Why ``auto`` ran what it ran (recorded in the report)."""
     if not kspace.is_cartesian:
-        return "radial k-space: gradient-delay correction, then TV on the NUFFT-SENSE operator"
+        return ("radial k-space: gradient-delay correction, then TV on the NUFFT-SENSE operator with a weight "
+                "cross-validated on held-out spokes; the radial networks are not offered, as they lose to TV on images "
+                "unlike their training data (benchmarks/README.md, radial networks)")
     if kspace.mask is None:
         return "fully sampled: zero-filled RSS"
     return ("undersampled Cartesian: L1-wavelet CS with a cross-validated weight; no shipped network is offered, "
