@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="coil compression: svd (BART cc -S), geometric along the readout (cc -G), or auto "
                              "(geometric when the lines are complete along the readout; default)")
     parser.add_argument("--lam", type=float, default=None, help="absolute regularisation weight (default: Cartesian CS chooses it per slice by k-space hold-out cross-validation; radial: holding out whole spokes)")
-    parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE, 100 CS)")
+    parser.add_argument("--iterations", type=int, default=None, help="solver iterations (default: 10 SENSE; CS 100 with --lam, else the last solve after the weight's validation path: 50 Cartesian, 40 radial)")
     add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--delay-correction", choices=DELAY_CORRECTIONS, default="auto",

@@ -285,7 +285,7 @@ def _solve_slice(data: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, met
     problem = HoldoutProblem(solve, operator_for, full.forward, data / scale, mask)
     image, choice = holdout_reconstruction(problem, operator, start, settings)
     selection = {**choice.record(), "lambda": choice.lam * scale, "candidates": [c * scale for c in choice.candidates],
-                 "rule_lambda": start * scale, "path_iterations": settings.iterations * len(settings.factors)}  # fmt: skip
+                 "rule_lambda": start * scale, "path_iterations": settings.iterations * len(choice.candidates)}  # fmt: skip
     return SliceSolution(image * scale, choice.lam * scale, settings.final_iterations, selection)
 
 
