@@ -14,7 +14,7 @@ from medrestore.training.config import TrainConfig
 # commands that only print (a table, a report, a listing) or serve pages, and write no file
 PRINTING = {"evaluate", "models", "estimate-delay", "view"}
 # commands that score against a reference image
-SCORING = {"evaluate", "recon", "view"}
+SCORING = {"evaluate", "recon", "report", "view"}
 
 
 def _leaves(parser: argparse.ArgumentParser, name: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "superres": ("superres", "super-resolve planar scintigrams ×K in counts (total counts kept) and record how in OUT.json"),
     "undersample": ("undersample", "undersample raw k-space retrospectively (fastMRI random/equispaced lines or Poisson-disc)"),
     "recon": ("recon", "reconstruct MRI from raw k-space (zero-filled, SENSE, CS wavelet/TV, networks; Cartesian and radial)"),
+    "report": ("report", "an HTML report on restored images: summary table, before/after with zoomed insets, difference maps, metrics"),
     "demo": ("demo", "run every available workflow on built-in data and write report.html, metrics.json and PNGs"),
     "simulate-radial": ("simulate_radial", "simulate multi-coil radial k-space of an image (golden-angle/uniform, gradient delays, noise)"),
     "estimate-delay": ("estimate_delay", "estimate gradient delays of radial k-space (RING checked by AC-adaptive, or either alone)"),

@@ -46,6 +46,8 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_reference_option(parser: argparse.ArgumentParser, help_text: str, required: bool = False) -> None:
-    """Add ``--reference FILE`` (alias ``--ref``, stored as ``args.reference``) to ``parser``."""
-    parser.add_argument("--reference", "--ref", dest="reference", required=required, default=None, metavar="FILE", help=help_text)
+def add_reference_option(parser: argparse.ArgumentParser, help_text: str, required: bool = False, many: bool = False) -> None:
+    """Add ``--reference FILE`` (alias ``--ref``, stored as ``args.reference``) to ``parser``;
+    ``many``: ``--reference FILE [FILE ...]`` (a list)."""
+    parser.add_argument("--reference", "--ref", dest="reference", required=required, default=None, metavar="FILE",
+                        nargs="+" if many else None, help=help_text)  # fmt: skip

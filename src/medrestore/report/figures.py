@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -104,3 +106,79 @@ def save_line_plot_png(
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
     return Path(path)
+
+
+def _png_bytes(figure: Any) -> bytes:
+    """The matplotlib ``figure`` as PNG bytes (closed afterwards)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=100, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def zoom_box(shape: tuple[int, int], difference: np.ndarray | None, fraction: float = 0.25) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the region to magnify: ``fraction`` of each side, centred
+    where the absolute ``difference`` (box-averaged over the region's size) is largest, or at the
+    image centre without one."""
+    height, width = (max(4, int(round(n * fraction))) for n in shape)
+    height, width = min(height, shape[0]), min(width, shape[1])
+    if difference is None or not np.any(difference):
+        return (shape[0] - height) // 2, (shape[1] - width) // 2, height, width
+    # box sums by an integral image: sum over every height × width window
+    integral = np.pad(np.abs(difference), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = integral[height:, width:] - integral[:-height, width:] - integral[height:, :-width] + integral[:-height, :-width]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left), height, width
+
+
+def restoration_figure(
+    panels: Sequence[tuple[str, np.ndarray]],
+    difference: tuple[str, np.ndarray] | None,
+    window_index: int,
+    panel_inches: float = 3.4,
+) -> bytes:
+    """Before/after panels with a magnified inset, and a signed difference map; returns PNG bytes.
+
+    Args:
+        panels: ``(label, image)`` pairs of 2-D images (input, output, reference...); an image of
+            another size than the last one's (a super-resolution input) keeps its own pixels and
+            gets the zoom box scaled to it.
+        difference: ``(label, output − baseline)`` shown with a diverging map symmetric about 0,
+            its limit the 99.5th percentile of ``|difference|`` (``None``: no map).
+        window_index: the panel whose 0.5–99.5 % percentiles set the shared grey window.
+        panel_inches: width of one panel.
+
+    The inset (upper right of each grey panel) magnifies the box of :func:`zoom_box`, placed where
+    the difference is largest, and the box is outlined on the panel.
+    """
+    columns = len(panels) + (difference is not None)
+    figure, axes = plt.subplots(1, columns, figsize=(panel_inches * columns, panel_inches + 0.7), squeeze=False)
+    low, high = np.percentile(panels[window_index][1], [0.5, 99.5])
+    anchor_shape = panels[window_index][1].shape
+    box = zoom_box(anchor_shape, None if difference is None else difference[1])
+    for axis, (label, array) in zip(axes[0], panels, strict=False):
+        axis.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+        scale = (array.shape[0] / anchor_shape[0], array.shape[1] / anchor_shape[1])
+        top, left = box[0] * scale[0], box[1] * scale[1]
+        height, width = box[2] * scale[0], box[3] * scale[1]
+        inset = axis.inset_axes((0.6, 0.6, 0.39, 0.39))
+        inset.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        inset.set_xlim(left - 0.5, left + width - 0.5)
+        inset.set_ylim(top + height - 0.5, top - 0.5)
+        inset.set_xticks([])
+        inset.set_yticks([])
+        for spine in inset.spines.values():
+            spine.set_edgecolor("yellow")
+        axis.add_patch(plt.Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="yellow", linewidth=1.0))
+    if difference is not None:
+        label, array = difference
+        limit = float(np.percentile(np.abs(array), 99.5)) or 1.0
+        axis = axes[0][-1]
+        shown = axis.imshow(array, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    figure.tight_layout()
+    return _png_bytes(figure)
