@@ -4,7 +4,7 @@ The default blends three estimates inside the tissue box (``src/medrestore/tasks
 ``x̂₁ = (1 − a)·guided + a·nlm``, then ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``W`` the collaborative Wiener filter
 with groups of ``K`` blocks. ``b`` is a constant in most rows of the grid; in the ``b(∇x̂₁)`` rows, the shipped
 one among them, it is the default's per-voxel share, 1 where ``x̂₁`` is flat and 0.3 at sharp edges
-(``denoise_mri.wiener_share_map``). ``a``, ``b`` and ``K`` were first chosen on Colin27's held-out slab, the
+(``guided_wiener.wiener_share_map``). ``a``, ``b`` and ``K`` were first chosen on Colin27's held-out slab, the
 anatomy of the subject the first guide network learnt. This script scores a grid of them on whole volumes that neither guide
 network trained on (σ = ``--sigma`` of the maximum, seed 0, ``medrestore degrade`` as in
 ``mri_denoise_volume.py``; PSNR inside voxels > 0, peak = maximum; σ estimated as ``--sigma auto`` does).
@@ -46,14 +46,16 @@ from medrestore.metrics import psnr  # noqa: E402
 from medrestore.models.fast_nlm import guided_non_local_means  # noqa: E402
 from medrestore.physics.noise_estimation import estimate_sigma  # noqa: E402
 from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
-from medrestore.tasks.denoise_mri import (  # noqa: E402
-    NLM_SHARE, WIENER_SETTINGS, denoise_volume, guide, load_guides, tissue_box, wiener_share_map,
-)
+from medrestore.models.guided_wiener import DEFAULT_SETTINGS, tissue_box, wiener_share_map  # noqa: E402
+from medrestore.tasks.denoise_mri import denoise_volume, guide, load_guides  # noqa: E402
+
+NLM_SHARE = DEFAULT_SETTINGS.nlm_share
+WIENER_SETTINGS = DEFAULT_SETTINGS.wiener_options()
 
 NLM_SHARES = (0.2, 0.4)
 GROUPS = (8, 16)
 WIENER_SHARES: tuple[float | None, ...] = (0.5, 0.7, 1.0, None)
-"""Constant Wiener shares ``b``, and ``None``: the per-voxel share of the default (``denoise_mri.wiener_share_map``)."""
+"""Constant Wiener shares ``b``, and ``None``: the per-voxel share of the default (``guided_wiener.wiener_share_map``)."""
 
 
 def clipped(path: Path, workdir: Path) -> Path:

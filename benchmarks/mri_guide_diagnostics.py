@@ -47,14 +47,10 @@ from mri_default_shares import noisy_copy  # noqa: E402
 from medrestore.io import read_image  # noqa: E402
 from medrestore.metrics import psnr  # noqa: E402
 from medrestore.physics.noise_estimation import estimate_sigma  # noqa: E402
-from medrestore.tasks.denoise_mri import (  # noqa: E402
-    GUIDE_MODELS,
-    denoise_volume,
-    guide_outputs,
-    load_guides,
-    guided_stages,
-    tissue_box,
-)
+from medrestore.models.guided_wiener import DEFAULT_SETTINGS, guided_stages, tissue_box  # noqa: E402
+from medrestore.tasks.denoise_mri import denoise_volume, guide_outputs, load_guides  # noqa: E402
+
+GUIDE_MODELS = DEFAULT_SETTINGS.guide_models
 
 
 def band_masks(brain: np.ndarray, bands: tuple[float, ...], distance: np.ndarray | None = None) -> dict[str, np.ndarray]:

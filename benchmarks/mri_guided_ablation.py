@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,17 +47,21 @@ from medrestore.metrics import psnr  # noqa: E402
 from medrestore.models.fast_nlm import GUIDED_H_FACTOR, GUIDED_SEARCH_RADIUS, guided_non_local_means, nlm_weighted_mean  # noqa: E402
 from medrestore.physics.noise_estimation import estimate_sigma, rician_bias_correct  # noqa: E402
 from medrestore.solvers.collaborative_wiener import collaborative_wiener  # noqa: E402
-from medrestore.tasks.denoise_mri import (  # noqa: E402
-    _nlm, guide, guide_settings, guided_stages, load_mri_network, network_denoise, tissue_box,
-)
+from medrestore.models.guided_wiener import DEFAULT_SETTINGS, guided_stages, tissue_box  # noqa: E402
+from medrestore.tasks.denoise_mri import _nlm, guide, guide_settings, load_mri_network, network_denoise  # noqa: E402
 
 NLM_SHARE = 0.2
 """The first stage's share of plain ``nlm`` in this ablation (the default's until 2026-11-23; it ships 0.4 now)."""
 WIENER_SHARE = 0.5
 """The Wiener stage's share in this ablation (the default's until 2026-11-23; it now ships a per-voxel share,
-``denoise_mri.wiener_share_map``)."""
+``guided_wiener.wiener_share_map``)."""
 WIENER_GROUP = 8
 """The Wiener stage's groups in this ablation (the default's until 2026-11-23; it ships 16 now)."""
+ABLATION_SETTINGS = dataclasses.replace(
+    DEFAULT_SETTINGS, nlm_share=NLM_SHARE, share_flat=WIENER_SHARE, share_edge=WIENER_SHARE, wiener_group=WIENER_GROUP,
+    wiener_adaptive_above=None, wiener_kaiser_beta=0.0,
+)
+"""The baseline of this ablation as one settings object (Haar across every group, no window, as then)."""
 
 VIEWS = {1: ((),), 2: ((), (0,)), 4: ((), (0,), (1,), (0, 1))}
 
@@ -81,7 +86,7 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
     box = tissue_box(noisy, sigma)  # the default's two stages, inside the tissue box as denoise_volume runs them
     baseline = nlm.clone()
     baseline[box] = guided_stages(
-        noisy[box], nlm[box], guide(noisy[box], predictor, sigma), sigma, NLM_SHARE, WIENER_SHARE, {"group": WIENER_GROUP}  # type: ignore[arg-type]
+        noisy[box], nlm[box], guide(noisy[box], predictor, sigma), sigma, ABLATION_SETTINGS  # type: ignore[arg-type]
     ).final
     first = mixed(guided(shipped_guide))
     patch = rician_bias_correct(nlm_weighted_mean(guides[2], noisy.square(), 0.0, GUIDED_H_FACTOR * sigma, 1, GUIDED_SEARCH_RADIUS), sigma)

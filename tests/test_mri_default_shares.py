@@ -27,11 +27,11 @@ def _write(path: Path, data: np.ndarray) -> Path:
 
 def test_shipped_row_is_the_default(tmp_path: Path) -> None:
     """The grid recomputes the default from its parts: its shipped row must equal ``denoise --method unet3d-nlm``."""
-    if not all((PACKAGED_ZOO / "cards" / f"{name}.json").exists() for name in denoise_mri.GUIDE_MODELS):
+    if not all((PACKAGED_ZOO / "cards" / f"{name}.json").exists() for name in shares.DEFAULT_SETTINGS.guide_models):
         pytest.skip("the guide networks are not in the zoo")
     clean_path = _write(tmp_path / "phantom.nii.gz", brain_phantom((40, 44, 36), seed=3)[0] * 1000.0)
     rows = shares.score_volume(clean_path, 0.05, tmp_path)
-    label = shares.label(denoise_mri.NLM_SHARE, denoise_mri.WIENER_SETTINGS["group"], None)
+    label = shares.label(shares.NLM_SHARE, shares.WIENER_SETTINGS["group"], None)
     assert label.endswith("(shipped)**") and label in rows
     assert len(rows) == 2 + len(shares.NLM_SHARES) * len(shares.GROUPS) * len(shares.WIENER_SHARES)
     noisy = read_image(tmp_path / "noisy-0.05-phantom.nii.gz").data.to(torch.float32)
@@ -41,7 +41,7 @@ def test_shipped_row_is_the_default(tmp_path: Path) -> None:
     expected = psnr(default.numpy().astype(np.float64), clean, float(clean.max()), clean > 0)
     assert rows[label] == pytest.approx(expected, abs=1e-6)
     assert rows[label] > rows["nlm"]
-    assert shares.label(denoise_mri.NLM_SHARE, denoise_mri.WIENER_SETTINGS["group"], 0.7) in rows  # the constant it replaced
+    assert shares.label(shares.NLM_SHARE, shares.WIENER_SETTINGS["group"], 0.7) in rows  # the constant it replaced
 
 
 def test_clipped_copy_caps_the_top_quantile_and_leaves_the_input(tmp_path: Path) -> None:

@@ -138,19 +138,16 @@ def test_prefiltered_nlm_method_from_the_api(tmp_path: Path) -> None:
     assert np.mean((denoised[mask] - clean[mask]) ** 2) < np.mean((noisy[mask] - clean[mask]) ** 2) / 3
 
 
-def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) -> None:
-    """``nlm-wiener``: ``nlm`` everywhere, then the Wiener filter piloted by it inside the tissue box; no network."""
-    from medrestore.solvers.collaborative_wiener import collaborative_wiener
+def test_nlm_wiener_runs_the_network_free_guided_wiener_method(tmp_path: Path) -> None:
+    """``nlm-wiener`` is :func:`guided_wiener_denoise` with ``NLM_WIENER_SETTINGS`` at the estimated σ; no network."""
+    from medrestore.models.guided_wiener import NLM_WIENER_SETTINGS, guided_wiener_denoise
     from medrestore.tasks import denoise_mri
 
     clean, noisy = noisy_volume(sigma=0.08, shape=(64, 72, 60))  # measured: nlm 32.69 dB, ours 34.02 dB
     volume, cpu = torch.from_numpy(noisy.astype(np.float32)), torch.device("cpu")
     ours, sigma = denoise_mri.denoise_volume(volume, "nlm-wiener", None, None, cpu)
+    torch.testing.assert_close(ours, guided_wiener_denoise(volume, sigma, None, NLM_WIENER_SETTINGS))
     nlm, _ = denoise_mri.denoise_volume(volume, "nlm", sigma, None, cpu)
-    box = denoise_mri.tissue_box(volume, sigma)
-    expected = nlm.clone()
-    expected[box] = collaborative_wiener(volume[box], nlm[box], sigma, block=3, step=2, group=16)
-    torch.testing.assert_close(ours, expected)
     mask = clean > 0
     error = {name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2)) for name, x in (("ours", ours), ("nlm", nlm))}
     assert error["ours"] < 0.8 * error["nlm"]
@@ -163,13 +160,11 @@ def test_nlm_wiener_is_nlm_then_the_collaborative_wiener_filter(tmp_path: Path) 
     assert denoise_mri.resolve_method("auto", (40, 44, 36), (3.0, 3.0, 3.0)) == "nlm"  # never picked by auto
 
 
-def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None:
-    """``unet3d-nlm``: 0.6 · NLM guided by the networks' output + 0.4 · plain NLM, both at the same σ̂, then a per-voxel
-    blend of that and the collaborative Wiener filter (groups of 16, principal axes across groups whose pilot varies
-    by more than 0.2σ², a Kaiser window of β = 2) with it as the pilot: the Wiener share is 1 where the first stage's
-    gradient is at most 1σ per voxel, 0.3 from 6σ, linear between."""
-    from medrestore.models.fast_nlm import guided_non_local_means
-    from medrestore.solvers.collaborative_wiener import collaborative_wiener
+def test_unet3d_nlm_is_the_guided_wiener_method_guided_by_the_networks(tmp_path: Path) -> None:
+    """``unet3d-nlm``: :func:`guided_wiener_denoise` with ``DEFAULT_SETTINGS``, its guide the mean output of the
+    settings' networks on their views (:func:`guide_settings`) inside the tissue box; better than ``nlm``, than the
+    first network alone and than the noisy input on a phantom unlike the training brains."""
+    from medrestore.models.guided_wiener import DEFAULT_SETTINGS, guided_stages, tissue_box
     from medrestore.tasks import denoise_mri
 
     if not (PACKAGED_ZOO_CARDS / f"{denoise_mri.ZOO_MODELS['unet3d']}.json").exists():
@@ -177,79 +172,50 @@ def test_unet3d_nlm_is_network_guided_nlm_mixed_with_nlm(tmp_path: Path) -> None
     clean, noisy = noisy_volume(sigma=0.05, shape=(40, 44, 36))
     volume, cpu = torch.from_numpy(noisy.astype(np.float32)), torch.device("cpu")
     guides = denoise_mri.load_guides(cpu)
-    assert len(guides) == len(denoise_mri.GUIDE_MODELS) == 2
-    predictor = guides[0]
+    assert len(guides) == len(DEFAULT_SETTINGS.guide_models)
     combined, sigma = denoise_mri.denoise_volume(volume, "unet3d-nlm", None, guides, cpu)
     nlm, same_sigma = denoise_mri.denoise_volume(volume, "nlm", None, None, cpu)
-    box = denoise_mri.tissue_box(volume, sigma)
-    flips, bfloat16 = denoise_mri.guide_settings(cpu, networks=2)  # each network on half of the views
-    network = 0.5 * sum(denoise_mri.network_denoise(volume[box], g, sigma=sigma, flips=flips, bfloat16=bfloat16) for g in guides)
-    guided = guided_non_local_means(volume[box], network, sigma)
-    assert denoise_mri.NLM_SHARE == 0.4 and same_sigma == sigma
-    assert (denoise_mri.WIENER_SHARE_FLAT, denoise_mri.WIENER_SHARE_EDGE, denoise_mri.WIENER_SHARE_RAMP) == (1.0, 0.3, (1.0, 6.0))
-    assert denoise_mri.WIENER_SETTINGS == {"block": 4, "step": 3, "group": 16, "adaptive_above": 0.2, "kaiser_beta": 2.0}
-    first = 0.6 * guided + 0.4 * nlm[box]
-    gradient = np.sqrt(sum(g**2 for g in np.gradient(first.numpy().astype(np.float64)))) / sigma
-    share = torch.from_numpy(1.0 - 0.7 * np.clip((gradient - 1.0) / 5.0, 0.0, 1.0)).to(torch.float32)
-    assert 0.0 < float((share < 1.0).float().mean()) < 1.0  # the phantom has both flat regions and edges
+    assert same_sigma == sigma
+    box = tissue_box(volume, sigma)
+    flips, bfloat16 = denoise_mri.guide_settings(cpu, networks=len(guides))
+    network = sum(denoise_mri.network_denoise(volume[box], g, sigma=sigma, flips=flips, bfloat16=bfloat16) for g in guides) / len(guides)
     expected = nlm.clone()
-    wiener = collaborative_wiener(volume[box], first, sigma, block=4, step=3, group=16, adaptive_above=0.2, kaiser_beta=2.0)
-    expected[box] = (1.0 - share) * first + share * wiener
+    expected[box] = guided_stages(volume[box], nlm[box], network, sigma, DEFAULT_SETTINGS).final
     torch.testing.assert_close(combined, expected, rtol=1e-5, atol=1e-5)
     mask = clean > 0
-    whole_network = denoise_mri.network_denoise(volume, predictor, sigma=sigma, flips=denoise_mri.GUIDE_FLIPS)
-    first_stage = nlm.clone()
-    first_stage[box] = first
+    whole_network = denoise_mri.network_denoise(volume, guides[0], sigma=sigma, flips=denoise_mri.FLIP_AVERAGE_3D)
     errors = {
         name: float(np.mean((x.numpy()[mask] - clean[mask]) ** 2))
-        for name, x in (("ours", combined), ("first stage", first_stage), ("nlm", nlm), ("network", whole_network), ("noisy", volume))
+        for name, x in (("ours", combined), ("nlm", nlm), ("network", whole_network), ("noisy", volume))
     }
     assert errors["ours"] < 0.3 * errors["noisy"]
-    assert errors["ours"] < errors["nlm"] and errors["first stage"] < errors["nlm"]
-    assert errors["ours"] < errors["network"]  # a phantom unlike the training brain: the data's values help
+    assert errors["ours"] < errors["nlm"]
+    assert errors["ours"] < errors["network"]  # a phantom unlike the training brains: the data's values help
     with pytest.raises(InputError, match="3-D"):
-        denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, predictor, cpu)
+        denoise_mri.denoise_volume(volume[:, :, 0], "unet3d-nlm", None, guides, cpu)
     source = write_nifti(tmp_path / "noisy.nii.gz", noisy, np.float32)
     result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="unet3d-nlm")
-    assert result.method == "unet3d-nlm" and result.model == "mri-resunet3d-colin27 + mri-resunet3d-brains + fast-nlm"
-
-
-def test_wiener_share_map_follows_the_gradient_in_units_of_sigma() -> None:
-    """On a linear ramp of slope ``k·σ`` per voxel the share is exactly ``1 − 0.7·clip((k − 1) / 5, 0, 1)``; the slope
-    may lie along any axis and its sign does not matter; a ramp of slope 3σ along two axes has gradient 3√2σ."""
-    from medrestore.tasks import denoise_mri
-
-    sigma = 2.5
-    grid = torch.arange(12, dtype=torch.float32)
-    for slope, expected in ((0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (3.5, 0.65), (6.0, 0.3), (20.0, 0.3)):
-        for axis in range(3):
-            shape = [1, 1, 1]
-            shape[axis] = 12
-            ramp = (-slope * sigma * grid).reshape(shape).expand(12, 12, 12).contiguous()
-            share = denoise_mri.wiener_share_map(ramp, sigma)
-            assert share.shape == (12, 12, 12) and share.dtype == torch.float32
-            torch.testing.assert_close(share, torch.full((12, 12, 12), expected), rtol=0, atol=1e-5)
-    diagonal = 3.0 * sigma * (grid[:, None, None] + grid[None, :, None]).expand(12, 12, 12)
-    expected = 1.0 - 0.7 * (3.0 * np.sqrt(2.0) - 1.0) / 5.0
-    torch.testing.assert_close(denoise_mri.wiener_share_map(diagonal, sigma), torch.full((12, 12, 12), float(expected)))
-    step = torch.zeros(12, 12, 12)
-    step[6:] = 100.0 * sigma  # a sharp edge: the Wiener share drops only on its two planes
-    share = denoise_mri.wiener_share_map(step, sigma)
-    assert torch.all(share[5:7] == 0.3) and torch.all(share[:5] == 1.0) and torch.all(share[7:] == 1.0)
+    assert result.method == "unet3d-nlm" and result.model == f"{' + '.join(DEFAULT_SETTINGS.guide_models)} + fast-nlm"
 
 
 def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four bfloat16 views where the CPU has native bfloat16, else two float32 ones; bfloat16 barely moves the output."""
+    """``guide_views`` bfloat16 views per guide network where the CPU has native bfloat16, else half as many (at least
+    one) in float32; a single network given with ``--model`` gets the views of all; bfloat16 barely moves the output."""
+    from medrestore.models.guided_wiener import GuidedWienerSettings
     from medrestore.tasks import denoise_mri
 
+    two = GuidedWienerSettings(guide_models=("a", "b"), guide_views=2)
+    one = GuidedWienerSettings(guide_models=("b",), guide_views=1)
     monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: True)
-    assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS_BFLOAT16, True)
-    assert denoise_mri.guide_settings(torch.device("cpu"), networks=2) == (denoise_mri.GUIDE_FLIPS_BFLOAT16[:2], True)
-    assert denoise_mri.guide_settings(torch.device("cuda"), networks=2) == (denoise_mri.GUIDE_FLIPS[:1], False)
-    assert denoise_mri.guide_settings(torch.device("cuda")) == (denoise_mri.GUIDE_FLIPS, False)
+    flips = denoise_mri.GUIDE_FLIPS
+    assert len(flips) == 4 and len(set(flips)) == 4
+    assert denoise_mri.guide_settings(torch.device("cpu"), 2, two) == (flips[:2], True)
+    assert denoise_mri.guide_settings(torch.device("cpu"), 1, two) == (flips, True)
+    assert denoise_mri.guide_settings(torch.device("cpu"), 1, one) == (flips[:1], True)
+    assert denoise_mri.guide_settings(torch.device("cuda"), 2, two) == (flips[:1], False)
+    assert denoise_mri.guide_settings(torch.device("cuda"), 1, two) == (flips[:2], False)
     monkeypatch.setattr(denoise_mri, "cpu_bfloat16", lambda: False)
-    assert denoise_mri.guide_settings(torch.device("cpu")) == (denoise_mri.GUIDE_FLIPS, False)
-    assert len(denoise_mri.GUIDE_FLIPS_BFLOAT16) == 4 and len(set(denoise_mri.GUIDE_FLIPS_BFLOAT16)) == 4
+    assert denoise_mri.guide_settings(torch.device("cpu"), 1, one) == (flips[:1], False)
     if not (PACKAGED_ZOO_CARDS / f"{denoise_mri.ZOO_MODELS['unet3d']}.json").exists():
         pytest.skip("the 3-D network is not in the zoo")
     _, noisy = noisy_volume(sigma=0.05, shape=(32, 36, 28))
@@ -259,23 +225,6 @@ def test_guide_settings_and_bfloat16_guide(monkeypatch: pytest.MonkeyPatch) -> N
     half = denoise_mri.network_denoise(volume, predictor, sigma=0.05, flips=((),), bfloat16=True)
     assert half.dtype == torch.float32
     assert 0 < float((half - single).square().mean().sqrt()) < 0.003 * float(volume.max())
-
-
-def test_tissue_box_holds_the_object_and_a_margin() -> None:
-    from medrestore.tasks.denoise_mri import TISSUE_MARGIN, tissue_box
-
-    generator = torch.Generator().manual_seed(0)
-    clean = torch.zeros(60, 50, 40)
-    clean[20:35, 12:30, 5:25] = 1.0
-    noisy = add_rician_noise(clean, 0.1, generator)
-    box = tissue_box(noisy, 0.1)
-    expected = [(20, 35), (12, 30), (5, 25)]
-    for axis, (low, high) in enumerate(expected):  # the object's extent ± the margin, clipped to the grid
-        assert box[axis].start == pytest.approx(max(0, low - TISSUE_MARGIN), abs=1)
-        assert box[axis].stop == pytest.approx(min(noisy.shape[axis], high + TISSUE_MARGIN), abs=1)
-    pure_noise = add_rician_noise(torch.zeros(30, 30, 30), 0.1, generator)
-    assert tissue_box(pure_noise, 0.1) == (slice(0, 30),) * 3
-    assert tissue_box(noisy, 0.0) == (slice(0, 60), slice(0, 50), slice(0, 40))
 
 
 def test_auto_runs_the_3d_network_only_on_near_isotropic_volumes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,7 @@ def test_bands_split_the_brain_by_distance_to_its_edge() -> None:
 
 
 def test_default_row_is_the_shipped_pipeline_and_a_clean_guide_helps(tmp_path: Path) -> None:
-    if not all((PACKAGED_ZOO / "cards" / f"{name}.json").exists() for name in denoise_mri.GUIDE_MODELS):
+    if not all((PACKAGED_ZOO / "cards" / f"{name}.json").exists() for name in diagnostics.GUIDE_MODELS):
         pytest.skip("the guide networks are not in the zoo")
     clean_path = tmp_path / "phantom.nii.gz"
     nib.save(nib.Nifti1Image((brain_phantom((40, 44, 36), seed=3)[0] * 1000.0).astype(np.float32), np.eye(4)), clean_path)
@@ -51,7 +51,7 @@ def test_default_row_is_the_shipped_pipeline_and_a_clean_guide_helps(tmp_path: P
     table = result["psnr"]
     assert result["sigma_estimated"] == pytest.approx(sigma)
     assert table["default"]["all"] == pytest.approx(expected, abs=1e-6)
-    assert set(table) == {"nlm", *(f"network {n}" for n in denoise_mri.GUIDE_MODELS), "guide (their mean)", "guided NLM", "first stage x̂₁", "Wiener W(x̂₁)", "default"}
+    assert set(table) == {"nlm", *(f"network {n}" for n in diagnostics.GUIDE_MODELS), "guide (their mean)", "guided NLM", "first stage x̂₁", "Wiener W(x̂₁)", "default"}
     assert table["default"]["all"] > table["nlm"]["all"]
     assert list(table["default"]) == ["all", "d ≤ 1.5", "1.5 < d ≤ 3", "d > 3"]
     assert sum(b["voxels"] for b in result["bands"].values()) == pytest.approx(1.0)

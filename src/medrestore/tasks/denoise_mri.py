@@ -4,65 +4,41 @@ Methods (``method``):
 
 * ``nlm`` — the fast Rician-aware non-local means (:mod:`medrestore.models.fast_nlm`) with
   ``h = σ``, 3×3(×3) patches and a 5×5×5 search cube (3-D; 11×11 in 2-D).
-* ``nlm-wiener`` — network-free: ``nlm``, then the block-matching collaborative Wiener filter of the noisy
-  volume with it as the pilot (:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`,
-  :data:`NLM_WIENER_SETTINGS`) inside the tissue's bounding box. 3-D only. On the Colin27 slab +0.9–1.7 dB over
-  ``nlm`` (at σ = 5 % above BM4D in PSNR and SSIM at about 1/50 of its time), on synthetic phantoms +0.3–1.3 dB, on
-  ICBM152 36.51 dB against BM4D's 36.21 (``benchmarks/README.md``). Opt-in; ``auto`` does not pick it (it was not
-  measured on thick-slice or coarse volumes such as fMRI).
+* ``nlm-wiener`` — network-free: ``nlm``, then the block-matching collaborative Wiener filter of the noisy volume with
+  it as the pilot (:func:`~medrestore.models.guided_wiener.guided_wiener_denoise` with
+  :data:`~medrestore.models.guided_wiener.NLM_WIENER_SETTINGS`). 3-D only; opt-in (it was not measured on
+  thick-slice or coarse volumes such as fMRI).
 * ``pri-nlm`` — the same average with weights from an oracle-DCT pre-filtered copy (Manjón et al.
   2012; :func:`~medrestore.models.fast_nlm.prefiltered_non_local_means`), ``h = 0.7σ``, 7×7×7
-  search: +0.2–0.3 dB over ``nlm`` on Colin27 slabs at σ = 3–7 %, at ~4× its time, but not a
-  safe default: −0.03 to +0.33 dB on 48³ Colin27 crops, −0.1 to +0.2 dB on 2-D slices, and
-  1.3 dB *worse* on the piecewise-constant synthetic phantom at σ = 6 % (where patch distances
-  find many exact matches). Opt-in; ``auto`` never picks it.
+  search. Opt-in; ``auto`` never picks it (it loses to ``nlm`` on piecewise-constant images).
 * ``unet`` / ``gan`` — the shipped 2-D U-Net (conditioned on σ) / adversarially trained U-Net
   (blind), applied to every slice along the last spatial axis (axial slices of an RAS volume).
 * ``unet3d`` — the shipped 3-D residual U-Net conditioned on σ (``mri-resunet3d-colin27``): the
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
-* ``unet3d-nlm`` — the network's structure, the data's values, in two stages inside the bounding box of the
-  tissue (:func:`tissue_box`; plain ``nlm`` in the empty background around it):
-
-  1. non-local means whose voxel-wise weights come from the guide ``ũ`` (:func:`guide`: the mean of the outputs of
-     the two 3-D networks of :data:`GUIDE_MODELS`, each on two views in bfloat16 on CPUs with native bfloat16, else
-     on one in float32; ``--model`` puts one network in their place) instead of the noisy image
-     (:func:`~medrestore.models.fast_nlm.guided_non_local_means`: ``w = exp(−(ũ(i) − ũ(i+δ))²/h²)``,
-     ``h = 0.7σ``, 7³ search, Rician average of ``M²``), mixed with plain ``nlm``:
-     ``x̂₁ = (1 − a)·x̂_guided + a·x̂_nlm``, ``a =`` :data:`NLM_SHARE` (0.4);
-  2. ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)``, ``b(i)`` per voxel from the gradient of ``x̂₁`` (:func:`wiener_share_map`:
-     1 where ``x̂₁`` is flat, 0.3 at sharp edges), where ``W(x̂₁)`` is the block-matching
-     collaborative Wiener filter of the noisy volume with ``x̂₁`` as its pilot (BM4D's second step:
-     :func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`; groups whose pilot varies are
-     transformed by the pilot's principal axes, block estimates weighed by a Kaiser window: :data:`WIENER_SETTINGS`).
-
-  Every output value is a weighted average or a shrunk transform of measured voxels, so where the networks'
-  prior (three training brains at most) does not fit the image, the result stays a classical estimate instead of
-  the networks' guess. On the held-out Colin27 slab and its blurred and fat-shell variants it is +0.6–1.2 dB
-  over the network alone at σ = 3–7 %, on the synthetic phantom +3.9–4.8 dB (+0.5–1.1 dB over ``nlm``),
-  and on ICBM152, a brain neither network saw and where the first network alone is no better than ``nlm``,
-  +1.92 dB (37.03 dB, BM4D 36.21 dB; ``benchmarks/README.md``). On the four other volumes neither
-  network saw (fsaverage, three heads with skull) it is +0.4 to +1.4 dB over ``nlm`` and +0.11 to +0.51 dB over the
-  network-free ``nlm-wiener`` (ICBM152: +0.52 dB).
+* ``unet3d-nlm`` — the networks' structure, the data's values:
+  :func:`~medrestore.models.guided_wiener.guided_wiener_denoise` with
+  :data:`~medrestore.models.guided_wiener.DEFAULT_SETTINGS`, guided by :func:`guide` (the mean output of the 3-D
+  networks of its ``guide_models``; ``--model`` puts one network in their place): NLM weighted by the guide, mixed
+  with plain ``nlm``, then the collaborative Wiener filter of the noisy volume with that as its pilot, blended per
+  voxel by the pilot's gradient, inside the tissue's bounding box.
 * ``auto`` — :data:`AUTO_METHOD` (``unet3d-nlm``) for 3-D volumes (and the volumes of a 4-D series)
   with at least :data:`AUTO_MIN_SLICES` voxels per side and near-isotropic voxels of structural
   size (largest / smallest spacing ≤ :data:`AUTO_MAX_ANISOTROPY`, largest ≤ :data:`AUTO_MAX_SPACING_MM`,
-  as the 1-mm Colin27 the network was trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
-  volumes such as 3-mm fMRI, or when the network's weights are not installed. The network alone is
-  3.3–3.8 dB *below* ``nlm`` on the piecewise-constant synthetic phantom, ``unet3d-nlm`` above it
-  (see ``benchmarks/README.md``).
+  as the 1-mm volumes the networks were trained on); ``nlm`` for 2-D images, thick-slice stacks, coarse
+  volumes such as 3-mm fMRI, or when the networks' weights are not installed.
+* ``mppca`` / ``patch2self`` — 4-D series only: denoising along the volume axis
+  (:mod:`medrestore.models.series_denoise`, dipy's MP-PCA of Veraart et al. 2016 and Patch2Self of Fadnavis
+  et al. 2020), which the per-volume methods cannot use. ``auto`` never picks them.
+
+Measured scores and times of every method: ``benchmarks/mri-denoise-default.md`` and ``benchmarks/README.md``.
 
 Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
 as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
 the same scale as a constant channel, the blind ones (``unet3d``, ``gan``) nothing more. ``σ``
 (``sigma``: a number in image units or ``None`` for "estimate") is estimated per volume from the
 background or, when there is none, with the wavelet estimator
-(:func:`~medrestore.physics.noise_estimation.estimate_sigma`); ``nlm``, ``pri-nlm`` and the
-conditioned ``unet`` use it, and the value is reported for every method.
-
-* ``mppca`` / ``patch2self`` — 4-D series only: denoising along the volume axis
-  (:mod:`medrestore.models.series_denoise`, dipy's MP-PCA of Veraart et al. 2016 and Patch2Self of Fadnavis
-  et al. 2020), which the per-volume methods cannot use. ``auto`` never picks them.
+(:func:`~medrestore.physics.noise_estimation.estimate_sigma`); the value is reported for every method.
 
 4-D input ``(x, y, z, t)``: with the per-volume methods every volume is denoised on its own (no temporal
 filtering), so a voxel's time course is never mixed across time points; ``mppca`` and ``patch2self`` use the
@@ -82,7 +58,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -94,17 +69,16 @@ from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.core.files import guard_output
 from medrestore.core.image import Image
-from medrestore.core.regions import bounding_box
 from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor, names_model_file, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
 from medrestore.io.values import clip_negative
 from medrestore.metrics.repeated import temporal_snr_map
 from medrestore.data.normalisation import NoNormalisation
-from medrestore.models.fast_nlm import fast_non_local_means, guided_non_local_means, prefiltered_non_local_means
+from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
+from medrestore.models.guided_wiener import DEFAULT_SETTINGS, NLM_WIENER_SETTINGS, GuidedWienerSettings, guided_wiener_denoise
 from medrestore.models.series_denoise import SERIES_METHODS, mppca_series, patch2self_series
 from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
-from medrestore.solvers.collaborative_wiener import collaborative_wiener
 from medrestore.zoo import load_pretrained
 
 METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", *SERIES_METHODS)
@@ -114,16 +88,9 @@ ZOO_MODELS: dict[str, str] = {
     "unet3d-nlm": "mri-resunet3d-colin27",
     "gan": "mri-gan-colin27",
 }
-"""Method → shipped zoo model (``unet3d-nlm``: the first of :data:`GUIDE_MODELS`)."""
-GUIDE_MODELS: tuple[str, ...] = ("mri-resunet3d-colin27", "mri-resunet3d-brains")
-"""The networks whose outputs, averaged, guide ``unet3d-nlm`` (each on half of :func:`guide_settings`' views, so
-the guide costs what one network's did). ``mri-resunet3d-colin27`` learnt one subject: alone it guides best on
-Colin27's held-out slab and worse on other brains; ``mri-resunet3d-brains`` (Colin27, SRI24, OASIS, scale
-augmentation) the other way round. Averaged: −0.07 dB on the Colin27 slab at σ = 5 % and +0.28 dB on fsaverage
-(unseen by both) against ``mri-resunet3d-colin27`` alone (``benchmarks/README.md``)."""
+"""Method → shipped zoo model (``unet3d-nlm``: the first of its ``guide_models``)."""
 AUTO_METHOD = "unet3d-nlm"
-"""What ``auto`` runs on near-isotropic 3-D volumes (the best method of ``benchmarks/mri_denoise.py``
-within the time budget on the real brain volumes we have); ``nlm`` elsewhere."""
+"""What ``auto`` runs on near-isotropic 3-D volumes; ``nlm`` elsewhere."""
 AUTO_MIN_SLICES = 16
 AUTO_MAX_ANISOTROPY = 1.5
 AUTO_MAX_SPACING_MM = 1.5
@@ -135,56 +102,14 @@ NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
 """Spatial dimensions → (patch radius, search radius) of ``nlm``."""
 NLM_H_FACTOR = 1.0
 FLIP_AVERAGE_3D: tuple[tuple[int, ...], ...] = ((), (0,))
-"""Flips a 3-D network sees each volume with (self-ensemble, as EDSR+: Lim et al., CVPRW 2017), outputs
-flipped back and averaged. The network learnt all flips in training; two views gain +0.28 dB on the
-Colin27 slab at σ = 5 % (four: +0.44 dB, at twice the time)."""
-NLM_SHARE = 0.4
-"""Share ``a`` of plain ``nlm`` in the first stage of ``unet3d-nlm`` (the rest: the network-guided NLM). 0.2 until
-2026-11-23, chosen on the held-out Colin27 slab and its variants. Re-chosen with the Wiener share (then 0.7) and
-:data:`WIENER_SETTINGS` on whole brains neither guide network saw (``benchmarks/mri_default_shares.py``): with
-0.7 and groups of 16 it is +0.29 dB on fsaverage and +0.10 to +0.43 dB on three skull-on head averages at σ = 5 %,
-+0.10 / 0.00 dB on SRI24 / OASIS, and −0.06 / −0.14 / −0.13 dB on the Colin27 slab at σ = 3 / 5 / 7 % (the mean over
-its four variants and three σ is unchanged, −0.004 dB): the less the guide networks know a brain, the more the
-measured-data estimates should weigh."""
-GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,))
-"""Flips the network guiding ``unet3d-nlm`` sees in float32: a two-view guide is +0.15–0.3 dB over a one-view one."""
-GUIDE_FLIPS_BFLOAT16: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (0, 1))
-"""Flips of the guide where the CPU computes bfloat16 natively (oneDNN): four views in bfloat16 take about
-the time of two in float32 and gain +0.10 dB on average (``benchmarks/mri_guided_ablation.py``); bfloat16
-itself changes the result by < 0.01 dB."""
-WIENER_SHARE_FLAT = 1.0
-WIENER_SHARE_EDGE = 0.3
-WIENER_SHARE_RAMP = (1.0, 6.0)
-"""The per-voxel share ``b(i)`` of the collaborative Wiener stage in ``unet3d-nlm`` (:func:`wiener_share_map`):
-``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` where ``x̂₁`` is the guided/NLM mix and ``W(x̂₁)`` the block-matching Wiener filter of
-the noisy volume with ``x̂₁`` as its pilot (:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`,
-:data:`WIENER_SETTINGS`). ``b = 1`` (the Wiener estimate alone) where the pilot is flat, ``|∇x̂₁| ≤ 1σ`` per voxel,
-falling linearly to ``0.3`` where ``|∇x̂₁| ≥ 6σ``: at sharp edges the guided NLM of ``x̂₁`` keeps the edge and the
-Wiener groups of 4³ blocks blur it, elsewhere the Wiener estimate is better. A constant share (0.5 until 2026-11-23,
-then 0.7) had to trade the two: the best constant was 1 on smooth brains (fsaverage, the head averages) and 0.7 on
-sharp, skull-stripped ones (SRI24, OASIS). Chosen on those six (``benchmarks/mri_default_shares.py``): 0.00 to
-+0.16 dB over 0.7 at σ = 5 %, +0.06 dB on average; ICBM152, scored afterwards, +0.11 dB (36.86 dB)."""
-WIENER_SETTINGS = {"block": 4, "step": 3, "group": 16, "adaptive_above": 0.2, "kaiser_beta": 2.0}
-"""The Wiener stage of ``unet3d-nlm``: 4³ blocks every 3 voxels, groups of 16 (8 until 2026-11-23: with the Wiener share at
-0.7 the larger groups add 0.00 to +0.12 dB on the unseen brains of ``benchmarks/mri_default_shares.py``, for about
-1.5 s more on a whole brain, most of it paid back by the faster block matching of the same day). Since later that day
-groups whose pilot varies across the group (mean square outside the mean row above ``0.2σ²``) are transformed by
-their pilot's principal axes instead of Haar, and block estimates are aggregated under a Kaiser window (β = 2;
-:func:`~medrestore.solvers.collaborative_wiener.collaborative_wiener`): on the six volumes of that benchmark
-+0.01 to +0.21 dB (mean +0.08; τ = 0.1 / 0.4 were +0.03 / +0.04 on the mean without the window, 0.2 +0.04), on the
-Colin27 slab and its variants +0.02 to +0.22 dB (mean +0.13), about 0.6 s more on a whole brain. ICBM152, scored
-afterwards: 37.03 dB (+0.17)."""
-NLM_WIENER_SETTINGS = {"block": 3, "step": 2, "group": 16}
-"""The Wiener stage of ``nlm-wiener``: 3³ blocks every 2 voxels, groups of 16. With ``nlm`` as the pilot (no network
-to favour the training brain) they are +0.19 dB over the default's 4³ blocks every 3 with groups of 16, which are
-+0.16 dB over groups of 8, on the Colin27 slab and its blurred variant at σ = 3, 5, 7 % (``benchmarks/README.md``).
-The default's adaptive group transform and Kaiser window (:data:`WIENER_SETTINGS`) are not used here: on the same six
-cases they were −0.02 dB on the mean (+0.06 to +0.08 at 3 %, −0.03 to −0.10 at 5 and 7 %), though +0.03 to +0.08 dB on
-four whole brains of ``benchmarks/mri_default_shares.py``."""
+"""Flips a 3-D network (``unet3d``) sees each volume with (self-ensemble, as EDSR+: Lim et al., CVPRW 2017), outputs
+flipped back and averaged. The network learnt all flips in training."""
+GUIDE_FLIPS: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (0, 1))
+"""The views a guide network of ``unet3d-nlm`` may see, in this order (:func:`guide_settings`)."""
 WINDOW_3D = (160, 160, 160)
 WHOLE_VOLUME_VOXELS = 256**3
 """3-D volumes up to this many voxels go through a 3-D network in one pass (no seams, no overlap
-work: ~2.6 s per view for 181 × 217 × 181 on 2 CPU threads); larger ones in :data:`WINDOW_3D` windows."""
+work); larger ones in :data:`WINDOW_3D` windows."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +173,7 @@ def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[floa
     if AUTO_METHOD in CLASSICAL_METHODS or not (volume and isotropic):
         return "nlm"
     try:
-        for name in GUIDE_MODELS if AUTO_METHOD == "unet3d-nlm" else (ZOO_MODELS[AUTO_METHOD],):
+        for name in DEFAULT_SETTINGS.guide_models if AUTO_METHOD == "unet3d-nlm" else (ZOO_MODELS[AUTO_METHOD],):
             load_pretrained(name)
     except MedrestoreError:
         return "nlm"
@@ -300,21 +225,26 @@ def cpu_bfloat16() -> bool:
         return False
 
 
-def guide_settings(device: torch.device, networks: int = 1) -> tuple[tuple[tuple[int, ...], ...], bool]:
-    """The flips each of ``networks`` guide networks of ``unet3d-nlm`` sees, and whether they run in bfloat16:
-    :data:`GUIDE_FLIPS_BFLOAT16` in bfloat16 on a CPU with native bfloat16, else :data:`GUIDE_FLIPS` in float32
-    (same time on 2 threads), shared out: each network gets the first ``len(views) // networks`` (at least one)."""
+def guide_settings(
+    device: torch.device, networks: int = 1, settings: GuidedWienerSettings = DEFAULT_SETTINGS
+) -> tuple[tuple[tuple[int, ...], ...], bool]:
+    """The flips each of ``networks`` guide networks of ``unet3d-nlm`` sees, and whether they run in bfloat16: on a
+    CPU with native bfloat16 (oneDNN) ``settings.guide_views`` views per guide network of ``settings`` in bfloat16,
+    else half as many (at least one) in float32, shared out among the ``networks`` that run (one network given with
+    ``--model`` gets the views of all): the first ones of :data:`GUIDE_FLIPS`."""
     fast = device.type == "cpu" and cpu_bfloat16()
-    views = GUIDE_FLIPS_BFLOAT16 if fast else GUIDE_FLIPS
-    return views[: max(1, len(views) // networks)], fast
+    total = settings.guide_views * max(1, len(settings.guide_models))
+    views = total // max(1, networks) if fast else total // 2 // max(1, networks)
+    return GUIDE_FLIPS[: max(1, views)], fast
 
 
 @cached_in_run
 def load_guides(device: torch.device, model: str | Path | None = None) -> tuple[Predictor, ...]:
-    """The guide networks of ``unet3d-nlm``: :data:`GUIDE_MODELS`, or ``model`` alone (:func:`load_mri_network`)."""
+    """The guide networks of ``unet3d-nlm``: the ``guide_models`` of
+    :data:`~medrestore.models.guided_wiener.DEFAULT_SETTINGS`, or ``model`` alone (:func:`load_mri_network`)."""
     if model is not None:
         return (load_mri_network("unet3d-nlm", device, model),)
-    return tuple(load_mri_network("unet3d-nlm", device, name) for name in GUIDE_MODELS)
+    return tuple(load_mri_network("unet3d-nlm", device, name) for name in DEFAULT_SETTINGS.guide_models)
 
 
 def guide(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], sigma: float) -> torch.Tensor:
@@ -323,8 +253,8 @@ def guide(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], s
 
 
 def guide_outputs(volume: torch.Tensor, predictors: Predictor | tuple[Predictor, ...], sigma: float) -> list[torch.Tensor]:
-    """Each of the ``predictors``' outputs on ``volume`` ``(*spatial)``, on its share of the views
-    (:func:`guide_settings`), as :func:`guide` averages them."""
+    """Each of the ``predictors``' outputs on ``volume`` ``(*spatial)``, on its views (:func:`guide_settings`), as
+    :func:`guide` averages them."""
     networks = predictors if isinstance(predictors, tuple) else (predictors,)
     flips, bfloat16 = guide_settings(networks[0].device, len(networks))
     return [network_denoise(volume, network, sigma=sigma, flips=flips, bfloat16=bfloat16) for network in networks]
@@ -388,14 +318,12 @@ def denoise_volume(
         if volume.ndim != 3:
             hint = "nlm" if method == "nlm-wiener" else "nlm or unet"
             raise InputError(None, f"{method} needs a 3-D volume, got {volume.ndim}-D; use {hint}")
-        output = _nlm(volume, used_sigma, device)
-        box = tissue_box(volume, used_sigma)  # the later stages skip the empty background
-        part = volume[box].to(device)
         if method == "nlm-wiener":
-            output[box] = collaborative_wiener(part, output[box].to(device), used_sigma, **NLM_WIENER_SETTINGS).cpu()
+            output = guided_wiener_denoise(volume, used_sigma, None, NLM_WIENER_SETTINGS, device)
         else:
             assert predictor is not None
-            output[box] = guided_stages(part, output[box], guide(volume[box], predictor, used_sigma), used_sigma).final
+            networks = predictor
+            output = guided_wiener_denoise(volume, used_sigma, lambda part: guide(part, networks, used_sigma), DEFAULT_SETTINGS, device)
     else:
         assert isinstance(predictor, Predictor)
         output = network_denoise(volume, predictor, sigma=used_sigma)
@@ -454,80 +382,6 @@ def denoise_series(volumes: torch.Tensor, method: str, path: Path) -> torch.Tens
     return torch.from_numpy(denoised).movedim(-1, 0).contiguous()
 
 
-class GuidedStages(NamedTuple):
-    """The estimates of :func:`guided_stages`, each ``(D, H, W)`` on the CPU: the guided NLM ``NLM_ũ``, the first
-    stage ``x̂₁``, the Wiener estimate ``W(x̂₁)``, the Wiener share ``b`` (a float or a per-voxel map) and the
-    output ``x̂``."""
-
-    guided: torch.Tensor
-    first: torch.Tensor
-    wiener: torch.Tensor
-    share: torch.Tensor | float
-    final: torch.Tensor
-
-
-def guided_stages(
-    part: torch.Tensor,
-    nlm: torch.Tensor,
-    network: torch.Tensor,
-    sigma: float,
-    nlm_share: float = NLM_SHARE,
-    wiener_share: float | None = None,
-    wiener_settings: dict[str, int] = WIENER_SETTINGS,
-) -> GuidedStages:
-    """The two stages of ``unet3d-nlm`` on the noisy ``part`` ``(D, H, W)`` (on the working device), given ``nlm``
-    (its plain NLM) and the guide ``network`` (:func:`guide`); the output ``.final`` and the estimates before it,
-    returned on the CPU.
-
-    ``x̂₁ = (1 − a)·NLM_ũ + a·nlm`` and ``x̂ = (1 − b)·x̂₁ + b·W(x̂₁)`` with ``a = nlm_share``, ``b = wiener_share``
-    (``None``: the per-voxel :func:`wiener_share_map` of ``x̂₁``) and ``W`` the collaborative Wiener filter with
-    ``wiener_settings`` (module docstring)."""
-    device = part.device
-    guided = guided_non_local_means(part, network.to(device), sigma).cpu()
-    first = (1.0 - nlm_share) * guided + nlm_share * nlm.cpu()
-    wiener = collaborative_wiener(part, first.to(device), sigma, **wiener_settings).cpu()
-    share = wiener_share_map(first, sigma) if wiener_share is None else wiener_share
-    return GuidedStages(guided, first, wiener, share, (1.0 - share) * first + share * wiener)
-
-
-def wiener_share_map(
-    first: torch.Tensor,
-    sigma: float,
-    flat: float = WIENER_SHARE_FLAT,
-    edge: float = WIENER_SHARE_EDGE,
-    ramp: tuple[float, float] = WIENER_SHARE_RAMP,
-) -> torch.Tensor:
-    """The per-voxel Wiener share ``b(i)`` of ``unet3d-nlm`` (:data:`WIENER_SHARE_FLAT`) from its first stage ``x̂₁``
-    ``(D, H, W)``: ``b = flat + (edge − flat)·clip((g − g₀) / (g₁ − g₀), 0, 1)`` with ``g = |∇x̂₁| / σ`` (central
-    differences in voxel units, one-sided at the borders, as :func:`torch.gradient`) and ``(g₀, g₁) = ramp``.
-    Same shape, float32; ``sigma = 0`` gives ``edge`` everywhere a gradient is not 0."""
-    gradient = torch.stack(torch.gradient(first.to(torch.float32))).square().sum(0).sqrt()
-    position = ((gradient / max(float(sigma), 1e-30) - ramp[0]) / (ramp[1] - ramp[0])).clamp(0.0, 1.0)
-    return flat + (edge - flat) * position
-
-
-TISSUE_SNR = 3.0
-TISSUE_MARGIN = 10
-""":func:`tissue_box`: voxels whose smoothed magnitude exceeds ``3σ`` (the Rician background sits near
-``1.25σ``) are tissue; the box keeps 10 voxels of background around them (≥ the 7³ search of the guided
-average)."""
-
-
-def tissue_box(volume: torch.Tensor, sigma: float) -> tuple[slice, ...]:
-    """The bounding box of the tissue in ``volume`` ``(*spatial)`` with :data:`TISSUE_MARGIN` voxels around it.
-
-    Tissue: :func:`~medrestore.physics.noise_estimation.foreground_mask` at ``snr =`` :data:`TISSUE_SNR`
-    (smoothed magnitude above ``3σ``, eroded twice, so isolated noise voxels do not count). The whole
-    volume when there is no tissue or no σ. Skull-stripped 1-mm brains fill ~50 % of their grid
-    (Colin27 55 %, ICBM152 47 %), so the network and the guided average run on ~63–77 % of the voxels.
-    """
-    whole = tuple(slice(0, n) for n in volume.shape)
-    if sigma <= 0:
-        return whole
-    box = bounding_box(foreground_mask(volume, sigma, snr=TISSUE_SNR), TISSUE_MARGIN)
-    return whole if box is None else box
-
-
 def _nlm(volume: torch.Tensor, sigma: float, device: torch.device) -> torch.Tensor:
     """``nlm`` (:data:`NLM_SETTINGS`, ``h =`` :data:`NLM_H_FACTOR` ``σ``) on ``volume``, returned on the CPU."""
     patch, search = NLM_SETTINGS[volume.ndim]
@@ -572,7 +426,7 @@ def image_volumes(image: Image, path: Path) -> tuple[torch.Tensor, tuple[int, ..
 def _write_tsnr(image: Image, volumes: torch.Tensor, denoised: torch.Tensor, shape: tuple[int, ...], sigma: float, path: Path) -> tuple[float, float]:
     """Median tSNR in the brain before and after (``volumes``/``denoised`` ``(T, *squeezed)``); writes both maps as the
     two frames of a float32 NIfTI at ``path`` on the input's grid (``shape``: ``(T, *spatial)``)."""
-    mask = foreground_mask(volumes.mean(dim=0), sigma, snr=TISSUE_SNR)
+    mask = foreground_mask(volumes.mean(dim=0), sigma, snr=DEFAULT_SETTINGS.tissue_snr)
     before, after = temporal_snr(volumes.movedim(0, -1), mask), temporal_snr(denoised.movedim(0, -1), mask)
     maps = [temporal_snr_map(series.movedim(0, -1)).reshape(shape[1:]) for series in (volumes, denoised)]
     spatial = np.stack(maps, axis=-1)
@@ -589,7 +443,7 @@ def _label(method: str, model: str | Path | None) -> str:
     if method in classical:
         return classical[method]
     if method == "unet3d-nlm":
-        return f"{model if model is not None else ' + '.join(GUIDE_MODELS)} + fast-nlm"
+        return f"{model if model is not None else ' + '.join(DEFAULT_SETTINGS.guide_models)} + fast-nlm"
     return str(model) if model is not None else ZOO_MODELS[method]
 
 
