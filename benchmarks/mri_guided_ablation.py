@@ -58,7 +58,7 @@ WIENER_SHARE = 0.5
 WIENER_GROUP = 8
 """The Wiener stage's groups in this ablation (the default's until 2026-11-23; it ships 16 now)."""
 ABLATION_SETTINGS = dataclasses.replace(
-    DEFAULT_SETTINGS, nlm_share=NLM_SHARE, share_flat=WIENER_SHARE, share_edge=WIENER_SHARE, wiener_group=WIENER_GROUP,
+    DEFAULT_SETTINGS, guide_models=("mri-resunet3d-colin27", "mri-resunet3d-brains"), guide_views=2, nlm_share=NLM_SHARE, share_flat=WIENER_SHARE, share_edge=WIENER_SHARE, wiener_group=WIENER_GROUP,
     wiener_adaptive_above=None, wiener_kaiser_beta=0.0,
 )
 """The baseline of this ablation as one settings object (Haar across every group, no window, as then)."""
@@ -70,7 +70,7 @@ def rows_for_case(noisy: torch.Tensor, sigma: float, predictor: object) -> dict[
     """Every row's output for one noisy block."""
     cpu = torch.device("cpu")
     guides = {views: network_denoise(noisy, predictor, sigma=sigma, flips=flips) for views, flips in VIEWS.items()}  # type: ignore[arg-type]
-    flips, bfloat16 = guide_settings(cpu)
+    flips, bfloat16 = guide_settings(cpu, 1, ABLATION_SETTINGS)  # one network on the views two shared then
     shipped_guide = network_denoise(noisy, predictor, sigma=sigma, flips=flips, bfloat16=bfloat16)  # type: ignore[arg-type]
     nlm = _nlm(noisy, sigma, cpu)
 
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     raw = read_image(arguments.volume).data.numpy().astype(np.float32)
-    predictor = load_mri_network("unet3d-nlm", torch.device("cpu"))
+    predictor = load_mri_network("unet3d", torch.device("cpu"))  # mri-resunet3d-colin27
     sigmas = [float(s) for s in arguments.sigmas.split(",")]
     variants = [v.strip() for v in arguments.variants.split(",") if v.strip()]
     table: dict[str, dict[tuple[str, float], float]] = {}

@@ -25,6 +25,7 @@ from typing import Any
 from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, is_batch, keep_record, run_io_command
 from medrestore.cli.options import add_device_option, add_value_options
 from medrestore.core.errors import ConfigError
+from medrestore.core.memory import keep_freed_memory
 from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, DenoiseResult, denoise_file
 from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames and is_batch(args.input, "image"):
         raise ConfigError("--frames belong to one input; a batch denoises each input on its own")
     device = batch_device(args.device)
+    keep_freed_memory()  # one job, then the process exits: reuse freed memory instead of faulting it in again
 
     def process(input_path: Path, output_path: Path) -> dict[str, Any] | None:
         result = denoise_file(input_path, output_path, args.modality, args.model, None, device, method=args.method, sigma=args.sigma,

@@ -85,7 +85,7 @@ METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm
 ZOO_MODELS: dict[str, str] = {
     "unet": "mri-unet2d-colin27",
     "unet3d": "mri-resunet3d-colin27",
-    "unet3d-nlm": "mri-resunet3d-colin27",
+    "unet3d-nlm": DEFAULT_SETTINGS.guide_models[0],
     "gan": "mri-gan-colin27",
 }
 """Method → shipped zoo model (``unet3d-nlm``: the first of its ``guide_models``)."""
