@@ -11,7 +11,7 @@ from medrestore.tasks.demo import run_demo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", "--out", dest="output", default="results/demo", metavar="DIR", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="base random seed")
-    parser.add_argument("--quick", action="store_true", help="shorter training (for smoke tests)")
+    parser.add_argument("--quick", action="store_true", help="fewer images and slices (for smoke tests)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from medrestore.report import Report, ReportSection, write_report
 from medrestore.tasks.demo_common import DemoContext, Section
 from medrestore.tasks.demo_foundation import degradations_section, denoising_section
 from medrestore.tasks.demo_harmonize import harmonization_section
-from medrestore.tasks.demo_mri import mri_denoising_section, radial_section
+from medrestore.tasks.demo_mri import cartesian_section, mri_denoising_section, radial_section
 from medrestore.tasks.demo_nm import nm_superres_section
 from medrestore.tasks.demo_oct import oct_section
 
@@ -32,6 +32,7 @@ DEMO_SECTIONS: tuple[Section, ...] = (
     nm_superres_section,
     oct_section,
     mri_denoising_section,
+    cartesian_section,
     radial_section,
     harmonization_section,
 )
@@ -53,7 +54,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, quick: bool = False, progress: 
 
     out = Path(out_dir)
     context = DemoContext(out_dir=out, work_dir=out / "work", seed=seed, quick=quick)
-    context.work_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     sections = []
     for section in DEMO_SECTIONS:
         if progress is not None:

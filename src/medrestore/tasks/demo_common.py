@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from medrestore.report import ReportSection
 
-__all__ = ["DATA_ENVIRONMENT", "DemoContext", "Section", "data_root"]
+__all__ = ["DATA_ENVIRONMENT", "DemoContext", "Section", "data_root", "signed_db"]
 
 DATA_ENVIRONMENT = "MEDRESTORE_DATA"
 """Environment variable naming the project's data folder (real images the sections read)."""
@@ -29,9 +29,9 @@ class DemoContext:
 
     Attributes:
         out_dir: report folder; figures are written here.
-        work_dir: scratch folder for intermediate files (training runs, generated inputs).
+        work_dir: scratch folder for intermediate files (generated inputs).
         seed: base seed; sections derive their own generators from it.
-        quick: shorter training/iterations (tests use it).
+        quick: fewer images, subjects and slices (tests use it).
     """
 
     out_dir: Path
@@ -50,3 +50,8 @@ def data_root() -> Path:
     if configured:
         return Path(configured)
     return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def signed_db(value: float) -> str:
+    """A difference as the verdicts print it: ``+1.23`` or ``−0.45`` (a true minus sign)."""
+    return f"{value:+.2f}".replace("-", "\u2212")
