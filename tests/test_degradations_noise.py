@@ -27,6 +27,7 @@ from medrestore.physics.noise import (
     poisson_counts,
     resolve_sigma,
     speckle_field,
+    super_poisson_counts,
 )
 
 Z = 5.0
@@ -140,6 +141,25 @@ def test_poisson_counts_have_variance_equal_to_mean_at_several_levels() -> None:
         _within(float(row.mean()), rate, math.sqrt(rate / per_level))
         # Var(s²) ≈ (μ₄ − σ⁴)/n with μ₄ = λ + 3λ² for Poisson
         _within(float(row.var()), rate, math.sqrt((rate + 2 * rate**2) / per_level))
+
+
+def test_super_poisson_counts_have_variance_fano_times_the_mean() -> None:
+    """Negative binomial: mean μ, variance F·μ (Var(s²) ≈ (μ₄ − σ⁴)/n bounds the check); F = 1 is torch's Poisson draw."""
+    per_level = 200_000
+    for rate, fano in ((4.0, 1.45), (300.0, 1.45), (50.0, 3.0)):
+        expected = torch.full((per_level,), rate, dtype=torch.float64)
+        counts = super_poisson_counts(expected, fano, make_generator(int(rate)))
+        assert torch.equal(counts, counts.round()) and bool((counts >= 0).all()) and counts.dtype == torch.float64
+        variance = fano * rate
+        _within(float(counts.mean()), rate, math.sqrt(variance / per_level))
+        _within(float(counts.var()), variance, math.sqrt(3.0 * variance**2 * fano / per_level + 2.0 * variance**2 / per_level))
+    expected = torch.tensor([0.0, 2.0, 7.5], dtype=torch.float32)
+    assert torch.equal(super_poisson_counts(expected, 1.0, make_generator(1)), torch.poisson(expected, generator=make_generator(1)))
+    assert float(super_poisson_counts(torch.zeros(100), 2.0, make_generator(0)).abs().sum()) == 0.0
+    with pytest.raises(ConfigError, match="fano must be >= 1"):
+        super_poisson_counts(expected, 0.8, make_generator(0))
+    with pytest.raises(InputError, match="non-negative"):
+        super_poisson_counts(-expected - 1.0, 1.5, make_generator(0))
 
 
 def test_poisson_noise_rescaled_keeps_units_and_dtype() -> None:

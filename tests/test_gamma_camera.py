@@ -257,6 +257,8 @@ def test_gamma_camera_kind_defaults_shape_and_record_round_trip() -> None:
     kept = float(x[..., :256, :256].sum())
     assert abs(float(counts.sum()) - kept) <= 5 * math.sqrt(kept)
     assert torch.equal(counts, transform(x, make_generator(2)))
+    expected = transform.expected_counts(x)  # what the Poisson draw is made from, summing to the kept total
+    assert float(expected.sum()) == pytest.approx(kept, rel=1e-6) and torch.equal(counts, torch.poisson(expected, generator=make_generator(2)))
     custom = build_degradation(
         "gamma-camera",
         {"collimator": "lehr", "scale": 2, "distance_mm": 50, "isotope": "i123", "total_counts": 1e5,

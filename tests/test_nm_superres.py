@@ -19,7 +19,8 @@ from medrestore.io import read_image, write_image
 from medrestore.metrics import evaluate
 from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
-from medrestore.solvers.dct_denoise import denoise_counts
+from medrestore.physics.noise import super_poisson_counts
+from medrestore.solvers.dct_denoise import anscombe_sigma, count_noise_sigma, denoise_counts
 from medrestore.tasks.superres import (
     REFINEMENT_DOMAIN,
     PlanarAcquisition,
@@ -116,6 +117,33 @@ def test_denoise_counts_removes_poisson_noise_without_losing_counts() -> None:
     assert float((denoised - edge)[:, 34:].std()) < 0.3 * 20.0  # the bright half smoothed...
     assert float(denoised[:, 30].mean()) < 20.0 and float(denoised[:, 33].mean()) > 380.0  # ...its edge kept
     assert denoise_counts(counts.to(torch.float32)).dtype == torch.float32
+
+
+def test_noise_level_after_anscombe_is_measured_on_the_counts() -> None:
+    """Patch PCA of A(k): σ ≈ 1 for Poisson counts, ≈ √F for variance F·mean, also under a blurred acquisition's
+    structure; none on too few bright pixels; the level used is never below Poisson's and needs a blurred image."""
+    flat = torch.full((96, 96), 500.0, dtype=torch.float64)
+    assert anscombe_sigma(torch.poisson(flat, generator=make_generator(0))) == pytest.approx(1.0, abs=0.05)
+    assert anscombe_sigma(super_poisson_counts(flat, 1.45, make_generator(1))) == pytest.approx(1.45**0.5, abs=0.06)
+    activity = torch.from_numpy(hot_spot_phantom(384, make_generator(3))).to(torch.float64) * 400.0 + 40.0
+    camera = GammaCamera(pixel_size_mm=1.0)  # LEGP at 10 cm: 8.9 mm = 2.2 coarse pixels
+    expected = camera.expected_counts(activity)
+    assert anscombe_sigma(torch.poisson(expected, generator=make_generator(4))) == pytest.approx(1.0, abs=0.06)
+    assert anscombe_sigma(super_poisson_counts(expected, 2.0, make_generator(5))) == pytest.approx(2.0**0.5, abs=0.08)
+    assert anscombe_sigma(torch.poisson(torch.full((8, 8), 500.0), generator=make_generator(6))) is None  # 25 patches
+    assert anscombe_sigma(torch.poisson(torch.full((96, 96), 5.0), generator=make_generator(7))) is None  # < 20 counts
+    noisy = super_poisson_counts(flat, 2.0, make_generator(8))
+    used, estimate = count_noise_sigma(noisy, 2.2)
+    assert used == estimate == anscombe_sigma(noisy) and used == pytest.approx(2.0**0.5, abs=0.06)
+    assert count_noise_sigma(noisy, 1.0) == (1.0, None) and count_noise_sigma(noisy, None) == (1.0, None)
+    assert count_noise_sigma(torch.poisson(flat * 0.2, generator=make_generator(9)), 2.2)[0] == 1.0  # estimate ≈ 0.98
+    with pytest.raises(InputError, match="2-D"):
+        anscombe_sigma(flat[None])
+    counts = torch.poisson(flat[:64, :64], generator=make_generator(10))
+    assert torch.equal(denoise_counts(counts, sigma=1.0), denoise_counts(counts))
+    assert float(denoise_counts(counts, sigma=3.0).std()) < float(denoise_counts(counts).std())
+    with pytest.raises(InputError, match="sigma"):
+        denoise_counts(counts, sigma=0.0)
 
 
 def test_network_methods_load_checkpoints_and_check_their_scale(tmp_path: Path) -> None:
@@ -224,6 +252,8 @@ def test_refining_method_falls_back_to_its_reconstruction_outside_its_domain(tmp
     assert outside["reasons"] == ["fine pixel size 0.3 mm outside the 0.6-5 mm learnt"]
     assert records["small pixels"]["method"] == "dct-mlem" and records["small pixels"]["requested_method"] == "dct-mlem-vdsr"
     assert records["small pixels"]["model"] is None and records["classical"]["refinement_guard"] is None
+    assert records["inside"]["count_noise"] == [{"sigma": 1.0, "estimate": None}]  # 0.93 coarse pixels: too sharp to measure
+    assert records["classical"]["count_noise"] == [{"sigma": 1.0, "estimate": anscombe_sigma(torch.from_numpy(counts))}]
     assert torch.equal(outputs["small pixels"], outputs["classical"])
     assert not torch.allclose(outputs["inside"], outputs["classical"])
     method = load_super_resolution("dct-mlem-vdsr", 4, str(checkpoint))

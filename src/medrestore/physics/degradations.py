@@ -356,15 +356,24 @@ class GammaCamera(Degradation):
             raise InputError(None, f"the input holds no counts to keep (its total is {total:g})")
         return CountLevel(total_counts=total)
 
+    def _expected(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Expected counts ``c · bin_k(S · a ⊛ h)`` of ``x (*batch, H, W)`` and the count scale ``c``."""
+        pixel = DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM if self.pixel_size_mm is None else self.pixel_size_mm
+        data = _as_floating(x)
+        rate = bin_counts(detector_response(data, pixel, self.acquisition), self.scale)
+        scale = count_scale(rate, self.count_level(data))
+        return rate * scale, scale
+
+    def expected_counts(self, x: torch.Tensor) -> torch.Tensor:
+        """The noise-free acquisition of non-negative ``x (*batch, H, W)``: expected counts ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``
+        (what :meth:`__call__` draws its Poisson counts from)."""
+        return self._expected(x)[0]
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x``: non-negative ``(*batch, H, W)``; returns counts ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``."""
-        pixel = DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM if self.pixel_size_mm is None else self.pixel_size_mm
-        acquisition = self.acquisition
-        data = _as_floating(x)
-        rate = bin_counts(detector_response(data, pixel, acquisition), self.scale)
-        scale = count_scale(rate, self.count_level(data))
-        counts = torch.poisson(rate * scale, generator=generator)
-        return counts if self.return_counts else counts / (scale * acquisition.sensitivity * self.scale**2)
+        expected, scale = self._expected(x)
+        counts = torch.poisson(expected, generator=generator)
+        return counts if self.return_counts else counts / (scale * self.acquisition.sensitivity * self.scale**2)
 
     def resolve_for_image(self, image: Image) -> GammaCamera:
         """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required) and,

@@ -155,6 +155,33 @@ def add_poisson_noise(
     return counts if return_counts else counts / scale
 
 
+def super_poisson_counts(expected: torch.Tensor, fano: float, generator: torch.Generator) -> torch.Tensor:
+    """Counts with variance ``F`` times their mean: a negative-binomial draw (gamma-mixed Poisson).
+
+    ``λ ~ Gamma(shape = μ / (F − 1), scale = F − 1)``, ``k ~ Poisson(λ)``: ``E[k] = μ``,
+    ``Var[k] = μ + (F − 1) μ = F μ`` (``F = 1``: plain Poisson). Over-dispersed counts of this kind
+    come from a camera's energy, linearity and uniformity corrections, which move and weight events
+    after they are counted (a flood's neighbour-difference variance is ``F`` times its mean).
+
+    Args:
+        expected: non-negative expected counts ``μ`` of any shape, float32/float64.
+        fano: variance-to-mean ratio ``F >= 1``.
+        generator: source of all randomness.
+
+    Returns:
+        Integer-valued counts, same shape and dtype as ``expected``.
+    """
+    _check_nonnegative(expected, "expected counts")
+    fano = _check_level("fano", fano, strictly_positive=True)
+    if fano < 1:
+        raise ConfigError(f"fano must be >= 1 (a negative-binomial draw cannot be sub-Poisson), got {fano!r}")
+    if fano == 1:
+        return torch.poisson(expected, generator=generator)
+    shape = (expected / (fano - 1.0)).clamp(min=torch.finfo(expected.dtype).tiny)
+    rate = torch._standard_gamma(shape, generator=generator) * (fano - 1.0)
+    return torch.poisson(torch.where(expected > 0, rate, torch.zeros_like(rate)), generator=generator)
+
+
 def anscombe(counts: torch.Tensor) -> torch.Tensor:
     """Anscombe's variance-stabilising transform ``z = 2 √(k + 3/8)`` of Poisson counts ``k``.
 

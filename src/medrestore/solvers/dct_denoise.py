@@ -28,6 +28,13 @@ from medrestore.physics.noise import anscombe, inverse_anscombe
 
 COUNT_DCT_BLOCK = 6
 """Side of the sliding DCT blocks of :func:`denoise_counts`."""
+ANSCOMBE_SIGMA_PATCH = 4
+"""Side of the patches whose covariance :func:`anscombe_sigma` takes."""
+ANSCOMBE_SIGMA_MIN_COUNTS = 20.0
+""":func:`anscombe_sigma` uses the patches whose every pixel holds at least this many counts (Anscombe's
+transform of Poisson counts has variance ≈ 1 from about 4 counts up; 20 keeps a margin)."""
+ANSCOMBE_SIGMA_MIN_FWHM = 1.5
+"""Least system-response FWHM, in coarse pixels, on which :func:`count_noise_sigma` measures the noise."""
 
 
 def mirror_pad(image: torch.Tensor, width: int) -> torch.Tensor:
@@ -88,16 +95,68 @@ def odct_denoise(image: torch.Tensor, sigma: float, threshold: float = ODCT_THRE
     return (numerator / denominator)[inner][0, 0]
 
 
-def denoise_counts(counts: torch.Tensor, block: int = COUNT_DCT_BLOCK, threshold: float = ODCT_THRESHOLD) -> torch.Tensor:
+def anscombe_sigma(counts: torch.Tensor, min_counts: float = ANSCOMBE_SIGMA_MIN_COUNTS, patch: int = ANSCOMBE_SIGMA_PATCH) -> float | None:
+    """The noise level of ``A(k)`` measured on counts ``k (h, w)`` itself, or ``None`` where too few pixels tell.
+
+    ``σ̂² = λ_min(Cov(P))``: the smallest eigenvalue of the covariance of every ``patch × patch`` patch ``P`` of
+    Anscombe's transform in which each pixel holds at least ``min_counts`` counts (Pyatykh, Hesser & Zheng,
+    "Image noise level estimation by principal component analysis", IEEE TIP 22(2):687–699, 2013, without
+    their patch selection). White noise adds ``σ²`` to every direction of patch space while a band-limited
+    image lies in a few smooth directions, so the least direction holds noise alone; there the transform of
+    Poisson counts has variance within a few % of 1, and over-dispersed counts of variance ``F`` times their
+    mean (:func:`~medrestore.physics.noise.super_poisson_counts`) give ``σ ≈ √F``. Biased low by a few % on
+    small images (the least eigenvalue of a sample covariance). ``None`` below ``10 · patch²`` patches.
+    """
+    if counts.ndim != 2:
+        raise InputError(None, f"the noise of planar counts is measured on a 2-D image, got shape {tuple(counts.shape)}")
+    array = counts.detach().to(torch.float64).cpu()
+    if min(array.shape) < patch:
+        return None
+    patches = anscombe(array).unfold(0, patch, 1).unfold(1, patch, 1).reshape(-1, patch * patch)
+    least = array.unfold(0, patch, 1).unfold(1, patch, 1).reshape(-1, patch * patch).amin(dim=1)
+    patches = patches[least >= min_counts]
+    if patches.shape[0] < 10 * patch * patch:
+        return None
+    centred = patches - patches.mean(dim=0)
+    covariance = centred.T @ centred / (patches.shape[0] - 1)
+    return float(torch.linalg.eigvalsh(covariance)[0].clamp(min=0.0).sqrt())
+
+
+def count_noise_sigma(counts: torch.Tensor, response_fwhm: float | None) -> tuple[float, float | None]:
+    """``(σ used, σ̂)``: the noise level :func:`denoise_counts` thresholds at, ``max(1, σ̂)`` of :func:`anscombe_sigma`.
+
+    Args:
+        counts: coarse counts ``(h, w)``.
+        response_fwhm: FWHM of the system response in *coarse* pixels (``None``: unknown).
+
+    The estimate needs an image whose finest patch directions hold no structure: a response of at least
+    :data:`ANSCOMBE_SIGMA_MIN_FWHM` pixels (a Gaussian's transfer at the Nyquist frequency ``exp(−π²s²/2)``,
+    ``s = FWHM / 2.355``, is then below 0.13); on a sharper (or unknown) response σ̂ measures edges, and it is
+    not made (``σ̂ = None``). Poisson counting noise is the least a camera adds (``σ = 1`` after the
+    transform): an estimate below it is the estimator's small-sample bias, and a missing one keeps the
+    Poisson value.
+    """
+    if response_fwhm is None or response_fwhm < ANSCOMBE_SIGMA_MIN_FWHM:
+        return 1.0, None
+    estimate = anscombe_sigma(counts)
+    return (1.0 if estimate is None else max(1.0, estimate)), estimate
+
+
+def denoise_counts(
+    counts: torch.Tensor, block: int = COUNT_DCT_BLOCK, threshold: float = ODCT_THRESHOLD, sigma: float = 1.0
+) -> torch.Tensor:
     """Poisson counts ``(h, w)`` (or ``(d, h, w)``) denoised: ``A⁻¹(DCT(A(k)))`` (module docstring).
 
     Args:
         counts: non-negative counts, any float dtype.
         block: DCT block side (6: chosen on validation phantoms and bone scans, ``benchmarks/README.md``).
-        threshold: coefficients below ``threshold`` (σ = 1 after the transform) are zeroed.
+        threshold: coefficients below ``threshold · sigma`` are zeroed.
+        sigma: noise level after the transform (1 for Poisson counts; :func:`count_noise_sigma` measures it).
 
     Returns:
         Non-negative estimate of the expected counts, same shape; float64 for float64 input, else float32.
     """
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise InputError(None, f"the noise level sigma must be a finite number > 0, got {sigma!r}")
     dtype = torch.float64 if counts.dtype == torch.float64 else torch.float32
-    return inverse_anscombe(odct_denoise(anscombe(counts.to(dtype)), 1.0, threshold=threshold, block=block))
+    return inverse_anscombe(odct_denoise(anscombe(counts.to(dtype)), sigma, threshold=threshold, block=block))

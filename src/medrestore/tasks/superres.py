@@ -23,7 +23,11 @@ with ``OUT.json`` recording how. Conventions:
     (:func:`~medrestore.solvers.dct_denoise.denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
     sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
     returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter). Denoising where the
-    noise is still white and its level known lets ML-EM run longer without amplifying it;
+    noise is still white and its level known lets ML-EM run longer without amplifying it. The noise
+    level after the transform is also measured on each frame
+    (:func:`~medrestore.solvers.dct_denoise.count_noise_sigma`, patch PCA; a camera's corrections make
+    real counts super-Poisson) and recorded in ``OUT.json`` (``count_noise``); thresholding at it instead
+    of 1 (``CountSuperResolution.estimate_noise``) was not taken, see ``benchmarks/nm-real.md``;
   - ``mlem`` — ML-EM on the raw counts with the system response and ``k × k`` binning
     (:func:`~medrestore.solvers.mlem.mlem_super_resolution`, 20 iterations), then a Gaussian
     post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; the
@@ -89,7 +93,7 @@ from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
 from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
-from medrestore.solvers.dct_denoise import denoise_counts
+from medrestore.solvers.dct_denoise import count_noise_sigma, denoise_counts
 from medrestore.solvers.mlem import mlem_super_resolution
 from medrestore.tasks.degrade import input_digest
 from medrestore.zoo import load_pretrained
@@ -259,6 +263,10 @@ class CountSuperResolution:
         iterations: ML-EM iterations (the methods with ``mlem`` in their name).
         post_filter_fwhm: Gaussian post-filter of the ML-EM estimate (fine pixels, 0: none).
         views: the network's self-ensemble (:func:`~medrestore.inference.ensemble.self_ensemble`; one view: none).
+        estimate_noise: the ``dct-mlem`` methods threshold at the noise level measured on each frame
+            (:func:`~medrestore.solvers.dct_denoise.count_noise_sigma`, never below Poisson's σ = 1) instead of
+            Poisson's σ = 1 (the default, chosen by worst case in ``benchmarks/nm-real.md``; the measured level
+            is recorded either way).
     """
 
     method: str
@@ -269,6 +277,7 @@ class CountSuperResolution:
     iterations: int = 10
     post_filter_fwhm: float = 0.0
     views: tuple[View, ...] = IDENTITY
+    estimate_noise: bool = False
 
     def _apply_network(self, image: torch.Tensor) -> torch.Tensor:
         """The network(s) on ``image``, averaged over :attr:`views`."""
@@ -279,13 +288,28 @@ class CountSuperResolution:
     def needs_response(self) -> bool:
         return "mlem" in self.method
 
+    @property
+    def denoises(self) -> bool:
+        """Whether the counts are DCT-denoised before ML-EM (the ``dct-mlem`` methods)."""
+        return self.method.startswith("dct-mlem")
+
+    def noise_sigma(self, counts: torch.Tensor, fwhm_pixels: float | None) -> dict[str, float | None] | None:
+        """The noise level the DCT step of a ``dct-mlem`` method uses on coarse ``counts (h, w)`` with a system response
+        of ``fwhm_pixels`` fine pixels: ``{"sigma": used, "estimate": measured or None}`` (``None`` for the other
+        methods; :func:`~medrestore.solvers.dct_denoise.count_noise_sigma`)."""
+        if not self.denoises:
+            return None
+        used, estimate = count_noise_sigma(counts, None if fwhm_pixels is None else fwhm_pixels / self.scale)
+        return {"sigma": used if self.estimate_noise else 1.0, "estimate": estimate}
+
     def density(self, counts: torch.Tensor, fwhm_pixels: float | None = None) -> torch.Tensor:
         """The fine-grid estimate before the total is restored, ``(k·h, k·w)`` (counts per fine pixel)."""
         if self.needs_response:
             if fwhm_pixels is None:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
             with one_thread():
-                counts = denoise_counts(counts) if self.method.startswith("dct-mlem") else counts
+                noise = self.noise_sigma(counts, fwhm_pixels)
+                counts = counts if noise is None else denoise_counts(counts, sigma=float(noise["sigma"]))  # type: ignore[arg-type]
                 fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, self.scale, self.iterations)
             if self.post_filter_fwhm > 0:
                 fine = gaussian_blur(fine, fwhm=self.post_filter_fwhm)
@@ -510,6 +534,14 @@ def superres_image(image: Image, method: CountSuperResolution, response: SystemR
     return Image(data, affine, image.spatial_ndim, "nm", {**image.metadata, "units": "counts"})
 
 
+def _frame_noise(image: Image, method: CountSuperResolution, response: SystemResponse) -> list[dict[str, float | None]] | None:
+    """Per frame, the noise level of the DCT step (:meth:`CountSuperResolution.noise_sigma`; ``None``: no DCT step)."""
+    if not method.denoises:
+        return None
+    frames, _ = _frames_first(image)
+    return [method.noise_sigma(frame, response.fwhm_pixels) for frame in frames]  # type: ignore[misc]
+
+
 def _frame_totals(image: Image) -> list[float]:
     frames, _ = _frames_first(image)
     return [float(frame.sum()) for frame in frames]
@@ -574,6 +606,7 @@ def superres_file(
         "input": str(input_path), "input_sha256": input_digest(input_path), "input_shape": list(image.shape),
         "output": str(written), "output_shape": list(restored.shape),
         "frame_total_counts": _frame_totals(image), "output_frame_total_counts": _frame_totals(restored),
+        "count_noise": _frame_noise(image, method, response),
         "seconds": round(seconds, 4), **value_changes(image), "medrestore_version": medrestore.__version__,
     }  # fmt: skip
     atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
