@@ -134,3 +134,16 @@ def test_refusals_name_the_file(pair: dict[str, Path], tmp_path: Path) -> None:
 def test_cli_error_names_the_file(pair: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(pair["restored"]), "--ref", str(tmp_path / "nope.nii.gz"), "-o", str(tmp_path / "r.html")]) == 2
     assert "nope.nii.gz" in capsys.readouterr().err
+
+
+def test_an_input_on_a_coarser_grid_is_shown_but_not_scored(tmp_path: Path) -> None:
+    """A super-resolution input (half the size) is shown beside the output; only same-shape inputs are scored."""
+    clean = shepp_logan(64)
+    coarse = _write(tmp_path / "coarse.nii.gz", clean.reshape(32, 2, 32, 2).sum(axis=(1, 3)))
+    output = _write(tmp_path / "out.nii.gz", clean + 0.01)
+    reference = _write(tmp_path / "ref.nii.gz", clean)
+    entry = report_files([output], tmp_path / "r.html", [reference], [coarse])["files"][0]
+    assert entry["input_metrics"] is None and entry["metrics"]["psnr"] > 35.0
+    (image,) = PNG_DATA.findall((tmp_path / "r.html").read_text())
+    with PILImage.open(io.BytesIO(base64.b64decode(image))) as picture:
+        assert picture.size[0] > 3 * picture.size[1]

@@ -141,8 +141,8 @@ def restoration_figure(
 
     Args:
         panels: ``(label, image)`` pairs of 2-D images (input, output, reference...); an image of
-            another size than the last one's (a super-resolution input) keeps its own pixels and
-            gets the zoom box scaled to it.
+            another size than the window panel's (a super-resolution input) keeps its own pixels,
+            its own grey window, and the zoom box scaled to it.
         difference: ``(label, output − baseline)`` shown with a diverging map symmetric about 0,
             its limit the 99.5th percentile of ``|difference|`` (``None``: no map).
         window_index: the panel whose 0.5–99.5 % percentiles set the shared grey window.
@@ -153,10 +153,13 @@ def restoration_figure(
     """
     columns = len(panels) + (difference is not None)
     figure, axes = plt.subplots(1, columns, figsize=(panel_inches * columns, panel_inches + 0.7), squeeze=False)
-    low, high = np.percentile(panels[window_index][1], [0.5, 99.5])
     anchor_shape = panels[window_index][1].shape
     box = zoom_box(anchor_shape, None if difference is None else difference[1])
     for axis, (label, array) in zip(axes[0], panels, strict=False):
+        if array.shape != anchor_shape:  # another grid (a super-resolution input: counts per coarse pixel): its own window
+            low, high = np.percentile(array, [0.5, 99.5])
+        else:
+            low, high = np.percentile(panels[window_index][1], [0.5, 99.5])
         axis.imshow(array, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
         axis.set_title(label, fontsize=9)
         axis.axis("off")
