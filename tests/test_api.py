@@ -24,6 +24,7 @@ from medrestore.physics.mri import MaskSpec, sample_mask
 from medrestore.physics.mri.simulation import birdcage_coil_maps, simulate_kspace
 from medrestore.tasks.degrade import degrade_file
 from medrestore.tasks.denoise import denoise_file
+from medrestore.tasks.evaluate import evaluate_files
 from medrestore.tasks.recon import ReconOptions, reconstruct
 
 torch.set_num_threads(1)
@@ -68,8 +69,24 @@ def test_evaluate_matches_skimage() -> None:
     expected = peak_signal_noise_ratio(reference, noisy.data.numpy().astype(np.float64), data_range=float(np.ptp(reference)))
     assert scores["psnr"] == pytest.approx(expected, abs=1e-6)
     assert record["convention"] == "default" and record["shape"] == [64, 64]
-    with pytest.raises(InputError, match="differs from reference shape"):
+    with pytest.raises(InputError, match="does not match the reference of shape"):
         medrestore.evaluate(_phantom(32), clean)
+
+
+def test_evaluate_scores_a_series_as_the_command_does(tmp_path: Path) -> None:
+    """A 4-D series ``(X, Y, Z, T)`` is scored frame by frame in memory exactly as ``medrestore evaluate`` scores its files."""
+    generator = np.random.default_rng(0)
+    reference = generator.random((24, 20, 16, 3)).astype(np.float32)
+    reference[..., 1] *= 3.0  # frames of different ranges: scoring the wrong axes would change the numbers
+    prediction = (reference + 0.05 * generator.standard_normal(reference.shape)).astype(np.float32)
+    images = [medrestore.Image(torch.from_numpy(array), np.eye(4), 3, "mri") for array in (prediction, reference)]
+    for image, name in zip(images, ("pred.nii.gz", "ref.nii.gz"), strict=True):
+        write_image(image, tmp_path / name)
+    in_memory = medrestore.evaluate(*images).output
+    from_files = evaluate_files(tmp_path / "pred.nii.gz", tmp_path / "ref.nii.gz")["metrics"]
+    assert in_memory == pytest.approx(from_files, rel=1e-6)
+    expected = peak_signal_noise_ratio(reference.astype(np.float64), prediction.astype(np.float64), data_range=float(np.ptp(reference)))
+    assert in_memory["psnr"] == pytest.approx(expected, abs=1e-4)  # the default convention: one PSNR over the stack
 
 
 def test_recon_matches_the_task() -> None:

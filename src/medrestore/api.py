@@ -244,15 +244,12 @@ def evaluate(
 ) -> Result:
     """Score ``pred`` against ``ref`` (one shape) under ``convention`` (``default``, ``fastmri``, ``oct``),
     inside ``mask`` (nonzero = inside) when given, as ``medrestore evaluate`` does
-    (:func:`medrestore.metrics.evaluate`). Returns ``{metric: value}`` (PSNR in dB, SSIM, NMSE, MAE)
-    and the record."""
-    from medrestore.metrics import evaluate as score
+    (:func:`medrestore.tasks.evaluate.evaluate_images`: a series ``(*spatial, T)`` is scored as a stack of
+    ``T`` images). Returns ``{metric: value}`` (PSNR in dB, SSIM, NMSE, MAE) and the record."""
+    from medrestore.tasks.evaluate import evaluate_images
 
     prediction, reference = _image(pred), _image(ref)
-    if prediction.shape != reference.shape:
-        raise InputError(None, f"prediction shape {tuple(prediction.shape)} differs from reference shape {tuple(reference.shape)}")
-    region = None if mask is None else _image(mask).data
-    metrics = score(prediction.data, reference.data, convention, region, prediction.spatial_ndim)
+    metrics = evaluate_images(prediction, reference, convention, None if mask is None else _image(mask))
     record = {
         "prediction": str(pred) if isinstance(pred, (str, Path)) else MEMORY,
         "reference": str(ref) if isinstance(ref, (str, Path)) else MEMORY,

@@ -27,7 +27,7 @@ from medrestore.io.detect import format_from_extension
 from medrestore.io.values import NONFINITE_KEY
 from medrestore.metrics import CONVENTION_NAMES, evaluate, get_convention
 
-__all__ = ["CONVENTION_NAMES", "evaluate_files", "evaluate_pair"]
+__all__ = ["CONVENTION_NAMES", "evaluate_files", "evaluate_images", "evaluate_pair"]
 
 
 def _natural_key(path: Path) -> list[int | str]:
@@ -70,12 +70,28 @@ def _read(path: Path, nonfinite: str, notes: dict[str, Any] | None) -> Image:
     return image
 
 
-def _read_mask(mask_path: Path, reference: Image, nonfinite: str = "refuse", notes: dict[str, Any] | None = None) -> torch.Tensor:
+def _mask_region(mask: Image, reference: Image, mask_path: Path | None = None) -> torch.Tensor:
     """The mask (nonzero = inside) in the reference's metric layout; same spatial shape required."""
-    mask = _read(mask_path, nonfinite, notes)
     if mask.spatial_shape != reference.spatial_shape or mask.n_frames not in (1, reference.n_frames):
         raise InputError(mask_path, f"mask of shape {mask.shape} does not fit the reference of shape {reference.shape}")
     return _metric_layout(mask) != 0
+
+
+def evaluate_images(prediction: Image, reference: Image, convention: str = "default", mask: Image | None = None) -> dict[str, float]:
+    """Metrics of ``prediction`` against ``reference`` (the same shape) in memory, as for files.
+
+    A trailing time/frame axis ``(*spatial, T)`` is scored as a stack of ``T`` images; the
+    reference's ``spatial_ndim`` chooses 2-D or 3-D SSIM where the convention lets the data decide.
+    ``mask``: nonzero = inside, the reference's spatial shape (one frame or one per frame).
+
+    Raises:
+        InputError: shapes that differ, or images the convention cannot score (no path named:
+            the caller names its files).
+    """
+    if prediction.shape != reference.shape:
+        raise InputError(None, f"prediction of shape {tuple(prediction.shape)} does not match the reference of shape {tuple(reference.shape)}")
+    region = None if mask is None else _mask_region(mask, reference)
+    return evaluate(_metric_layout(prediction), _metric_layout(reference), convention, region, spatial_ndim=reference.spatial_ndim)
 
 
 def evaluate_pair(
@@ -103,11 +119,11 @@ def evaluate_pair(
             f"prediction of shape {prediction.shape} does not match "
             f"the reference {ref_path} of shape {reference.shape}",
         )
-    mask = None if mask_path is None else _read_mask(mask_path, reference, nonfinite, notes)
+    mask = None if mask_path is None else _read(mask_path, nonfinite, notes)
+    if mask is not None:
+        _mask_region(mask, reference, mask_path)  # a mask that does not fit is named
     try:
-        return evaluate(
-            _metric_layout(prediction), _metric_layout(reference), convention, mask, spatial_ndim=reference.spatial_ndim
-        )
+        return evaluate_images(prediction, reference, convention, mask)
     except InputError as error:
         if error.path is not None:
             raise
