@@ -170,7 +170,8 @@ def evaluate(
     """Score ``pred`` against ``ref`` under a convention; returns ``{metric: value}`` in report order.
 
     Args:
-        pred, ref: images of one shape ``(*slices, *spatial)``, NumPy or torch.
+        pred: the image to score ``(*slices, *spatial)``, NumPy or torch.
+        ref: the reference, of ``pred``'s shape.
         convention: a name from :data:`CONVENTION_NAMES` or a :class:`Convention`.
         mask: optional region (nonzero = inside), broadcastable to the image shape.
         spatial_ndim: spatial axes of the data (2 or 3) for conventions that choose 2-D/3-D SSIM

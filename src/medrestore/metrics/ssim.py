@@ -252,9 +252,15 @@ def ssim_map(
     """Full SSIM map (float64, the inputs' shape, borders included) as skimage's ``full=True``.
 
     Args:
-        pred, ref: images ``(*batch, *spatial)``, NumPy or torch, any real dtype.
+        pred: the image to score ``(*batch, *spatial)``, NumPy or torch, any real dtype.
+        ref: the reference, of ``pred``'s shape.
         data_range: ``L`` in ``C1 = (k1 L)²``, ``C2 = (k2 L)²`` (e.g. 255 for 8-bit images).
-        window, sigma, win_size, k1, k2, use_sample_covariance: see :class:`SSIMOptions`.
+        window: ``"gaussian"`` or ``"uniform"``, as :class:`SSIMOptions`.
+        sigma: the Gaussian window's standard deviation in pixels (:class:`SSIMOptions`).
+        win_size: the uniform window's side in pixels (:class:`SSIMOptions`).
+        k1: the constant of ``C1`` (:class:`SSIMOptions`).
+        k2: the constant of ``C2`` (:class:`SSIMOptions`).
+        use_sample_covariance: divide the local covariances by ``N − 1`` instead of ``N`` (:class:`SSIMOptions`).
         spatial_ndim: number of trailing spatial axes (2 or 3); leading axes are separate images.
     """
     prediction, reference = prepare_pair(pred, ref)
