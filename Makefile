@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= results/demo
 
-.PHONY: demo test test-slow test-all lint clean
+.PHONY: demo test test-slow test-all lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) results build src/*.egg-info
