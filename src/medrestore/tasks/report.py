@@ -12,7 +12,7 @@ were made from, the report holds
   the output differs most, a signed difference map (output − reference, else output − input),
   its metrics and decisions, and the sidecar record itself.
 
-Metrics are :func:`medrestore.tasks.evaluate.evaluate_pair`'s, i.e. exactly what
+Metrics are :func:`medrestore.tasks.evaluate.evaluate_images`', i.e. exactly what
 ``medrestore evaluate --pred OUTPUT --reference REF`` prints for the same pair and convention.
 Volumes are shown by their middle slice along the last spatial axis, series by their first frame.
 
@@ -39,7 +39,7 @@ from medrestore.io import find_inputs, read_image
 from medrestore.io.inventory import is_series_folder
 from medrestore.report.figures import restoration_figure
 from medrestore.report.html import Figure, Report, ReportSection, write_html
-from medrestore.tasks.evaluate import evaluate_pair
+from medrestore.tasks.evaluate import evaluate_images
 
 __all__ = ["SUMMARY_COLUMNS", "ReportItem", "plan_report", "record_decisions", "report_files"]
 
@@ -189,6 +189,36 @@ def _shape(image: Image) -> str:
     return "×".join(str(n) for n in image.shape)
 
 
+def _score(prediction: Image, reference: Image, prediction_path: Path, reference_path: Path, convention: str) -> dict[str, float]:
+    """:func:`~medrestore.tasks.evaluate.evaluate_images` (what ``medrestore evaluate`` computes), errors naming both files."""
+    try:
+        return evaluate_images(prediction, reference, convention)
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(prediction_path, f"{error.problem} (reference {reference_path})") from None
+
+
+def _figure(item: ReportItem, output: Image, source: Image | None, reference: Image | None) -> Figure:
+    """Input | output | reference with the zoomed inset, and the difference map (against the reference, else the input)."""
+    panels: list[tuple[str, np.ndarray]] = []
+    if source is not None and item.input is not None:
+        panels.append((f"input {item.input.name}", _plane(source)))
+    panels.append((f"output {item.output.name}", _plane(output)))
+    difference = None
+    if reference is not None and item.reference is not None:
+        panels.append((f"reference {item.reference.name}", _plane(reference)))
+        difference = ("output − reference", panels[-2][1] - panels[-1][1])
+    elif source is not None and source.shape == output.shape:
+        difference = ("output − input", panels[1][1] - panels[0][1])
+    png = restoration_figure(panels, difference, window_index=len(panels) - 1)  # the reference's window, else the output's
+    caption = f"Grey window of the {'reference' if reference is not None else 'output'}; the inset magnifies the outlined box"
+    caption += ", placed where the output differs most." if difference is not None else "."
+    if output.spatial_ndim == 3:
+        caption += " Volumes: middle slice along the last axis."
+    return Figure(f"{item.label}.png", caption, png)
+
+
 def _item_section(
     item: ReportItem, index: int, convention: str, nonfinite: str
 ) -> tuple[ReportSection, list[Any], dict[str, Any]]:
@@ -196,46 +226,31 @@ def _item_section(
     output = _read(item.output, nonfinite, "output")
     record = read_record(item.output)
     method, decisions = record_decisions(record)
-    metrics = input_metrics = None
-    panels: list[tuple[str, np.ndarray]] = []
     source = None if item.input is None else _read(item.input, nonfinite, "input")
-    if source is not None:
-        panels.append((f"input {item.input.name}", _plane(source)))  # type: ignore[union-attr]
-    panels.append((f"output {item.output.name}", _plane(output)))
-    difference = None
-    if item.reference is not None:
-        metrics = evaluate_pair(item.output, item.reference, None, convention, nonfinite)
-        reference = _read(item.reference, nonfinite, "reference")
-        panels.append((f"reference {item.reference.name}", _plane(reference)))
-        difference = ("output − reference", panels[-2][1] - panels[-1][1])
-        if source is not None and source.shape == reference.shape:
-            input_metrics = evaluate_pair(item.input, item.reference, None, convention, nonfinite)  # type: ignore[arg-type]
-    elif source is not None and source.shape == output.shape:
-        difference = ("output − input", panels[1][1] - panels[0][1])
-    png = restoration_figure(panels, difference, window_index=len(panels) - 1)  # the reference's window, else the output's
-    caption = "Shared grey window of the " + ("reference" if item.reference is not None else "output") + "; the inset magnifies the outlined box"
-    caption += ", placed where the output differs most." if difference is not None else "."
-    if output.spatial_ndim == 3:
-        caption += " Volumes: middle slice along the last axis."
+    reference = None if item.reference is None else _read(item.reference, nonfinite, "reference")
+    metrics = input_metrics = None
+    if reference is not None and item.reference is not None:
+        metrics = _score(output, reference, item.output, item.reference, convention)
+        if source is not None and item.input is not None and source.shape == reference.shape:
+            input_metrics = _score(source, reference, item.input, item.reference, convention)
 
     def score(values: Mapping[str, float] | None, name: str) -> float | None:
         return None if values is None else float(values[name])
 
     row = [item.label, _shape(output), method, score(metrics, "psnr"), score(metrics, "ssim"),
            score(input_metrics, "psnr"), score(input_metrics, "ssim"), "; ".join(f"{k}: {v}" for k, v in decisions) or None]  # fmt: skip
-    table_rows = [[name, value, None if input_metrics is None else input_metrics[name]] for name, value in (metrics or {}).items()]
     described = [f"Output {item.output} ({_shape(output)}, {output.modality})."]
-    if item.input is not None:
-        described.append(f"Input {item.input} ({_shape(source)}).")  # type: ignore[arg-type]
+    if source is not None:
+        described.append(f"Input {item.input} ({_shape(source)}).")
     if item.reference is not None:
         described.append(f"Scored against {item.reference} with the {convention} convention.")
     section = ReportSection(
         key=f"file-{index + 1}",
         title=item.label,
         description=" ".join(described),
-        figures=(Figure(f"file-{index + 1}.png", caption, png),),
-        columns=("metric", "output", "input") if table_rows else (),
-        rows=table_rows,
+        figures=(_figure(item, output, source, reference),),
+        columns=("metric", "output", "input") if metrics else (),
+        rows=[[name, value, score(input_metrics, name)] for name, value in (metrics or {}).items()],
         seconds=None,
         details=(("method", method),) * (method is not None) + tuple(decisions),
         record=None if record is None else json.dumps(record, indent=2),
