@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", nargs="+", default=None, metavar="IN",
                         help="the images the outputs were made from, matched like --reference; shown beside each output")  # fmt: skip
     parser.add_argument("--convention", default="default", choices=CONVENTION_NAMES,
-                        help="metric convention, as medrestore evaluate's: default, fastmri or oct")  # fmt: skip
+                        help="how metrics are computed, as by medrestore evaluate (default: default)")  # fmt: skip
     parser.add_argument("--title", default="medrestore report", help="heading of the report")
     add_value_options(parser)
 
