@@ -83,10 +83,10 @@ class MRIDenoiseDataConfig:
         cut_probability: mask-cut augmentation: with this probability a training sample's clean image
             (and target) is set to zero outside a random curved boundary (:func:`random_cut`) before the
             noise, so the network sees hard tissue/background cuts at every tissue intensity, as
-            skull-stripping leaves them. Colin27's mask cuts near grey-matter intensity; on SRI24, where
-            the mask cuts through CSF, the Colin27-only network lost 4 dB to NLM on the outermost voxel.
-            1500 steps of fine-tuning with cuts on half of the samples and four extra brains did not
-            recover it (``configs/mri-resunet3d-multibrain.yaml``, measured and not shipped).
+            skull-stripping leaves them. Colin27's mask cuts near grey-matter intensity; other brains'
+            masks cut through CSF, where a network that never saw such a cut does worst (the outer layer
+            of the brain mask, ``benchmarks/history.md``, MRI denoising;
+            ``configs/mri-resunet3d-multibrain.yaml`` was measured and not shipped).
         scale_range: anatomical-scale augmentation (training patches only, with ``noise_on_patches``):
             each patch is cut from a region ``s_a`` times its side on each axis ``a`` (``log s_a`` uniform
             in ``log scale_range``, independently per axis; the region centred on the drawn patch and kept
@@ -101,8 +101,8 @@ class MRIDenoiseDataConfig:
             whole for training, never for validation: each is divided by its own :func:`intensity_scale`
             and cropped to its tissue (:func:`tissue_crop`), and gets as many patches as each training
             image (2-D: its slices along ``axis`` with enough tissue). A network trained on one brain
-            learns that brain: on three other brains the Colin27-only network scored 0.1–1.1 dB *below*
-            NLM (``benchmarks/README.md``). Each is its own target.
+            learns that brain and generalises poorly to others (measured in ``benchmarks/history.md``,
+            "Three more brains"). Each is its own target.
         target: optional denoised copy of ``volume`` (same shape and units), the training and validation
             target, while the noise is still drawn on ``volume``. An average of a few scans keeps
             residual noise (Colin27: σ ≈ 1 grey level of 133, 0.8 % of the maximum, plus

@@ -51,9 +51,8 @@ class _Plan:
     """Immutable finufft call parameters for one trajectory.
 
     Single precision (complex64 values, float32 points) for tolerances ≥ 1e-4, double precision
-    below: near its single-precision limit FINUFFT widens the kernel, and at ``1e-5`` the
-    double-precision transform measured 3.5× faster (0.031 s vs 0.110 s for an 8-coil 256²
-    adjoint of 64 × 512 samples, one thread).
+    below: near its single-precision limit FINUFFT widens its kernel, and at ``1e-5`` the
+    double-precision transform was the faster one (timings: ``benchmarks/history.md``, radial MRI).
     """
 
     def __init__(self, trajectory: torch.Tensor, grid_shape: tuple[int, ...], tolerance: float) -> None:
