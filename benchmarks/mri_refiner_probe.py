@@ -1,7 +1,7 @@
 """Probe: can a 3-D network learn to correct ``nlm-wiener`` on brains it never saw? (Measured: no.)
 
 The networks trained on Colin27 and on other brains score 0.1–1.1 dB *below* NLM on unseen brains
-(``benchmarks/README.md``). This probe asks whether a network does better as a second stage: a
+(``benchmarks/history.md``). This probe asks whether a network does better as a second stage: a
 residual U-Net (``models/resunet.py``, 3-D, the shipped network's size) that takes the ``nlm-wiener``
 estimate ``p``, the noisy volume ``y`` and ``σ`` and returns ``p + r(p, y, σ)``, trained to the clean volume.
 

@@ -56,7 +56,7 @@ PEERS = (
     ("MIFCN (a CNN)", "26.60", "0.673"),
 )
 
-# Chosen by `tune-classical` on the training subjects 1–8 (best mean PSNR; see benchmarks/README.md).
+# Chosen by `tune-classical` on the training subjects 1–8 (best mean PSNR; see benchmarks/history.md).
 MEDIAN_SIZE = 11
 NLM_OPTIONS = {"patch_size": 5, "patch_distance": 6, "h_factor": 1.2}
 BM3D_SIGMA = 85.0

@@ -93,7 +93,7 @@ def test_recon_cli_with_a_network_and_reference(tmp_path: Path, capsys: pytest.C
 
 @pytest.mark.slow
 def test_unrolled_on_the_real_16_coil_slice(shared_data: Path) -> None:
-    """Poisson-disc 4× on the measured brain: benchmarks/README.md records 29.08 dB / 0.654 (zero-filled 23.10, CS-TV 30.84)."""
+    """Poisson-disc 4× on the measured brain: benchmarks/history.md records 29.08 dB / 0.654 (zero-filled 23.10, CS-TV 30.84)."""
     _require("unrolled")
     pytest.importorskip("twixtools", reason="reading twix needs the 'twixtools' package")
     from medrestore.core.fft import ifftc, rss

@@ -67,7 +67,7 @@ def test_patch2self_fits_each_volume_from_the_others_and_damps_a_local_response(
     assert np.corrcoef(denoised[..., 0][tissue], prediction.reshape(SHAPE)[tissue])[0, 1] > 0.99
     assert np.mean(denoised[tissue]) == pytest.approx(np.mean(clean[tissue]), rel=0.02)
     # one regression over all voxels predicts the time course the whole volume shares, so a response confined to a
-    # few voxels is damped (benchmarks/README.md: the simulated BOLD check)
+    # few voxels is damped (benchmarks/mri-series-denoise.md: the simulated BOLD check)
     assert design_response(denoised, design, active) < 0.6 * 0.04  # about half of it goes
 
 

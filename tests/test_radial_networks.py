@@ -128,4 +128,4 @@ def test_recon_unrolled_on_radial_kspace_runs_ring_then_the_zoo_network(tmp_path
     brain = read_image(shared_data / "brain-mri-ants" / "r85slice.jpg").data.to(torch.float32)
     brain = torch.nn.functional.interpolate(brain[None, None], size=(128, 128), mode="area")[0, 0]
     scores = _recon_scores(tmp_path, capsys, brain / brain.max(), 64, ("auto", "unrolled"), {"auto": "cs-tv"})
-    assert scores["unrolled"] > scores["auto"] + 0.3, scores  # measured +0.75 here, +0.3 to +0.9 dB: benchmarks/README.md radial networks
+    assert scores["unrolled"] > scores["auto"] + 0.3, scores  # measured +0.75 here, +0.3 to +0.9 dB: benchmarks/history.md radial networks
