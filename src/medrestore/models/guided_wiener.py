@@ -70,7 +70,7 @@ class GuidedWienerSettings:
         tissue_snr, tissue_margin: the tissue box (:func:`tissue_box`).
     """
 
-    guide_models: tuple[str, ...] = ("mri-resunet3d-brains",)
+    guide_models: tuple[str, ...] = ("mri-resunet3d-colin27", "mri-resunet3d-brains")
     guide_views: int = 1
     guided_h_factor: float = 0.7
     guided_search_radius: int = 3
