@@ -75,3 +75,14 @@ def test_every_workflow_page_has_commands_python_a_figure_and_its_benchmark() ->
         assert "](figures/" in text, name
         assert "## Benchmark" in text and "](benchmarks/" in text, name
         assert "python benchmarks/" in text or "medrestore harmonize-eval" in text, f"{name}: the command that made the table"
+
+
+def test_lists_right_after_a_paragraph_are_separated_as_github_reads_them() -> None:
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    if spec is None or spec.loader is None or importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("the docs extra is not installed (mkdocs): pip install -e '.[docs]'")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    text = "**Findings.**\n- one\n- two\n  continued\n  - nested\n\n```\nx\n- not a list\n```\n| a |\n- after a table\n1. numbered"
+    expected = "**Findings.**\n\n- one\n- two\n  continued\n  - nested\n\n```\nx\n- not a list\n```\n| a |\n\n- after a table\n1. numbered"
+    assert hooks.separate_lists(text) == expected
