@@ -158,7 +158,7 @@ def superres_nm(data: Path) -> Path:
     return _write("superres-nm.png", panels, show(restored), show(original))
 
 
-def oct(data: Path) -> Path:
+def oct_bscan(data: Path) -> Path:
     """One noisy Duke/Bioptigen B-scan (subject 9, a validation eye) against its registered average."""
     folder = data.joinpath(*DUKE_SUBJECT)
     noisy, average = read_image(folder / "test.tif"), read_image(folder / "average.tif")
@@ -172,7 +172,7 @@ def oct(data: Path) -> Path:
 
 FIGURE_MAKERS: dict[str, Callable[[Path], Path]] = {
     "recon-cartesian": recon_cartesian, "recon-radial": recon_radial, "denoise-mri": denoise_mri,
-    "harmonize": harmonize, "superres-nm": superres_nm, "oct": oct,
+    "harmonize": harmonize, "superres-nm": superres_nm, "oct": oct_bscan,
 }  # fmt: skip
 
 
