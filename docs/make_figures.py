@@ -5,7 +5,7 @@ input, the workflow's call with its defaults, ``medrestore.evaluate`` to score i
 phantoms and on the shared data the demo uses (``../shared/data`` beside the project, or
 ``--data``)::
 
-    python docs/make_figures.py                 # all figures, about a minute on one CPU thread
+    python docs/make_figures.py                 # all figures, about 20 s on one CPU thread
     python docs/make_figures.py --only oct      # one of: recon-cartesian, recon-radial, denoise-mri, harmonize, superres-nm, oct
 
 The PNGs are committed, so building the site never runs this script. Each panel title carries the
