@@ -164,3 +164,37 @@ def test_network_trains_through_the_nufft_data_consistency_step() -> None:
         lower = float(loss())
         step.raw_step += delta
     assert float(step.raw_step.grad) == pytest.approx((upper - lower) / (2 * delta), rel=2e-2)
+
+
+@pytest.mark.parametrize("grid", [(12, 12), (9, 14)])
+def test_toeplitz_gram_equals_the_exact_weighted_gram(grid: tuple[int, int]) -> None:
+    """``AᴴA`` by Toeplitz embedding against ``Sᴴ Eᴴ W E S`` with the exact non-uniform DFT ``E`` (odd and even sizes)."""
+    from medrestore.physics.mri.radial import ToeplitzSense
+
+    trajectory = radial_trajectory(RadialSpec(max(grid), 7, 2.0, golden=True))
+    weights = pipe_menon_density(trajectory, grid, 10)
+    weights[2] = 0.0  # a held-out spoke
+    maps = _complex((3, *grid), seed=1)
+    image = _complex(grid, seed=2).to(torch.complex128)
+    coil_images = maps.to(torch.complex128) * image
+    samples = torch.stack([nonuniform_dft(coil, trajectory) for coil in coil_images])  # (coils, spokes, readout)
+    # Eᴴ of the exact DFT: the conjugate phases of nonuniform_dft, summed over the samples.
+    axes = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) - n // 2 for n in grid], indexing="ij")
+    positions = torch.stack([axis.reshape(-1) / n for axis, n in zip(axes, grid)], dim=-1)
+    phase = torch.exp(2j * math.pi * (trajectory.to(torch.float64).reshape(-1, 2) @ positions.T)) / math.sqrt(math.prod(grid))
+    weighted = (samples * weights.to(torch.float64)).reshape(3, -1)
+    exact = (maps.conj().to(torch.complex128) * (weighted @ phase).reshape(3, *grid)).sum(0)
+    operator = ToeplitzSense(maps, trajectory, weights)
+    result = operator.normal(image.to(torch.complex64)).to(torch.complex128)
+    assert float((result - exact).norm() / exact.norm()) < 1e-5
+    nufft_pair = operator.adjoint(operator.forward(image.to(torch.complex64))).to(torch.complex128)
+    assert float((nufft_pair - exact).norm() / exact.norm()) < 1e-4
+
+
+def test_radial_sense_gram_matches_its_nufft_pair_on_a_batch() -> None:
+    """The operator CS and the unrolled network use: Toeplitz ``normal`` = ``adjoint(forward)`` on a batch of images."""
+    trajectory = radial_trajectory(RadialSpec(32, 20, 2.0, golden=True))
+    operator = radial_sense(birdcage_coil_maps((32, 32), 4), trajectory, pipe_menon_density(trajectory, (32, 32), 10))
+    images = _complex((2, 32, 32), seed=3)
+    pair = operator.adjoint(operator.forward(images))
+    assert float((operator.normal(images) - pair).norm() / pair.norm()) < 1e-4
