@@ -37,7 +37,7 @@ from medrestore.physics.mri import MaskSpec, sample_mask
 from medrestore.physics.mri.simulation import birdcage_coil_maps, simulate_kspace
 from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.report.figures import restoration_figure
-from medrestore.tasks.radial import RadialReconOptions, RadialSimulation, reconstruct_radial, simulate_radial
+from medrestore.tasks.radial import RadialSimulation, simulate_radial
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
@@ -102,12 +102,11 @@ def recon_radial(data: Path) -> Path:
     clean = medrestore.Image(torch.from_numpy(shepp_logan(128)), affine_from_spacing((1.0, 1.0)), 2, "mri")
     options = RadialSimulation(spokes=48, delay=GradientDelay(0.7, -0.4), coils=8, seed=0)
     kspace = simulate_radial(clean, options)
-    gridded = reconstruct_radial(kspace, RadialReconOptions(method="zero-filled", delay_correction="none")).image
-    result = reconstruct_radial(kspace)  # what `medrestore recon` runs on radial k-space
-    image = result.image
+    gridded, _ = medrestore.recon(kspace, method="zero-filled", delay_correction="none")
+    image, record = medrestore.recon(kspace)  # what `medrestore recon` runs on radial k-space
     show = lambda image: _display(image, upright=False)  # noqa: E731  (the phantom is stored as displayed)
     panels = [(f"gridding, delays uncorrected: {_scores(gridded, clean)}", show(gridded)),
-              (f"recon ({result.method}): {_scores(image, clean)}", show(image)),
+              (f"recon ({record['method']}): {_scores(image, clean)}", show(image)),
               ("phantom", show(clean))]
     return _write("recon-radial.png", panels, show(image), show(clean))
 

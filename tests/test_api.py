@@ -19,13 +19,15 @@ from medrestore.core.errors import InputError
 from medrestore.core.image import affine_from_spacing
 from medrestore.core.random import make_generator
 from medrestore.data.phantoms import shepp_logan
-from medrestore.io import read_image, write_image
+from medrestore.io import read_image, write_image, write_kspace
 from medrestore.physics.mri import MaskSpec, sample_mask
 from medrestore.physics.mri.simulation import birdcage_coil_maps, simulate_kspace
+from medrestore.physics.mri.trajectory import GradientDelay
 from medrestore.tasks.degrade import degrade_file
 from medrestore.tasks.denoise import denoise_file
 from medrestore.tasks.evaluate import evaluate_files
-from medrestore.tasks.recon import ReconOptions, reconstruct
+from medrestore.tasks.radial import RadialSimulation, simulate_radial
+from medrestore.tasks.recon import ReconOptions, reconstruct, reconstruct_file
 
 torch.set_num_threads(1)
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -97,13 +99,27 @@ def test_recon_matches_the_task() -> None:
     image, record = medrestore.recon(kspace, method="cs-wavelet", device="cpu")
     expected = reconstruct(kspace, ReconOptions(method="cs-wavelet", device="cpu"))
     torch.testing.assert_close(image.data, expected.image.data)
-    assert (record["method"], record["lam"], record["iterations"]) == ("cs-wavelet", expected.lam, expected.iterations)
+    assert (record["method"], record["lambda"], record["iterations"]) == ("cs-wavelet", expected.lam, expected.iterations)
     zero_filled, _ = medrestore.recon(kspace, method="zero-filled", device="cpu")
 
     def psnr(result: torch.Tensor) -> float:
         return float(peak_signal_noise_ratio(clean.numpy(), (result / result.max()).numpy(), data_range=1.0))
 
     assert psnr(image.data) > psnr(zero_filled.data) + 3.0
+
+
+def test_recon_takes_radial_kspace_as_the_command_does(tmp_path: Path) -> None:
+    """Radial k-space with a gradient delay: the call estimates and corrects it and records what the command writes."""
+    clean = _phantom(32)
+    kspace = simulate_radial(clean, RadialSimulation(spokes=24, coils=4, delay=GradientDelay(0.4, -0.3, 0.0), seed=2))
+    image, record = medrestore.recon(kspace, method="cs-tv", device="cpu")
+    assert image.shape == (32, 32)
+    assert record["method"] == "cs-tv" and record["lambda_selection"]["rule"] == "k-space hold-out"
+    assert record["delay"][:2] == pytest.approx([0.4, -0.3], abs=0.02)  # RING on the simulated delay
+    path = tmp_path / "radial.npz"
+    write_kspace(kspace, path)
+    from_file = reconstruct_file(path, tmp_path / "out.npy", ReconOptions(method="cs-tv", device="cpu"))
+    assert from_file["delay"] == record["delay"] and from_file["lambda"] == pytest.approx(record["lambda"])
 
 
 def test_an_in_memory_image_is_named_in_errors() -> None:

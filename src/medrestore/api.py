@@ -212,27 +212,30 @@ def recon(
     iterations: int | None = None,
     coil_maps: str = "espirit",
     device: str = DEFAULT_DEVICE,
+    trajectory: str | Path | None = None,
+    delay_correction: str = "auto",
 ) -> Result:
     """Reconstruct a magnitude image from multi-coil k-space ``(*batch, coils, ky, kx)`` (Cartesian, or
-    radial with its trajectory), as ``medrestore recon`` does (:func:`medrestore.tasks.recon.reconstruct`).
+    radial with its trajectory), as ``medrestore recon`` does
+    (:func:`medrestore.tasks.recon.reconstruct_any`: Cartesian SENSE/CS/networks, or radial with the
+    gradient delay estimated and corrected first).
+
+    ``trajectory`` names the BART trajectory ``.cfl`` of a BART k-space file given by path; an
+    in-memory radial :class:`~medrestore.KSpace` carries its own. ``delay_correction``: radial only
+    (``auto``, ``ring``, ``ac-adaptive``, ``none``).
 
     Returns the image ``(ny, nx)`` (or ``(slices, ny, nx)``) with the k-space's geometry and the
-    record (method run, its regularisation weight, iterations, seconds).
+    record ``recon`` writes (method run, its regularisation weight and how it was chosen,
+    iterations, seconds, ``auto``'s decision; for radial data the delay and its decision).
     """
     from medrestore.io import read_kspace
-    from medrestore.tasks.recon import ReconOptions, reconstruct
+    from medrestore.tasks.recon import ReconOptions, reconstruct_any
 
-    data = read_kspace(kspace) if isinstance(kspace, (str, Path)) else kspace
-    options = ReconOptions(method=method, coil_maps=coil_maps, lam=lam, iterations=iterations, device=device)
-    result = reconstruct(data, options)
-    record = {
-        "input": str(kspace) if isinstance(kspace, (str, Path)) else MEMORY,
-        "method": result.method,
-        "lam": result.lam,
-        "iterations": result.iterations,
-        "seconds": result.seconds,
-        "options": _jsonable(options, {}),
-    }
+    data = read_kspace(kspace, trajectory) if isinstance(kspace, (str, Path)) else kspace
+    options = ReconOptions(method=method, coil_maps=coil_maps, lam=lam, iterations=iterations, device=device,
+                           delay_correction=delay_correction)
+    result, fields = reconstruct_any(data, options)
+    record = {"input": str(kspace) if isinstance(kspace, (str, Path)) else MEMORY, **fields, "options": _jsonable(options, {})}
     return Result(result.image, record)
 
 

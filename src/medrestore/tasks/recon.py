@@ -77,7 +77,7 @@ from medrestore.tasks.recon_slices import assemble, slice_problems
 
 __all__ = [
     "COMPRESSION_KINDS", "MASK_KINDS", "RECON_METHODS", "MaskSpec", "ReconOptions", "ReconResult", "intensity_fit", "reconstruct",
-    "coil_compression_option", "reconstruct_file", "score_reconstruction", "set_threads", "undersample", "undersample_file",
+    "coil_compression_option", "reconstruct_any", "reconstruct_file", "score_reconstruction", "set_threads", "undersample", "undersample_file",
 ]
 
 CLASSICAL_METHODS = ("zero-filled", "sense", "cs-wavelet", "cs-tv")
@@ -397,14 +397,10 @@ def undersample_file(input_path: str | Path, output_path: str | Path, spec: Mask
     return {"input": str(input_path), "output": str(output_path), **kspace.metadata["undersampling"]}
 
 
-def reconstruct_file(
-    input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None,
-    trajectory_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
-    maps_path = None if options.coil_maps == "espirit" else options.coil_maps
-    guard_output(output_path, [input_path, reference_path, maps_path, trajectory_path])
-    kspace = read_kspace(input_path, trajectory_path, options.average)
+def reconstruct_any(kspace: KSpace, options: ReconOptions) -> tuple[ReconResult | Any, dict[str, Any]]:
+    """Cartesian (:func:`reconstruct`) or radial (:func:`~medrestore.tasks.radial.reconstruct_radial`) k-space
+    as ``medrestore recon`` runs it: the result and the record ``recon`` writes (method, λ, iterations,
+    seconds, the delay and ``auto``'s decisions, the λ selection)."""
     extra: dict[str, Any] = {}
     if kspace.is_cartesian:
         result: ReconResult | Any = reconstruct(kspace, options)
@@ -414,21 +410,33 @@ def reconstruct_file(
                                     delay=options.delay)
         result = reconstruct_radial(kspace, radial)
         extra = radial_report_fields(result)
+    record: dict[str, Any] = {
+        "method": result.method, "lambda": result.lam, "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
+    }
+    if options.method == "auto":
+        record["auto_decision"] = auto_decision(kspace)
+    if kspace.is_cartesian:
+        record["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
+    selections = result.image.metadata.get("recon_lambda_selection")
+    if selections:
+        record["lambda_selection"] = selections[0] if len(selections) == 1 else selections
+    return result, record
+
+
+def reconstruct_file(
+    input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None,
+    trajectory_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
+    maps_path = None if options.coil_maps == "espirit" else options.coil_maps
+    guard_output(output_path, [input_path, reference_path, maps_path, trajectory_path])
+    kspace = read_kspace(input_path, trajectory_path, options.average)
+    result, record = reconstruct_any(kspace, options)
     output_path = Path(output_path)
     image, dtype = _output_image(result.image, output_path)
     complete = kspace.is_cartesian and kspace.mask is None  # fully sampled: a plain reconstruction, nothing restored
     write_image(image.with_metadata(derivation="Derived" if complete else "Restored"), output_path, dtype)
-    report: dict[str, Any] = {
-        "input": str(input_path), "output": str(output_path), "method": result.method, "lambda": result.lam,
-        "iterations": result.iterations, "seconds": round(result.seconds, 3), **extra,
-    }
-    if options.method == "auto":
-        report["auto_decision"] = auto_decision(kspace)
-    if kspace.is_cartesian:
-        report["coils"] = result.image.metadata.get("recon_coils")  # virtual coils after compression
-    selections = result.image.metadata.get("recon_lambda_selection")
-    if selections:
-        report["lambda_selection"] = selections[0] if len(selections) == 1 else selections
+    report: dict[str, Any] = {"input": str(input_path), "output": str(output_path), **record}
     if reference_path is not None:
         reference = read_reference(reference_path)
         try:
