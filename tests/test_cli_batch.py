@@ -126,7 +126,8 @@ def test_recon_batch_over_raw_files_writes_nifti_and_json(tmp_path: Path, capsys
     assert main(["recon", str(root), "-o", str(out), "--method", "zero-filled", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["done"], summary["failed"]) == (2, 0)
-    assert _outputs(out) == ["deep/two.nii.gz", "one.nii.gz"]
+    assert _outputs(out) == ["deep/two.nii.gz", "deep/two.nii.gz.json", "one.nii.gz", "one.nii.gz.json"]
+    assert json.loads((out / "one.nii.gz.json").read_text())["method"] == "zero-filled"
     assert summary["files"][0]["record"]["method"] == "zero-filled"
     assert main(["recon", str(root), "-o", str(out), "--ref", str(root / "one.npz")]) == 2
 

@@ -58,6 +58,7 @@ def test_recon_methods_and_metrics(tmp_path: Path, capsys: pytest.CaptureFixture
         argv = ["recon", str(under), "-o", str(output), "--method", method, "--ref", str(reference), "--json"]
         assert main(argv) == 0
         report = json.loads(capsys.readouterr().out)
+        assert json.loads((tmp_path / f"{method}.nii.gz.json").read_text()) == report  # the record beside the output
         psnr[method] = report["metrics"]["psnr"]
         image = read_image(output)
         assert image.shape == (48, 48)

@@ -61,7 +61,7 @@ from medrestore.tasks.recon import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``INPUT -o OUTPUT [--method M] [--coil-maps espirit|FILE] [--lam L] [--iterations N] [--reference FILE] [--json]``."""
     add_io_arguments(parser, "raw k-space: twix .dat, fastMRI/ISMRMRD .h5, BART .cfl, .npy/.npz",
-                     "magnitude image: .nii.gz, .dcm, .npy, .png, ... (batch default: .nii.gz)")
+                     "magnitude image: .nii.gz, .dcm, .npy, .png, ... (batch default: .nii.gz), with its record (method, λ and how it was chosen, delay, decisions) in OUTPUT.json")
     parser.add_argument("--method", choices=RECON_METHODS, default="auto", help="reconstruction method (default auto)")
     parser.add_argument("--coil-maps", default="espirit", metavar="espirit|FILE", help="ESPIRiT (default) or a maps file")
     parser.add_argument("--maps", type=int, choices=(1, 2), default=1,

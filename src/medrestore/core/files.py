@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,11 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
 def sidecar_path(output: str | Path) -> Path:
     """The JSON record written beside an output: ``OUT.json`` (``brain.nii.gz`` → ``brain.nii.gz.json``)."""
     return Path(f"{output}.json")
+
+
+def write_record(output: str | Path, record: Mapping[str, Any]) -> Path:
+    """Write ``record`` as indented JSON to :func:`sidecar_path` of ``output``, atomically; returns that path."""
+    return atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
 
 
 def _footprint(path: Path) -> list[Path]:

@@ -21,14 +21,13 @@ input's spacing, a count level left to default as the input's total counts), whi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import medrestore
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, guard_output, sha256_file, sidecar_path
+from medrestore.core.files import guard_output, sha256_file, sidecar_path, write_record
 from medrestore.core.image import Image
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
@@ -150,5 +149,5 @@ def degrade_file(
         **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
-    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
+    write_record(written, record)
     return record

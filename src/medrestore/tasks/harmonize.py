@@ -24,7 +24,6 @@ does).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +35,7 @@ import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError, MedrestoreError
 from medrestore.core.random import make_generator
-from medrestore.core.files import atomic_write_text, guard_output, sha256_file, sidecar_path
+from medrestore.core.files import guard_output, sha256_file, write_record
 from medrestore.core.image import Image
 from medrestore.data.harmonize import SimulationPlan, display_slices, from_display_slices, write_simulated_dataset
 from medrestore.data.ixi import IXI_ARCHIVES, IXI_BASE_URL, download_archives, organise_ixi
@@ -289,7 +288,7 @@ def harmonize_file(
         **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
-    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
+    write_record(written, record)
     return record
 
 

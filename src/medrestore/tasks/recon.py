@@ -51,7 +51,7 @@ import torch
 
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
-from medrestore.core.files import guard_output
+from medrestore.core.files import guard_output, write_record
 from medrestore.core.fft import ifftc, rss
 from medrestore.core.image import Image
 from medrestore.core.kspace import KSpace
@@ -427,9 +427,10 @@ def reconstruct_file(
     input_path: str | Path, output_path: str | Path, options: ReconOptions, reference_path: str | Path | None = None,
     trajectory_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image; with a reference, add fastMRI metrics."""
+    """Read k-space (BART k-space with its ``trajectory_path``), reconstruct, write the magnitude image and its record
+    (``OUT.json``, :func:`~medrestore.core.files.sidecar_path`); with a reference, add fastMRI metrics."""
     maps_path = None if options.coil_maps == "espirit" else options.coil_maps
-    guard_output(output_path, [input_path, reference_path, maps_path, trajectory_path])
+    guard_output(output_path, [input_path, reference_path, maps_path, trajectory_path], sidecar=True)
     kspace = read_kspace(input_path, trajectory_path, options.average)
     result, record = reconstruct_any(kspace, options)
     output_path = Path(output_path)
@@ -444,4 +445,5 @@ def reconstruct_file(
         except InputError as error:
             raise InputError(reference_path, error.problem) from None
         report["reference"] = str(reference_path)
+    write_record(output_path, report)
     return report

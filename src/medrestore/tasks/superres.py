@@ -76,7 +76,7 @@ import yaml
 import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.files import atomic_write_text, guard_output, load_torch_file, sha256_file, sidecar_path
+from medrestore.core.files import guard_output, load_torch_file, sha256_file, sidecar_path, write_record
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import (
@@ -609,5 +609,5 @@ def superres_file(
         "count_noise": _frame_noise(image, method, response),
         "seconds": round(seconds, 4), **value_changes(image), "medrestore_version": medrestore.__version__,
     }  # fmt: skip
-    atomic_write_text(sidecar_path(written), json.dumps(record, indent=2) + "\n")
+    write_record(written, record)
     return record
