@@ -94,7 +94,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     assert parse_sigma("auto") is None and parse_sigma("2.5") == 2.5
 
 
-@pytest.mark.parametrize("method", ["unet", "unet3d", "gan"])
+@pytest.mark.parametrize("method", ["unet", "unet3d", "gan", "srcnn"])
 def test_shipped_networks_denoise_a_volume(tmp_path: Path, method: str) -> None:
     from medrestore.tasks.denoise_mri import ZOO_MODELS
     from medrestore.zoo import PACKAGED_ZOO
@@ -107,8 +107,9 @@ def test_shipped_networks_denoise_a_volume(tmp_path: Path, method: str) -> None:
     assert result.method == method and result.model == ZOO_MODELS[method]
     denoised = nib.load(tmp_path / "out.nii.gz").get_fdata()
     mask = clean > 0
-    # trained on Colin27, not on this phantom: a smaller gain (the adversarial model darkens its thin CSF layer)
-    factor = {"unet": 0.8, "unet3d": 0.8, "gan": 0.95}[method]
+    # trained on Colin27, not on this phantom: a smaller gain (the adversarial model darkens its thin CSF layer; the
+    # 3-layer SRCNN barely denoises it)
+    factor = {"unet": 0.8, "unet3d": 0.8, "gan": 0.95, "srcnn": 0.99}[method]  # srcnn: measured 0.97
     assert np.mean((denoised[mask] - clean[mask]) ** 2) < factor * np.mean((noisy[mask] - clean[mask]) ** 2)
     assert nib.load(tmp_path / "out.nii.gz").shape == noisy.shape
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "zoo model name (see `medrestore models`), a checkpoint .pt file, or several joined by '+' (their outputs "
             f"averaged); default for OCT: {DEFAULT_MODELS['oct']}. MRI: one zoo model or checkpoint (trained with "
-            "`medrestore train`, data.layout: mri-denoise) in place of the network of --method unet, unet3d, unet3d-nlm or gan"
+            "`medrestore train`, data.layout: mri-denoise) in place of the network of --method unet, unet3d, unet3d-nlm, gan or srcnn"
         ),
     )
     parser.add_argument(
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="neighbouring frames of the same location for a multi-frame model (same shape as INPUT)",
     )
     add_device_option(parser)
-    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan) or unet3d-nlm: NLM weighted by the 3-D network's output, then a collaborative Wiener filter; 4-D series only: mppca "
+    parser.add_argument("--method", default="auto", choices=METHODS, help="MRI: non-local means (nlm; pri-nlm: pre-filtered; nlm-wiener: NLM then a collaborative Wiener filter, 3-D), a shipped network (unet, unet3d, gan, srcnn) or unet3d-nlm: NLM weighted by the 3-D networks' output, then a collaborative Wiener filter; 4-D series only: mppca "
                         "or patch2self (dipy), along the volume axis (default: auto = unet3d-nlm on near-isotropic volumes with voxels "
                         "<= 1.5 mm, nlm otherwise). A 4-D input also gets its temporal SNR map, before and after, in OUTPUT.tsnr.nii.gz")
     parser.add_argument("--sigma", default="auto", metavar="auto|VALUE", help="MRI: noise σ in image units (the input's intensity scale), or auto to estimate it per volume (default: auto)")

@@ -13,6 +13,9 @@ Methods (``method``):
   search. Opt-in; ``auto`` never picks it (it loses to ``nlm`` on piecewise-constant images).
 * ``unet`` / ``gan`` — the shipped 2-D U-Net (conditioned on σ) / adversarially trained U-Net
   (blind), applied to every slice along the last spatial axis (axial slices of an RAS volume).
+* ``srcnn`` — the seed's SRCNN (Dong et al. 2014; 9-1-5 layers, 64/32 features, same size in and out) re-purposed
+  for denoising, blind to σ, slice by slice as ``unet`` (``mri-srcnn-colin27``). Opt-in: ``auto`` never picks it, as
+  it does not reach its classical counterpart ``nlm`` (``benchmarks/mri-denoise-default.md``).
 * ``unet3d`` — the shipped 3-D residual U-Net conditioned on σ (``mri-resunet3d-colin27``): the
   whole volume in one pass up to :data:`WHOLE_VOLUME_VOXELS`, blended :data:`WINDOW_3D` windows
   beyond.
@@ -81,12 +84,13 @@ from medrestore.models.series_denoise import SERIES_METHODS, mppca_series, patch
 from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
 from medrestore.zoo import load_pretrained
 
-METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", *SERIES_METHODS)
+METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", "srcnn", *SERIES_METHODS)
 ZOO_MODELS: dict[str, str] = {
     "unet": "mri-unet2d-colin27",
     "unet3d": "mri-resunet3d-colin27",
     "unet3d-nlm": DEFAULT_SETTINGS.guide_models[0],
     "gan": "mri-gan-colin27",
+    "srcnn": "mri-srcnn-colin27",
 }
 """Method → shipped zoo model (``unet3d-nlm``: the first of its ``guide_models``)."""
 AUTO_METHOD = "unet3d-nlm"
@@ -488,7 +492,7 @@ def denoise_mri_file(
     resolved = resolve_method(method, tuple(volumes.shape[1:]), _squeezed_spacing(image))
     if model is not None and resolved in CLASSICAL_METHODS:
         chosen = f"--method auto picks {resolved} for this image" if method == "auto" else f"--method {resolved} uses no network"
-        raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm or gan")
+        raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm, gan or srcnn")
     target = select_device(device)
     predictor = load_predictor(resolved, target, model)
     started = time.perf_counter()
