@@ -31,6 +31,8 @@ Usage (one thread, each step under 15 minutes)::
     OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py train --minutes 11
     OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py evaluate     # → results/nm_real_refine/scores.json
     python benchmarks/nm_real_refine.py publish NAME                     # the fine-tuned network into the zoo
+    OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py train --start identity --minutes 7   # a small net from dct-mlem
+    OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py evaluate --start identity
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from medrestore.data.normalisation import MinMaxImage
 from medrestore.inference import Predictor
 from medrestore.io import read_image
 from medrestore.losses.image import build_loss
+from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
 from medrestore.physics.noise import super_poisson_counts
 from medrestore.tasks.superres import (
@@ -77,7 +80,11 @@ REAL_FANO = 1.45
 CROP, PATCH, BATCH = 128, 48, 16
 COUNT_SCALE_RANGE = (0.3, 3.0)
 REAL_PAIRS, SIMULATED_PAIRS = 240, 240
-LEARNING_RATE, MIN_LEARNING_RATE = 1e-4, 1e-5
+MIN_LEARNING_RATE = 1e-5
+STARTS = {"shipped": 1e-4, "identity": 1e-3}
+"""Where training starts, with its initial learning rate: the shipped network, or a small residual network
+(VDSR, 6 layers × 32 maps) whose last layer is zero, so that it starts as the identity (``dct-mlem`` itself)."""
+SMALL_OPTIONS = {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 6, "width": 32}
 
 
 def reconstruction() -> CountSuperResolution:
@@ -158,21 +165,37 @@ def _batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], generator: torch.Gene
     return torch.stack(inputs), torch.stack(targets)
 
 
-def train(minutes: float, seed: int = 0) -> None:
-    """Fine-tune the shipped network on ``FOLDER / pairs.pt`` for ``minutes`` of wall clock → ``FOLDER / refined.pt``."""
+def _network(start: str) -> torch.nn.Module:
+    """The network training starts from (:data:`STARTS`)."""
+    if start == "shipped":
+        return load_pretrained(SHIPPED)[0]
+    model = create_model("vdsr", SMALL_OPTIONS)
+    last = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)][-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    return model
+
+
+def checkpoint_path(start: str) -> Path:
+    return FOLDER / ("refined.pt" if start == "shipped" else f"refined-{start}.pt")
+
+
+def train(minutes: float, start: str = "shipped", seed: int = 0) -> None:
+    """Train from ``start`` on ``FOLDER / pairs.pt`` for ``minutes`` of wall clock → :func:`checkpoint_path`."""
     stored = torch.load(FOLDER / "pairs.pt", weights_only=True)
     pairs = stored["pairs"]
-    model, _ = load_pretrained(SHIPPED)
-    model.train()
     torch.manual_seed(seed)
+    model = _network(start)
+    model.train()
     generator = make_generator(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    rate = STARTS[start]
+    optimiser = torch.optim.Adam(model.parameters(), lr=rate)
     loss_function = build_loss("mse+ssim")
     budget, started, step, history = minutes * 60.0, time.perf_counter(), 0, []
     while (elapsed := time.perf_counter() - started) < budget:
         progress = elapsed / budget
         for group in optimiser.param_groups:
-            group["lr"] = MIN_LEARNING_RATE + 0.5 * (LEARNING_RATE - MIN_LEARNING_RATE) * (1 + math.cos(math.pi * progress))
+            group["lr"] = MIN_LEARNING_RATE + 0.5 * (rate - MIN_LEARNING_RATE) * (1 + math.cos(math.pi * progress))
         inputs, targets = _batch(pairs, generator)
         loss = loss_function(model(inputs), targets)
         optimiser.zero_grad()
@@ -184,19 +207,21 @@ def train(minutes: float, seed: int = 0) -> None:
             print(f"step {step} ({elapsed / 60:.1f} min): loss {np.mean(history[-25:]):.5f}", flush=True)
     model.eval()
     torch.save({"state_dict": model.state_dict(), "steps": step, "seconds": time.perf_counter() - started,
-                "loss_history": history, "seed": seed}, FOLDER / "refined.pt")  # fmt: skip
+                "loss_history": history, "seed": seed}, checkpoint_path(start))  # fmt: skip
     print(f"{step} steps of {BATCH} patches in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
 
 
-def refined_network() -> torch.nn.Module:
-    model, _ = load_pretrained(SHIPPED)
-    model.load_state_dict(torch.load(FOLDER / "refined.pt", weights_only=True)["state_dict"])
+def refined_network(start: str = "shipped") -> torch.nn.Module:
+    model = _network(start)
+    model.load_state_dict(torch.load(checkpoint_path(start), weights_only=True)["state_dict"])
     return model.eval()
 
 
-def methods() -> dict[str, CountSuperResolution]:
+def methods(start: str = "shipped") -> dict[str, CountSuperResolution]:
     shipped = load_super_resolution("dct-mlem-vdsr", bench.SCALE)
-    refined = dataclasses.replace(shipped, predictor=Predictor(refined_network(), MinMaxImage(), window=None, device="cpu"))
+    refined = dataclasses.replace(shipped, predictor=Predictor(refined_network(start), MinMaxImage(), window=None, device="cpu"))
+    if start != "shipped":
+        return {"dct-mlem": load_super_resolution("dct-mlem", bench.SCALE), "small residual net from identity, real + simulated": refined}
     return {"dct-mlem": load_super_resolution("dct-mlem", bench.SCALE), "dct-mlem-vdsr (shipped)": shipped,
             "dct-mlem-vdsr (fine-tuned on real)": refined}  # fmt: skip
 
@@ -208,10 +233,14 @@ def _coarse(image: bench.TestImage, seed: int, fano: float) -> torch.Tensor:
     return super_poisson_counts(expected, fano, make_generator(seed))
 
 
-def evaluate() -> None:
-    """Scores of :func:`methods` on the held-out real images and the simulated sets → ``scores.json``."""
+def scores_path(start: str) -> Path:
+    return FOLDER / ("scores.json" if start == "shipped" else f"scores-{start}.json")
+
+
+def evaluate(start: str = "shipped") -> None:
+    """Scores of :func:`methods` on the held-out real images and the simulated sets → :func:`scores_path`."""
     torch.set_num_threads(1)
-    chosen = methods()
+    chosen = methods(start)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for index, (name, original, pixel) in enumerate(real.real_images()):
         if name not in HELD_OUT_IMAGES:
@@ -235,7 +264,7 @@ def evaluate() -> None:
         label = f"simulated: {set_name} ({len(images)} images; held out)"
         results[label] = {method: bench._mean(values) for method, values in scores.items()}
         print(label, {k: round(v["psnr"], 2) for k, v in results[label].items()}, flush=True)
-    (FOLDER / "scores.json").write_text(json.dumps(results, indent=2) + "\n")
+    scores_path(start).write_text(json.dumps(results, indent=2) + "\n")
     print(tables(results))
 
 
@@ -287,16 +316,17 @@ def main() -> None:
     parser.add_argument("step", choices=("prepare", "train", "evaluate", "tables", "publish"))
     parser.add_argument("name", nargs="?", help="zoo name (publish)")
     parser.add_argument("--minutes", type=float, default=11.0, help="training wall-clock budget")
+    parser.add_argument("--start", choices=tuple(STARTS), default="shipped", help="train from the shipped network or from the identity")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.step == "prepare":
         prepare()
     elif args.step == "train":
-        train(args.minutes)
+        train(args.minutes, args.start)
     elif args.step == "evaluate":
-        evaluate()
+        evaluate(args.start)
     elif args.step == "tables":
-        print(tables(json.loads((FOLDER / "scores.json").read_text())))
+        print(tables(json.loads(scores_path(args.start).read_text())))
     else:
         if not args.name:
             parser.error("publish needs a zoo name")
