@@ -571,7 +571,8 @@ def superres_file(
 
     Returns:
         The sidecar record: method, model and its SHA-256, scale, system response, input and
-        output paths, shapes and per-frame total counts, seconds, version; ``clipped_negative``
+        output paths, shapes and per-frame total counts, seconds, version; ``count_noise`` (``dct-mlem*``
+        methods: per frame the measured noise level after Anscombe's transform and the one used); ``clipped_negative``
         when negative input values (a signed file's background) were set to 0 first, and
         ``nonfinite_replaced`` when NaN/±Inf were replaced on read.
 
