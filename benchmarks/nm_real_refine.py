@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 import nm_real as real
+from nm_noise_level import coarse_counts
 import nm_superres as bench
 from medrestore.core.random import make_generator
 from medrestore.data.nm import ScintigraphyPairs, load_activity_maps
@@ -226,13 +227,6 @@ def methods(start: str = "shipped") -> dict[str, CountSuperResolution]:
             "dct-mlem-vdsr (fine-tuned on real)": refined}  # fmt: skip
 
 
-def _coarse(image: bench.TestImage, seed: int, fano: float) -> torch.Tensor:
-    if fano == 1.0:
-        return bench.degrade(image, seed)
-    expected = GammaCamera(pixel_size_mm=image.pixel_size_mm).expected_counts(image.original)
-    return super_poisson_counts(expected, fano, make_generator(seed))
-
-
 def scores_path(start: str) -> Path:
     return FOLDER / ("scores.json" if start == "shipped" else f"scores-{start}.json")
 
@@ -247,7 +241,7 @@ def evaluate(start: str = "shipped") -> None:
             continue
         for fano in (1.0, REAL_FANO):
             image = bench.TestImage(name, original, original, pixel)
-            coarse = _coarse(image, index, fano)
+            coarse = coarse_counts(image, index, fano)
             fwhm = SystemResponse(PlanarAcquisition(), pixel, "benchmark").fwhm_pixels
             label = f"{name} (held out; {'Poisson' if fano == 1.0 else f'variance {fano:g} × mean'})"
             results[label] = {method: bench.score(m(coarse, fwhm), original, coarse) for method, m in chosen.items()}
