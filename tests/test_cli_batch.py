@@ -161,7 +161,8 @@ def test_models_load_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert main(["denoise", "--modality", "oct", str(root), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
     members = len(denoise_task.DEFAULT_MODELS["oct"].split("+"))
     assert len(calls) == members  # once per ensemble member, not once per file
-    assert len(list((tmp_path / "out").iterdir())) == 3
+    assert _outputs(tmp_path / "out") == ["0.npy", "0.npy.json", "1.npy", "1.npy.json", "2.npy", "2.npy.json"]
+    assert json.loads((tmp_path / "out" / "0.npy.json").read_text())["model"] == denoise_task.DEFAULT_MODELS["oct"]
 
 
 def test_output_names() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -246,6 +247,18 @@ def test_auto_runs_the_3d_network_only_on_near_isotropic_volumes(monkeypatch: py
 
     monkeypatch.setattr(denoise_mri, "load_pretrained", missing)
     assert resolve("auto", (40, 44, 36), (1.0, 1.0, 1.0)) == "nlm"
+    assert "networks are not installed" in denoise_mri.auto_choice((40, 44, 36), (1.0, 1.0, 1.0))[1]
+
+
+def test_the_record_beside_the_output_says_what_auto_ran_and_why(tmp_path: Path) -> None:
+    """``OUT.json``: a 2-D slice falls back to the network-free nlm, and the record says so."""
+    _, noisy = noisy_volume(shape=(64, 60))
+    source = write_nifti(tmp_path / "slice.nii", noisy[:, :, None], np.float32)
+    result = denoise_file(source, tmp_path / "out.nii", "mri", sigma="0.05")
+    record = json.loads((tmp_path / "out.nii.json").read_text())
+    assert (record["requested_method"], record["method"], record["sigmas"]) == ("auto", "nlm", [0.05])
+    assert record["auto_decision"].startswith("nlm: a 2-D image of shape (64, 60), not a 3-D volume")
+    assert record["output"] == str(result.output) and record["input"] == str(source)
 
 
 def test_large_volumes_go_through_a_3d_network_in_blended_windows(monkeypatch: pytest.MonkeyPatch) -> None:

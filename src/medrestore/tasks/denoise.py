@@ -22,6 +22,9 @@ ensemble made at run time, whose output is the mean of its members' outputs,
 architecture can also be published as one zoo model, as the default is).
 ``None`` takes the modality's default (:data:`DEFAULT_MODELS`, or :data:`DEFAULT_MULTIFRAME_MODELS`
 when frames are given).
+
+Every call writes its record beside the output (``OUT.json``, :func:`denoise_record`): the method and
+model run, σ per volume for MRI, timings, and why ``auto`` chose what it ran.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +41,7 @@ import torch
 from medrestore.core.cache import cached_in_run
 from medrestore.core.device import select_device
 from medrestore.core.errors import InputError, MedrestoreError
-from medrestore.core.files import guard_output
+from medrestore.core.files import guard_output, write_record
 from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
@@ -251,11 +255,29 @@ def denoise_file(
     input_path, output_path = Path(input), Path(output)
     if not input_path.exists():
         raise InputError(input_path, "input file does not exist")
-    if modality == "mri":  # denoise_mri_file guards its own output
+    if modality == "mri":
         if frames:
             raise InputError(input_path, "MRI denoising takes --method, --sigma and --model, not --frames")
-        return denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model, nonfinite)
-    guard_output(output_path, [input_path, *(frames or ()), *(_member_names(model) if model else ())])
-    if nonfinite != "refuse":
-        raise MedrestoreError(f"--nonfinite {nonfinite} applies to MRI denoising; {modality} images are read as stored")
-    return WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)
+        guard_output(output_path, [input_path, model], sidecar=True)  # the record; denoise_mri_file guards the rest
+        result: DenoiseResult | MRIDenoiseResult = denoise_mri_file(input_path, output_path, method, parse_sigma(sigma), device, model,
+                                                                    nonfinite)
+    else:
+        guard_output(output_path, [input_path, *(frames or ()), *(_member_names(model) if model else ())], sidecar=True)
+        if nonfinite != "refuse":
+            raise MedrestoreError(f"--nonfinite {nonfinite} applies to MRI denoising; {modality} images are read as stored")
+        result = WORKFLOWS[modality](input_path, output_path, model, tuple(frames or ()), device)
+    write_record(result.output, denoise_record(result, input_path, method if modality == "mri" else None))
+    return result
+
+
+def denoise_record(result: DenoiseResult | MRIDenoiseResult, input_path: Path, requested_method: str | None) -> dict[str, Any]:
+    """The record ``denoise`` writes beside its output (``OUT.json``): input, output, the result's fields and, for
+    MRI, the method asked for and why ``auto`` ran what it ran (``auto_decision``)."""
+    fields = {key: (str(value) if isinstance(value, Path) else value) for key, value in dataclasses.asdict(result).items()}
+    record: dict[str, Any] = {"input": str(input_path), **fields}
+    if isinstance(result, MRIDenoiseResult):
+        decision = record.pop("decision")
+        record = {**record, "requested_method": requested_method, "tsnr_gain": result.tsnr_gain}
+        if decision is not None:
+            record["auto_decision"] = decision
+    return record

@@ -128,6 +128,7 @@ class MRIDenoiseResult:
         volumes: volumes (time points) denoised.
         seconds_per_volume: mean wall time per volume.
         tsnr_before, tsnr_after: median temporal SNR in the brain (4-D input only).
+        decision: why ``auto`` ran ``method`` (:func:`auto_choice`; ``None`` for a named method).
     """
 
     output: Path
@@ -138,6 +139,7 @@ class MRIDenoiseResult:
     seconds_per_volume: float
     tsnr_before: float | None = None
     tsnr_after: float | None = None
+    decision: str | None = None
 
     @property
     def tsnr_gain(self) -> float | None:
@@ -164,24 +166,33 @@ def parse_sigma(text: str | float | None) -> float | None:
     return value
 
 
-def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[float, ...] = ()) -> str:
-    """``auto`` → :data:`AUTO_METHOD` for a near-isotropic 3-D volume of spatial ``shape`` and voxel
-    ``spacing`` (mm), else ``nlm`` (also when the network is not installed); others checked."""
-    if method not in METHODS:
-        raise MedrestoreError(f"unknown MRI denoising method {method!r}; choose one of {', '.join(METHODS)}")
-    if method != "auto":
-        return method
+def auto_choice(shape: tuple[int, ...] = (), spacing: tuple[float, ...] = ()) -> tuple[str, str]:
+    """What ``auto`` runs on a volume of spatial ``shape`` and voxel ``spacing`` (mm), and why:
+    :data:`AUTO_METHOD` for a near-isotropic 3-D volume of structural voxel size, as the guide
+    networks learnt; else the network-free ``nlm`` (also when the networks are not installed)."""
     spacing = tuple(float(s) for s in spacing if s > 0)
-    volume = len(shape) == 3 and min(shape) >= AUTO_MIN_SLICES
-    isotropic = not spacing or (max(spacing) <= AUTO_MAX_ANISOTROPY * min(spacing) and max(spacing) <= AUTO_MAX_SPACING_MM)
-    if AUTO_METHOD in CLASSICAL_METHODS or not (volume and isotropic):
-        return "nlm"
+    if AUTO_METHOD in CLASSICAL_METHODS:
+        return AUTO_METHOD, f"{AUTO_METHOD}: the default uses no network"
+    if len(shape) != 3 or min(shape) < AUTO_MIN_SLICES:
+        return "nlm", (f"nlm: a {len(shape)}-D image of shape {tuple(shape)}, not a 3-D volume of at least {AUTO_MIN_SLICES} "
+                       f"voxels a side as {AUTO_METHOD}'s networks learnt")
+    if spacing and (max(spacing) > AUTO_MAX_ANISOTROPY * min(spacing) or max(spacing) > AUTO_MAX_SPACING_MM):
+        sizes = " x ".join(f"{value:.3g}" for value in spacing)
+        return "nlm", (f"nlm: voxels of {sizes} mm, outside the near-isotropic voxels of at most {AUTO_MAX_SPACING_MM} mm "
+                       f"(anisotropy {AUTO_MAX_ANISOTROPY}) that {AUTO_METHOD}'s networks learnt")
     try:
         for name in DEFAULT_SETTINGS.guide_models if AUTO_METHOD == "unet3d-nlm" else (ZOO_MODELS[AUTO_METHOD],):
             load_pretrained(name)
-    except MedrestoreError:
-        return "nlm"
-    return AUTO_METHOD
+    except MedrestoreError as error:
+        return "nlm", f"nlm: {AUTO_METHOD}'s networks are not installed ({error})"
+    return AUTO_METHOD, f"{AUTO_METHOD}: a near-isotropic 3-D volume of structural voxel size, as its networks learnt"
+
+
+def resolve_method(method: str, shape: tuple[int, ...] = (), spacing: tuple[float, ...] = ()) -> str:
+    """``auto`` → :func:`auto_choice`'s method for a volume of spatial ``shape`` and voxel ``spacing`` (mm); others checked."""
+    if method not in METHODS:
+        raise MedrestoreError(f"unknown MRI denoising method {method!r}; choose one of {', '.join(METHODS)}")
+    return method if method != "auto" else auto_choice(shape, spacing)[0]
 
 
 @cached_in_run
@@ -489,7 +500,9 @@ def denoise_mri_file(
     image = read_image(input_path, nonfinite=nonfinite)
     image = clip_negative(image, input_path, "MRI denoising (Rician magnitude model)")
     volumes, shape = image_volumes(image, input_path)
-    resolved = resolve_method(method, tuple(volumes.shape[1:]), _squeezed_spacing(image))
+    resolved, decision = resolve_method(method), None
+    if method == "auto":
+        resolved, decision = auto_choice(tuple(volumes.shape[1:]), _squeezed_spacing(image))
     if model is not None and resolved in CLASSICAL_METHODS:
         chosen = f"--method auto picks {resolved} for this image" if method == "auto" else f"--method {resolved} uses no network"
         raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm, gan or srcnn")
@@ -517,4 +530,5 @@ def denoise_mri_file(
     restored_image = image.with_data(torch.from_numpy(values.astype(np.float32))).with_metadata(derivation="Restored")
     written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
-    return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after)
+    return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after,
+                            decision)
