@@ -8,8 +8,8 @@ For every voxel ``i`` of an image ``u`` (2-D or 3-D) and every offset ``δ`` of 
     NLM(v)(i) = Σ_δ w(i, δ) v(i + δ) / Σ_δ w(i, δ)                              (weighted mean)
 
 with the voxel itself at weight 1 (its distance is 0, as in scikit-image; ``centre_weight="max"``
-gives it the largest weight of its other neighbours instead, as Coupé et al. 2008 — measured
-0.8 dB worse on Colin27 at σ = 3 %, equal at 5–7 %). Subtracting ``2σ²`` — the expected distance of two
+gives it the largest weight of its other neighbours instead, as Coupé et al. 2008; compared in
+``benchmarks/history.md``). Subtracting ``2σ²`` — the expected distance of two
 noisy copies of the same patch — keeps similar patches at weight 1.
 
 Rician-aware (Manjón et al. 2008): weights come from the magnitude ``M``, the average is taken
@@ -119,9 +119,8 @@ def _window(padded: torch.Tensor, start: tuple[int, ...], shape: tuple[int, ...]
 CHUNK_VOXELS = 4_000_000
 """Volumes above this many voxels are averaged in slabs along their first axis (each with a halo of
 ``search_radius + patch_radius`` real voxels, so the result is the same): every temporary then stays
-below glibc's 32-MB ``mmap`` threshold. Whole-volume temporaries above it are mapped and unmapped at
-every search offset, and the page faults made 197 × 233 × 189 volumes 3.7× slower than 181 × 217 × 181
-ones (7.1 s against 1.9 s on 2 threads)."""
+below glibc's 32-MB ``mmap`` threshold. Whole-volume temporaries above it would be mapped and unmapped at
+every search offset, a page fault per touched page each time (timings in ``benchmarks/history.md``)."""
 
 
 def nlm_weighted_mean(
@@ -254,8 +253,8 @@ def _guided_average(
 PRI_SEARCH_RADIUS = 3
 PRI_H_FACTOR = 0.7
 """``h = 0.7 σ`` and a 7³ search for :func:`prefiltered_non_local_means`: chosen on a Colin27 slab
-(z = 50–81, noise seed 1) apart from the one ``benchmarks/mri_denoise.py`` reports, best or
-within 0.02 dB of best at σ = 3, 5 and 7 % among h = 0.5/0.7/1.0 σ, search 5³/7³, threshold 2.2/2.7/3.2 σ."""
+(z = 50–81, noise seed 1) apart from the one ``benchmarks/mri_denoise.py`` reports, at σ = 3, 5 and 7 % among
+h = 0.5/0.7/1.0 σ, search 5³/7³, threshold 2.2/2.7/3.2 σ (scores in ``benchmarks/history.md``)."""
 
 
 def prefiltered_non_local_means(
@@ -286,8 +285,7 @@ GUIDED_SEARCH_RADIUS = 3
 GUIDED_H_FACTOR = 0.7
 """7³ search and ``h = 0.7σ`` for :func:`guided_non_local_means` with the 3-D network as the guide: chosen
 among h = 0.6/0.7/0.8 σ and 5³/7³/9³ searches on the held-out Colin27 slab and its variants at σ = 3, 5 and 7 %
-(``benchmarks/mri_guided_ablation.py``): h = 0.7σ is within 0.15 dB of the best h of every case; 5³ is 0.3 dB
-worse on average, 9³ +0.07 dB at twice the time."""
+(``benchmarks/mri_guided_ablation.py``; scores in ``benchmarks/history.md``)."""
 
 
 def guided_non_local_means(

@@ -67,14 +67,10 @@ WIENER_STEP = 3
 WIENER_SEARCH_RADIUS = 3
 WIENER_GROUP = 8
 WIENER_SKIP_BELOW = 1.0
-"""Defaults (4³ blocks every 3 voxels, 7³ search, groups of 8, background blocks below σ skipped): the Wiener stage
-of ``medrestore denoise``'s MRI default until 2026-11-23 (it now passes groups of 16: ``denoise_mri.WIENER_SETTINGS``),
-chosen on the held-out Colin27 slab and its variants at σ = 3, 5, 7 % (``benchmarks/mri_guided_ablation.py``) within
-its 15-s budget. Groups of 16 are +0.06 dB on the mean at 4.4 s
-instead of 2.9 s on a whole brain with 2 threads; a 5³ search −0.04 dB. 3³ blocks every 2 voxels are +0.11 dB
-on the brain variants (0.0 to −0.3 dB on the phantom) at 3.9 s, which takes the default's command past 15 s.
-With ``nlm`` as the pilot (``--method nlm-wiener``) 3³ blocks every 2 voxels and groups of 16 are best: +0.19 dB
-over 4³ every 3; 2³ or 5³ blocks are lower, every voxel (step 1) +0.08 dB at 10× the time."""
+"""Defaults (4³ blocks every 3 voxels, 7³ search, groups of 8, background blocks below σ skipped), chosen on the
+held-out Colin27 slab and its variants at σ = 3, 5, 7 % (``benchmarks/mri_guided_ablation.py``; scores and times in
+``benchmarks/history.md``). The MRI default passes its own settings
+(:class:`~medrestore.models.guided_wiener.GuidedWienerSettings`: groups of 16)."""
 WIENER_MAX_VOXELS = 8_000_000
 """Volumes of more voxels are filtered in overlapping slabs along the first axis, with the same result
 (:func:`collaborative_wiener`'s ``max_voxels``). A pass holds the padded volumes, ``batch`` squared differences
