@@ -18,6 +18,7 @@ from medrestore.data.nm_phantoms import hot_spot_phantom
 from medrestore.io import read_image, write_image
 from medrestore.metrics import evaluate
 from medrestore.models import create_model
+from medrestore.models.count_restoration import DCT_MLEM, MLEM
 from medrestore.physics.degradations import GammaCamera
 from medrestore.physics.noise import super_poisson_counts
 from medrestore.solvers.dct_denoise import anscombe_sigma, count_noise_sigma, denoise_counts
@@ -262,3 +263,13 @@ def test_refining_method_falls_back_to_its_reconstruction_outside_its_domain(tmp
     bicubic = load_super_resolution("bicubic", 4)
     assert guard_refinement(bicubic, image, response) == (bicubic, None)
     assert guard_refinement(method, image, response)[0] is method
+
+
+def test_the_classical_methods_are_the_named_count_restorations() -> None:
+    """``dct-mlem`` and ``mlem`` run :data:`DCT_MLEM` and :data:`MLEM` of ``models.count_restoration``: same output."""
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.rand(24, 20, generator=generator) * 40, generator=generator).to(torch.float64)
+    for name, named in (("dct-mlem", DCT_MLEM), ("mlem", MLEM)):
+        restored = load_super_resolution(name, 4)(counts, 8.6)
+        torch.testing.assert_close(restored, named(counts, 8.6, 4), rtol=0, atol=0)
+        assert float(restored.sum()) == pytest.approx(float(counts.sum()), rel=1e-12)

@@ -22,7 +22,8 @@ with ``OUT.json`` recording how. Conventions:
   - ``dct-mlem`` (default, :data:`DEFAULT_METHOD`) — the coarse counts denoised first, then deblurred and enlarged by ML-EM
     (:func:`~medrestore.solvers.dct_denoise.denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
     sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
-    returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter). Denoising where the
+    returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter: the named method
+    :data:`~medrestore.models.count_restoration.DCT_MLEM`). Denoising where the
     noise is still white and its level known lets ML-EM run longer without amplifying it. The noise
     level after the transform is also measured on each frame
     (:func:`~medrestore.solvers.dct_denoise.count_noise_sigma`, patch PCA; a camera's corrections make
@@ -30,8 +31,8 @@ with ``OUT.json`` recording how. Conventions:
     of 1 (``CountSuperResolution.estimate_noise``) was not taken, see ``benchmarks/nm-real.md``;
   - ``mlem`` — ML-EM on the raw counts with the system response and ``k × k`` binning
     (:func:`~medrestore.solvers.mlem.mlem_super_resolution`, 20 iterations), then a Gaussian
-    post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine; the
-    default until ``dct-mlem``, see ``benchmarks/README.md``);
+    post-filter of FWHM 2 fine pixels (the usual post-filtered EM of nuclear medicine;
+    :data:`~medrestore.models.count_restoration.MLEM`; the default until ``dct-mlem``, see ``benchmarks/README.md``);
   - ``dct-mlem-ensemble`` — the mean of the two refinements below (:data:`MODEL_ENSEMBLES`), each
     run on its input and on the input turned by 180° (a self-ensemble, :data:`NETWORK_VIEWS`): four network
     passes; the best of every method on the simulated test sets of ``benchmarks/nm_superres.py``, not on
@@ -61,11 +62,9 @@ with ``OUT.json`` recording how. Conventions:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +90,10 @@ from medrestore.inference import (
 )
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
-from medrestore.physics.blur import gaussian_blur, upsample, upsample_affine
+from medrestore.models.count_restoration import CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, one_thread
+from medrestore.physics.blur import upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
-from medrestore.solvers.dct_denoise import count_noise_sigma, denoise_counts
-from medrestore.solvers.mlem import mlem_super_resolution
+from medrestore.solvers.dct_denoise import count_noise_sigma
 from medrestore.tasks.degrade import input_digest
 from medrestore.zoo import load_pretrained
 
@@ -121,13 +120,12 @@ DEFAULT_ZOO_MODELS = {
 }  # fmt: skip
 """The shipped zoo model of each network method (all for ×4; a model ensemble uses its members')."""
 MODEL_ENSEMBLES = {"dct-mlem-ensemble": ("dct-mlem-resunet", "dct-mlem-vdsr")}
-"""Methods that average the outputs of several refining methods' networks (each checked as its method's).
-The U-Net and the VDSR err differently: on the validation sets of ``benchmarks/nm_mlem_grid.py`` (gains over
-bicubic with two views, 1-mm phantoms / 2.4-mm phantoms / bone scans) their mean reaches +5.39 / +5.09 /
-+2.63 dB and +0.098 / +0.051 / +0.103 SSIM, against +5.40 / +4.85 / +2.18 dB and +0.099 / +0.051 / +0.095 for
-the U-Net and +4.91 / +4.41 / +2.40 dB and +0.091 / +0.048 / +0.095 for the VDSR alone."""
+"""Methods that average the outputs of several refining methods' networks (each checked as its method's):
+the U-Net and the VDSR err differently, so their mean is above either on the validation sets of
+``benchmarks/nm_mlem_grid.py`` (scores in ``benchmarks/history.md``)."""
 DEFAULT_MLEM_ITERATIONS = {
-    "dct-mlem": 40, "dct-mlem-ensemble": 40, "dct-mlem-resunet": 40, "dct-mlem-vdsr": 40, "mlem": 20, "mlem-vdsr": 10,
+    "dct-mlem": DCT_MLEM.iterations, "dct-mlem-ensemble": DCT_MLEM.iterations, "dct-mlem-resunet": DCT_MLEM.iterations,
+    "dct-mlem-vdsr": DCT_MLEM.iterations, "mlem": MLEM.iterations, "mlem-vdsr": 10,
 }  # fmt: skip
 """ML-EM iterations of ``dct-mlem`` and ``mlem``, and of the inputs the refining networks were trained on."""
 REFINED_INPUTS = {
@@ -140,17 +138,13 @@ NETWORK_VIEWS: dict[str, tuple[View, ...]] = {
     "dct-mlem-ensemble": HALF_TURN, "dct-mlem-resunet": HALF_TURN, "dct-mlem-vdsr": HALF_TURN,
 }  # fmt: skip
 """Self-ensemble of a network method by default (:mod:`medrestore.inference.ensemble`; the others: one view):
-the refinement network(s) on the input and on the input turned by 180°, turned back and averaged. Chosen for
-the VDSR on the validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` (gains over one view,
-1-mm phantoms / 2.4-mm phantoms / bone scans): two views +0.08 / +0.15 / +0.08 dB and +0.0007 / +0.0008 /
-+0.0015 SSIM (0.25 s per 256² instead of 0.16 s); the four quarter turns +0.05 / +0.23 / +0.09 dB and
-+0.0007 / +0.0012 / +0.0020, at 0.8 s near the 1-s budget; the eight symmetries of the square no more than
-the four. The U-Net and the mean of both networks gain as much or more from the second view (validation:
-+0.13 / +0.26 / +0.25 dB for the U-Net)."""
+the refinement network(s) on the input and on the input turned by 180°, turned back and averaged. Chosen on the
+validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` against one, four and eight views, within
+the 1-s budget (scores in ``benchmarks/history.md``)."""
 VIEWS_OF_SIZE: dict[int, tuple[View, ...]] = {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}
 """The views of ``--ensemble N``."""
 ENSEMBLE_SIZES = tuple(VIEWS_OF_SIZE)
-MLEM_POST_FILTER_FWHM = {"dct-mlem": 1.0, "mlem": 2.0}
+MLEM_POST_FILTER_FWHM = {name: method.post_filter_fwhm for name, method in CLASSICAL_COUNT_METHODS.items()}
 """Gaussian post-filter of the ML-EM estimate, FWHM in fine pixels (chosen with ``benchmarks/nm_mlem_grid.py``
 on validation phantoms and bone scans)."""
 UNKNOWN_SPACING_PIXEL_MM = 1.0
@@ -196,36 +190,6 @@ class RefinementDomain:
 
 REFINEMENT_DOMAIN = RefinementDomain()
 """The domain of the shipped refinement networks (``dct-mlem-*`` and ``mlem-vdsr``, all trained for ×4)."""
-
-
-def keep_total_counts(restored: torch.Tensor, total: float) -> torch.Tensor:
-    """``max(y, 0) · total / Σ max(y, 0)`` (float64): non-negative counts summing to ``total``.
-
-    A restoration with no positive value keeps ``total`` as a uniform image; ``total = 0`` gives zeros.
-    """
-    positive = restored.clamp(min=0.0).to(torch.float64)
-    mass = float(positive.sum())
-    if total <= 0:
-        return torch.zeros_like(positive)
-    if mass <= 0:
-        return torch.full_like(positive, total / positive.numel())
-    return positive * (total / mass)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the enclosed torch operations on one intra-op thread, then restore the setting.
-
-    ML-EM on a planar frame is hundreds of small convolutions: spreading each over threads
-    costs more than it saves, and on a machine whose other cores are busy it is many times
-    slower (measured: 0.15 s on one thread, 3.9 s on two, for 64 → 256 with 20 iterations).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,10 +273,8 @@ class CountSuperResolution:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
             with one_thread():
                 noise = self.noise_sigma(counts, fwhm_pixels)
-                counts = counts if noise is None else denoise_counts(counts, sigma=float(noise["sigma"]))  # type: ignore[arg-type]
-                fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, self.scale, self.iterations)
-            if self.post_filter_fwhm > 0:
-                fine = gaussian_blur(fine, fwhm=self.post_filter_fwhm)
+            stage = CountRestoration(self.denoises, self.iterations, self.post_filter_fwhm)
+            fine = stage.density(counts, fwhm_pixels, self.scale, 1.0 if noise is None else float(noise["sigma"]))  # type: ignore[arg-type]
             return fine if self.predictor is None else self._apply_network(fine.to(torch.float32))
         coarse = counts.to(torch.float32) / self.scale**2
         if self.predictor is None:
