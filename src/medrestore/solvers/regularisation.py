@@ -12,16 +12,15 @@ below were chosen on the 16-coil in-vivo brain slice (pulseq tutorial data) at 4
 random, equispaced and Poisson-disc masks (reference: RSS of the fully sampled data, PSNR after
 a least-squares intensity fit).
 
-The scale rule fits one noise level. Cartesian reconstruction (:mod:`medrestore.tasks.recon`)
-therefore uses the noise-referenced rule when the k-space periphery gives a noise estimate
-(:func:`~medrestore.physics.mri.kspace_noise.kspace_noise_std`)::
+The scale rule fits one noise level. The noise-referenced rule uses the noise of the k-space
+periphery when there is one (:func:`~medrestore.physics.mri.kspace_noise.kspace_noise_std`)::
 
     λ = c · σ̂,   c = NOISE_WEIGHTS[method],   and at least MIN_RELATIVE_WEIGHT · max|Aᴴy|
 
-which is also gain-invariant. On the measured slice (σ̂ ≈ 0.022 max|Aᴴy|) it gives the scale
-rule's weights to within 0.02 dB; on simulated 8-coil, 7.9× Poisson-disc brain slices with
-4–5× less noise it is 0.9–1.8 dB better, because the best scale-relative weight shrinks with
-the noise (``benchmarks/README.md``, MRI reconstruction). ``DEFAULT_RELATIVE_WEIGHTS`` stay the
+which is also gain-invariant, because the best scale-relative weight shrinks with the noise. It does
+not transfer across sources by itself, so Cartesian and radial reconstruction use it only as the
+starting weight of a hold-out cross-validation (:mod:`medrestore.solvers.holdout`; comparisons in
+``benchmarks/recon-sources.md`` and ``benchmarks/radial-recon-sources.md``). ``DEFAULT_RELATIVE_WEIGHTS`` stay the
 weights of the fallback and of the same-objective comparisons with sigpy and BART.
 """
 
@@ -38,9 +37,8 @@ NOISE_WEIGHTS = {"cs-wavelet": 0.045, "cs-tv": 0.0225}
 """``λ / σ̂`` of the noise-referenced rule (chosen on the measured slice: ``c · σ̂/max|Aᴴy|`` ≈ the scale-rule default there)."""
 RADIAL_NOISE_WEIGHTS = {"cs-wavelet": 0.3, "cs-tv": 0.3, "sense": 2.0}
 """``λ / (σ̂ √mean(w))`` on the density-weighted radial operator ``√w ⊙ F_nu S`` (chosen on ANTs r16/r30 slices:
-128²–256², 48–160 golden-angle spokes, noise 0.0005–0.004 of ``max|y|``; within 0.6 dB of the best weight of
-a ×2 sweep in every case). ``sense``: the CG-SENSE Tikhonov weight per ``σ̂ √mean(w) / max|Aᴴ√w y|``
-and per 128² pixels (same slices; +0.7 dB at low noise up to +10 dB at high noise over no Tikhonov term)."""
+128²–256², 48–160 golden-angle spokes, noise 0.0005–0.004 of ``max|y|``; scores in ``benchmarks/history.md``).
+``sense``: the CG-SENSE Tikhonov weight per ``σ̂ √mean(w) / max|Aᴴ√w y|`` and per 128² pixels."""
 MIN_RELATIVE_WEIGHT = 5e-5
 """Floor of ``λ / max|Aᴴy|`` for (nearly) noise-free data."""
 

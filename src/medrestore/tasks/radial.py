@@ -89,10 +89,9 @@ RADIAL_UNROLLED = "unrolled-radial-brain"
 RADIAL_NETWORKS = {"unet": RADIAL_NETWORK, "unrolled": RADIAL_UNROLLED}
 RADIAL_AUTO_METHOD = "cs-tv"
 """What ``auto`` runs on radial data: CS-TV with the cross-validated λ (:data:`RADIAL_HOLDOUT`). The unrolled network
-(``--method unrolled``) scored 0.3–0.9 dB above it on held-out brain slices like its training
-data (whole head inside the field of view), but below it on brain images that fill the field of
-view (``benchmarks/README.md``, radial networks): TV is the default that holds up on data unlike
-the training set."""
+(``--method unrolled``) is above it on held-out brain slices like its training data (whole head inside the field
+of view) but below it on brain images that fill the field of view (``benchmarks/README.md``, radial networks): TV is
+the default that holds up on data unlike the training set."""
 DEFAULT_RADIAL_ITERATIONS = {"zero-filled": 0, "sense": 15, "cs-wavelet": 60, "cs-tv": 60}
 RADIAL_HOLDOUT = HoldoutSettings(factors=(8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125), iterations=20, final_iterations=40,
                                  criterion="image")
