@@ -170,3 +170,22 @@ def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[2] == "cs-wavelet (128, 128)"
     harmonised = namespace["harmonised"]
     assert isinstance(harmonised, medrestore.Image) and tuple(harmonised.shape) == (128, 128)
+
+
+def test_output_writes_the_file_and_its_record(tmp_path: Path) -> None:
+    """``output=`` writes the result (and ``OUTPUT.json``) where asked, for an in-memory input too; the result is that path."""
+    clean = _phantom()
+    path, how = medrestore.degrade(clean, "gaussian", sigma=0.1, seed=4, output=tmp_path / "noisy.nii.gz")
+    assert path == tmp_path / "noisy.nii.gz" and how["input"] == "<memory>" and how["output"] == str(path)
+    assert json.loads((tmp_path / "noisy.nii.gz.json").read_text())["degradation"] == how["degradation"]
+    torch.testing.assert_close(read_image(path).data, medrestore.degrade(clean, "gaussian", sigma=0.1, seed=4).output.data)
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["noisy.nii.gz", "noisy.nii.gz.json"]  # no temporary left
+
+    maps = birdcage_coil_maps((32, 32), 4, 1.5)
+    mask = sample_mask(MaskSpec("equispaced", 2, 0.16, 0), (32, 32))
+    kspace = medrestore.KSpace(simulate_kspace(clean.data[::2, ::2].to(torch.complex64), maps, 0.0, make_generator(0)) * mask, (32, 32), mask)
+    written, record = medrestore.recon(kspace, "zero-filled", device="cpu", output=tmp_path / "zf.npy")
+    assert written == tmp_path / "zf.npy" and record["input"] == "<memory>" and record["method"] == "zero-filled"
+    torch.testing.assert_close(read_image(written).data, medrestore.recon(kspace, "zero-filled", device="cpu").output.data)
+    with pytest.raises(InputError, match="overwrite"):
+        medrestore.degrade(tmp_path / "noisy.nii.gz", "gaussian", sigma=0.1, output=tmp_path / "noisy.nii.gz")

@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from medrestore import api
 from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
 from medrestore.core.errors import ConfigError
-from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, degrade_file, parameter_names
+from medrestore.tasks.degrade import DEGRADATION_KINDS, OUTPUT_DTYPES, parameter_names
 
 
 # option destination → (flag, catalogue parameter it sets)
@@ -79,11 +80,11 @@ def parameters_from_options(args: argparse.Namespace) -> dict[str, float | int |
 def run(args: argparse.Namespace) -> int:
     parameters = parameters_from_options(args)
 
-    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
-        return degrade_file(input_path, output_path, args.kind, parameters, args.seed, args.dtype, args.nonfinite)
+    def process(input_path: Path | str, output_path: Path | str) -> dict[str, Any]:
+        return api.degrade(input_path, args.kind, args.seed, args.nonfinite, dtype=args.dtype, output=output_path, **parameters).record
 
     def single(input_path: str, output_path: str) -> int:
-        record = process(Path(input_path), Path(output_path))
+        record = process(input_path, output_path)
         print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
         return 0
 

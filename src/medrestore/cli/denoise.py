@@ -22,12 +22,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, is_batch, keep_record, run_io_command
+from medrestore import api
+from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, is_batch, run_io_command
 from medrestore.cli.options import add_device_option, add_value_options
 from medrestore.core.errors import ConfigError
 from medrestore.core.memory import keep_freed_memory
-from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES, DenoiseResult, denoise_file
-from medrestore.tasks.denoise_mri import METHODS, MRIDenoiseResult
+from medrestore.tasks.denoise import DEFAULT_MODELS, MODALITIES
+from medrestore.tasks.denoise_mri import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_value_options(parser)
 
 
-def _report_mri(result: MRIDenoiseResult) -> None:
-    sigmas = f"{result.sigmas[0]:.4g}" if len(set(result.sigmas)) == 1 else f"{min(result.sigmas):.4g}–{max(result.sigmas):.4g}"
-    print(f"denoised {result.volumes} volume(s) with {result.method} ({result.model}), sigma {sigmas}: {result.output}")
-    print(f"  {result.seconds_per_volume:.2f} s per volume")
-    if result.tsnr_gain is not None:
-        print(f"  temporal SNR {result.tsnr_before:.2f} -> {result.tsnr_after:.2f} (gain x{result.tsnr_gain:.2f})")
+def _report_mri(record: dict[str, Any]) -> None:
+    sigmas = record["sigmas"]
+    sigma = f"{sigmas[0]:.4g}" if len(set(sigmas)) == 1 else f"{min(sigmas):.4g}–{max(sigmas):.4g}"
+    print(f"denoised {record['volumes']} volume(s) with {record['method']} ({record['model']}), sigma {sigma}: {record['output']}")
+    print(f"  {record['seconds_per_volume']:.2f} s per volume")
+    before, after = record.get("tsnr_before"), record.get("tsnr_after")
+    if before and after is not None:
+        print(f"  temporal SNR {before:.2f} -> {after:.2f} (gain x{after / before:.2f})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,24 +74,21 @@ def run(args: argparse.Namespace) -> int:
     device = batch_device(args.device)
     keep_freed_memory()  # one job, then the process exits: reuse freed memory instead of faulting it in again
 
-    def process(input_path: Path, output_path: Path) -> dict[str, Any] | None:
-        result = denoise_file(input_path, output_path, args.modality, args.model, None, device, method=args.method, sigma=args.sigma,
-                              nonfinite=args.nonfinite)
-        return keep_record(result)
+    def process(input_path: Path | str, output_path: Path | str, frames: list[str] | None = None) -> dict[str, Any]:
+        return api.denoise(input_path, args.modality, args.method, args.model, args.sigma, device, args.nonfinite, frames,
+                           output=output_path).record
 
     def single(input_path: str, output_path: str) -> int:
-        result = denoise_file(input_path, output_path, args.modality, args.model, args.frames, device, method=args.method, sigma=args.sigma,
-                              nonfinite=args.nonfinite)
-        _report(result)
+        _report(process(input_path, output_path, args.frames))
         return 0
 
     return run_io_command(args, "image", single, process, default_image_ext)
 
 
-def _report(result: DenoiseResult | MRIDenoiseResult) -> None:
-    if isinstance(result, MRIDenoiseResult):
-        _report_mri(result)
+def _report(record: dict[str, Any]) -> None:
+    if "volumes" in record:
+        _report_mri(record)
         return
-    frames = f", {result.frames} frames stacked" if result.frames > 1 else ""
-    print(f"denoised {result.images} image(s) with {result.model}{frames}: {result.output}")
-    print(f"  {result.seconds_per_image:.3f} s per image")
+    frames = f", {record['frames']} frames stacked" if record["frames"] > 1 else ""
+    print(f"denoised {record['images']} image(s) with {record['model']}{frames}: {record['output']}")
+    print(f"  {record['seconds_per_image']:.3f} s per image")

@@ -17,8 +17,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medrestore import api
 from medrestore.cli.options import add_reference_option, add_value_options
-from medrestore.tasks.evaluate import CONVENTION_NAMES, evaluate_files
+from medrestore.tasks.evaluate import CONVENTION_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +72,7 @@ def format_result(result: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_files(args.pred, args.reference, args.mask, args.convention, nonfinite=args.nonfinite)
+    metrics, record = api.evaluate(args.pred, args.reference, args.convention, args.mask, args.nonfinite)
+    result = {**record, "metrics": metrics}
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from medrestore import api
 from medrestore.cli.batch import add_io_arguments, default_image_ext, run_io_command
 from medrestore.cli.options import add_value_options
-from medrestore.tasks.harmonize import harmonize_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,12 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
-        return harmonize_file(input_path, output_path, args.model, args.direction, args.noise_level, args.seed, args.grid,
-                              args.nonfinite)
+    def process(input_path: Path | str, output_path: Path | str) -> dict[str, Any]:
+        return api.harmonize(input_path, args.model, args.direction, args.noise_level, args.seed, args.grid, args.nonfinite,
+                             output=output_path).record
 
     def single(input_path: str, output_path: str) -> int:
-        record = process(Path(input_path), Path(output_path))
+        record = process(input_path, output_path)
         print(f"wrote {record['output']} and {record['output']}.json ({record['harmonization']['model']}, {args.direction})")
         return 0
 

@@ -44,18 +44,16 @@ sampled along the readout, is reconstructed per readout position into a volume.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from medrestore import api
 from medrestore.cli.batch import add_io_arguments, batch_device, is_batch, run_io_command
 from medrestore.cli.options import add_device_option, add_reference_option
 from medrestore.core.errors import ConfigError
-from medrestore.tasks.radial import DELAY_CORRECTIONS, delay_from_values
-from medrestore.tasks.recon import (
-    CLASSICAL_ESPIRIT, COMPRESSION_KINDS, RECON_METHODS, ReconOptions, coil_compression_option, reconstruct_file, set_threads,
-)
+from medrestore.tasks.radial import DELAY_CORRECTIONS
+from medrestore.tasks.recon import CLASSICAL_ESPIRIT, COMPRESSION_KINDS, RECON_METHODS, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,18 +96,17 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     if args.reference is not None and is_batch(args.input, "kspace"):
         raise ConfigError("--reference scores one reconstruction; score a batch with `medrestore evaluate --pred OUT_DIR --reference REF_DIR`")
-    espirit = dataclasses.replace(CLASSICAL_ESPIRIT, maps=args.maps,
-                                  crop=CLASSICAL_ESPIRIT.crop if args.espirit_crop is None else args.espirit_crop)
-    options = ReconOptions(args.method, args.coil_maps, args.lam, args.iterations, batch_device(args.device), espirit,
-                           coil_compression=coil_compression_option(args.virtual_coils, args.coil_energy, args.compression),
-                           delay_correction=args.delay_correction,
-                           delay=None if args.delay is None else delay_from_values(args.delay), average=args.average)
+    device = batch_device(args.device)
 
-    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
-        return reconstruct_file(input_path, output_path, options, trajectory_path=args.trajectory)
+    def process(input_path: Path | str, output_path: Path | str, reference: str | None = None) -> dict[str, Any]:
+        return api.recon(
+            input_path, args.method, args.lam, args.iterations, args.coil_maps, device, args.trajectory, args.delay_correction,
+            maps=args.maps, espirit_crop=args.espirit_crop, virtual_coils=args.virtual_coils, coil_energy=args.coil_energy,
+            compression=args.compression, delay=args.delay, average=args.average, reference=reference, output=output_path,
+        ).record  # fmt: skip
 
     def single(input_path: str, output_path: str) -> int:
-        _print_report(reconstruct_file(input_path, output_path, options, args.reference, args.trajectory), args.json)
+        _print_report(process(input_path, output_path, args.reference), args.json)
         return 0
 
     return run_io_command(args, "kspace", single, process, lambda path: ".nii.gz")

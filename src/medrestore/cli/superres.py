@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from medrestore import api
 from medrestore.cli.batch import add_io_arguments, batch_device, default_image_ext, run_io_command
 from medrestore.cli.options import add_device_option, add_value_options
 from medrestore.tasks.superres import (
@@ -15,9 +16,6 @@ from medrestore.tasks.superres import (
     METHODS,
     MODALITIES,
     NETWORK_VIEWS,
-    PlanarAcquisition,
-    SuperResolutionRequest,
-    superres_file,
 )
 
 
@@ -46,17 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    request = SuperResolutionRequest(
-        modality=args.modality, scale=args.scale, method=args.method, model=args.model, device=batch_device(args.device),
-        iterations=args.iterations, ensemble=args.ensemble, acquisition=PlanarAcquisition(args.collimator, args.isotope, args.distance),
-        pixel_size_mm=args.pixel_size, nonfinite=args.nonfinite,
-    )  # fmt: skip
+    device = batch_device(args.device)
 
-    def process(input_path: Path, output_path: Path) -> dict[str, Any]:
-        return superres_file(input_path, output_path, request)
+    def process(input_path: Path | str, output_path: Path | str) -> dict[str, Any]:
+        return api.superres(
+            input_path, args.scale, args.method, args.model, device, args.modality, args.nonfinite, iterations=args.iterations,
+            ensemble=args.ensemble, collimator=args.collimator, isotope=args.isotope, distance_mm=args.distance,
+            pixel_size_mm=args.pixel_size, output=output_path,
+        ).record  # fmt: skip
 
     def single(input_path: str, output_path: str) -> int:
-        record = process(Path(input_path), Path(output_path))
+        record = process(input_path, output_path)
         totals_in, totals_out = sum(record["frame_total_counts"]), sum(record["output_frame_total_counts"])
         model = f", model {record['model']}" if record["model"] else ""
         guard = record.get("refinement_guard") or {}

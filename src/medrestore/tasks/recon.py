@@ -397,6 +397,15 @@ def undersample_file(input_path: str | Path, output_path: str | Path, spec: Mask
     return {"input": str(input_path), "output": str(output_path), **kspace.metadata["undersampling"]}
 
 
+def score_against_file(image: torch.Tensor, reference_path: str | Path) -> dict[str, float]:
+    """:func:`score_reconstruction` of ``image`` against the reference file ``reference_path`` (errors name that file)."""
+    reference = read_reference(reference_path)
+    try:
+        return score_reconstruction(image, reference)
+    except InputError as error:
+        raise InputError(reference_path, error.problem) from None
+
+
 def reconstruct_any(kspace: KSpace, options: ReconOptions) -> tuple[ReconResult | Any, dict[str, Any]]:
     """Cartesian (:func:`reconstruct`) or radial (:func:`~medrestore.tasks.radial.reconstruct_radial`) k-space
     as ``medrestore recon`` runs it: the result and the record ``recon`` writes (method, λ, iterations,
@@ -439,11 +448,7 @@ def reconstruct_file(
     write_image(image.with_metadata(derivation="Derived" if complete else "Restored"), output_path, dtype)
     report: dict[str, Any] = {"input": str(input_path), "output": str(output_path), **record}
     if reference_path is not None:
-        reference = read_reference(reference_path)
-        try:
-            report["metrics"] = score_reconstruction(result.image.data, reference)
-        except InputError as error:
-            raise InputError(reference_path, error.problem) from None
+        report["metrics"] = score_against_file(result.image.data, reference_path)
         report["reference"] = str(reference_path)
     write_record(output_path, report)
     return report
