@@ -100,3 +100,36 @@ def test_from_checkpoint_refuses_other_files(tmp_path: Path) -> None:
         Predictor.from_checkpoint(tmp_path / "broken.pt", device="cpu")
     with pytest.raises(InputError, match="missing.pt: file not found"):
         Predictor.from_checkpoint(tmp_path / "missing.pt", device="cpu")
+
+
+class _CountingConv(nn.Module):
+    """Two 3×3 convolutions (receptive field 5 pixels) that record the input sizes they were called on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
+        self.sizes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(tuple(x.shape[2:]))
+        return self.body(x)
+
+
+def test_clip_window_runs_fitting_images_whole_and_tiles_larger_ones() -> None:
+    torch.manual_seed(0)
+    model = _CountingConv()
+    whole = Predictor(model, FixedRange(1.0, 0.0), window=None, device="cpu")
+    clipped = Predictor(model, FixedRange(1.0, 0.0), window=(32, 32), overlap=0.5, device="cpu", clip_window=True)
+    fits = _image((32, 20))
+    model.sizes.clear()
+    torch.testing.assert_close(clipped.predict(fits), whole.predict(fits), rtol=0, atol=0)  # one pass, not padded to 32 × 32
+    assert model.sizes == [(32, 20), (32, 20)]
+    large = _image((80, 20))
+    model.sizes.clear()
+    tiled = clipped.predict(large)
+    assert set(model.sizes) == {(32, 20)}  # tiles cut to the image's width, never padded to the window
+    reference = whole.predict(large)
+    assert tiled.shape == reference.shape
+    # inside, every tile sees the whole receptive field: the tiles' blend is the one-pass result
+    torch.testing.assert_close(tiled[3:-3], reference[3:-3], rtol=0, atol=2e-2)
+    assert float((tiled - reference).abs().mean()) < 1e-3

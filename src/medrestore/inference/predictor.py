@@ -53,6 +53,10 @@ class Predictor:
         window: tile size (2 or 3 ints) or ``None`` for the whole image in one pass.
         overlap, blend, batch_size: see :func:`~medrestore.inference.tiling.sliding_window_inference`.
         device: where the model runs (``"auto"``: CUDA, then MPS, else CPU).
+        clip_window: for fully convolutional models that run on any size: the window is cut to the
+            image along each axis, so an image that fits in it runs in one pass, unpadded, and only
+            larger images are tiled (bounding memory); ``False`` pads smaller images to the window
+            (a model trained on windows of that size).
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Predictor:
         device: str | torch.device = "auto",
         blend: str = "gaussian",
         batch_size: int = 4,
+        clip_window: bool = False,
     ) -> None:
         self.device = select_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
@@ -72,6 +77,7 @@ class Predictor:
         self.overlap = overlap
         self.blend = blend
         self.batch_size = batch_size
+        self.clip_window = clip_window
         spatial_ndim = getattr(model, "spatial_ndim", None)
         self.spatial_ndim = int(spatial_ndim) if spatial_ndim is not None else (len(self.window) if self.window else 2)
         if self.window is not None and len(self.window) != self.spatial_ndim:
@@ -120,9 +126,12 @@ class Predictor:
         def function(windows: torch.Tensor) -> torch.Tensor:
             return self.model(windows.to(self.device))
 
-        if self.window is None:
+        window = self.window
+        if window is not None and self.clip_window:
+            window = tuple(min(size, extent) for size, extent in zip(window, batch.shape[2:], strict=True))
+        if window is None or (self.clip_window and window == tuple(batch.shape[2:])):
             return function(batch).to(batch.device)
-        return sliding_window_inference(function, batch, self.window, self.overlap, self.blend, self.batch_size)
+        return sliding_window_inference(function, batch, window, self.overlap, self.blend, self.batch_size)
 
     def predict(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Restore ``image`` (``(*spatial)``, ``(C, *spatial)`` or ``(N, C, *spatial)``).

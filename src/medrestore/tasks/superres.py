@@ -141,6 +141,10 @@ NETWORK_VIEWS: dict[str, tuple[View, ...]] = {
 the refinement network(s) on the input and on the input turned by 180°, turned back and averaged. Chosen on the
 validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` against one, four and eight views, within
 the 1-s budget (scores in ``benchmarks/history.md``)."""
+NETWORK_TILE = (1024, 1024)
+"""Largest image (fine pixels) a zoo network runs on in one pass; larger ones are cut into tiles of this size
+overlapping by a quarter and blended (:class:`~medrestore.inference.Predictor` with ``clip_window``), so memory
+stays bounded on whole-body images. The tiles' overlap (256 pixels) is wider than the networks' receptive fields."""
 VIEWS_OF_SIZE: dict[int, tuple[View, ...]] = {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}
 """The views of ``--ensemble N``."""
 ENSEMBLE_SIZES = tuple(VIEWS_OF_SIZE)
@@ -329,7 +333,7 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     if trained is not None and int(trained) != scale:  # type: ignore[call-overload]
         raise ConfigError(f"zoo model {name!r} was trained for ×{trained}, not ×{scale}; use --scale {trained}")
     normalisation = normalisation_from_record(card.normalisation)
-    return Predictor(network, normalisation, window=None, device=device), name, card.sha256
+    return Predictor(network, normalisation, window=NETWORK_TILE, device=device, clip_window=True), name, card.sha256
 
 
 @cached_in_run
