@@ -143,7 +143,7 @@ validation phantoms and bone scans of ``benchmarks/nm_mlem_grid.py`` against one
 the 1-s budget (scores in ``benchmarks/history.md``)."""
 NETWORK_TILE = (1024, 1024)
 """Largest image (fine pixels) a zoo network runs on in one pass; larger ones are cut into tiles of this size
-overlapping by a quarter and blended (:class:`~medrestore.inference.Predictor` with ``clip_window``), so memory
+overlapping by a quarter and blended one at a time (:class:`~medrestore.inference.Predictor` with ``clip_window``), so memory
 stays bounded on whole-body images. The tiles' overlap (256 pixels) is wider than the networks' receptive fields."""
 VIEWS_OF_SIZE: dict[int, tuple[View, ...]] = {1: IDENTITY, 2: HALF_TURN, 4: QUARTER_TURNS, 8: DIHEDRAL}
 """The views of ``--ensemble N``."""
@@ -333,7 +333,7 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     if trained is not None and int(trained) != scale:  # type: ignore[call-overload]
         raise ConfigError(f"zoo model {name!r} was trained for ×{trained}, not ×{scale}; use --scale {trained}")
     normalisation = normalisation_from_record(card.normalisation)
-    return Predictor(network, normalisation, window=NETWORK_TILE, device=device, clip_window=True), name, card.sha256
+    return Predictor(network, normalisation, window=NETWORK_TILE, device=device, batch_size=1, clip_window=True), name, card.sha256
 
 
 @cached_in_run
