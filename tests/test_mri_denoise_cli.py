@@ -108,9 +108,8 @@ def test_shipped_networks_denoise_a_volume(tmp_path: Path, method: str) -> None:
     assert result.method == method and result.model == ZOO_MODELS[method]
     denoised = nib.load(tmp_path / "out.nii.gz").get_fdata()
     mask = clean > 0
-    # trained on Colin27, not on this phantom: a smaller gain (the adversarial model darkens its thin CSF layer; the
-    # 3-layer SRCNN barely denoises it)
-    factor = {"unet": 0.8, "unet3d": 0.8, "gan": 0.95, "srcnn": 0.99}[method]  # srcnn: measured 0.97
+    # trained on Colin27, not on this phantom: a smaller gain (the 3-layer SRCNN barely denoises it)
+    factor = {"unet": 0.8, "unet3d": 0.8, "gan": 0.8, "srcnn": 0.99}[method]  # srcnn: measured 0.97
     assert np.mean((denoised[mask] - clean[mask]) ** 2) < factor * np.mean((noisy[mask] - clean[mask]) ** 2)
     assert nib.load(tmp_path / "out.nii.gz").shape == noisy.shape
 
