@@ -11,8 +11,9 @@ Methods (``method``):
 * ``pri-nlm`` — the same average with weights from an oracle-DCT pre-filtered copy (Manjón et al.
   2012; :func:`~medrestore.models.fast_nlm.prefiltered_non_local_means`), ``h = 0.7σ``, 7×7×7
   search. Opt-in; ``auto`` never picks it (it loses to ``nlm`` on piecewise-constant images).
-* ``unet`` / ``gan`` — the shipped 2-D U-Net (conditioned on σ) / adversarially trained U-Net
-  (blind), applied to every slice along the last spatial axis (axial slices of an RAS volume).
+* ``unet`` / ``gan`` — the shipped 2-D U-Net conditioned on σ (``mri-unet2d-colin27``) / the same network
+  fine-tuned against a PatchGAN critic (``mri-gan-colin27``, pix2pix with least squares: Isola et al. 2017, Mao et
+  al. 2017), applied to every slice along the last spatial axis (axial slices of an RAS volume).
 * ``srcnn`` — the seed's SRCNN (Dong et al. 2014; 9-1-5 layers, 64/32 features, same size in and out) re-purposed
   for denoising, blind to σ, slice by slice as ``unet`` (``mri-srcnn-colin27``). Opt-in: ``auto`` never picks it, as
   it does not reach its classical counterpart ``nlm`` (``benchmarks/mri-denoise-default.md``).
@@ -34,11 +35,12 @@ Methods (``method``):
   (:mod:`medrestore.models.series_denoise`, dipy's MP-PCA of Veraart et al. 2016 and Patch2Self of Fadnavis
   et al. 2020), which the per-volume methods cannot use. ``auto`` never picks them.
 
-Measured scores and times of every method: ``benchmarks/mri-denoise-default.md`` and ``benchmarks/README.md``.
+Measured scores and times of every method: ``benchmarks/mri-denoise-default.md`` and ``benchmarks/README.md``;
+``unet`` against ``gan``: ``benchmarks/mri-gan.md``.
 
 Networks see the image divided by its robust maximum (:func:`medrestore.data.mri.intensity_scale`),
-as in training; a σ-conditioned network (2 input channels, ``unet``) also gets ``σ`` divided by
-the same scale as a constant channel, the blind ones (``unet3d``, ``gan``) nothing more. ``σ``
+as in training; a σ-conditioned network (2 input channels: ``unet``, ``gan``, ``unet3d``) also gets ``σ``
+divided by the same scale as a constant channel, a blind one (``srcnn``) nothing more. ``σ``
 (``sigma``: a number in image units or ``None`` for "estimate") is estimated per volume from the
 background or, when there is none, with the wavelet estimator
 (:func:`~medrestore.physics.noise_estimation.estimate_sigma`); the value is reported for every method.
