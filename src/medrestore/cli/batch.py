@@ -185,14 +185,3 @@ def default_image_ext(path: Path) -> str | None:
     if "." not in name.lstrip("."):
         return ".dcm"
     return None
-
-
-def keep_record(record: Mapping[str, Any] | Any) -> Mapping[str, Any] | None:
-    """A batch record from a task's result: mappings as they are, dataclasses as dicts."""
-    import dataclasses
-
-    if isinstance(record, Mapping):
-        return record
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {key: (str(value) if isinstance(value, Path) else value) for key, value in dataclasses.asdict(record).items()}
-    return None
