@@ -60,12 +60,12 @@ class Result:
         yield self.record
 
 
-def _image(source: Image | str | Path) -> Image:
-    """``source`` itself, or the image read from the path ``source``."""
+def _image(source: Image | str | Path, nonfinite: str = "refuse") -> Image:
+    """``source`` itself, or the image read from the path ``source`` (NaN/±Inf policy ``nonfinite``)."""
     if isinstance(source, (str, Path)):
         from medrestore.io import read_image
 
-        return read_image(source)
+        return read_image(source, nonfinite=nonfinite)
     return source
 
 
@@ -349,7 +349,7 @@ def evaluate(
     def named(item: Image | str | Path | None) -> str | None:
         return None if item is None else str(item) if isinstance(item, (str, Path)) else MEMORY
 
-    prediction, reference = _image(pred), _image(ref)
-    metrics = evaluate_images(prediction, reference, convention, None if mask is None else _image(mask))
+    prediction, reference = _image(pred, nonfinite), _image(ref, nonfinite)
+    metrics = evaluate_images(prediction, reference, convention, None if mask is None else _image(mask, nonfinite))
     record = {"pred": named(pred), "ref": named(ref), "mask": named(mask), "convention": convention, "shape": list(prediction.shape)}
     return Result(metrics, record)
