@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from medrestore.core.errors import MedrestoreError
+from medrestore.core.memory import no_numpy_hugepages
 
 # command name → (module in medrestore.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -108,6 +109,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Deliberate errors print ``medrestore: error: <message>`` and exit with 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    no_numpy_hugepages()  # before a command imports NumPy: large arrays are faulted in without memory compaction
     parser = build_parser(_selected_command(argv))
     args = parser.parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM) if _on_main_thread() else None

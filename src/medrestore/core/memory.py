@@ -9,11 +9,18 @@ same amount of memory in over and over. :func:`keep_freed_memory` raises glibc's
 heap and freed ones stay there for the next allocation. The price: memory freed by the process is not given back to
 the system until it exits, so its resident size stays at its peak. Commands that run one job and exit (the CLI)
 call it; a library call never does.
+
+NumPy asks the kernel for transparent huge pages (``madvise(MADV_HUGEPAGE)``) on every large array by default. Where
+the kernel's ``transparent_hugepage/defrag`` setting is ``madvise`` (a common default), each such first touch may
+compact memory synchronously to find a free 2 MB page, which on some (virtual) machines costs seconds per GB. The
+command line turns that request off (:func:`no_numpy_hugepages`); ordinary 4 kB pages are then faulted in without
+compaction. A user's own ``NUMPY_MADVISE_HUGEPAGE`` setting wins.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -37,3 +44,26 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, LARGEST_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, LARGEST_THRESHOLD))
+
+
+NUMPY_HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
+"""NumPy's environment variable: ``0`` stops it from asking for huge pages on large arrays (read when NumPy loads)."""
+
+
+def no_numpy_hugepages() -> bool:
+    """Stop NumPy from asking for transparent huge pages on large arrays (module docstring), unless the user set
+    :data:`NUMPY_HUGEPAGE_VARIABLE` themselves.
+
+    Before NumPy is imported this sets the variable's default (child processes inherit it); after, it changes NumPy's
+    running setting in this process only.
+
+    Returns:
+        Whether NumPy will not ask for huge pages (``False`` when the user asked for them).
+    """
+    numpy_core = sys.modules.get("numpy._core.multiarray")
+    if numpy_core is None:
+        return os.environ.setdefault(NUMPY_HUGEPAGE_VARIABLE, "0").strip() == "0"
+    if os.environ.get(NUMPY_HUGEPAGE_VARIABLE, "0").strip() != "0":
+        return False  # NumPy reads the value as an integer: any other number asks for huge pages
+    numpy_core._set_madvise_hugepage(False)
+    return True
