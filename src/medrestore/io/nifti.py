@@ -14,13 +14,14 @@ The modality, when not ``"mri"`` (what a plain NIfTI file is read as), travels i
 
 Reading decompresses the whole file into memory (one copy of the payload) so that a cut
 ``.nii.gz`` is reported as truncated instead of failing half-way through the pixel data.
+Compression and decompression use ISA-L (``isal``: the same gzip format, several times faster
+than ``zlib``); ``.nii.gz`` files are written at gzip level 1, as nibabel does.
 
 Reference: NIfTI-1 data format, https://nifti.nimh.nih.gov/nifti-1 (header fields, codes).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import struct
 import zlib
@@ -29,6 +30,7 @@ from typing import Any
 
 import nibabel
 import numpy as np
+from isal import igzip, isal_zlib
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
@@ -45,6 +47,8 @@ from medrestore.io.common import (
 )
 
 NIFTI_COMMENT_CODE = 6
+GZIP_LEVEL = 1
+"""gzip level of written ``.nii.gz`` files (nibabel's default too)."""
 _EXTENSION_PREFIX = b"medrestore "
 # NIfTI datatypes nibabel can write.
 WRITABLE_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
@@ -56,10 +60,10 @@ def _payload(path: Path) -> bytes:
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        return gzip.decompress(raw)
+        return igzip.decompress(raw)
     except EOFError as error:
         raise InputError(path, "file is truncated: the gzip stream ends before its end marker") from error
-    except (OSError, zlib.error) as error:
+    except (OSError, zlib.error, isal_zlib.error) as error:
         raise InputError(path, f"corrupt gzip stream ({error})") from error
 
 
@@ -278,9 +282,10 @@ def write_nifti(image: Image, path: str | Path, dtype: str | np.dtype | None = N
         if image.modality != "mri":
             payload = _EXTENSION_PREFIX + json.dumps({"modality": image.modality}).encode("utf-8")
             nifti.header.extensions.append(nibabel.nifti1.Nifti1Extension(NIFTI_COMMENT_CODE, payload))
-        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-        with atomic_path(path, suffix=suffix) as temporary:
-            nibabel.save(nifti, temporary)
+        compressed = path.name.lower().endswith(".gz")
+        payload = nifti.to_bytes()  # header, extensions and voxels as a single .nii file
+        with atomic_path(path, suffix=".nii.gz" if compressed else ".nii") as temporary:
+            temporary.write_bytes(igzip.compress(payload, compresslevel=GZIP_LEVEL) if compressed else payload)
     return path
 
 
