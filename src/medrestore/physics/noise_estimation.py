@@ -105,30 +105,68 @@ def background_sigma(image: torch.Tensor | np.ndarray, smoothing: float = 2.0) -
        :data:`RAYLEIGH_RATIO_LIMIT`; signal pushes it towards 1).
     4. ``σ̂ = √(Σ M² / 2N)`` over the background (maximum likelihood for Rayleigh).
 
+    Float32 images are not copied to float64 as a whole (only the values each step keeps), and
+    a Fortran-ordered array (as nibabel reads NIfTI) is handled as its C-ordered transpose: every
+    step is symmetric in the axes.
+
     Raises:
         InputError: no background (fewer than :data:`MIN_BACKGROUND_VOXELS` voxels, or not Rayleigh).
     """
-    array = _as_array(image)
-    positive = array[array > 0]
+    array, transposed = _c_ordered(_as_real(image))
+    flat = array.ravel()
+    positive = flat[flat > 0]
     if positive.size < MIN_BACKGROUND_VOXELS:
         raise InputError(None, "the image has too few non-zero voxels to find a noise background")
-    lower = positive[positive <= np.quantile(positive, 0.5)]
+    lower = positive[positive <= _median(positive)].astype(np.float64)
     sigma0 = _histogram_mode(lower, float(lower.max()))
-    sigma0 = _histogram_mode(positive[positive <= 4 * sigma0], 4 * sigma0)
-    local_mean = scipy.ndimage.gaussian_filter(array, smoothing)
+    sigma0 = _histogram_mode(positive[positive <= np.float64(4 * sigma0)].astype(np.float64), 4 * sigma0)  # float64 test
+    local_mean = scipy.ndimage.gaussian_filter(array, smoothing, output=np.float64)  # as filtering a float64 copy
     mask = local_mean < sigma0 * (math.sqrt(math.pi / 2) + 1.0)
+    del local_mean
     mask = scipy.ndimage.binary_erosion(mask, iterations=1) & (array > 0)
     count = int(mask.sum())
     if count < MIN_BACKGROUND_VOXELS:
         raise InputError(None, f"only {count} background voxels found; the noise cannot be estimated from the background")
-    values = array[mask]
+    values = array[mask].astype(np.float64)
     ratio = float(values.mean() ** 2 / np.mean(values**2))
     if ratio > RAYLEIGH_RATIO_LIMIT:
         raise InputError(None, f"the darkest region is not Rayleigh noise (mean²/E[M²] = {ratio:.3f}, π/4 for pure noise)")
     sigma = float(np.sqrt(np.mean(values**2) / 2.0))
     sigma_mean = float(values.mean() / math.sqrt(math.pi / 2.0))
     sigma_mode = _histogram_mode(values, float(np.quantile(values, 0.99)))
-    return BackgroundEstimate(sigma, sigma_mean, sigma_mode, mask, count / array.size)
+    return BackgroundEstimate(sigma, sigma_mean, sigma_mode, mask.T if transposed else mask, count / array.size)
+
+
+def _as_real(image: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
+    """:func:`_as_array` without the float64 copy of a float32 image (other types become float64)."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.dtype not in (np.float32, np.float64):
+        return _as_array(array, what)
+    if array.ndim not in (2, 3) or min(array.shape) < 4:
+        raise InputError(None, f"{what} must be 2-D or 3-D with every side >= 4, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise InputError(None, f"{what} holds NaN or infinite values")
+    return array
+
+
+def _c_ordered(array: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A Fortran-ordered array as its C-ordered transpose (a view), and whether it was transposed."""
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        return array.T, True
+    return array, False
+
+
+def _median(values: np.ndarray) -> float:
+    """A threshold ``q`` with ``{v <= q} = {v <= np.quantile(values, 0.5)}``, for 1-D ``values``.
+
+    For float32 values the lower middle order statistic: NumPy's median of an even count lies
+    between the two middle values, and (computed in float64) never rounds onto the upper one, so
+    the same values lie at or below it. Found by partition, without sorting or a float64 copy.
+    """
+    if values.dtype != np.float32:
+        return float(np.quantile(values, 0.5))
+    middle = (values.size - 1) // 2
+    return float(np.partition(values, middle)[middle])
 
 
 def wavelet_sigma(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = None, wavelet: str = "db2") -> float:
@@ -161,9 +199,10 @@ def wavelet_sigma(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = No
 
 def foreground_mask(image: torch.Tensor | np.ndarray, sigma: float, snr: float = 5.0, smoothing: float = 1.0) -> np.ndarray:
     """Voxels whose smoothed magnitude exceeds ``snr · σ`` (where Rician ≈ Gaussian), filled and eroded."""
-    array = _as_array(image)
-    mask = scipy.ndimage.gaussian_filter(array, smoothing) > snr * sigma
-    return scipy.ndimage.binary_erosion(mask, iterations=2)
+    array, transposed = _c_ordered(_as_real(image))
+    mask = scipy.ndimage.gaussian_filter(array, smoothing, output=np.float64) > snr * sigma
+    mask = scipy.ndimage.binary_erosion(mask, iterations=2)
+    return mask.T if transposed else mask
 
 
 def estimate_sigma(image: torch.Tensor | np.ndarray, method: str = "auto") -> float:
