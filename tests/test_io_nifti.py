@@ -138,6 +138,27 @@ def test_truncated_nii_gz_names_the_file(tmp_path: Path, volume: np.ndarray) -> 
         read_image(truncated)
 
 
+def test_written_nii_gz_is_plain_gzip_that_nibabel_and_zlib_read(tmp_path: Path, volume: np.ndarray) -> None:
+    written = write_image(Image(torch.from_numpy(volume), affine=np.eye(4), spatial_ndim=3), tmp_path / "out.nii.gz")
+    assert written.read_bytes()[:2] == b"\x1f\x8b"
+    np.testing.assert_array_equal(np.asarray(nibabel.load(written).dataobj), volume)
+    raw = gzip.decompress(written.read_bytes())  # the standard library's zlib reads it too
+    np.testing.assert_array_equal(np.asarray(nibabel.Nifti1Image.from_bytes(raw).dataobj), volume)
+
+
+def test_multi_member_gzip_reads_and_trailing_bytes_are_named_corrupt(tmp_path: Path, volume: np.ndarray) -> None:
+    complete = tmp_path / "complete.nii"
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), complete)
+    payload = complete.read_bytes()
+    members = tmp_path / "members.nii.gz"  # as bgzip or a concatenation of gzip files writes it
+    members.write_bytes(gzip.compress(payload[:200]) + gzip.compress(payload[200:]))
+    np.testing.assert_array_equal(read_image(members).numpy(), volume)
+    junk = tmp_path / "junk.nii.gz"
+    junk.write_bytes(gzip.compress(payload) + b"junk")
+    with pytest.raises(InputError, match=r"junk\.nii\.gz.*corrupt gzip"):
+        read_image(junk)
+
+
 def test_truncated_uncompressed_nii(tmp_path: Path, volume: np.ndarray) -> None:
     complete = tmp_path / "complete.nii"
     nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), complete)

@@ -22,6 +22,7 @@ Reference: NIfTI-1 data format, https://nifti.nimh.nih.gov/nifti-1 (header field
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 import zlib
@@ -61,9 +62,13 @@ def _payload(path: Path) -> bytes:
         return raw
     try:
         return igzip.decompress(raw)
+    except (EOFError, OSError, isal_zlib.error):
+        pass  # zlib names the problem (a cut stream, trailing bytes, a bad block) more precisely
+    try:
+        return gzip.decompress(raw)
     except EOFError as error:
         raise InputError(path, "file is truncated: the gzip stream ends before its end marker") from error
-    except (OSError, zlib.error, isal_zlib.error) as error:
+    except (OSError, zlib.error) as error:
         raise InputError(path, f"corrupt gzip stream ({error})") from error
 
 
