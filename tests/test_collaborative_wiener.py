@@ -208,6 +208,21 @@ def test_principal_axes_pack_a_group_that_changes_by_scale_into_one_row() -> Non
     assert float(haar[:, 1:].square().sum()) > 0.01 * float(haar.square().sum())
 
 
+def test_principal_axes_of_a_large_batch_split_across_threads_are_the_same_to_the_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import medrestore.solvers.collaborative_wiener as module
+
+    groups = torch.randn(600, 16, 64, generator=torch.Generator().manual_seed(8))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = group_principal_axes(groups)
+        torch.set_num_threads(3)
+        monkeypatch.setattr(module, "EIGH_SPLIT_BELOW", 100)  # 600 groups ≥ 100 per thread: split in three
+        torch.testing.assert_close(group_principal_axes(groups), alone, atol=0, rtol=0)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_adaptive_groups_beat_haar_where_the_content_changes_across_the_group() -> None:
     """A random in-plane texture whose contrast grows along z: blocks matched across planes differ by scale. With
     the exact pilot the principal axes hold such a group in two rows (offset and scale), so the Wiener gains pass
