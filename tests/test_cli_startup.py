@@ -54,3 +54,16 @@ def test_every_command_module_plugs_in() -> None:
     assert sorted(choices) == sorted(COMMANDS)
     for name, sub in choices.items():
         assert callable(sub.get_default("handler")), name
+
+
+def test_a_numpy_command_loads_neither_pydicom_nor_the_trainer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Readers and writers load per format, pydicom where a file may be DICOM, the trainer only for training.
+    (nibabel imports pydicom itself when its NIfTI module loads, so a NIfTI command loads it anyway.)"""
+    import numpy as np
+
+    source = tmp_path / "in.npy"
+    np.save(source, np.ones((8, 8), np.float32))
+    modules, _ = _loaded(["degrade", str(source), "-o", str(tmp_path / "out.npy"), "--kind", "gaussian", "--sigma", "0.1"])
+    assert "medrestore.io.numpy_io" in modules and (tmp_path / "out.npy").exists()  # it ran
+    assert "pydicom" not in modules and "medrestore.io.dicom" not in modules and "medrestore.io.nifti" not in modules
+    assert "medrestore.training.trainer" not in modules and "medrestore.training.experiment" not in modules

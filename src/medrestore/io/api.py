@@ -13,6 +13,7 @@ and always writes atomically.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,38 +23,38 @@ import numpy as np
 from medrestore.core.image import Image
 from medrestore.io.common import DecodedImage, finish_image
 from medrestore.io.detect import detect_format, output_format
-from medrestore.io.dicom import read_dicom_file
-from medrestore.io.dicom_series import read_dicom_series
-from medrestore.io.dicom_write import write_dicom_file, write_dicom_series
-from medrestore.io.nifti import read_nifti, write_nifti
-from medrestore.io.numpy_io import read_npy, read_npz, write_npy, write_npz
-from medrestore.io.raster import read_jpeg, read_png, read_tiff, write_jpeg, write_png, write_tiff
 from medrestore.io.values import check_nonfinite_policy
 
-Reader = Callable[[Path], DecodedImage]
-Writer = Callable[[Image, Path, str | np.dtype | None], Path]
 
-READERS: dict[str, Reader] = {
-    "nifti": read_nifti,
-    "dicom": read_dicom_file,
-    "dicom-series": read_dicom_series,
-    "tiff": read_tiff,
-    "png": read_png,
-    "jpeg": read_jpeg,
-    "npy": read_npy,
-    "npz": read_npz,
+READERS: dict[str, str] = {
+    "nifti": "medrestore.io.nifti:read_nifti",
+    "dicom": "medrestore.io.dicom:read_dicom_file",
+    "dicom-series": "medrestore.io.dicom_series:read_dicom_series",
+    "tiff": "medrestore.io.raster:read_tiff",
+    "png": "medrestore.io.raster:read_png",
+    "jpeg": "medrestore.io.raster:read_jpeg",
+    "npy": "medrestore.io.numpy_io:read_npy",
+    "npz": "medrestore.io.numpy_io:read_npz",
 }
+"""Each format's reader as ``module:function``, imported on first use (a NIfTI call does not load pydicom)."""
 
-WRITERS: dict[str, Writer] = {
-    "nifti": write_nifti,
-    "dicom": write_dicom_file,
-    "dicom-series": write_dicom_series,
-    "tiff": write_tiff,
-    "png": write_png,
-    "jpeg": write_jpeg,
-    "npy": write_npy,
-    "npz": write_npz,
+WRITERS: dict[str, str] = {
+    "nifti": "medrestore.io.nifti:write_nifti",
+    "dicom": "medrestore.io.dicom_write:write_dicom_file",
+    "dicom-series": "medrestore.io.dicom_write:write_dicom_series",
+    "tiff": "medrestore.io.raster:write_tiff",
+    "png": "medrestore.io.raster:write_png",
+    "jpeg": "medrestore.io.raster:write_jpeg",
+    "npy": "medrestore.io.numpy_io:write_npy",
+    "npz": "medrestore.io.numpy_io:write_npz",
 }
+"""Each format's writer as ``module:function``, imported on first use."""
+
+
+def _resolve(entry: str) -> Callable[..., object]:
+    """The function named ``module:function`` (an entry of :data:`READERS` or :data:`WRITERS`), imported now."""
+    module, function = entry.split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
 def read_image(path: str | Path, modality: str | None = None, nonfinite: str = "refuse") -> Image:
@@ -90,7 +91,7 @@ def read_image(path: str | Path, modality: str | None = None, nonfinite: str = "
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         format_name = detect_format(path)
-        decoded = READERS[format_name](path)
+        decoded: DecodedImage = _resolve(READERS[format_name])(path)  # type: ignore[assignment]
     notes = list(dict.fromkeys(" ".join(str(warning.message).split()) for warning in caught))
     if notes:
         decoded = dataclasses.replace(decoded, metadata={**decoded.metadata, "reader_warnings": notes})
@@ -113,4 +114,4 @@ def write_image(image: Image, path: str | Path, dtype: str | np.dtype | None = N
         InputError: unknown extension, a dtype or shape the format cannot hold, JPEG output.
     """
     format_name = output_format(path)
-    return WRITERS[format_name](image, Path(path), dtype)
+    return _resolve(WRITERS[format_name])(image, Path(path), dtype)  # type: ignore[return-value]

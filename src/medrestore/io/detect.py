@@ -30,11 +30,11 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pydicom
 
 from medrestore.core.errors import InputError
 from medrestore.io.dicom_payload import (
     PIXEL_KEYWORDS,
+    dcmread,
     gunzip_head,
     gzip_holds_dicom,
     has_dicom_preamble,
@@ -136,7 +136,7 @@ def _gzip_content(path: Path) -> str:
 def _refuse_dicom_without_pixels(path: Path) -> None:
     """A preamble-less DICOM data set that holds no image is named as such (not as unrecognised bytes)."""
     try:
-        dataset = pydicom.dcmread(path, force=True, stop_before_pixels=False, defer_size=1024)
+        dataset = dcmread(path, force=True, stop_before_pixels=False, defer_size=1024)
     except Exception:  # noqa: BLE001 - not DICOM at all: the caller's message stands
         return
     if len(dataset) == 0 or any(keyword in dataset for keyword in PIXEL_KEYWORDS):

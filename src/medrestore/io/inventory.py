@@ -25,11 +25,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import pydicom
 
 from medrestore.core.errors import InputError
 from medrestore.io.detect import EXTENSIONS, format_from_extension
-from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, gunzip_head, has_dicom_preamble, is_gzip
+from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, dcmread, gunzip_head, has_dicom_preamble, is_gzip
 
 KINDS = ("image", "kspace")
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".npy", ".npz")
@@ -93,7 +92,7 @@ def _cached_series_uid(path: Path, size: int, modified: int) -> str | None:
             compressed = is_gzip(probe.read(2))
         opener = gzip.open if compressed else open
         with opener(path, "rb") as stream:
-            dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"], force=True)
+            dataset = dcmread(stream, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"], force=True)
         value = dataset.get("SeriesInstanceUID")
         return None if value is None else str(value)
     except Exception:  # noqa: BLE001 - an unreadable header makes the file an input of its own (its read names the problem)

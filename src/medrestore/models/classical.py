@@ -21,7 +21,6 @@ from typing import Generic, TypeVar
 
 import numpy as np
 import scipy.ndimage
-import skimage.restoration
 import torch
 
 from medrestore.core.errors import InputError
@@ -124,6 +123,8 @@ def gaussian_filter(image: torch.Tensor, config: GaussianFilterConfig) -> torch.
 
 def non_local_means_single(array: np.ndarray, config: NonLocalMeansConfig) -> np.ndarray:
     """Non-local means of one float64 image or volume (2 or 3 axes, no channel axis)."""
+    import skimage.restoration  # only here: loading scikit-image costs every other command about 0.1 s
+
     sigma = config.sigma
     if sigma is None:
         sigma = float(np.mean(skimage.restoration.estimate_sigma(array, channel_axis=None)))
