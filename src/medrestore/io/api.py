@@ -25,7 +25,6 @@ from medrestore.io.common import DecodedImage, finish_image
 from medrestore.io.detect import detect_format, output_format
 from medrestore.io.values import check_nonfinite_policy
 
-
 READERS: dict[str, str] = {
     "nifti": "medrestore.io.nifti:read_nifti",
     "dicom": "medrestore.io.dicom:read_dicom_file",

@@ -30,7 +30,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-
 from medrestore.core.errors import InputError
 from medrestore.io.dicom_payload import (
     PIXEL_KEYWORDS,

@@ -25,7 +25,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from medrestore.core.errors import InputError
 from medrestore.io.detect import EXTENSIONS, format_from_extension
 from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, dcmread, gunzip_head, has_dicom_preamble, is_gzip

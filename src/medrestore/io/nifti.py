@@ -288,9 +288,9 @@ def write_nifti(image: Image, path: str | Path, dtype: str | np.dtype | None = N
             payload = _EXTENSION_PREFIX + json.dumps({"modality": image.modality}).encode("utf-8")
             nifti.header.extensions.append(nibabel.nifti1.Nifti1Extension(NIFTI_COMMENT_CODE, payload))
         compressed = path.name.lower().endswith(".gz")
-        payload = nifti.to_bytes()  # header, extensions and voxels as a single .nii file
+        single_file = nifti.to_bytes()  # header, extensions and voxels as one .nii file
         with atomic_path(path, suffix=".nii.gz" if compressed else ".nii") as temporary:
-            temporary.write_bytes(igzip.compress(payload, compresslevel=GZIP_LEVEL) if compressed else payload)
+            temporary.write_bytes(igzip.compress(single_file, compresslevel=GZIP_LEVEL) if compressed else single_file)
     return path
 
 

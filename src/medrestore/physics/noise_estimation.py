@@ -75,11 +75,13 @@ class BackgroundEstimate:
     fraction: float
 
 
-def _as_array(image: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
+def _as_array(image: torch.Tensor | np.ndarray, what: str = "image", keep_float32: bool = False) -> np.ndarray:
+    """``image`` as a finite 2-D or 3-D float64 array (float32 kept as it is when ``keep_float32``)."""
     array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if array.ndim not in (2, 3) or min(array.shape) < 4:
         raise InputError(None, f"{what} must be 2-D or 3-D with every side >= 4, got shape {array.shape}")
-    array = array.astype(np.float64, copy=False)
+    if not (keep_float32 and array.dtype == np.float32):
+        array = array.astype(np.float64, copy=False)
     if not np.isfinite(array).all():
         raise InputError(None, f"{what} holds NaN or infinite values")
     return array
@@ -112,7 +114,7 @@ def background_sigma(image: torch.Tensor | np.ndarray, smoothing: float = 2.0) -
     Raises:
         InputError: no background (fewer than :data:`MIN_BACKGROUND_VOXELS` voxels, or not Rayleigh).
     """
-    array, transposed = _c_ordered(_as_real(image))
+    array, transposed = _c_ordered(_as_array(image, keep_float32=True))
     flat = array.ravel()
     positive = flat[flat > 0]
     if positive.size < MIN_BACKGROUND_VOXELS:
@@ -135,18 +137,6 @@ def background_sigma(image: torch.Tensor | np.ndarray, smoothing: float = 2.0) -
     sigma_mean = float(values.mean() / math.sqrt(math.pi / 2.0))
     sigma_mode = _histogram_mode(values, float(np.quantile(values, 0.99)))
     return BackgroundEstimate(sigma, sigma_mean, sigma_mode, mask.T if transposed else mask, count / array.size)
-
-
-def _as_real(image: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
-    """:func:`_as_array` without the float64 copy of a float32 image (other types become float64)."""
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if array.dtype not in (np.float32, np.float64):
-        return _as_array(array, what)
-    if array.ndim not in (2, 3) or min(array.shape) < 4:
-        raise InputError(None, f"{what} must be 2-D or 3-D with every side >= 4, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise InputError(None, f"{what} holds NaN or infinite values")
-    return array
 
 
 def _c_ordered(array: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -199,7 +189,7 @@ def wavelet_sigma(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = No
 
 def foreground_mask(image: torch.Tensor | np.ndarray, sigma: float, snr: float = 5.0, smoothing: float = 1.0) -> np.ndarray:
     """Voxels whose smoothed magnitude exceeds ``snr · σ`` (where Rician ≈ Gaussian), filled and eroded."""
-    array, transposed = _c_ordered(_as_real(image))
+    array, transposed = _c_ordered(_as_array(image, keep_float32=True))
     mask = scipy.ndimage.gaussian_filter(array, smoothing, output=np.float64) > snr * sigma
     mask = scipy.ndimage.binary_erosion(mask, iterations=2)
     return mask.T if transposed else mask
