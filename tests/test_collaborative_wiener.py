@@ -15,7 +15,7 @@ from medrestore.core.errors import InputError
 from medrestore.physics.noise import add_rician_noise
 from medrestore.physics.noise_estimation import rician_mean
 from medrestore.solvers.collaborative_wiener import (
-    block_sums, block_window, collaborative_wiener, displacements, group_principal_axes, orthonormal_dct, orthonormal_haar,
+    block_distances, block_sums, block_window, collaborative_wiener, displacements, group_principal_axes, orthonormal_dct, orthonormal_haar,
 )
 
 
@@ -113,6 +113,24 @@ def test_block_sums_are_strided_cube_sums(block: int, step: int, shape: tuple[in
     c, z, y, x = 1, 1, sums.shape[2] - 1, 0
     cube = values[c, z * step : z * step + block, y * step : y * step + block, x * step : x * step + block]
     assert float(sums[c, z, y, x]) == pytest.approx(float(cube.sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("cache_bytes", [1, 2 * 4 * 3 * 11 * 17 * 4, 10**9])
+@pytest.mark.parametrize(("block", "step", "shape"), [(4, 3, (16, 11, 17)), (3, 2, (11, 12, 10))])
+def test_block_distances_a_few_planes_at_a_time_are_the_whole_volume_sums_to_the_bit(
+    block: int, step: int, shape: tuple[int, int, int], cache_bytes: int
+) -> None:
+    """Forming the squared differences a few planes at a time (one plane, a few with a shorter last chunk, all)
+    gives exactly ``block_sums`` of the whole volume's squared differences, for every displacement."""
+    margin = 2
+    pilot = torch.rand(*(n + 2 * margin for n in shape), generator=torch.Generator().manual_seed(4))
+    core = pilot[margin:-margin, margin:-margin, margin:-margin]
+    rows = [[0, 0, 0], [-2, 1, 0], [1, -2, 2], [2, 2, -1]]
+    ours = block_distances(pilot, core, rows, block, step, margin, cache_bytes=cache_bytes)
+    for slot, (dz, dy, dx) in enumerate(rows):
+        shifted = pilot[margin + dz : margin + dz + shape[0], margin + dy : margin + dy + shape[1], margin + dx : margin + dx + shape[2]]
+        assert torch.equal(ours[slot], block_sums((core - shifted).square()[None], block, step)[0])
+    assert torch.equal(ours[0], torch.zeros_like(ours[0]))
 
 
 def test_volumes_off_the_grid_are_padded() -> None:

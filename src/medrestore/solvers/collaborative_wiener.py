@@ -272,28 +272,58 @@ def _closest_blocks(
     ``pilot`` is padded by ``margin`` on every side; ``core`` is its view without that margin.
 
     Returns row indices into ``offsets``, ``(refs kept, k)``, closest first. The distances of ``batch``
-    displacements at a time come from one :func:`block_sums` call and are merged into
-    a running top-``k``, so memory stays at ``(k + batch)`` values per reference block.
+    displacements at a time (:func:`block_distances`) are merged into a running top-``k``, so memory stays at
+    ``(k + batch)`` values per reference block.
     """
-    extent = tuple(core.shape)
     count = int(keep.sum())
     best = torch.full((count, k), math.inf, device=pilot.device)
     chosen = torch.zeros((count, k), dtype=torch.int64, device=pilot.device)
-    buffer = torch.empty(min(batch, offsets.shape[0]), *extent, device=pilot.device)
     listed = offsets.tolist()
     centre = listed.index([0, 0, 0])
     for start in range(0, len(listed), batch):
         rows = listed[start : start + batch]
-        for slot, (dz, dy, dx) in enumerate(rows):
-            shifted = pilot[margin + dz : margin + dz + extent[0], margin + dy : margin + dy + extent[1], margin + dx : margin + dx + extent[2]]
-            torch.sub(core, shifted, out=buffer[slot]).square_()
-        pooled = block_sums(buffer[: len(rows)], block, step).reshape(len(rows), -1)[:, keep].T
+        pooled = block_distances(pilot, core, rows, block, step, margin).reshape(len(rows), -1)[:, keep].T
         if start <= centre < start + len(rows):
             pooled[:, centre - start] = -1.0  # every group holds its reference block, first, even among ties
         labels = torch.arange(start, start + len(rows), device=pilot.device).expand(count, -1)
         best, order = torch.cat([best, pooled], dim=1).topk(k, dim=1, largest=False)
         chosen = torch.cat([chosen, labels], dim=1).gather(1, order)
     return chosen
+
+
+DISTANCE_CACHE_BYTES = 8 << 20
+"""Bytes of squared differences that :func:`block_distances` holds at a time (a few planes of the volume per
+displacement): small enough to stay in the CPU's cache between the subtraction and the block sums."""
+
+
+def block_distances(
+    pilot: torch.Tensor, core: torch.Tensor, rows: list[list[int]], block: int, step: int, margin: int,
+    cache_bytes: int = DISTANCE_CACHE_BYTES,
+) -> torch.Tensor:
+    """``‖P(r) − P(r + δ)‖²`` over the ``block³`` blocks at every ``step`` voxels of ``core`` for each displacement
+    ``δ = (dz, dy, dx)`` of ``rows``: ``(len(rows), D', H', W')`` as :func:`block_sums` of the squared differences.
+
+    ``pilot`` is ``core`` padded by ``margin ≥ max |δ|`` on every side. The squared differences are formed a few
+    output planes at a time (about ``cache_bytes`` of them), so each is summed while it is still in the cache
+    instead of being written to memory and read back and written again (timings in
+    ``benchmarks/mri-denoise-default.md``). The sums are the same, in the same order, as over the whole volume.
+    """
+    extent = tuple(core.shape)
+    planes_out = (extent[0] - block) // step + 1
+    plane_bytes = len(rows) * step * extent[1] * extent[2] * core.element_size()
+    planes = max(1, min(planes_out, cache_bytes // max(1, plane_bytes)))
+    output = torch.empty(len(rows), planes_out, (extent[1] - block) // step + 1, (extent[2] - block) // step + 1,
+                         dtype=core.dtype, device=core.device)
+    buffer = torch.empty(len(rows), (planes - 1) * step + block, extent[1], extent[2], dtype=core.dtype, device=core.device)
+    for first in range(0, planes_out, planes):
+        last = min(planes_out, first + planes)
+        low, high = first * step, (last - 1) * step + block  # the input planes of output planes first…last − 1
+        squared = buffer[:, : high - low]
+        for slot, (dz, dy, dx) in enumerate(rows):
+            shifted = pilot[margin + dz + low : margin + dz + high, margin + dy : margin + dy + extent[1], margin + dx : margin + dx + extent[2]]
+            torch.sub(core[low:high], shifted, out=squared[slot]).square_()
+        output[:, first:last] = block_sums(squared, block, step)
+    return output
 
 
 def _block_spectra(groups: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
