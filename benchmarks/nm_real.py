@@ -176,15 +176,25 @@ def quadrant_contrasts(image: torch.Tensor) -> list[float]:
     return contrasts
 
 
+def quadrant_bar_acquisition(index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``index``-th simulated quadrant-bar acquisition of :data:`QUADRANT_BARS` (512², 1-mm pixels): its noise-free
+    expectation (a flood through the bars, the camera's intrinsic blur, :data:`QUADRANT_COUNTS` counts), the Poisson
+    draw that stands for the original, and the original acquired ×4 by the chain's camera model."""
+    name, widths = list(QUADRANT_BARS.items())[index]
+    activity = torch.from_numpy(quadrant_bar_phantom(512, QUADRANT_PIXEL_MM, widths))
+    expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / QUADRANT_PIXEL_MM)
+    expected = expected * (QUADRANT_COUNTS / float(expected.sum()))
+    original = torch.poisson(expected, generator=make_generator(100 + index))
+    coarse = bench.degrade(bench.TestImage(name, original, original, QUADRANT_PIXEL_MM), seed=200 + index)
+    return expected, original, coarse
+
+
 def run_quadrant_bars(methods: dict[str, CountSuperResolution]) -> dict[str, dict[str, dict[str, object]]]:
     """Simulated quadrant-bar acquisitions (the held-out real one is not shared): a flood through the bars, the
     camera's intrinsic blur, Poisson counts → the same chain; PSNR/SSIM and the contrast of each bar width."""
     results = {}
-    for index, (name, widths) in enumerate(QUADRANT_BARS.items()):
-        activity = torch.from_numpy(quadrant_bar_phantom(512, QUADRANT_PIXEL_MM, widths))
-        expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / QUADRANT_PIXEL_MM)
-        original = torch.poisson(expected * (QUADRANT_COUNTS / float(expected.sum())), generator=make_generator(100 + index))
-        coarse = bench.degrade(bench.TestImage(name, original, original, QUADRANT_PIXEL_MM), seed=200 + index)
+    for index, name in enumerate(QUADRANT_BARS):
+        _, original, coarse = quadrant_bar_acquisition(index)
         rows: dict[str, dict[str, object]] = {"original": {"contrast": quadrant_contrasts(original)}}
         for label, method in methods.items():
             restored, _ = restore(label, method, coarse, QUADRANT_PIXEL_MM)
