@@ -14,10 +14,12 @@ from medrestore.physics.noise import add_gaussian_noise, add_rician_noise
 from medrestore.physics.noise_estimation import (
     background_sigma,
     estimate_sigma,
+    foreground_mask,
     koay_basser,
     rician_bias_correct,
     rician_mean,
     rician_mean_inverse,
+    slice_axis,
     wavelet_sigma,
 )
 
@@ -86,3 +88,24 @@ def test_koay_basser_recovers_signal_and_sigma() -> None:
         assert estimated_sigma == pytest.approx(sigma, rel=0.01)
         assert estimated_nu == pytest.approx(nu, rel=0.01)
     assert koay_basser(math.sqrt(math.pi / 2), math.sqrt(2 - math.pi / 2))[0] == 0.0
+
+
+def test_a_stack_of_three_slices_is_estimated_slice_by_slice() -> None:
+    """A 3-D stack with one side below 4 (a 3-slice fMRI run): σ is the median of its slices' estimates, within 5 %
+    of the truth, and the mask is the slices' masks; a 3-D estimate is refused there, and other short shapes too."""
+    clean = torch.from_numpy(brain_phantom((64, 64, 3), seed=1)[0])
+    noisy = add_rician_noise(clean, 0.04, torch.Generator().manual_seed(5))
+    planes = [noisy[:, :, index] for index in range(3)]
+    assert slice_axis((64, 64, 3)) == 2 and slice_axis((2, 40, 40)) == 0
+    assert slice_axis((64, 64, 8)) is None and slice_axis((3, 3, 64)) is None and slice_axis((64, 3)) is None
+    sigma = estimate_sigma(noisy)
+    assert sigma == float(np.median([estimate_sigma(plane) for plane in planes]))
+    assert sigma == pytest.approx(0.04, rel=0.05)
+    mask = foreground_mask(noisy, sigma)
+    assert mask.shape == (64, 64, 3) and mask.any()
+    for index, plane in enumerate(planes):
+        assert np.array_equal(mask[:, :, index], foreground_mask(plane, sigma))
+    with pytest.raises(InputError, match="every side >= 4"):
+        background_sigma(noisy)
+    with pytest.raises(InputError, match="every side >= 4"):
+        estimate_sigma(torch.rand(3, 3, 64))

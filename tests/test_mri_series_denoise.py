@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import nibabel as nib
@@ -116,3 +117,37 @@ def test_a_three_slice_stack_is_denoised_slice_by_slice_in_2d(tmp_path: Path) ->
         assert np.allclose(denoised[:, :, index], nib.load(tmp_path / f"plane{index}-out.nii.gz").get_fdata()[:, :, 0], atol=1e-6)
     tissue = clean > 0
     assert np.mean((denoised[tissue] - clean[tissue]) ** 2) < np.mean((noisy[tissue] - clean[tissue]) ** 2) / 2
+
+
+def _test_file(module: str, *parts: str) -> Path:
+    """A test file shipped inside an installed package (skips when it is absent)."""
+    spec = importlib.util.find_spec(module)
+    path = Path(spec.origin).parent.joinpath(*parts) if spec is not None and spec.origin is not None else None
+    if path is None or not path.is_file():
+        pytest.skip(f"{module} does not ship {'/'.join(parts)}")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("module", "parts"),
+    [
+        ("nibabel", ("tests", "data", "functional.nii")),  # 17 × 21 × 3 slices × 20 volumes (fMRI)
+        ("nibabel", ("tests", "data", "example4d.nii.gz")),  # 128 × 96 × 24 × 2
+        ("nibabel", ("tests", "data", "anatomical.nii")),
+        ("dipy", ("data", "files", "small_25.nii.gz")),  # 10 × 8 × 2 slices × 26 diffusion volumes
+        ("dipy", ("data", "files", "S0_10slices.nii.gz")),
+    ],
+)
+def test_other_tools_test_series_denoise_with_every_default(module: str, parts: tuple[str, ...], tmp_path: Path) -> None:
+    """nibabel's and dipy's own MRI test files, σ and method left to the command: each is denoised (none refused),
+    keeps its shape, and stays finite and non-negative; the thin stacks go slice by slice."""
+    source = _test_file(module, *parts)
+    before = nib.load(source)
+    target = tmp_path / "out.nii.gz"
+    result = denoise_file(source, target, "mri")
+    after = np.asarray(nib.load(target).dataobj, dtype=np.float64)
+    assert after.shape == before.shape
+    assert np.isfinite(after).all() and after.min() >= 0
+    assert all(sigma > 0 for sigma in result.sigmas)
+    if len(before.shape) == 4 and before.shape[3] > 1:  # a series: its tSNR maps too
+        assert tsnr_map_path(target).is_file()

@@ -54,6 +54,10 @@ MIN_BACKGROUND_FRACTION = 0.02
 MIN_BACKGROUND_VOXELS = 500
 RAYLEIGH_RATIO_LIMIT = 0.85
 """A Rayleigh sample has ``mean(M)² / mean(M²) = π/4 ≈ 0.785``; above this limit it is not background."""
+MIN_SIDE = 4
+"""Shortest side of a 2-D image or 3-D volume the estimators take whole. :func:`estimate_sigma` and
+:func:`foreground_mask` take a 3-D stack of a few 2-D slices (one side shorter, e.g. a 3-slice fMRI run) slice by
+slice along that side."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +82,8 @@ class BackgroundEstimate:
 def _as_array(image: torch.Tensor | np.ndarray, what: str = "image", keep_float32: bool = False) -> np.ndarray:
     """``image`` as a finite 2-D or 3-D float64 array (float32 kept as it is when ``keep_float32``)."""
     array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if array.ndim not in (2, 3) or min(array.shape) < 4:
-        raise InputError(None, f"{what} must be 2-D or 3-D with every side >= 4, got shape {array.shape}")
+    if array.ndim not in (2, 3) or min(array.shape) < MIN_SIDE:
+        raise InputError(None, f"{what} must be 2-D or 3-D with every side >= {MIN_SIDE}, got shape {array.shape}")
     if not (keep_float32 and array.dtype == np.float32):
         array = array.astype(np.float64, copy=False)
     if not np.isfinite(array).all():
@@ -187,8 +191,25 @@ def wavelet_sigma(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = No
     return float(np.median(np.abs(detail)) / MAD_TO_SIGMA)
 
 
+def slice_axis(shape: tuple[int, ...]) -> int | None:
+    """The axis of a 3-D ``shape`` that stacks a few 2-D slices: the one side shorter than :data:`MIN_SIDE` while
+    the others are not; ``None`` for any other shape."""
+    short = [axis for axis, side in enumerate(shape) if side < MIN_SIDE]
+    return short[0] if len(shape) == 3 and len(short) == 1 else None
+
+
+def _slices(image: torch.Tensor | np.ndarray, axis: int) -> list[np.ndarray]:
+    """The 2-D slices of ``image`` along ``axis``, as arrays."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    return [np.take(array, index, axis=axis) for index in range(array.shape[axis])]
+
+
 def foreground_mask(image: torch.Tensor | np.ndarray, sigma: float, snr: float = 5.0, smoothing: float = 1.0) -> np.ndarray:
-    """Voxels whose smoothed magnitude exceeds ``snr · σ`` (where Rician ≈ Gaussian), filled and eroded."""
+    """Voxels whose smoothed magnitude exceeds ``snr · σ`` (where Rician ≈ Gaussian), filled and eroded; a stack of a
+    few 2-D slices (:func:`slice_axis`) slice by slice."""
+    axis = slice_axis(tuple(image.shape))
+    if axis is not None:
+        return np.stack([foreground_mask(plane, sigma, snr, smoothing) for plane in _slices(image, axis)], axis=axis)
     array, transposed = _c_ordered(_as_array(image, keep_float32=True))
     mask = scipy.ndimage.gaussian_filter(array, smoothing, output=np.float64) > snr * sigma
     mask = scipy.ndimage.binary_erosion(mask, iterations=2)
@@ -201,9 +222,15 @@ def estimate_sigma(image: torch.Tensor | np.ndarray, method: str = "auto") -> fl
     ``auto``: the background estimate when at least :data:`MIN_BACKGROUND_FRACTION` of the
     image is background, else the wavelet estimate on the object (the foreground found with
     a first, unmasked wavelet estimate).
+
+    A 3-D stack of a few 2-D slices (:func:`slice_axis`, e.g. a 3-slice fMRI run, whose slices are too far apart for a
+    3-D estimate) gets the median of its slices' estimates.
     """
     if method not in ("auto", "background", "wavelet"):
         raise InputError(None, f"unknown noise estimator {method!r}; use auto, background or wavelet")
+    axis = slice_axis(tuple(image.shape))
+    if axis is not None:
+        return float(np.median([estimate_sigma(plane, method) for plane in _slices(image, axis)]))
     if method in ("auto", "background"):
         try:
             estimate = background_sigma(image)

@@ -51,8 +51,9 @@ whole series. The temporal SNR ``tSNR = mean_t / std_t`` (median over the brain 
 reported before and after, and its map (:func:`~medrestore.metrics.repeated.temporal_snr_map`, before and after
 as two frames) is written as NIfTI to :func:`tsnr_map_path` of the output.
 
-Volumes with one side shorter than :data:`MIN_SIDE` voxels (a stack of 3 slices) are denoised slice by
-slice in 2-D, along that side.
+Volumes with one side shorter than :data:`~medrestore.physics.noise_estimation.MIN_SIDE` voxels (a stack of 3
+slices, e.g. a thin fMRI run) are denoised slice by slice in 2-D, along that side, with one σ for the stack (estimated:
+the median of its slices' estimates).
 
 The output keeps the input's geometry (affine, NIfTI header fields, DICOM identifiers) and its
 dtype (integers are rounded and clipped) and is written atomically.
@@ -83,7 +84,7 @@ from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
 from medrestore.models.guided_wiener import DEFAULT_SETTINGS, NLM_WIENER_SETTINGS, GuidedWienerSettings, guided_wiener_denoise
 from medrestore.models.series_denoise import SERIES_METHODS, mppca_series, patch2self_series
-from medrestore.physics.noise_estimation import estimate_sigma, foreground_mask
+from medrestore.physics.noise_estimation import MIN_SIDE, estimate_sigma, foreground_mask, slice_axis
 from medrestore.zoo import load_pretrained
 
 METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", "srcnn", *SERIES_METHODS)
@@ -101,9 +102,6 @@ AUTO_MIN_SLICES = 16
 AUTO_MAX_ANISOTROPY = 1.5
 AUTO_MAX_SPACING_MM = 1.5
 CLASSICAL_METHODS = ("nlm", "nlm-wiener", "pri-nlm", *SERIES_METHODS)
-MIN_SIDE = 4
-"""Shortest side of a 2-D image or 3-D volume denoised as it is; a 3-D volume with one shorter side (and the
-others at least this long) is denoised as a stack of 2-D slices."""
 NLM_SETTINGS = {2: (1, 5), 3: (1, 2)}
 """Spatial dimensions → (patch radius, search radius) of ``nlm``."""
 NLM_H_FACTOR = 1.0
@@ -360,11 +358,13 @@ def load_predictor(method: str, device: torch.device, model: str | Path | None =
 def denoise_image(
     volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | tuple[Predictor, ...] | None, device: torch.device
 ) -> tuple[torch.Tensor, float]:
-    """:func:`denoise_volume`, or for a 3-D ``volume`` with one side shorter than :data:`MIN_SIDE` (a stack of a few
-    slices) :func:`denoise_volume` on each 2-D slice along that side, with one σ for the stack."""
-    if volume.ndim != 3 or min(volume.shape) >= MIN_SIDE:
+    """:func:`denoise_volume`, or for a 3-D ``volume`` with one side shorter than
+    :data:`~medrestore.physics.noise_estimation.MIN_SIDE` (a stack of a few slices,
+    :func:`~medrestore.physics.noise_estimation.slice_axis`) :func:`denoise_volume` on each 2-D slice along that side,
+    with one σ for the stack (estimated: the median of its slices' estimates)."""
+    axis = slice_axis(tuple(volume.shape))
+    if axis is None:
         return denoise_volume(volume, method, sigma, predictor, device)
-    axis = int(np.argmin(volume.shape))
     used_sigma = estimate_sigma(volume) if sigma is None else sigma
     slices = [denoise_volume(plane, method, used_sigma, predictor, device)[0] for plane in volume.unbind(axis)]
     return torch.stack(slices, dim=axis), used_sigma
