@@ -151,3 +151,5 @@ def test_other_tools_test_series_denoise_with_every_default(module: str, parts: 
     assert all(sigma > 0 for sigma in result.sigmas)
     if len(before.shape) == 4 and before.shape[3] > 1:  # a series: its tSNR maps too
         assert tsnr_map_path(target).is_file()
+    if len(before.shape) == 4 and before.shape[3] >= 3:  # and σ at most its temporal bound
+        assert result.sigma_temporal is not None and max(result.sigmas) <= result.sigma_temporal

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "leave-one-out":
         for key in ("noisy", "denoised"):
             mean = record["mean"][key]
-            print(f"{key:>8}: PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}, MSE {mean['mse']:.4g} (mean of {len(record['scores'])}, {record['protocol']})")
+            similarity = "n/a (slices smaller than its window)" if mean["ssim"] is None else f"{mean['ssim']:.4f}"
+            print(f"{key:>8}: PSNR {mean['psnr']:.2f} dB, SSIM {similarity}, MSE {mean['mse']:.4g} (mean of {len(record['scores'])}, {record['protocol']})")
     else:
         for key in ("noisy", "denoised"):
             scores = record["jaccard"][key]

@@ -19,7 +19,7 @@ import torch
 
 from medrestore.core.errors import InputError
 from medrestore.metrics.basic import mse, psnr
-from medrestore.metrics.ssim import ssim
+from medrestore.metrics.ssim import SSIMOptions, ssim
 
 
 def leave_one_out_reference(repetitions: Sequence[torch.Tensor], index: int) -> torch.Tensor:
@@ -34,16 +34,23 @@ def leave_one_out_reference(repetitions: Sequence[torch.Tensor], index: int) -> 
 
 def repeated_acquisition_scores(
     estimate: torch.Tensor, repetitions: Sequence[torch.Tensor], index: int, mask: torch.Tensor | np.ndarray | None = None
-) -> dict[str, float]:
-    """``{"mse", "psnr", "ssim"}`` of ``estimate`` (e.g. denoised ``repetitions[index]``) against the others' mean."""
+) -> dict[str, float | None]:
+    """``{"mse", "psnr", "ssim"}`` of ``estimate`` (e.g. denoised ``repetitions[index]``) against the others' mean.
+
+    SSIM is 3-D on a volume whose every side holds the window (11 voxels), else 2-D on its slices across its
+    shortest side (a thin stack, such as a few fMRI slices); ``None`` where even the slices are smaller than the window.
+    """
     reference = leave_one_out_reference(repetitions, index)
     data_range = float(reference.max() - min(float(reference.min()), 0.0)) or 1.0
-    spatial_ndim = 3 if reference.ndim == 3 and min(reference.shape) >= 7 else 2
-    return {
-        "mse": mse(estimate, reference, mask),
-        "psnr": psnr(estimate, reference, data_range, mask),
-        "ssim": ssim(estimate, reference, data_range, spatial_ndim=spatial_ndim, mask=mask),
-    }
+    scores: dict[str, float | None] = {"mse": mse(estimate, reference, mask), "psnr": psnr(estimate, reference, data_range, mask)}
+    window, spatial_ndim = SSIMOptions().window_size, reference.ndim
+    if reference.ndim == 3 and min(reference.shape) < window:  # a stack of slices: the short side becomes a batch axis
+        axis, spatial_ndim = int(np.argmin(reference.shape)), 2
+        estimate, reference = estimate.movedim(axis, 0), reference.movedim(axis, 0)
+        mask = None if mask is None else torch.as_tensor(np.asarray(mask)).movedim(axis, 0)
+    fits = min(reference.shape[-spatial_ndim:]) >= window
+    scores["ssim"] = ssim(estimate, reference, data_range, spatial_ndim=spatial_ndim, mask=mask) if fits else None
+    return scores
 
 
 def temporal_snr_map(series: torch.Tensor | np.ndarray) -> np.ndarray:

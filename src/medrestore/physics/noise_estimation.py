@@ -244,6 +244,37 @@ def estimate_sigma(image: torch.Tensor | np.ndarray, method: str = "auto") -> fl
     return wavelet_sigma(image, mask) if mask.sum() >= 1024 else first
 
 
+TEMPORAL_MIN_VOLUMES = 3
+"""Volumes a series needs for :func:`temporal_sigma` (one second difference)."""
+
+
+def temporal_sigma(series: torch.Tensor | np.ndarray, mask: np.ndarray) -> float:
+    """σ bound from the time courses of a series ``(T, *spatial)`` inside ``mask`` ``(*spatial)``, ``T >= 3``.
+
+    The noise of each volume is independent of the others, so the second differences
+    ``e_t = y_{t+2} − 2 y_{t+1} + y_t`` of a voxel hold noise of variance ``6σ²`` (Gaussian where the Rician SNR is high,
+    as inside the object), while the anatomy and any linear drift cancel exactly (nothing is fitted, so short series
+    are not biased low). Pooled over the mask::
+
+        σ̂_t = median |e_t| / (Φ⁻¹(3/4) · √6)
+
+    Every other change between volumes (physiology, motion, signal of interest) adds to ``e_t``, so ``σ̂_t`` bounds the
+    thermal σ from above. It exposes spatial estimates that read structure as noise (:func:`wavelet_sigma` on small,
+    coarse slices with no background).
+
+    Raises:
+        InputError: fewer than :data:`TEMPORAL_MIN_VOLUMES` volumes, or a mask of another shape or empty.
+    """
+    array = series.detach().cpu().numpy() if isinstance(series, torch.Tensor) else np.asarray(series)
+    if array.ndim < 2 or array.shape[0] < TEMPORAL_MIN_VOLUMES:
+        raise InputError(None, f"a temporal noise estimate needs a series (T, *spatial) with T >= {TEMPORAL_MIN_VOLUMES}, got {array.shape}")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != array.shape[1:] or not mask.any():
+        raise InputError(None, f"temporal noise estimate: the mask {mask.shape} must be non-empty and of the volumes' shape {array.shape[1:]}")
+    second = np.diff(array[:, mask].astype(np.float64), n=2, axis=0)  # (T − 2, voxels)
+    return float(np.median(np.abs(second)) / (MAD_TO_SIGMA * math.sqrt(6.0)))
+
+
 # -- Rician bias ------------------------------------------------------------------------------
 def rician_bias_correct(second_moment: torch.Tensor, sigma: float) -> torch.Tensor:
     """``ν̂ = √max(S − 2σ², 0)`` where ``S`` is ``M²`` or a (local) mean of ``M²``.

@@ -43,7 +43,9 @@ as in training; a σ-conditioned network (2 input channels: ``unet``, ``gan``, `
 divided by the same scale as a constant channel, a blind one (``srcnn``) nothing more. ``σ``
 (``sigma``: a number in image units or ``None`` for "estimate") is estimated per volume from the
 background or, when there is none, with the wavelet estimator
-(:func:`~medrestore.physics.noise_estimation.estimate_sigma`); the value is reported for every method.
+(:func:`~medrestore.physics.noise_estimation.estimate_sigma`); the value is reported for every method. In a series
+of at least three volumes an estimated σ is at most the series' temporal bound (:func:`series_sigma_bound`, reported
+as ``sigma_temporal``): thermal noise cannot exceed what the voxels' time courses vary.
 
 4-D input ``(x, y, z, t)``: with the per-volume methods every volume is denoised on its own (no temporal
 filtering), so a voxel's time course is never mixed across time points; ``mppca`` and ``patch2self`` use the
@@ -84,7 +86,9 @@ from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
 from medrestore.models.guided_wiener import DEFAULT_SETTINGS, NLM_WIENER_SETTINGS, GuidedWienerSettings, guided_wiener_denoise
 from medrestore.models.series_denoise import SERIES_METHODS, mppca_series, patch2self_series
-from medrestore.physics.noise_estimation import MIN_SIDE, estimate_sigma, foreground_mask, slice_axis
+from medrestore.physics.noise_estimation import (
+    MIN_SIDE, TEMPORAL_MIN_VOLUMES, estimate_sigma, foreground_mask, slice_axis, temporal_sigma,
+)
 from medrestore.zoo import load_pretrained
 
 METHODS = ("auto", "nlm", "nlm-wiener", "pri-nlm", "unet", "unet3d", "unet3d-nlm", "gan", "srcnn", *SERIES_METHODS)
@@ -129,6 +133,8 @@ class MRIDenoiseResult:
         seconds_per_volume: mean wall time per volume.
         tsnr_before, tsnr_after: median temporal SNR in the brain (4-D input only).
         decision: why ``auto`` ran ``method`` (:func:`auto_choice`; ``None`` for a named method).
+        sigma_temporal: the series' temporal σ bound (:func:`series_sigma_bound`) when σ was estimated for a series of
+            per-volume denoising, else ``None``; each volume's σ is at most this.
     """
 
     output: Path
@@ -140,6 +146,7 @@ class MRIDenoiseResult:
     tsnr_before: float | None = None
     tsnr_after: float | None = None
     decision: str | None = None
+    sigma_temporal: float | None = None
 
     @property
     def tsnr_gain(self) -> float | None:
@@ -384,6 +391,25 @@ def series_mask(volumes: torch.Tensor, sigma: float | None = None) -> np.ndarray
     return np.asarray(ndimage.binary_fill_holes(ndimage.binary_dilation(mask, iterations=2)))
 
 
+def series_sigma_bound(volumes: torch.Tensor) -> float | None:
+    """The temporal σ bound (:func:`~medrestore.physics.noise_estimation.temporal_sigma`) of a series ``(T, *spatial)``
+    inside :func:`series_mask`, or ``None`` for fewer than
+    :data:`~medrestore.physics.noise_estimation.TEMPORAL_MIN_VOLUMES` volumes. Per-volume denoising of a series takes
+    each volume's estimated σ at most this: a spatial estimate above what the time courses vary reads structure as
+    noise (small, coarse slices without background) and would smooth the anatomy away."""
+    if volumes.shape[0] < TEMPORAL_MIN_VOLUMES:
+        return None
+    return temporal_sigma(volumes, series_mask(volumes))
+
+
+def bounded_sigma(volume: torch.Tensor, sigma: float | None, bound: float | None) -> float | None:
+    """The σ to denoise one ``volume`` of a series with: ``sigma`` when given; else its estimate capped at the series'
+    ``bound`` (:func:`series_sigma_bound`); ``None`` (estimate it) when there is no bound."""
+    if sigma is not None or bound is None:
+        return sigma
+    return min(estimate_sigma(volume), bound)
+
+
 def denoise_series(volumes: torch.Tensor, method: str, path: Path) -> torch.Tensor:
     """A series method (:data:`~medrestore.models.series_denoise.SERIES_METHODS`) on ``volumes`` ``(T, x, y, z)``;
     returns the same shape, float32. MP-PCA fits its patches inside :func:`series_mask` only. Refuses 2-D series and
@@ -510,14 +536,15 @@ def denoise_mri_file(
         raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm, gan or srcnn")
     target = select_device(device)
     predictor = load_predictor(resolved, target, model)
-    started = time.perf_counter()
+    started, bound = time.perf_counter(), None
     if resolved in SERIES_METHODS:
         denoised = denoise_series(volumes, resolved, input_path)
         sigmas = [estimate_sigma(volume) if sigma is None else sigma for volume in volumes]
     else:
         outputs, sigmas = [], []
+        bound = series_sigma_bound(volumes) if sigma is None else None
         for volume in track(volumes, "volumes"):
-            output, used = denoise_image(volume, resolved, sigma, predictor, target)
+            output, used = denoise_image(volume, resolved, bounded_sigma(volume, sigma, bound), predictor, target)
             outputs.append(output)
             sigmas.append(used)
         denoised = torch.stack(outputs)
@@ -533,4 +560,4 @@ def denoise_mri_file(
     written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after,
-                            decision)
+                            decision, bound)

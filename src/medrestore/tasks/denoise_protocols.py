@@ -19,8 +19,8 @@ draws of a clean 3-D volume (σ = ``relative_sigma`` × its maximum, as ``medres
   method denoises the even-numbered repetitions together and the reference is the mean of the odd ones.
 
 The brain mask is :func:`brain_mask`: the repetitions' smoothed mean above ``2σ`` (σ estimated on ``y_1``), holes filled. The denoising is :func:`~medrestore.tasks.denoise_mri.denoise_image` or
-:func:`~medrestore.tasks.denoise_mri.denoise_series` (with the σ estimated per repetition, as
-``medrestore denoise --sigma auto``).
+:func:`~medrestore.tasks.denoise_mri.denoise_series` (with the σ estimated per repetition and capped at the repetitions' temporal bound, as
+``medrestore denoise --sigma auto`` does for a series).
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ from medrestore.io.values import clip_negative
 from medrestore.models.series_denoise import SERIES_METHODS
 from medrestore.physics.noise import add_rician_noise
 from medrestore.report.figures import save_comparison_png, save_line_plot_png
-from medrestore.tasks.denoise_mri import denoise_image, denoise_series, image_volumes, load_predictor, resolve_method, series_mask
+from medrestore.tasks.denoise_mri import (
+    bounded_sigma, denoise_image, denoise_series, image_volumes, load_predictor, resolve_method, series_mask, series_sigma_bound,
+)
 
 PROTOCOLS = ("leave-one-out", "tissue")
 
@@ -106,12 +108,17 @@ def brain_mask(repetitions: torch.Tensor) -> np.ndarray:
     return series_mask(repetitions)
 
 
-def _denoiser(method: str, shape: tuple[int, ...], spacing: tuple[float, ...], device: str) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """``method`` resolved for volumes of ``shape`` and a function ``volume → denoised volume`` (per-volume methods)."""
-    resolved = resolve_method(method, shape, spacing)
+def _denoiser(
+    method: str, repetitions: torch.Tensor, spacing: tuple[float, ...], device: str
+) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """``method`` resolved for the volumes of ``repetitions`` ``(R, *spatial)`` and a function ``volume → denoised
+    volume`` (per-volume methods), σ estimated per volume and capped at the repetitions' temporal bound, as
+    ``medrestore denoise`` does for a series (:func:`~medrestore.tasks.denoise_mri.bounded_sigma`)."""
+    resolved = resolve_method(method, tuple(repetitions.shape[1:]), spacing)
     target = select_device(device)
     predictor = load_predictor(resolved, target)
-    return resolved, lambda volume: denoise_image(volume, resolved, None, predictor, target)[0]
+    bound = series_sigma_bound(repetitions)
+    return resolved, lambda volume: denoise_image(volume, resolved, bounded_sigma(volume, None, bound), predictor, target)[0]
 
 
 def _evenly_spaced(count: int, limit: int | None) -> list[int]:
@@ -121,8 +128,11 @@ def _evenly_spaced(count: int, limit: int | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, max(limit, 1))})
 
 
-def _mean_scores(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
-    return {metric: float(np.mean([row[key][metric] for row in rows])) for metric in rows[0][key]}
+def _mean_scores(rows: list[dict[str, Any]], key: str) -> dict[str, float | None]:
+    """The mean of each score over ``rows``; ``None`` for a score that is ``None`` (e.g. SSIM of images smaller than its
+    window)."""
+    values = {metric: [row[key][metric] for row in rows] for metric in rows[0][key]}
+    return {metric: None if None in column else float(np.mean(column)) for metric, column in values.items()}
 
 
 def display_slice(volume: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -155,7 +165,7 @@ def leave_one_out_file(input_path: str | Path, output: str | Path, settings: Pro
         protocol, resolved, rows, example = "interleaved-halves", settings.method, *_halves_rows(repetitions, mask, settings.method, input_path)
     else:
         protocol = "leave-one-out"
-        resolved, denoise = _denoiser(settings.method, tuple(repetitions.shape[1:]), spacing, settings.device)
+        resolved, denoise = _denoiser(settings.method, repetitions, spacing, settings.device)
         rows, example = [], None
         for index in _evenly_spaced(repetitions.shape[0], settings.repetitions):
             started = time.perf_counter()
@@ -219,7 +229,7 @@ def tissue_agreement_file(input_path: str | Path, output: str | Path, settings: 
         resolved, denoised = settings.method, denoise_series(repetitions[0::2], settings.method, input_path)[0]  # the even half
         reference, reference_name = (clean, "clean") if clean is not None else (repetitions[1::2].mean(dim=0), "mean of the odd repetitions")
     else:
-        resolved, denoise = _denoiser(settings.method, tuple(repetitions.shape[1:]), spacing, settings.device)
+        resolved, denoise = _denoiser(settings.method, repetitions, spacing, settings.device)
         denoised = denoise(noisy)
         reference, reference_name = (clean, "clean") if clean is not None else (leave_one_out_reference(list(repetitions), 0), "mean of the other repetitions")
     labels = {name: hmrf_segmentation(volume, mask) for name, volume in (("reference", reference), ("noisy", noisy), ("denoised", denoised))}
