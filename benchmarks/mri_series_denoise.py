@@ -42,7 +42,7 @@ from medrestore.data.bold import block_design_series  # noqa: E402
 from medrestore.data.mri_phantom import brain_phantom  # noqa: E402
 from medrestore.metrics.repeated import design_response, temporal_snr_map  # noqa: E402
 from medrestore.models.series_denoise import mppca_series, patch2self_series  # noqa: E402
-from medrestore.tasks.denoise_mri import denoise_image, series_mask  # noqa: E402
+from medrestore.tasks.denoise_mri import bounded_sigma, denoise_image, series_mask, series_sigma_bound  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FMRI = ROOT.parent / "shared" / "data" / "mri-philips-3t" / "fmri"
@@ -82,7 +82,10 @@ def bold_part() -> list[dict[str, float | str]]:
         volumes = torch.from_numpy(noisy).movedim(-1, 0)
         outputs = {"noisy": noisy}
         started = time.perf_counter()
-        outputs["nlm"] = torch.stack([denoise_image(v, "nlm", None, None, torch.device("cpu"))[0] for v in volumes]).movedim(0, -1).numpy()
+        bound = series_sigma_bound(volumes)  # σ per volume as `medrestore denoise` takes it for a series
+        outputs["nlm"] = torch.stack(
+            [denoise_image(v, "nlm", bounded_sigma(v, None, bound), None, torch.device("cpu"))[0] for v in volumes]
+        ).movedim(0, -1).numpy()
         seconds = {"nlm": time.perf_counter() - started}
         started = time.perf_counter()
         outputs["mppca"] = mppca_series(noisy, mask=series_mask(volumes))[0]

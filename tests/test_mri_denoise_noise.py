@@ -121,6 +121,11 @@ def test_temporal_sigma_of_a_drifting_series_within_five_percent() -> None:
     mask = clean.numpy() > 0.2
     assert temporal_sigma(series, mask) == pytest.approx(0.03, rel=0.05)
     assert temporal_sigma(series.numpy(), mask) == temporal_sigma(series, mask)
+    dim = torch.stack([add_rician_noise(torch.zeros_like(clean), 0.03, generator) for _ in range(12)])  # no signal
+    both = torch.cat([series, dim], dim=-1)  # half of the mask without signal, where Rician noise varies less than σ
+    wide = np.concatenate([mask, mask], axis=-1)
+    assert temporal_sigma(both, wide) == pytest.approx(0.03, rel=0.05)
+    assert temporal_sigma(both, wide, min_snr=0.0) < 0.9 * 0.03
     with pytest.raises(InputError, match="T >= 3"):
         temporal_sigma(series[:2], mask)
     with pytest.raises(InputError, match="mask"):

@@ -246,18 +246,23 @@ def estimate_sigma(image: torch.Tensor | np.ndarray, method: str = "auto") -> fl
 
 TEMPORAL_MIN_VOLUMES = 3
 """Volumes a series needs for :func:`temporal_sigma` (one second difference)."""
+TEMPORAL_MIN_SNR = 5.0
+""":func:`temporal_sigma` pools the voxels whose temporal mean is at least this many σ: below it a Rician magnitude
+varies less than σ (``(2 − π/2)σ²`` at no signal), which would pull the bound below the thermal σ."""
 
 
-def temporal_sigma(series: torch.Tensor | np.ndarray, mask: np.ndarray) -> float:
+def temporal_sigma(series: torch.Tensor | np.ndarray, mask: np.ndarray, min_snr: float = TEMPORAL_MIN_SNR) -> float:
     """σ bound from the time courses of a series ``(T, *spatial)`` inside ``mask`` ``(*spatial)``, ``T >= 3``.
 
     The noise of each volume is independent of the others, so the second differences
-    ``e_t = y_{t+2} − 2 y_{t+1} + y_t`` of a voxel hold noise of variance ``6σ²`` (Gaussian where the Rician SNR is high,
-    as inside the object), while the anatomy and any linear drift cancel exactly (nothing is fitted, so short series
-    are not biased low). Pooled over the mask::
+    ``e_t = y_{t+2} − 2 y_{t+1} + y_t`` of a voxel hold noise of variance ``6σ²`` (Gaussian where the Rician SNR is high),
+    while the anatomy and any linear drift cancel exactly (nothing is fitted, so short series are not biased low).
+    Pooled over the voxels of ``mask``::
 
         σ̂_t = median |e_t| / (Φ⁻¹(3/4) · √6)
 
+    then again over the voxels of ``mask`` whose temporal mean is at least ``min_snr · σ̂_t`` (twice; the first pass
+    when fewer than 100 voxels are that bright), where the Rician noise is close to Gaussian of deviation σ.
     Every other change between volumes (physiology, motion, signal of interest) adds to ``e_t``, so ``σ̂_t`` bounds the
     thermal σ from above. It exposes spatial estimates that read structure as noise (:func:`wavelet_sigma` on small,
     coarse slices with no background).
@@ -271,8 +276,16 @@ def temporal_sigma(series: torch.Tensor | np.ndarray, mask: np.ndarray) -> float
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != array.shape[1:] or not mask.any():
         raise InputError(None, f"temporal noise estimate: the mask {mask.shape} must be non-empty and of the volumes' shape {array.shape[1:]}")
-    second = np.diff(array[:, mask].astype(np.float64), n=2, axis=0)  # (T − 2, voxels)
-    return float(np.median(np.abs(second)) / (MAD_TO_SIGMA * math.sqrt(6.0)))
+    courses = array[:, mask].astype(np.float64)  # (T, voxels)
+    second = np.abs(np.diff(courses, n=2, axis=0))
+    mean = courses.mean(axis=0)
+    sigma = float(np.median(second) / (MAD_TO_SIGMA * math.sqrt(6.0)))
+    for _ in range(2):
+        bright = mean >= min_snr * sigma
+        if int(bright.sum()) < 100:
+            break
+        sigma = float(np.median(second[:, bright]) / (MAD_TO_SIGMA * math.sqrt(6.0)))
+    return sigma
 
 
 # -- Rician bias ------------------------------------------------------------------------------

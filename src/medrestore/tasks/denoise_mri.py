@@ -134,7 +134,7 @@ class MRIDenoiseResult:
         tsnr_before, tsnr_after: median temporal SNR in the brain (4-D input only).
         decision: why ``auto`` ran ``method`` (:func:`auto_choice`; ``None`` for a named method).
         sigma_temporal: the series' temporal σ bound (:func:`series_sigma_bound`) when σ was estimated for a series of
-            per-volume denoising, else ``None``; each volume's σ is at most this.
+            at least three volumes, else ``None``; each volume's σ is at most this.
     """
 
     output: Path
@@ -402,12 +402,13 @@ def series_sigma_bound(volumes: torch.Tensor) -> float | None:
     return temporal_sigma(volumes, series_mask(volumes))
 
 
-def bounded_sigma(volume: torch.Tensor, sigma: float | None, bound: float | None) -> float | None:
-    """The σ to denoise one ``volume`` of a series with: ``sigma`` when given; else its estimate capped at the series'
-    ``bound`` (:func:`series_sigma_bound`); ``None`` (estimate it) when there is no bound."""
-    if sigma is not None or bound is None:
+def bounded_sigma(volume: torch.Tensor, sigma: float | None, bound: float | None) -> float:
+    """The σ of one ``volume`` of a series: ``sigma`` when given, else its estimate, capped at the series' ``bound``
+    (:func:`series_sigma_bound`) when there is one."""
+    if sigma is not None:
         return sigma
-    return min(estimate_sigma(volume), bound)
+    estimate = estimate_sigma(volume)
+    return estimate if bound is None else min(estimate, bound)
 
 
 def denoise_series(volumes: torch.Tensor, method: str, path: Path) -> torch.Tensor:
@@ -536,13 +537,13 @@ def denoise_mri_file(
         raise MedrestoreError(f"{chosen}; --model needs a network method: unet, unet3d, unet3d-nlm, gan or srcnn")
     target = select_device(device)
     predictor = load_predictor(resolved, target, model)
-    started, bound = time.perf_counter(), None
-    if resolved in SERIES_METHODS:
+    started = time.perf_counter()
+    bound = series_sigma_bound(volumes) if sigma is None else None
+    if resolved in SERIES_METHODS:  # σ reported (and the tSNR mask's level) as for the per-volume methods
         denoised = denoise_series(volumes, resolved, input_path)
-        sigmas = [estimate_sigma(volume) if sigma is None else sigma for volume in volumes]
+        sigmas = [bounded_sigma(volume, sigma, bound) for volume in volumes]
     else:
         outputs, sigmas = [], []
-        bound = series_sigma_bound(volumes) if sigma is None else None
         for volume in track(volumes, "volumes"):
             output, used = denoise_image(volume, resolved, bounded_sigma(volume, sigma, bound), predictor, target)
             outputs.append(output)
