@@ -153,3 +153,12 @@ def test_other_tools_test_series_denoise_with_every_default(module: str, parts: 
         assert tsnr_map_path(target).is_file()
     if len(before.shape) == 4 and before.shape[3] >= 3:  # and σ at most its temporal bound
         assert result.sigma_temporal is not None and max(result.sigmas) <= result.sigma_temporal
+
+
+def test_a_series_without_an_object_has_no_temporal_bound_and_is_still_denoised(tmp_path: Path) -> None:
+    """Pure Rayleigh noise in every volume: no series mask, so no temporal bound, and σ per volume as before."""
+    noise = add_rician_noise(torch.zeros(5, 24, 24, 12), 0.05, torch.Generator().manual_seed(2)).numpy()
+    source = tmp_path / "noise.nii.gz"
+    nib.save(nib.Nifti1Image(np.moveaxis(noise, 0, -1).astype(np.float32), np.eye(4)), source)
+    result = denoise_file(source, tmp_path / "out.nii.gz", "mri", method="nlm")
+    assert result.sigma_temporal is None and len(result.sigmas) == 5

@@ -14,6 +14,10 @@ magnitude MR image ``M = |ν + σ n₁ + iσ n₂|`` (Rician; Rayleigh where ``�
 :func:`estimate_sigma` picks the background estimate when the image has enough background
 and falls back to the wavelet one otherwise (e.g. a zero-filled background).
 
+For a series of volumes, :func:`temporal_sigma` bounds σ from above by the voxels' time courses (second differences in
+time, where anatomy and drift cancel; the successive-difference idea of von Neumann 1941), which exposes spatial
+estimates that read structure as noise.
+
 Rician bias (the magnitude is biased upward at low SNR):
 
 * :func:`rician_bias_correct` — ``ν̂ = √max(M² − 2σ², 0)`` (Gudbjartsson & Patz 1995), applied
@@ -32,6 +36,8 @@ References:
         from the histogram of a magnitude MR image. Phys Med Biol 52:1335–1348, 2007.
     Coupé P, Manjón JV, Gedamu E, Arnold D, Robles M, Collins DL. Robust Rician noise
         estimation for MR images. Medical Image Analysis 14:483–493, 2010.
+    von Neumann J, Kent RH, Bellinson HR, Hart BI. The mean square successive difference. Ann Math Stat 12:153–162,
+        1941.
 """
 
 from __future__ import annotations

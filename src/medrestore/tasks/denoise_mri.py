@@ -394,12 +394,13 @@ def series_mask(volumes: torch.Tensor, sigma: float | None = None) -> np.ndarray
 def series_sigma_bound(volumes: torch.Tensor) -> float | None:
     """The temporal σ bound (:func:`~medrestore.physics.noise_estimation.temporal_sigma`) of a series ``(T, *spatial)``
     inside :func:`series_mask`, or ``None`` for fewer than
-    :data:`~medrestore.physics.noise_estimation.TEMPORAL_MIN_VOLUMES` volumes. Per-volume denoising of a series takes
-    each volume's estimated σ at most this: a spatial estimate above what the time courses vary reads structure as
-    noise (small, coarse slices without background) and would smooth the anatomy away."""
+    :data:`~medrestore.physics.noise_estimation.TEMPORAL_MIN_VOLUMES` volumes or an empty mask. Per-volume denoising of
+    a series takes each volume's estimated σ at most this: a spatial estimate above what the time courses vary reads
+    structure as noise (small, coarse slices without background) and would smooth the anatomy away."""
     if volumes.shape[0] < TEMPORAL_MIN_VOLUMES:
         return None
-    return temporal_sigma(volumes, series_mask(volumes))
+    mask = series_mask(volumes)
+    return temporal_sigma(volumes, mask) if mask.any() else None
 
 
 def bounded_sigma(volume: torch.Tensor, sigma: float | None, bound: float | None) -> float:
