@@ -169,3 +169,25 @@ def test_oct_duke_subject_1_noisy_input_scores_published_level(shared_data: Path
         average[:450, :900], noisy[:450, :900], data_range=255, gaussian_weights=True, use_sample_covariance=False
     )
     assert abs(result["ssim"] - expected_ssim) < 1e-6
+
+
+@pytest.mark.parametrize("thin_axis", [0, 2])
+def test_a_volume_thinner_than_the_window_is_scored_in_slices_across_its_thin_side(thin_axis: int) -> None:
+    """A 40 × 36 × 6 stack (e.g. a few thick slices, in either axis order): SSIM is the mean of skimage's Gaussian
+    SSIM of its 40 × 36 slices (the volume's data range), not of 36 × 6 planes across the slices, which do not even
+    hold the window; where 3-D SSIM fits, nothing changes."""
+    generator = np.random.default_rng(3)
+    reference = generator.random((40, 36, 6))
+    prediction = reference + 0.1 * generator.standard_normal(reference.shape)
+    reference, prediction = np.moveaxis(reference, 2, thin_axis), np.moveaxis(prediction, 2, thin_axis)
+    span = float(reference.max() - reference.min())
+    expected = np.mean([
+        structural_similarity(np.take(reference, k, axis=thin_axis), np.take(prediction, k, axis=thin_axis), data_range=span,
+                              gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        for k in range(6)
+    ])
+    assert evaluate(prediction, reference)["ssim"] == pytest.approx(expected, abs=1e-9)
+    cube = generator.random((12, 12, 12))
+    assert evaluate(cube * 0.9, cube)["ssim"] == pytest.approx(
+        structural_similarity(cube, cube * 0.9, data_range=float(cube.max() - cube.min()), gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False), abs=1e-9)

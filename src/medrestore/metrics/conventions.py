@@ -37,7 +37,7 @@ import torch
 from medrestore.core.errors import InputError
 from medrestore.metrics.arrays import ArrayLike, prepare_mask, prepare_pair
 from medrestore.metrics.basic import mae, nmse, psnr
-from medrestore.metrics.ssim import SSIMOptions, interior_mean, structural_similarity_map
+from medrestore.metrics.ssim import SSIMOptions, interior_mean, ssim_slice_axis, structural_similarity_map
 
 MetricName = Literal["psnr", "ssim", "nmse", "mae"]
 METRIC_NAMES: tuple[MetricName, ...] = ("psnr", "ssim", "nmse", "mae")
@@ -203,6 +203,12 @@ def evaluate(
             results[metric] = mae(prediction, reference, mask_tensor)
         else:
             ssim_ndim = chosen.ssim_spatial_ndim(tuple(reference.shape), spatial_ndim)
-            values = structural_similarity_map(prediction, reference, data_range, chosen.ssim_options, ssim_ndim)
-            results[metric] = float(interior_mean(values, chosen.ssim_options, ssim_ndim, mask_tensor))
+            pair, region = (prediction, reference), mask_tensor
+            volume = (spatial_ndim if spatial_ndim is not None else min(reference.ndim, 3)) == 3
+            axis = ssim_slice_axis(tuple(reference.shape), chosen.ssim_options.window_size) if volume and ssim_ndim == 2 else None
+            if axis is not None:  # a volume too thin for 3-D SSIM: 2-D slices across its shortest side
+                pair = (prediction.movedim(axis, -3), reference.movedim(axis, -3))
+                region = None if mask_tensor is None else mask_tensor.movedim(axis, -3)
+            values = structural_similarity_map(*pair, data_range, chosen.ssim_options, ssim_ndim)
+            results[metric] = float(interior_mean(values, chosen.ssim_options, ssim_ndim, region))
     return results

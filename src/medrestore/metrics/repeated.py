@@ -19,7 +19,7 @@ import torch
 
 from medrestore.core.errors import InputError
 from medrestore.metrics.basic import mse, psnr
-from medrestore.metrics.ssim import SSIMOptions, ssim
+from medrestore.metrics.ssim import SSIMOptions, ssim, ssim_slice_axis
 
 
 def leave_one_out_reference(repetitions: Sequence[torch.Tensor], index: int) -> torch.Tensor:
@@ -44,8 +44,9 @@ def repeated_acquisition_scores(
     data_range = float(reference.max() - min(float(reference.min()), 0.0)) or 1.0
     scores: dict[str, float | None] = {"mse": mse(estimate, reference, mask), "psnr": psnr(estimate, reference, data_range, mask)}
     window, spatial_ndim = SSIMOptions().window_size, reference.ndim
-    if reference.ndim == 3 and min(reference.shape) < window:  # a stack of slices: the short side becomes a batch axis
-        axis, spatial_ndim = int(np.argmin(reference.shape)), 2
+    axis = ssim_slice_axis(tuple(reference.shape), window)
+    if axis is not None:  # a stack of slices: the short side becomes a batch axis
+        spatial_ndim = 2
         estimate, reference = estimate.movedim(axis, 0), reference.movedim(axis, 0)
         mask = None if mask is None else torch.as_tensor(np.asarray(mask)).movedim(axis, 0)
     fits = min(reference.shape[-spatial_ndim:]) >= window

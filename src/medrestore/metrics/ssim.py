@@ -143,6 +143,16 @@ def separable_filter(volume: torch.Tensor, kernel: torch.Tensor, spatial_ndim: i
     return filtered
 
 
+def ssim_slice_axis(shape: tuple[int, ...], window_size: int) -> int | None:
+    """Where 3-D SSIM does not fit a volume ``(*batch, a, b, c)`` (a side shorter than ``window_size``): the axis of
+    its shortest side, across which it is scored as 2-D slices (move that axis before the other two, e.g. with
+    ``movedim(axis, -3)``); ``None`` when every side fits or ``shape`` has fewer than 3 axes. A stack of a few
+    thick slices is thus scored slice by slice in its own plane, not across the slices."""
+    if len(shape) < 3 or min(shape[-3:]) >= window_size:
+        return None
+    return len(shape) - 3 + min(range(3), key=lambda index: shape[-3 + index])
+
+
 def structural_similarity_map(
     prediction: torch.Tensor,
     reference: torch.Tensor,
