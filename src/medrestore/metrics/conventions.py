@@ -204,7 +204,7 @@ def evaluate(
         else:
             ssim_ndim = chosen.ssim_spatial_ndim(tuple(reference.shape), spatial_ndim)
             pair, region = (prediction, reference), mask_tensor
-            volume = (spatial_ndim if spatial_ndim is not None else min(reference.ndim, 3)) == 3
+            volume = not chosen.ssim_per_slice and (spatial_ndim if spatial_ndim is not None else min(reference.ndim, 3)) == 3
             axis = ssim_slice_axis(tuple(reference.shape), chosen.ssim_options.window_size) if volume and ssim_ndim == 2 else None
             if axis is not None:  # a volume too thin for 3-D SSIM: 2-D slices across its shortest side
                 pair = (prediction.movedim(axis, -3), reference.movedim(axis, -3))
