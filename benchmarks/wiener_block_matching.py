@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 from pathlib import Path
@@ -60,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     part = volume[tissue_box(volume, sigma)].contiguous()
     pilot = plain_nlm(part, sigma)
     block, step, radius = DEFAULT_SETTINGS.wiener_block, DEFAULT_SETTINGS.wiener_step, cw.WIENER_SEARCH_RADIUS
-    end = tuple(block + step * math.ceil((n - block) / step) - n for n in part.shape)
-    padded = cw._pad(pilot, end, radius)
-    core = padded[tuple(slice(radius, radius + n + e) for n, e in zip(part.shape, end))]
+    padded, core, _ = cw.padded_to_grid(pilot, block, step, radius)
     rows = cw.displacements(radius).tolist()
     variants = {"planes": cw.DISTANCE_CACHE_BYTES, "whole": 1 << 62}
     seconds: dict[str, list[float]] = {name: [] for name in variants}

@@ -85,9 +85,14 @@ class BackgroundEstimate:
     fraction: float
 
 
+def _numpy(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``image`` as a NumPy array (a view where it can be)."""
+    return image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+
+
 def _as_array(image: torch.Tensor | np.ndarray, what: str = "image", keep_float32: bool = False) -> np.ndarray:
     """``image`` as a finite 2-D or 3-D float64 array (float32 kept as it is when ``keep_float32``)."""
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    array = _numpy(image)
     if array.ndim not in (2, 3) or min(array.shape) < MIN_SIDE:
         raise InputError(None, f"{what} must be 2-D or 3-D with every side >= {MIN_SIDE}, got shape {array.shape}")
     if not (keep_float32 and array.dtype == np.float32):
@@ -206,7 +211,7 @@ def slice_axis(shape: tuple[int, ...]) -> int | None:
 
 def _slices(image: torch.Tensor | np.ndarray, axis: int) -> list[np.ndarray]:
     """The 2-D slices of ``image`` along ``axis``, as arrays."""
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    array = _numpy(image)
     return [np.take(array, index, axis=axis) for index in range(array.shape[axis])]
 
 
@@ -276,7 +281,7 @@ def temporal_sigma(series: torch.Tensor | np.ndarray, mask: np.ndarray, min_snr:
     Raises:
         InputError: fewer than :data:`TEMPORAL_MIN_VOLUMES` volumes, or a mask of another shape or empty.
     """
-    array = series.detach().cpu().numpy() if isinstance(series, torch.Tensor) else np.asarray(series)
+    array = _numpy(series)
     if array.ndim < 2 or array.shape[0] < TEMPORAL_MIN_VOLUMES:
         raise InputError(None, f"a temporal noise estimate needs a series (T, *spatial) with T >= {TEMPORAL_MIN_VOLUMES}, got {array.shape}")
     mask = np.asarray(mask, dtype=bool)

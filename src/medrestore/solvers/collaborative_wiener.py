@@ -114,6 +114,15 @@ def _pad(volume: torch.Tensor, end: tuple[int, ...], margin: int) -> torch.Tenso
     return mirror_pad(F.pad(volume[None, None], (0, end[2], 0, end[1], 0, end[0]), mode="replicate")[0, 0], margin)
 
 
+def padded_to_grid(volume: torch.Tensor, block: int, step: int, margin: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """``volume`` ``(D, H, W)`` padded to a whole grid of ``block``-sided blocks every ``step`` voxels and then by
+    ``margin`` on every side (:func:`_pad`); its view without the margin (the grid's extent); and the voxels added at
+    the end of each axis."""
+    end = tuple(block + step * math.ceil((n - block) / step) - n for n in volume.shape)
+    padded = _pad(volume, end, margin)
+    return padded, padded[tuple(slice(margin, margin + n + e) for n, e in zip(volume.shape, end))], end
+
+
 def collaborative_wiener(
     image: torch.Tensor,
     pilot: torch.Tensor,
@@ -200,12 +209,11 @@ def _filter(
     device = noisy.device
     offsets = displacements(search_radius).to(device)
     shape = tuple(noisy.shape)
-    end = tuple(block + step * math.ceil((n - block) / step) - n for n in shape)
-    noisy_p, pilot_p = _pad(noisy, end, search_radius), _pad(pilot, end, search_radius)
+    pilot_p, core, end = padded_to_grid(pilot, block, step, search_radius)
+    noisy_p = _pad(noisy, end, search_radius)
     grid = tuple((n + e - block) // step + 1 for n, e in zip(shape, end))
     corners = [torch.arange(g, device=device) * step + search_radius for g in grid]
     references = torch.stack(torch.meshgrid(*corners, indexing="ij"), -1).reshape(-1, 3)
-    core = pilot_p[tuple(slice(search_radius, search_radius + n + e) for n, e in zip(shape, end))]  # without the mirrored margin
     keep = F.max_pool3d(core[None, None], block, stride=step).reshape(-1) >= skip_below * sigma  # blocks that reach tissue
     references = references[keep]
     k = min(group, offsets.shape[0])
