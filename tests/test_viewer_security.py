@@ -309,13 +309,16 @@ def test_single_slice_nifti_is_scored(server: ViewerServer, root: Path) -> None:
 # -- long jobs: progress and cancel --------------------------------------------------------------------------------
 @pytest.fixture()
 def slow_operation(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """An operation ``test-slow`` of 2000 progress-marked steps of 5 ms that writes its output at the end."""
+    """An operation ``test-slow`` of 2000 progress-marked steps of 50 ms that writes its output at the end.
+
+    100 s in all: long enough that a test on a loaded machine always reaches Cancel before it ends.
+    """
     started = threading.Event()
 
     def slow(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
         for _ in track(range(2000), "steps"):
             started.set()
-            time.sleep(0.005)
+            time.sleep(0.05)
         output.write_bytes(source.read_bytes())
         return {}
 
