@@ -338,9 +338,13 @@ def evaluate(
     :func:`medrestore.tasks.evaluate.evaluate_files`): the record then lists ``files`` with their scores
     and the returned scores are their mean. ``nonfinite``: the readers' NaN/±Inf policy.
 
+    A nuclear-medicine reference (modality ``nm``) is scored as counts: its negative values are set to 0,
+    with a warning and ``clipped_negative`` in the record.
+
     Returns ``{metric: value}`` (PSNR in dB, SSIM, NMSE, MAE) and the record (``pred``, ``ref``, ``mask``,
     ``convention``; ``shape`` for images in memory)."""
-    from medrestore.tasks.evaluate import evaluate_files, evaluate_images
+    from medrestore.io.values import CLIPPED_KEY
+    from medrestore.tasks.evaluate import counts_reference, evaluate_files, evaluate_images
 
     if all(isinstance(item, (str, Path)) or item is None for item in (pred, ref, mask)):
         record = evaluate_files(pred, ref, mask, convention, nonfinite)  # type: ignore[arg-type]
@@ -349,7 +353,11 @@ def evaluate(
     def named(item: Image | str | Path | None) -> str | None:
         return None if item is None else str(item) if isinstance(item, (str, Path)) else MEMORY
 
-    prediction, reference = _image(pred, nonfinite), _image(ref, nonfinite)
+    clipped: dict[str, Any] = {}
+    prediction = _image(pred, nonfinite)
+    reference = counts_reference(_image(ref, nonfinite), named(ref), clipped)
     metrics = evaluate_images(prediction, reference, convention, None if mask is None else _image(mask, nonfinite))
     record = {"pred": named(pred), "ref": named(ref), "mask": named(mask), "convention": convention, "shape": list(prediction.shape)}
+    if clipped:
+        record[CLIPPED_KEY] = clipped
     return Result(metrics, record)

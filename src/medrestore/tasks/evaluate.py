@@ -9,6 +9,12 @@ image, not a folder of images.
 Images are read with :func:`medrestore.io.read_image`. A trailing time/frame axis is scored as
 a stack of separate images (moved to the front); the image's own ``spatial_ndim`` decides
 between 2-D and 3-D SSIM where the convention lets the data decide.
+
+A nuclear-medicine reference (modality ``nm``: DICOM NM or PT) holds counts, which are never
+negative; scanners store some with a negative background (signed pixel data). Those negatives are
+set to 0 with a one-line warning and recorded (:func:`medrestore.io.values.clip_negative`), as
+``degrade`` and ``superres`` do to their inputs, so that a restoration is scored against the counts
+its chain started from. Every other reference, and every prediction, is scored as it is.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from medrestore.core.errors import InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image
 from medrestore.io.detect import format_from_extension
-from medrestore.io.values import NONFINITE_KEY
+from medrestore.io.values import CLIPPED_KEY, NONFINITE_KEY, clip_negative
 from medrestore.metrics import CONVENTION_NAMES, evaluate, get_convention
 
-__all__ = ["CONVENTION_NAMES", "evaluate_files", "evaluate_images", "evaluate_pair"]
+__all__ = ["CONVENTION_NAMES", "counts_reference", "evaluate_files", "evaluate_images", "evaluate_pair"]
 
 
 def _natural_key(path: Path) -> list[int | str]:
@@ -70,6 +76,19 @@ def _read(path: Path, nonfinite: str, notes: dict[str, Any] | None) -> Image:
     return image
 
 
+def counts_reference(reference: Image, path: str | Path | None, clipped: dict[str, Any] | None = None) -> Image:
+    """A ``nm`` reference with its negative values set to 0 (module docstring); others unchanged.
+
+    The record of a clip goes into ``clipped`` (when given) under ``str(path)``.
+    """
+    if reference.modality != "nm":
+        return reference
+    reference = clip_negative(reference, path, "scoring against counts (never negative)")
+    if clipped is not None and reference.metadata.get(CLIPPED_KEY) is not None:
+        clipped[str(path)] = reference.metadata[CLIPPED_KEY]
+    return reference
+
+
 def _mask_region(mask: Image, reference: Image, mask_path: Path | None = None) -> torch.Tensor:
     """The mask (nonzero = inside) in the reference's metric layout; same spatial shape required."""
     if mask.spatial_shape != reference.spatial_shape or mask.n_frames not in (1, reference.n_frames):
@@ -83,6 +102,7 @@ def evaluate_images(prediction: Image, reference: Image, convention: str = "defa
     A trailing time/frame axis ``(*spatial, T)`` is scored as a stack of ``T`` images; the
     reference's ``spatial_ndim`` chooses 2-D or 3-D SSIM where the convention lets the data decide.
     ``mask``: nonzero = inside, the reference's spatial shape (one frame or one per frame).
+    A ``nm`` reference's negative values are set to 0 first (module docstring).
 
     Raises:
         InputError: shapes that differ, or images the convention cannot score (no path named:
@@ -91,6 +111,7 @@ def evaluate_images(prediction: Image, reference: Image, convention: str = "defa
     if prediction.shape != reference.shape:
         raise InputError(None, f"prediction of shape {tuple(prediction.shape)} does not match the reference of shape {tuple(reference.shape)}")
     region = None if mask is None else _mask_region(mask, reference)
+    reference = counts_reference(reference, None)
     return evaluate(_metric_layout(prediction), _metric_layout(reference), convention, region, spatial_ndim=reference.spatial_ndim)
 
 
@@ -101,18 +122,20 @@ def evaluate_pair(
     convention: str,
     nonfinite: str = "refuse",
     notes: dict[str, Any] | None = None,
+    clipped: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Metrics of one prediction file against one reference file (see :func:`evaluate_files`).
 
     ``nonfinite`` is the readers' NaN/±Inf policy; with ``"zero"`` the counts of replaced
-    values are added to ``notes`` (when given) under each file's path.
+    values are added to ``notes`` (when given) under each file's path. A ``nm`` reference with
+    negative values is clipped (module docstring), recorded in ``clipped`` under its path.
 
     Raises:
         InputError: unreadable files, shapes that differ (both files and shapes named), or
             images the convention cannot score.
     """
     prediction = _read(pred_path, nonfinite, notes)
-    reference = _read(ref_path, nonfinite, notes)
+    reference = counts_reference(_read(ref_path, nonfinite, notes), ref_path, clipped)
     if prediction.shape != reference.shape:
         raise InputError(
             pred_path,
@@ -136,7 +159,8 @@ def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _evaluate_folders(
-    pred_dir: Path, ref_dir: Path, mask_path: Path | None, convention: str, nonfinite: str, notes: dict[str, Any]
+    pred_dir: Path, ref_dir: Path, mask_path: Path | None, convention: str, nonfinite: str, notes: dict[str, Any],
+    clipped: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Per-file results ``{"name", "metrics"}`` for every image in ``pred_dir``, matched by name."""
     mask_folder = mask_path if mask_path is not None and _is_image_folder(mask_path) else None
@@ -148,7 +172,7 @@ def _evaluate_folders(
         mask_file = mask_path if mask_folder is None else mask_folder / pred_file.name
         if mask_file is not None and not mask_file.exists():
             raise InputError(pred_file, f"no mask of the same name in {mask_folder}")
-        metrics = evaluate_pair(pred_file, ref_file, mask_file, convention, nonfinite, notes)
+        metrics = evaluate_pair(pred_file, ref_file, mask_file, convention, nonfinite, notes, clipped)
         rows.append({"name": pred_file.name, "metrics": metrics})
     return rows
 
@@ -174,7 +198,8 @@ def evaluate_files(
         ``{"pred", "ref", "mask", "convention", "metrics": {name: value}}``; for folders also
         ``"files": [{"name", "metrics"}, ...]``, and ``"metrics"`` is their mean. With values
         replaced on read, ``"nonfinite_replaced": {path: counts}``. Negative values are scored
-        as they are (CT numbers, phase and generic float images hold meaningful negatives).
+        as they are (CT numbers, phase and generic float images hold meaningful negatives), except
+        in a ``nm`` reference (counts): set to 0, ``"clipped_negative": {path: {"count", "minimum"}}``.
 
     Raises:
         InputError: a missing or unreadable file, mismatched shapes or folder contents.
@@ -197,12 +222,15 @@ def evaluate_files(
         folder, other = (pred, ref) if pred_is_folder else (ref, pred)
         raise InputError(folder, f"is a folder of images but {other} is a single image; give two files or two folders")
     notes: dict[str, Any] = {}
+    clipped: dict[str, Any] = {}
     if not pred_is_folder:
-        result["metrics"] = evaluate_pair(pred, ref, mask, chosen, nonfinite, notes)
+        result["metrics"] = evaluate_pair(pred, ref, mask, chosen, nonfinite, notes, clipped)
     else:
-        rows = _evaluate_folders(pred, ref, mask, chosen, nonfinite, notes)
+        rows = _evaluate_folders(pred, ref, mask, chosen, nonfinite, notes, clipped)
         result["metrics"] = _mean_metrics([row["metrics"] for row in rows])
         result["files"] = rows
     if notes:
         result[NONFINITE_KEY] = notes
+    if clipped:
+        result[CLIPPED_KEY] = clipped
     return result
