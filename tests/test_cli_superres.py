@@ -106,6 +106,8 @@ def test_multi_frame_dicom_nm_keeps_frames_spacing_and_counts(tmp_path: Path, ca
         (["--method", "dct-mlem-ensemble", "--model", "nm-dct-mlem-vdsr-x4+nm-dct-mlem-vdsr-x4"], "is a vdsr; method dct-mlem-resunet needs a resunet"),
         (["--scale", "1"], "scale must be an integer >= 2"),
         (["--collimator", "pinhole"], "unknown collimator"),
+        (["--fwhm", "0"], "measured system FWHM must be a finite number of mm > 0, got 0.0"),
+        (["--fwhm", "nan"], "measured system FWHM must be a finite number of mm > 0, got nan"),
     ],
 )
 def test_bad_requests_exit_2(coarse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
@@ -124,3 +126,26 @@ def test_bad_pixels_and_overwrites_are_reported_against_the_file(tmp_path: Path,
     assert str(negative) in error and "non-negative" in error
     assert main(["superres", str(negative), "-o", str(negative), "--method", "bicubic"]) == 2
     assert "overwrite the input" in capsys.readouterr().err
+
+
+def test_a_measured_fwhm_replaces_the_collimator_model(scintigram: Path, coarse: Path, tmp_path: Path) -> None:
+    """``--fwhm`` is the model's response given in mm: the same output as the collimator and distance it stands for."""
+    from medrestore.physics.gamma_camera import PlanarAcquisition
+
+    plain = tmp_path / "plain.nii.gz"  # a copy without the degrade record: the camera comes from the options
+    write_image(read_image(coarse), plain)
+    lehr = PlanarAcquisition("LEHR", distance_mm=80.0).resolution_mm
+    by_model, by_fwhm = tmp_path / "model.nii.gz", tmp_path / "fwhm.nii.gz"
+    assert main(["superres", str(plain), "-o", str(by_model), "--collimator", "LEHR", "--distance", "80"]) == 0
+    assert main(["superres", str(plain), "-o", str(by_fwhm), "--fwhm", repr(lehr)]) == 0
+    assert torch.equal(read_image(by_model).data, read_image(by_fwhm).data)
+    model_record = json.loads(Path(f"{by_model}.json").read_text())["system_response"]
+    fwhm_record = json.loads(Path(f"{by_fwhm}.json").read_text())["system_response"]
+    assert model_record["resolution_source"] == "collimator model" and fwhm_record["resolution_source"] == "measured (given FWHM)"
+    assert fwhm_record["resolution_mm"] == pytest.approx(model_record["resolution_mm"]) == pytest.approx(lehr)
+    # over a degrade record too: its pixel size is kept, its collimator's response replaced
+    recorded = tmp_path / "recorded.nii.gz"
+    assert main(["superres", str(coarse), "-o", str(recorded), "--fwhm", "6.0"]) == 0
+    record = json.loads(Path(f"{recorded}.json").read_text())["system_response"]
+    assert record["resolution_mm"] == 6.0 and record["fwhm_pixels"] == pytest.approx(6.0 / 2.4)
+    assert record["source"].startswith("degrade record")

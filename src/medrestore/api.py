@@ -174,6 +174,7 @@ def superres(
     isotope: str = "Tc-99m",
     distance_mm: float = 100.0,
     pixel_size_mm: float | None = None,
+    fwhm_mm: float | None = None,
     output: str | Path | None = None,
 ) -> Result:
     """Super-resolve a planar scintigram ``(H, W)`` (or frames ``(H, W, F)``) in counts by ``scale``
@@ -181,7 +182,8 @@ def superres(
 
     ``method`` ``None`` is the command's default. The camera (``collimator``, ``isotope``, source
     distance ``distance_mm``) applies when the image's record names none; ``pixel_size_mm`` is the
-    output pixel size (default: the record's, else the input spacing / ``scale``). ``iterations``:
+    output pixel size (default: the record's, else the input spacing / ``scale``). ``fwhm_mm``: the camera's
+    measured system FWHM in mm (e.g. a NEMA line-source FWHM), in place of the collimator model's. ``iterations``:
     ML-EM iterations (default per method); ``ensemble``: views averaged by the network methods.
     ``nonfinite``: NaN/±Inf policy, ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`), as for
     every call. ``output``: file to write (``None``: in memory). Returns the ``(scale·H, scale·W)``
@@ -192,7 +194,8 @@ def superres(
 
     request = SuperResolutionRequest(
         modality=modality, scale=scale, model=model, device=device, iterations=iterations, ensemble=ensemble,
-        acquisition=PlanarAcquisition(collimator, isotope, distance_mm), pixel_size_mm=pixel_size_mm, nonfinite=nonfinite,
+        acquisition=PlanarAcquisition(collimator, isotope, distance_mm), pixel_size_mm=pixel_size_mm, fwhm_mm=fwhm_mm,
+        nonfinite=nonfinite,
     )  # fmt: skip
     if method is not None:
         request = dataclasses.replace(request, method=method)

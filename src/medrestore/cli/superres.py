@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance in mm when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
     add("--pixel-size", type=float, metavar="MM", help="output pixel size in mm (default: IN.json, else the input spacing / K)")
+    add("--fwhm", type=float, metavar="MM",
+        help="the camera's measured system resolution, FWHM in mm (e.g. its NEMA line-source FWHM at the acquisition's "
+             "distance); replaces the collimator model's and IN.json's")
     add_value_options(parser)
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return api.superres(
             input_path, args.scale, args.method, args.model, device, args.modality, args.nonfinite, iterations=args.iterations,
             ensemble=args.ensemble, collimator=args.collimator, isotope=args.isotope, distance_mm=args.distance,
-            pixel_size_mm=args.pixel_size, output=output_path,
+            pixel_size_mm=args.pixel_size, fwhm_mm=args.fwhm, output=output_path,
         ).record  # fmt: skip
 
     def single(input_path: str, output_path: str) -> int:

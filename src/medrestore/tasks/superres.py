@@ -15,7 +15,9 @@ with ``OUT.json`` recording how. Conventions:
   ``medrestore degrade --kind gamma-camera`` when there is one, else from the given (default:
   ``degrade``'s defaults, LEGP at 10 cm, Tc-99m) acquisition and pixel size: the input's
   spacing / ``k``, or 1 mm when the file stores no spacing (as ``degrade`` assumes for such
-  images).
+  images). A *measured* system FWHM in mm (``fwhm_mm``, ``--fwhm``: e.g. the camera's NEMA NU 1
+  line-source FWHM at the acquisition's distance, :func:`medrestore.metrics.nema.line_source_widths`)
+  replaces the collimator model's, whatever the record says.
 * **Methods** (:data:`METHODS`):
 
   - ``bicubic`` — Keys' cubic convolution of the count density ``x / k²``;
@@ -64,6 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -198,22 +201,32 @@ REFINEMENT_DOMAIN = RefinementDomain()
 
 @dataclasses.dataclass(frozen=True)
 class SystemResponse:
-    """The camera behind a coarse image: acquisition and *fine* pixel size, and where they came from."""
+    """The camera behind a coarse image: acquisition and *fine* pixel size, and where they came from.
+
+    ``measured_fwhm_mm``: a measured system FWHM (mm) that replaces the acquisition's modelled ``R_s(z)``.
+    """
 
     acquisition: PlanarAcquisition
     pixel_size_mm: float
     source: str
+    measured_fwhm_mm: float | None = None
+
+    @property
+    def resolution_mm(self) -> float:
+        """The system FWHM in mm: the measured one when given, else the collimator model's ``R_s(z)``."""
+        return self.acquisition.resolution_mm if self.measured_fwhm_mm is None else self.measured_fwhm_mm
 
     @property
     def fwhm_pixels(self) -> float:
         """``R_s(z) / Δ``: the system response FWHM in fine pixels."""
-        return self.acquisition.resolution_mm / self.pixel_size_mm
+        return self.resolution_mm / self.pixel_size_mm
 
     def record(self) -> dict[str, Any]:
         acquisition = self.acquisition
         return {
             "collimator": acquisition.collimator, "isotope": acquisition.isotope, "distance_mm": acquisition.distance_mm,
-            "pixel_size_mm": self.pixel_size_mm, "resolution_mm": acquisition.resolution_mm,
+            "pixel_size_mm": self.pixel_size_mm, "resolution_mm": self.resolution_mm,
+            "resolution_source": "collimator model" if self.measured_fwhm_mm is None else "measured (given FWHM)",
             "fwhm_pixels": self.fwhm_pixels, "source": self.source,
         }  # fmt: skip
 
@@ -402,9 +415,26 @@ def _spacing_is_stored(image: Image) -> bool:
 
 def system_response(
     image: Image, scale: int, input_path: Path | None = None, acquisition: PlanarAcquisition = PlanarAcquisition(),
-    pixel_size_mm: float | None = None,
+    pixel_size_mm: float | None = None, fwhm_mm: float | None = None,
 ) -> SystemResponse:  # fmt: skip
-    """The system response behind ``image`` (module docstring): recorded, given, or from its spacing."""
+    """The system response behind ``image`` (module docstring): recorded, given, or from its spacing; with
+    ``fwhm_mm`` (a measured system FWHM in mm) in place of the collimator model's.
+
+    Raises:
+        ConfigError: ``fwhm_mm`` not a finite number > 0; a recorded scale other than ``scale``.
+    """
+    response = _modelled_response(image, scale, input_path, acquisition, pixel_size_mm)
+    if fwhm_mm is None:
+        return response
+    if isinstance(fwhm_mm, bool) or not isinstance(fwhm_mm, (int, float)) or not (math.isfinite(fwhm_mm) and fwhm_mm > 0):
+        raise ConfigError(f"the measured system FWHM must be a finite number of mm > 0, got {fwhm_mm!r}")
+    return dataclasses.replace(response, measured_fwhm_mm=float(fwhm_mm))
+
+
+def _modelled_response(
+    image: Image, scale: int, input_path: Path | None, acquisition: PlanarAcquisition, pixel_size_mm: float | None
+) -> SystemResponse:
+    """:func:`system_response` from the record, the given pixel size or the image's spacing (no measured FWHM)."""
     record = None if input_path is None else _degrade_record(input_path)
     if record is not None and pixel_size_mm is None:
         if int(record.get("scale", scale)) != scale:
@@ -526,6 +556,8 @@ class SuperResolutionRequest:
     ensemble: int | None = None
     acquisition: PlanarAcquisition = PlanarAcquisition()
     pixel_size_mm: float | None = None
+    fwhm_mm: float | None = None
+    """A measured system FWHM (mm) in place of the collimator model's (module docstring)."""
     nonfinite: str = "refuse"
     """NaN/±Inf policy of the reader: ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`)."""
 
@@ -554,7 +586,7 @@ def superres_file(
         request.method, request.scale, request.model, request.device, request.iterations, request.ensemble
     )  # fmt: skip
     image = clip_negative(read_image(input_path, nonfinite=request.nonfinite), input_path, "super-resolution in counts")
-    response = system_response(image, request.scale, input_path, request.acquisition, request.pixel_size_mm)
+    response = system_response(image, request.scale, input_path, request.acquisition, request.pixel_size_mm, request.fwhm_mm)
     started = time.perf_counter()
     try:
         method, guard = guard_refinement(method, image, response)
