@@ -2,7 +2,8 @@
 
 Real images: ``../shared/data/nm-nmqc`` (a Mediso Nucline camera's QC acquisitions, Apache-2.0):
 four-bar, two line sources, line grid, flood, and the middle slice of a reconstructed SPECT
-Jaszczak phantom. No clean truth exists, so each is treated as the *original*: degraded by our
+Jaszczak phantom; and a real whole-body bone scan from pydicom's test files (``JPEG2000.dcm``, 1024 × 256,
+2.26-mm pixels, its negative background set to 0 as ``degrade`` does). No clean truth exists, so each is treated as the *original*: degraded by our
 camera model (``medrestore degrade --kind gamma-camera`` defaults: LEGP at 10 cm, Tc-99m, ×4
 binning, the original's total counts, pixel size from the DICOM) and restored ×4 by each method,
 scored against it (PSNR/SSIM, ``default`` convention; total-count error). Beside those, the NEMA
@@ -39,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import torch
 
 import nm_superres as bench
@@ -59,6 +61,7 @@ from medrestore.tasks.superres import (
 ROOT = Path(__file__).resolve().parents[1]
 NMQC = ROOT.parent / "shared" / "data" / "nm-nmqc"
 REAL_IMAGES = ("FourBar.dcm", "Spatial_Resol_X.dcm", "Lin_X", "UNIFORMIDAD_1.dcm", "Jaszack.dcm")
+BONE_SCAN = Path(pydicom.__file__).parent / "data" / "test_files" / "JPEG2000.dcm"  # a real whole-body bone scan
 LINES = "Spatial_Resol_X.dcm"
 LINES_CROP = (slice(96, 416), slice(160, 296))  # the two line sources with 60-70 pixels of background
 GRID = "Lin_X"
@@ -70,14 +73,15 @@ TIMED_METHODS = ("bicubic", "dct-mlem", "dct-mlem-ensemble")
 
 
 def real_images() -> list[tuple[str, torch.Tensor, float]]:
-    """``(name, counts (H, W) float64, pixel mm)`` of the shared QC images (the SPECT volume: its middle slice)."""
+    """``(name, counts (H, W) float64, pixel mm)`` of the shared QC images (the SPECT volume: its middle slice), then
+    pydicom's whole-body bone scan with its negative background set to 0 (counts, as ``degrade`` clips them)."""
     images = []
-    for name in REAL_IMAGES:
-        image = read_image(NMQC / name)
-        data = image.data.to(torch.float64)
+    for path in (*(NMQC / name for name in REAL_IMAGES), BONE_SCAN):
+        image = read_image(path)
+        data = image.data.to(torch.float64).clamp_min(0)
         if data.ndim == 3:
             data = data[data.shape[0] // 2]
-        images.append((name, data, float(image.spacing[-1])))
+        images.append((path.name, data, float(image.spacing[-1])))
     return images
 
 

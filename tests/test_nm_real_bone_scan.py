@@ -19,7 +19,7 @@ import pytest
 
 from dicom_helpers import available
 from medrestore import api
-from medrestore.io import read_image
+from medrestore.io import read_image, write_image
 
 BONE_SCAN = Path(pydicom.__file__).parent / "data" / "test_files" / "JPEG2000.dcm"
 
@@ -39,6 +39,10 @@ def test_evaluate_scores_an_nm_reference_as_counts(scan: Path, tmp_path: Path, c
     value_range = float(stored.data.max())  # 245: the clipped reference's max − min
     assert scored.output["psnr"] == pytest.approx(20 * np.log10(value_range), abs=1e-6)  # every error is exactly 1
     assert scored.output["mae"] == pytest.approx(1.0, abs=1e-6)
+    written = write_image(prediction, tmp_path / "prediction.nii.gz")  # files: the command's path
+    from_files = api.evaluate(written, scan)
+    assert from_files.record["clipped_negative"] == scored.record["clipped_negative"]
+    assert from_files.output["mae"] == pytest.approx(1.0, abs=1e-5)
     # a reference of another modality keeps its negatives (CT numbers, phase): scored as stored
     other = api.evaluate(prediction, stored.with_data(stored.data, modality="ct"))
     assert "clipped_negative" not in other.record and other.output["mae"] > 1.0

@@ -25,7 +25,12 @@ from medrestore.tasks.evaluate import CONVENTION_NAMES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--pred``, ``--reference``, ``--mask``, ``--convention``, ``--json``."""
     parser.add_argument("--pred", required=True, help="restored image file, or a folder of them")
-    add_reference_option(parser, "reference image file, or a folder with files of the same names", required=True)
+    add_reference_option(
+        parser,
+        "reference image file, or a folder with files of the same names; a nuclear-medicine reference (DICOM NM, PT) "
+        "is scored as counts: its negative values are set to 0, with a warning",
+        required=True,
+    )
     parser.add_argument(
         "--mask", default=None, help="optional mask file (nonzero = inside), or a folder matched by name"
     )
