@@ -324,8 +324,15 @@ def _check_refined_input(method: str, trained_input: str, what: str) -> None:
         raise ConfigError(f"{what} was trained on {trained_input} inputs; method {method} makes {REFINED_INPUTS[method]} ones")
 
 
+def _channels_last(predictor: Predictor) -> Predictor:
+    """``predictor`` with its 2-D network's weights channels-last: oneDNN's convolutions run about 1.5× faster
+    so on a CPU (the outputs differ by float rounding only)."""
+    predictor.model.to(memory_format=torch.channels_last)
+    return predictor
+
+
 def _network(method: str, model: str | None, scale: int, device: str) -> tuple[Predictor, str, str]:
-    """The predictor of a zoo model or training checkpoint, its name and the file's SHA-256.
+    """The predictor of a zoo model or training checkpoint (channels-last), its name and the file's SHA-256.
 
     A zoo card recording the training ``scale`` refuses any other (a network refining ×4 ML-EM
     reconstructions has not seen ×2 ones).
@@ -335,7 +342,7 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     if path.suffix == ".pt" and path.is_file():
         if method in REFINED_INPUTS:
             _check_refined_input(method, _checkpoint_input(path), f"checkpoint {path}")
-        return Predictor.from_checkpoint(path, device=device), str(path), sha256_file(path)
+        return _channels_last(Predictor.from_checkpoint(path, device=device)), str(path), sha256_file(path)
     network, card = load_pretrained(name, device=device)
     architecture = REFINER_ARCHITECTURES.get(method, method)
     if card.architecture != architecture:
@@ -346,7 +353,8 @@ def _network(method: str, model: str | None, scale: int, device: str) -> tuple[P
     if trained is not None and int(trained) != scale:  # type: ignore[call-overload]
         raise ConfigError(f"zoo model {name!r} was trained for ×{trained}, not ×{scale}; use --scale {trained}")
     normalisation = normalisation_from_record(card.normalisation)
-    return Predictor(network, normalisation, window=NETWORK_TILE, device=device, batch_size=1, clip_window=True), name, card.sha256
+    predictor = Predictor(network, normalisation, window=NETWORK_TILE, device=device, batch_size=1, clip_window=True)
+    return _channels_last(predictor), name, card.sha256
 
 
 @cached_in_run
