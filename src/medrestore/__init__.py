@@ -2,7 +2,7 @@
 
 The public Python API re-exports the data types and one call per workflow
 (:mod:`medrestore.api`: ``denoise``, ``recon``, ``superres``, ``harmonize``, ``degrade``,
-``evaluate``); the workflows live in :mod:`medrestore.tasks` and the command line in
+``evaluate``, ``nema``); the workflows live in :mod:`medrestore.tasks` and the command line in
 :mod:`medrestore.cli`. Both are loaded on first use (PEP 562), so that importing the package —
 and ``medrestore --help`` — does not pay for importing torch.
 """
@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 from medrestore.core.errors import InputError, MedrestoreError
 
 if TYPE_CHECKING:
-    from medrestore.api import Result, degrade, denoise, evaluate, harmonize, recon, superres
+    from medrestore.api import Result, degrade, denoise, evaluate, harmonize, nema, recon, superres
     from medrestore.core.image import Image
     from medrestore.core.kspace import KSpace
 
 __all__ = [
     "Image", "KSpace", "InputError", "MedrestoreError", "Result", "__version__",
-    "degrade", "denoise", "evaluate", "harmonize", "recon", "superres",
+    "degrade", "denoise", "evaluate", "harmonize", "nema", "recon", "superres",
 ]  # fmt: skip
 __version__ = "0.1.0"
 
-_API = ("Result", "degrade", "denoise", "evaluate", "harmonize", "recon", "superres")
+_API = ("Result", "degrade", "denoise", "evaluate", "harmonize", "nema", "recon", "superres")
 _LAZY = {"Image": "medrestore.core.image", "KSpace": "medrestore.core.kspace", **dict.fromkeys(_API, "medrestore.api")}
 
 

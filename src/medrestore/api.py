@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medrestore.core.device import DEFAULT_DEVICE
-from medrestore.core.errors import InputError
+from medrestore.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from medrestore.core.image import Image
     from medrestore.core.kspace import KSpace
 
-__all__ = ["Result", "degrade", "denoise", "evaluate", "harmonize", "recon", "superres"]
+__all__ = ["Result", "degrade", "denoise", "evaluate", "harmonize", "nema", "recon", "superres"]
 
 MEMORY = "<memory>"
 """What a record says in place of the temporary file that held an in-memory image."""
@@ -364,3 +364,31 @@ def evaluate(
     if clipped:
         record[CLIPPED_KEY] = clipped
     return Result(metrics, record)
+
+
+def nema(
+    image: Image | str | Path,
+    measure: str,
+    lines: int = 1,
+    along: str = "auto",
+    strip_mm: float = 30.0,
+    nonfinite: str = "refuse",
+) -> Result:
+    """NEMA NU 1 measures of a planar gamma-camera QC acquisition in counts, as ``medrestore nema`` computes them
+    (:mod:`medrestore.tasks.nema`): ``measure="lines"`` — FWHM/FWTM (mm) of ``lines`` parallel line sources running
+    ``along`` (``"vertical"``, ``"horizontal"`` or ``"auto"``), profiles summed over ``strip_mm`` strips;
+    ``measure="flood"`` — integral and differential uniformity (%). The pixel size is the image's.
+
+    Returns the measures (``{"fwhm_mm", "fwtm_mm"}`` or the uniformity values) and the whole record (per line,
+    pixel size, direction; ``input``).
+    """
+    from medrestore.tasks.nema import MEASURES, flood_measure, line_measure
+
+    if measure not in MEASURES:
+        raise ConfigError(f"the NEMA measures are {', '.join(MEASURES)}, not {measure!r}")
+    path = image if isinstance(image, (str, Path)) else None
+    source = _image(image, nonfinite)
+    record = line_measure(source, path, lines, along, strip_mm) if measure == "lines" else flood_measure(source, path)
+    record = {"input": str(path) if path is not None else MEMORY, **record}
+    output = {"fwhm_mm": record["fwhm_mm"], "fwtm_mm": record["fwtm_mm"]} if measure == "lines" else dict(record["uniformity"])
+    return Result(output, record)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "denoise": ("denoise", "denoise images (OCT: the shipped ResUNet ensemble by default; MRI: 2-D/3-D/4-D, non-local means or networks)"),
     "denoise-eval": ("denoise_eval", "score an MRI denoising method without a clean scan: leave-one-out on repetitions, tissue (HMRF) agreement; JSON + PNG"),
     "superres": ("superres", "super-resolve planar scintigrams ×K in counts (total counts kept) and record how in OUT.json"),
+    "nema": ("nema", "NEMA NU 1 measures of a gamma-camera QC acquisition: line-source FWHM/FWTM, flood uniformity"),
     "undersample": ("undersample", "undersample raw k-space retrospectively (fastMRI random/equispaced lines or Poisson-disc)"),
     "recon": ("recon", "reconstruct MRI from raw k-space (zero-filled, SENSE, CS wavelet/TV, networks; Cartesian and radial)"),
     "report": ("report", "an HTML report on restored images: summary table, before/after with zoomed insets, difference maps, metrics"),

@@ -1,0 +1,100 @@
+"""NEMA NU 1 quality-control measures of a gamma-camera acquisition, for ``medrestore nema``.
+
+A physicist's numbers from a planar QC image in counts (:mod:`medrestore.metrics.nema`), with the pixel size the
+file stores:
+
+* ``lines`` — the FWHM and FWTM (mm) of ``lines`` parallel line sources (profiles across them summed over 30-mm
+  strips), per line and their mean. The mean FWHM is the system resolution to give ``medrestore superres --fwhm``
+  for acquisitions at the same distance. The lines run vertically (down the first axis) or horizontally;
+  ``along="auto"`` takes the direction whose summed profile across the lines is the sharper (largest maximum
+  over mean).
+* ``flood`` — integral and differential uniformity (%) over the useful and central fields of view.
+
+Counts are never negative: a signed file's negative background is set to 0 with a warning first, as ``degrade``
+and ``superres`` do. Only planar images are measured (one frame ``(H, W)``, or a stack holding one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medrestore.core.errors import InputError
+from medrestore.core.image import Image
+from medrestore.io.values import clip_negative, value_changes
+from medrestore.metrics.nema import flood_uniformity, line_source_widths
+
+MEASURES = ("lines", "flood")
+ALONG = ("auto", "vertical", "horizontal")
+"""The lines' direction as displayed: vertical lines run down the rows (the first axis), horizontal ones along a row."""
+SQUARE_TOLERANCE = 0.01
+"""Largest relative difference of the two pixel sides measured as one pixel size."""
+
+
+def _planar(image: Image, path: str | Path | None) -> tuple[torch.Tensor, float]:
+    """The image's one plane ``(H, W)`` float64 and its (square) pixel size in mm."""
+    data = image.data
+    if data.ndim > 2:
+        squeezed = data.squeeze()
+        if squeezed.ndim != 2:
+            raise InputError(path, f"NEMA measures take one planar frame; this image has shape {tuple(data.shape)}")
+        data = squeezed
+    if data.ndim != 2:
+        raise InputError(path, f"NEMA measures take one planar frame (H, W); this image has shape {tuple(data.shape)}")
+    rows, columns = (float(value) for value in image.spacing[-2:])
+    if abs(rows - columns) > SQUARE_TOLERANCE * max(rows, columns):
+        raise InputError(path, f"pixels of {rows:g} × {columns:g} mm are not square; NEMA widths need one pixel size")
+    return data.to(torch.float64), rows
+
+
+def _line_axis(plane: torch.Tensor, along: str) -> int:
+    """0 for vertical lines (running down the first axis: their profile is the sum over axis 0), 1 for horizontal."""
+    if along != "auto":
+        return 0 if along == "vertical" else 1
+    sharpness = []
+    for axis in (0, 1):
+        profile = plane.sum(dim=axis)
+        sharpness.append(float(profile.max()) / max(float(profile.mean()), np.finfo(float).tiny))
+    return int(np.argmax(sharpness))
+
+
+def line_measure(image: Image, path: str | Path | None, lines: int = 1, along: str = "auto", strip_mm: float = 30.0) -> dict[str, Any]:
+    """FWHM/FWTM of the line sources in ``image`` (module docstring): the record ``medrestore nema lines`` prints."""
+    if along not in ALONG:
+        raise InputError(path, f"--along is one of {', '.join(ALONG)}, not {along!r}")
+    if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+        raise InputError(path, f"the number of lines must be an integer >= 1, got {lines!r}")
+    image = clip_negative(image, path, "NEMA measures in counts")
+    plane, pixel = _planar(image, path)
+    axis = _line_axis(plane, along)
+    try:
+        widths = line_source_widths(plane, pixel, lines=lines, line_axis=axis, strip_mm=strip_mm)
+    except InputError as error:
+        direction = ("vertical", "horizontal")[axis]
+        raise InputError(path, f"{lines} {direction} line source(s) not found: {error.problem}") from error
+    return {
+        "measure": "lines", "pixel_size_mm": pixel, "lines_run": ("vertical", "horizontal")[axis], "strip_mm": strip_mm,
+        "strips": int(widths.fwhm_mm.shape[1]),
+        "lines": [
+            {"position_px": float(position), "fwhm_mm": float(fwhm.mean()), "fwtm_mm": float(fwtm.mean())}
+            for position, fwhm, fwtm in zip(widths.positions, widths.fwhm_mm, widths.fwtm_mm, strict=True)
+        ],
+        "fwhm_mm": widths.mean_fwhm_mm, "fwtm_mm": widths.mean_fwtm_mm, **value_changes(image),
+    }  # fmt: skip
+
+
+def flood_measure(image: Image, path: str | Path | None) -> dict[str, Any]:
+    """Integral and differential uniformity of a flood (module docstring): the record ``medrestore nema flood`` prints."""
+    image = clip_negative(image, path, "NEMA measures in counts")
+    plane, pixel = _planar(image, path)
+    try:
+        uniformity = flood_uniformity(plane, pixel).record()
+    except InputError as error:
+        raise InputError(path, error.problem) from error
+    return {"measure": "flood", "pixel_size_mm": pixel, "uniformity": uniformity, **value_changes(image)}
+
+
+__all__ = ["ALONG", "MEASURES", "flood_measure", "line_measure"]
