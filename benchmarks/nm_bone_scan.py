@@ -89,7 +89,7 @@ def run_scan(scan: Path, seed: int, folder: Path) -> dict[str, dict[str, float]]
         "the scan in the coarse band": nm_ceiling.coarse_band(counts, chain.SCALE),
     }  # fmt: skip
     for name, image in oracles.items():
-        rows[name] = {**{k: v for k, v in chain.score(image.to(torch.float32), counts, acquired).items() if k != "count_error"}}
+        rows[name] = {k: v for k, v in chain.score(image.to(torch.float32), counts, acquired).items() if k != "count_error"}
     floor = float((stored.clamp(max=0) ** 2).mean())  # MSE against the stored values of any non-negative image
     bicubic = read_image(folder / f"{scan.stem}-{seed}-bicubic.nii.gz").data.to(torch.float64)
     ceiling = None if floor == 0 else 10 * float(torch.log10(((bicubic - stored) ** 2).mean() / floor))  # no negatives: none
