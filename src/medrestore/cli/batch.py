@@ -173,13 +173,16 @@ class JobProgress:
 
 def default_image_ext(path: Path) -> str | None:
     """A batch output's extension for an image input: the input's own, except formats the
-    writers do not produce (JPEG → ``.png``, gzip-compressed or extension-less DICOM → ``.dcm``);
+    writers do not produce (JPEG → ``.png``, Interfile → ``.nii.gz``, gzip-compressed or extension-less
+    DICOM → ``.dcm``);
     a DICOM series folder gives a series folder."""
     name = path.name.lower()
     if path.is_dir():
         return None
     if name.endswith((".jpg", ".jpeg")):
         return ".png"
+    if name.endswith((".hv", ".h33", ".h00", ".hdr")):  # Interfile is read, not written
+        return ".nii.gz"
     if name.endswith(".gz") and not name.endswith(".nii.gz"):
         return ".dcm"
     if "." not in name.lstrip("."):

@@ -34,6 +34,7 @@ READERS: dict[str, str] = {
     "jpeg": "medrestore.io.raster:read_jpeg",
     "npy": "medrestore.io.numpy_io:read_npy",
     "npz": "medrestore.io.numpy_io:read_npz",
+    "interfile": "medrestore.io.interfile:read_interfile",
 }
 """Each format's reader as ``module:function``, imported on first use (a NIfTI call does not load pydicom)."""
 

@@ -14,6 +14,8 @@ png            .png                       ``\\x89PNG\\r\\n\\x1a\\n``
 jpeg           .jpg, .jpeg                ``ff d8 ff``
 npy            .npy                       ``\\x93NUMPY``
 npz            .npz                       a zip archive (``PK``)
+interfile      .hv, .h33, .h00 (and       a text header whose first key is ``!INTERFILE``
+               .hdr by content)           (read only; its data file lies beside it)
 =============  =========================  ==================================================
 
 When the extension names one format and the content another, the file is refused: a PNG
@@ -40,8 +42,9 @@ from medrestore.io.dicom_payload import (
     is_gzip,
     looks_like_bare_dicom,
 )
+from medrestore.io.interfile import is_interfile_header
 
-FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz")
+FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile")
 
 FORMAT_NAMES = {
     "nifti": "NIfTI",
@@ -52,6 +55,7 @@ FORMAT_NAMES = {
     "jpeg": "JPEG",
     "npy": "NumPy .npy",
     "npz": "NumPy .npz",
+    "interfile": "Interfile",
 }
 
 EXTENSIONS = {
@@ -70,7 +74,12 @@ EXTENSIONS = {
     ".jpeg": "jpeg",
     ".npy": "npy",
     ".npz": "npz",
+    ".hv": "interfile",
+    ".h33": "interfile",
+    ".h00": "interfile",
 }
+READ_ONLY_FORMATS = ("interfile",)
+"""Formats that are read but not written."""
 
 NIFTI_HEADER_SIZES = (348, 540)
 _SNIFF_BYTES = 1024
@@ -119,6 +128,8 @@ def content_formats(path: str | Path) -> list[str]:
         found.append("tiff")
     if not found and is_nifti_header(head):
         found.append("nifti")
+    if not found and is_interfile_header(head):
+        found.append("interfile")
     if not found and looks_like_bare_dicom(head, path):
         found.append("dicom")
     return found
@@ -204,6 +215,9 @@ def output_format(path: str | Path) -> str:
     if text.endswith(("/", "\\")) or target.is_dir():
         return "dicom-series"
     extension = format_from_extension(target)
+    writable = sorted(ext for ext, name in EXTENSIONS.items() if name not in READ_ONLY_FORMATS)
+    if extension in READ_ONLY_FORMATS:
+        raise InputError(path, f"{FORMAT_NAMES[extension]} files are read, not written; use one of {', '.join(writable)}")
     if extension is not None:
         return extension
     if target.suffix == "":
@@ -211,5 +225,5 @@ def output_format(path: str | Path) -> str:
     raise InputError(
         path,
         f"unknown output extension {target.suffix!r}; use one of "
-        f"{', '.join(sorted(EXTENSIONS))} or a folder name (DICOM series)",
+        f"{', '.join(writable)} or a folder name (DICOM series)",
     )
