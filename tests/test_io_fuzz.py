@@ -18,6 +18,7 @@ import math
 import signal
 import struct
 import tempfile
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -269,6 +270,21 @@ def tiff_cases(draw: st.DrawFn) -> bytes:
 @given(payload=tiff_cases())
 def test_mutated_tiff_tags(payload: bytes, capfd: pytest.CaptureFixture[str]) -> None:
     check_read(write_case(payload, "case.tif"), capfd=capfd)
+
+
+def test_a_tiff_whose_tags_claim_billions_of_rows_is_refused_at_once(tmp_path: Path) -> None:
+    """Found by the slow fuzz run: ImageLength 1 417 178 443 over 96 stored bytes had the decoder allocate 11 GB."""
+    payload = bytearray(tiff_payload())
+    offset = struct.unpack_from("<I", payload, 4)[0]
+    entries = {struct.unpack_from("<H", payload, offset + 2 + 12 * i)[0]: offset + 2 + 12 * i for i in range(struct.unpack_from("<H", payload, offset)[0])}
+    struct.pack_into("<I", payload, entries[257] + 8, 1417178443)  # ImageLength
+    struct.pack_into("<I", payload, entries[258] + 8, 31)  # BitsPerSample: an offset outside the file ...
+    struct.pack_into("<I", payload, entries[258] + 4, 806895527)  # ... for 806 M values: read as 1 bit
+    path = write_case(bytes(payload), "case.tif")
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="corrupt TIFF: page 0 claims 1417178443 × 8 pixels"):
+        read_image(path)
+    assert time.perf_counter() - started < 5
 
 
 # -- PNG -----------------------------------------------------------------------------------------------
