@@ -185,3 +185,41 @@ def test_superres_takes_an_interfile_scan_and_never_writes_one(tmp_path: Path, c
     assert main(["superres", str(header), "-o", str(tmp_path / "scan-x4.h33")]) == 2
     assert "Interfile files are read, not written" in capsys.readouterr().err
     assert default_image_ext(header) == ".nii.gz"
+
+
+STIR = """!INTERFILE  :=
+!imaging modality := NM
+name of data file := {data}
+!version of keys := STIR4.0
+!GENERAL DATA :=
+!GENERAL IMAGE DATA :=
+!type of data := Tomographic
+imagedata byte order := BIGENDIAN
+!SPECT STUDY (General) :=
+!number format := float
+!number of bytes per pixel := 4
+number of dimensions := 3
+matrix axis label [3] := z
+!matrix size [3] := 3
+scaling factor (mm/pixel) [3] := 4.42
+matrix axis label [2] := y
+!matrix size [2] := 5
+scaling factor (mm/pixel) [2] := 4.42
+matrix axis label [1] := x
+!matrix size [1] := 4
+scaling factor (mm/pixel) [1] := 4.42
+number of time frames := 1
+image scaling factor[1] := 2
+data offset in bytes[1] := 16
+!END OF INTERFILE :=
+"""
+
+
+def test_a_stir_volume_with_keys_written_without_spaces_before_brackets(tmp_path: Path) -> None:
+    stored = np.arange(60, dtype=">f4").reshape(3, 5, 4)
+    (tmp_path / "recon.v").write_bytes(b"\0" * 16 + stored.tobytes())  # data offset in bytes[1] := 16
+    header = tmp_path / "recon.hv"
+    header.write_text(STIR.format(data="recon.v"), encoding="ascii")
+    image = read_image(header)
+    assert image.shape == (3, 5, 4) and image.spacing == pytest.approx((4.42, 4.42, 4.42))
+    assert np.array_equal(image.data.numpy(), stored.astype(np.float32) * 2)  # image scaling factor[1] := 2

@@ -7,15 +7,15 @@ export tools, the SIMIND Monte Carlo code (``.h00``/``.a00``), STIR (``.hv``/``.
 without their leading ``!``, in lower case with runs of spaces made one, and ``;`` starts a comment line.
 What this reader takes from it:
 
-* ``name of data file`` (relative to the header's folder), ``data offset in bytes`` (or ``data starting
-  block`` × 2048);
+* ``name of data file`` (relative to the header's folder), ``data offset in bytes`` (STIR: ``[1]``; or ``data
+  starting block`` × 2048);
 * ``number format`` (``unsigned integer``, ``signed integer``, ``short float``, ``long float``, ``float``) with
   ``number of bytes per pixel``, and ``imagedata byte order`` (``BIGENDIAN``, the standard's default, or
   ``LITTLEENDIAN``);
 * ``matrix size [1]`` (pixels per row, x) and ``[2]`` (rows, y), and ``[3]`` or ``total number of images`` for
   the number of images; every image of the file must share one matrix and number format;
 * ``scaling factor (mm/pixel) [1]``, ``[2]`` (and ``[3]``; else ``slice thickness (pixels)`` × ``[1]``);
-* ``data rescale slope`` / ``data rescale offset`` and ``image scaling factor`` (STIR, CASToR), applied;
+* ``data rescale slope`` / ``data rescale offset`` (CASToR) and ``image scaling factor [1]`` (STIR), applied;
 * ``type of data``: ``tomographic`` images, and any with a ``matrix size [3]`` (STIR's and CASToR's volumes), are a
   volume ``(slices, rows, columns)``; every other type (``static``, ``dynamic``, ``gated``, ``whole body``, energy
   windows) gives one planar image ``(rows, columns)`` or a stack of planar frames ``(frames, rows, columns)``, as an
@@ -45,7 +45,8 @@ _NUMBER_FORMATS = {"unsigned integer": "u", "signed integer": "i", "short float"
 
 
 def _key(text: str) -> str:
-    return " ".join(text.strip().lstrip("!").lower().split())
+    """``!Matrix Size[1]`` → ``matrix size [1]``: no ``!``, lower case, one space between words and before ``[``."""
+    return " ".join(text.strip().lstrip("!").lower().replace("[", " [").split())
 
 
 def is_interfile_header(head: bytes) -> bool:
@@ -123,8 +124,9 @@ def _data_file(path: Path, keys: dict[str, list[str]]) -> tuple[Path, int]:
     data = Path(name) if Path(name).is_absolute() else path.parent / name
     if not data.is_file():
         raise InputError(path, f"the data file it names, {data}, does not exist")
-    blocks = "data offset in bytes" not in keys and "data starting block" in keys
-    name = "data starting block" if blocks else "data offset in bytes"
+    offset_key = "data offset in bytes [1]" if "data offset in bytes [1]" in keys else "data offset in bytes"  # STIR: [1]
+    blocks = offset_key not in keys and "data starting block" in keys
+    name = "data starting block" if blocks else offset_key
     offset = _number(path, keys, name, 0.0)
     if offset < 0 or offset != int(offset):
         raise InputError(path, f"{name} is {offset:g}, not a count")
@@ -151,7 +153,8 @@ def read_interfile(path: str | Path) -> DecodedImage:
                                f"{dtype.name} from byte {offset}, {needed} bytes")  # fmt: skip
     stored = np.fromfile(data, dtype=dtype, count=images * rows * columns, offset=offset).reshape(images, rows, columns)
     values: np.ndarray = stored.astype(dtype.newbyteorder("="))
-    slope = _number(path, keys, "data rescale slope", 1.0) * _number(path, keys, "image scaling factor", 1.0)
+    scaling = "image scaling factor [1]" if "image scaling factor [1]" in keys else "image scaling factor"  # STIR: [1]
+    slope = _number(path, keys, "data rescale slope", 1.0) * _number(path, keys, scaling, 1.0)
     intercept = _number(path, keys, "data rescale offset", 0.0)
     if slope != 1.0 or intercept != 0.0:
         values = values.astype(np.float64) * slope + intercept
