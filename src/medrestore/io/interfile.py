@@ -49,6 +49,11 @@ def _key(text: str) -> str:
     return " ".join(text.strip().lstrip("!").lower().replace("[", " [").split())
 
 
+def _present(keys: dict[str, list[str]], *names: str) -> str:
+    """The first of ``names`` the header holds (the last when it holds none): STIR writes some keys with ``[1]``."""
+    return next((name for name in names if name in keys), names[-1])
+
+
 def is_interfile_header(head: bytes) -> bool:
     """Whether ``head`` (a file's first bytes) opens an Interfile header: ``!INTERFILE`` as the first key."""
     for raw in head.splitlines():
@@ -124,9 +129,8 @@ def _data_file(path: Path, keys: dict[str, list[str]]) -> tuple[Path, int]:
     data = Path(name) if Path(name).is_absolute() else path.parent / name
     if not data.is_file():
         raise InputError(path, f"the data file it names, {data}, does not exist")
-    offset_key = "data offset in bytes [1]" if "data offset in bytes [1]" in keys else "data offset in bytes"  # STIR: [1]
-    blocks = offset_key not in keys and "data starting block" in keys
-    name = "data starting block" if blocks else offset_key
+    name = _present(keys, "data offset in bytes [1]", "data offset in bytes", "data starting block")
+    blocks = name == "data starting block"
     offset = _number(path, keys, name, 0.0)
     if offset < 0 or offset != int(offset):
         raise InputError(path, f"{name} is {offset:g}, not a count")
@@ -153,8 +157,8 @@ def read_interfile(path: str | Path) -> DecodedImage:
                                f"{dtype.name} from byte {offset}, {needed} bytes")  # fmt: skip
     stored = np.fromfile(data, dtype=dtype, count=images * rows * columns, offset=offset).reshape(images, rows, columns)
     values: np.ndarray = stored.astype(dtype.newbyteorder("="))
-    scaling = "image scaling factor [1]" if "image scaling factor [1]" in keys else "image scaling factor"  # STIR: [1]
-    slope = _number(path, keys, "data rescale slope", 1.0) * _number(path, keys, scaling, 1.0)
+    scaling = _number(path, keys, _present(keys, "image scaling factor [1]", "image scaling factor"), 1.0)
+    slope = _number(path, keys, "data rescale slope", 1.0) * scaling
     intercept = _number(path, keys, "data rescale offset", 0.0)
     if slope != 1.0 or intercept != 0.0:
         values = values.astype(np.float64) * slope + intercept
