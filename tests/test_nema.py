@@ -49,6 +49,16 @@ def test_two_line_sources_in_an_image() -> None:
     np.testing.assert_allclose(transposed.fwhm_mm, widths.fwhm_mm)
 
 
+def test_a_slit_pattern_whose_lines_are_closer_than_two_fwtm() -> None:
+    """Seven lines 30 mm apart, FWHM 11 mm (FWTM 20 mm: a slit mask seen through a blurred restoration)."""
+    sigma, pixel = 11.0 / FWHM_PER_SIGMA, 1.0
+    centres = [25.0 + 30.0 * line for line in range(7)]
+    across = 300.0 * sum(gaussian(230, centre, sigma) for centre in centres) + 3.0
+    widths = line_source_widths(torch.from_numpy(np.tile(across, (60, 1))), pixel, lines=7, line_axis=0)
+    assert widths.positions == pytest.approx(centres, abs=0.05)
+    assert widths.mean_fwhm_mm == pytest.approx(11.0, rel=0.03)  # the neighbours' tails add < 3 %
+
+
 def test_bar_contrast_of_a_sinusoid() -> None:
     x = np.arange(400)
     assert bar_contrast(100.0 + 30.0 * np.sin(2 * np.pi * x / 16.0)) == pytest.approx(0.3, abs=1e-3)

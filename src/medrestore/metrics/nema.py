@@ -137,7 +137,8 @@ def line_source_widths(
     The image is cut along the lines into strips of ``strip_mm``; each strip's counts summed along
     the lines make one profile across them. Only strips whose total reaches ``min_strip_fraction``
     of the fullest strip's are measured (the ends of the lines are not). The lines are found in the
-    profile of the whole image: the highest peak, then the next outside ``±2 FWTM`` of those found.
+    profile of the whole image: the highest peak, then the next outside ``±1 FWTM`` of those found (a slit pattern's
+    lines 30 mm apart stay apart at a 20-mm FWTM).
 
     Args:
         image: ``(H, W)`` counts.
@@ -172,7 +173,7 @@ def _line_windows(profile: np.ndarray, lines: int) -> list[tuple[int, int]]:
         if remaining[centre] <= 0:
             raise InputError(None, f"found {len(centres)} line sources, expected {lines}")
         half = max(3, int(math.ceil(response_width(remaining, 1.0, 0.1))))
-        remaining[max(0, centre - 2 * half) : centre + 2 * half + 1] = 0.0
+        remaining[max(0, centre - half) : centre + half + 1] = 0.0
         centres.append(centre)
         half_widths.append(half)
     order = np.argsort(centres)
