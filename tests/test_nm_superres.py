@@ -18,7 +18,7 @@ from medrestore.data.nm_phantoms import hot_spot_phantom
 from medrestore.io import read_image, write_image
 from medrestore.metrics import evaluate
 from medrestore.models import create_model
-from medrestore.models.count_restoration import DCT_MLEM, MLEM
+from medrestore.models.count_restoration import DCT_MLEM, MLEM, CountRestoration, response_iterations
 from medrestore.physics.degradations import GammaCamera
 from medrestore.physics.noise import super_poisson_counts
 from medrestore.solvers.dct_denoise import anscombe_sigma, count_noise_sigma, denoise_counts
@@ -273,3 +273,25 @@ def test_the_classical_methods_are_the_named_count_restorations() -> None:
         restored = load_super_resolution(name, 4)(counts, 8.6)
         torch.testing.assert_close(restored, named(counts, 8.6, 4), rtol=0, atol=0)
         assert float(restored.sum()) == pytest.approx(float(counts.sum()), rel=1e-12)
+
+
+def test_dct_mlem_runs_more_iterations_for_a_wider_response_in_pixels(tmp_path: Path) -> None:
+    """``dct-mlem`` with no iteration count runs ``40 · (FWHM / 9)²`` (within 40…160); given counts, and the
+    networks' inputs, stay as they are; a refining method falling back runs ``dct-mlem`` exactly."""
+    assert [response_iterations(40, fwhm) for fwhm in (4.0, 9.0, 12.0, 15.1, 40.0)] == [40, 40, 71, 113, 160]
+    generator = torch.Generator().manual_seed(1)
+    counts = torch.poisson(torch.rand(16, 16, generator=generator) * 40, generator=generator).to(torch.float64)
+    default, given = load_super_resolution("dct-mlem", 4), load_super_resolution("dct-mlem", 4, iterations=40)
+    assert (default.mlem_iterations(15.1), given.mlem_iterations(15.1), default.mlem_iterations(8.6)) == (113, 40, 40)
+    torch.testing.assert_close(default(counts, 15.1), CountRestoration(True, 113, 1.0)(counts, 15.1, 4), rtol=0, atol=0)
+    torch.testing.assert_close(given(counts, 15.1), DCT_MLEM(counts, 15.1, 4), rtol=0, atol=0)
+    torch.testing.assert_close(default(counts, 8.6), given(counts, 8.6), rtol=0, atol=0)
+    checkpoint = _tiny_refiner(tmp_path / "refiner.pt")
+    assert load_super_resolution("dct-mlem-vdsr", 4, str(checkpoint)).mlem_iterations(15.1) == 40
+    image = Image(counts.to(torch.float32), affine_from_spacing((2.36, 2.36)), 2, "nm", {})
+    response = SystemResponse(PlanarAcquisition(), 0.59, "given")  # below the 0.6 mm learnt: falls back
+    fallback, record = guard_refinement(load_super_resolution("dct-mlem-vdsr", 4, str(checkpoint)), image, response)
+    assert record["fallback"] == "dct-mlem" and fallback.mlem_iterations(response.fwhm_pixels) == 112
+    source = write_image(image, tmp_path / "fine.nii.gz")
+    written = superres_file(source, tmp_path / "out.nii.gz", SuperResolutionRequest(method="dct-mlem", pixel_size_mm=0.59))
+    assert written["iterations"] == 112 and written["system_response"]["fwhm_pixels"] == pytest.approx(response.fwhm_pixels)

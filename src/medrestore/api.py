@@ -184,7 +184,7 @@ def superres(
     distance ``distance_mm``) applies when the image's record names none; ``pixel_size_mm`` is the
     output pixel size (default: the record's, else the input spacing / ``scale``). ``fwhm_mm``: the camera's
     measured system FWHM in mm (e.g. a NEMA line-source FWHM), in place of the collimator model's. ``iterations``:
-    ML-EM iterations (default per method); ``ensemble``: views averaged by the network methods.
+    ML-EM iterations (default per method; ``dct-mlem``'s grow with a response wider than 9 output pixels); ``ensemble``: views averaged by the network methods.
     ``nonfinite``: NaN/±Inf policy, ``"refuse"`` or ``"zero"`` (:mod:`medrestore.io.values`), as for
     every call. ``output``: file to write (``None``: in memory). Returns the ``(scale·H, scale·W)``
     image (total counts kept) and the sidecar record.

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--model", metavar="NAME", help="zoo model name or training checkpoint (.pt) for the network methods")
     add_device_option(parser)
     iterations = ", ".join(f"{method} {count}" for method, count in DEFAULT_MLEM_ITERATIONS.items())
-    add("--iterations", type=int, metavar="N", help=f"ML-EM iterations (default: {iterations}; the networks' as trained)")
+    add("--iterations", type=int, metavar="N", help=f"ML-EM iterations (default: {iterations}; dct-mlem runs 40·(FWHM/9)² where the system response is "
+        "wider than 9 output pixels; the networks' as trained)")
     sizes = ", ".join(map(str, ENSEMBLE_SIZES))
     defaults = ", ".join(f"{method} {len(views)}" for method, views in NETWORK_VIEWS.items())
     add("--ensemble", type=int, metavar="V",

@@ -24,7 +24,9 @@ with ``OUT.json`` recording how. Conventions:
   - ``dct-mlem`` (default, :data:`DEFAULT_METHOD`) — the coarse counts denoised first, then deblurred and enlarged by ML-EM
     (:func:`~medrestore.solvers.dct_denoise.denoise_counts`: Anscombe's transform makes the Poisson noise ≈ Gaussian of σ = 1,
     sliding-window 6 × 6 DCT hard thresholding at 2.7σ removes it, the exact unbiased inverse
-    returns to counts; then 40 ML-EM iterations and a 1-pixel post-filter: the named method
+    returns to counts; then 40 ML-EM iterations, more where the system response is wider than 9 fine pixels
+    (:func:`~medrestore.models.count_restoration.response_iterations`: ``40 · (FWHM / 9)²``, e.g. 112 on 0.59-mm
+    pixels; an explicit ``iterations`` is used as given), and a 1-pixel post-filter: the named method
     :data:`~medrestore.models.count_restoration.DCT_MLEM`). Denoising where the
     noise is still white and its level known lets ML-EM run longer without amplifying it. The noise
     level after the transform is also measured on each frame
@@ -93,7 +95,9 @@ from medrestore.inference import (
 )
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
-from medrestore.models.count_restoration import CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, one_thread
+from medrestore.models.count_restoration import (
+    CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, one_thread, response_iterations,
+)  # fmt: skip
 from medrestore.physics.blur import upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
 from medrestore.solvers.dct_denoise import count_noise_sigma
@@ -248,6 +252,9 @@ class CountSuperResolution:
             (:func:`~medrestore.solvers.dct_denoise.count_noise_sigma`, never below Poisson's σ = 1) instead of
             Poisson's σ = 1 (the default, chosen by worst case in ``benchmarks/nm-real.md``; the measured level
             is recorded either way).
+        default_iterations: :attr:`iterations` is the method's default, not a caller's: ``dct-mlem`` then runs
+            :func:`~medrestore.models.count_restoration.response_iterations` of it (the refining methods keep the
+            count their networks' inputs were made with).
     """
 
     method: str
@@ -259,6 +266,7 @@ class CountSuperResolution:
     post_filter_fwhm: float = 0.0
     views: tuple[View, ...] = IDENTITY
     estimate_noise: bool = False
+    default_iterations: bool = False
 
     def _apply_network(self, image: torch.Tensor) -> torch.Tensor:
         """The network(s) on ``image``, averaged over :attr:`views`."""
@@ -273,6 +281,12 @@ class CountSuperResolution:
     def denoises(self) -> bool:
         """Whether the counts are DCT-denoised before ML-EM (the ``dct-mlem`` methods)."""
         return self.method.startswith("dct-mlem")
+
+    def mlem_iterations(self, fwhm_pixels: float) -> int:
+        """The ML-EM iterations run for a system response of ``fwhm_pixels`` fine pixels."""
+        if self.method == "dct-mlem" and self.default_iterations:
+            return response_iterations(self.iterations, fwhm_pixels)
+        return self.iterations
 
     def noise_sigma(self, counts: torch.Tensor, fwhm_pixels: float | None) -> dict[str, float | None] | None:
         """The noise level the DCT step of a ``dct-mlem`` method uses on coarse ``counts (h, w)`` with a system response
@@ -290,7 +304,7 @@ class CountSuperResolution:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
             with one_thread():
                 noise = self.noise_sigma(counts, fwhm_pixels)
-            stage = CountRestoration(self.denoises, self.iterations, self.post_filter_fwhm)
+            stage = CountRestoration(self.denoises, self.mlem_iterations(fwhm_pixels), self.post_filter_fwhm)
             fine = stage.density(counts, fwhm_pixels, self.scale, 1.0 if noise is None else float(noise["sigma"]))  # type: ignore[arg-type]
             return fine if self.predictor is None else self._apply_network(fine.to(torch.float32))
         coarse = counts.to(torch.float32) / self.scale**2
@@ -365,7 +379,8 @@ def load_super_resolution(
     """The method ``method`` at ``scale``; networks from the zoo (``model``: zoo name or ``.pt`` checkpoint; for a
     model ensemble, :data:`MODEL_ENSEMBLES`, one per member joined by ``+``).
 
-    ``iterations`` (ML-EM methods) defaults to :data:`DEFAULT_MLEM_ITERATIONS` of the method;
+    ``iterations`` (ML-EM methods) defaults to :data:`DEFAULT_MLEM_ITERATIONS` of the method (``dct-mlem``: scaled
+    with the system response, :meth:`CountSuperResolution.mlem_iterations`);
     ``ensemble`` (network methods: 1, 2, 4 or 8 views, :data:`ENSEMBLE_SIZES`) to :data:`NETWORK_VIEWS`.
 
     Raises:
@@ -375,6 +390,7 @@ def load_super_resolution(
     if method not in METHODS:
         raise ConfigError(f"unknown super-resolution method {method!r}; choose one of {', '.join(METHODS)}")
     scale = _check_scale(scale)
+    default_iterations = iterations is None
     iterations = DEFAULT_MLEM_ITERATIONS.get(method, 0) if iterations is None else iterations
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
@@ -385,7 +401,9 @@ def load_super_resolution(
             option = "--model" if model is not None else "--ensemble"
             raise ConfigError(f"{option} applies to the network methods, not {method}")
         post_filter = MLEM_POST_FILTER_FWHM.get(method, 0.0)
-        return CountSuperResolution(method, scale, iterations=iterations, post_filter_fwhm=post_filter)
+        return CountSuperResolution(
+            method, scale, iterations=iterations, post_filter_fwhm=post_filter, default_iterations=default_iterations
+        )  # fmt: skip
     members = MODEL_ENSEMBLES.get(method, (method,))
     names: list[str | None] = [None] * len(members) if model is None else list(model.split("+"))
     if len(names) != len(members):
@@ -399,7 +417,7 @@ def load_super_resolution(
     views = NETWORK_VIEWS.get(method, IDENTITY) if ensemble is None else VIEWS_OF_SIZE[ensemble]
     combined = loaded[0][0] if len(loaded) == 1 else AveragedPredictor([predictor for predictor, _, _ in loaded])
     name, digest = "+".join(name for _, name, _ in loaded), "+".join(digest for _, _, digest in loaded)
-    return CountSuperResolution(method, scale, combined, name, digest, iterations, views=views)
+    return CountSuperResolution(method, scale, combined, name, digest, iterations, views=views, default_iterations=default_iterations)
 
 
 def _degrade_record(input_path: Path) -> dict[str, Any] | None:
@@ -510,7 +528,7 @@ def guard_refinement(
     }  # fmt: skip
     if not reasons:
         return method, record
-    return load_super_resolution(fallback, method.scale, iterations=method.iterations), record
+    return load_super_resolution(fallback, method.scale, iterations=None if method.default_iterations else method.iterations), record
 
 
 def superres_image(image: Image, method: CountSuperResolution, response: SystemResponse | None = None) -> Image:
@@ -607,7 +625,7 @@ def superres_file(
         "method": method.method, "requested_method": request.method, "refinement_guard": guard,
         "model": method.model_name, "model_sha256": method.model_sha256,
         "scale": method.scale, "modality": request.modality,
-        "iterations": method.iterations if method.needs_response else None,
+        "iterations": method.mlem_iterations(response.fwhm_pixels) if method.needs_response else None,
         "ensemble_views": len(method.views) if method.predictor is not None else None,
         "system_response": response.record() if method.needs_response else None,
         "input": str(input_path), "input_sha256": input_digest(input_path), "input_shape": list(image.shape),
