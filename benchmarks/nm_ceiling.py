@@ -25,11 +25,13 @@ than the data hold, to say where what is left is lost:
 Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --json results/nm_ceiling.json
+    OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --quadrant-counts 5e6 2e7 8e7   # the quadrant bars' count level
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -90,6 +92,8 @@ def row(label: str, counts: float, scores: dict[str, dict[str, float]], gain: di
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--quadrant-counts", type=float, nargs="+", default=[nm_real.QUADRANT_COUNTS], metavar="N",
+                        help="total counts of the quadrant-bar acquisitions (default: nm_real.py's 5 M)")
     arguments = parser.parse_args(argv)
     methods = {name: chain.load_super_resolution(name, chain.SCALE, None) for name in METHODS}
     results: dict[str, list[dict[str, object]]] = {"scans": [], "quadrant_bars": []}
@@ -103,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         counts, gain = float(image.original.sum()), gains(scores)
         results["scans"].append({"scan": image.name, "counts": counts, "scores": scores, "gains": gain})
         print(row(image.name, counts, scores, gain), flush=True)
-    for index, name in enumerate(nm_real.QUADRANT_BARS):
-        expected, original, coarse = nm_real.quadrant_bar_acquisition(index)
+    for counts, (index, name) in itertools.product(arguments.quadrant_counts, enumerate(nm_real.QUADRANT_BARS)):
+        expected, original, coarse = nm_real.quadrant_bar_acquisition(index, counts)
         scores = {label: chain.score(nm_real.restore(label, method, coarse, nm_real.QUADRANT_PIXEL_MM)[0], original, coarse)
                   for label, method in methods.items()}
         fwhm = chain.SystemResponse(chain.PlanarAcquisition(), nm_real.QUADRANT_PIXEL_MM, "benchmark").fwhm_pixels

@@ -6,7 +6,7 @@ the pixel size; with no ``--iterations`` it now runs ``40 · (FWHM / 9 px)²`` w
 (``degrade --kind gamma-camera``: LEGP at 10 cm, Tc-99m, the original's total counts; restored with the same model):
 
 1. **PSNR** (``default`` convention, against the original) of 40 iterations, of the rule and of twice the rule on
-   the held-out paper phantoms of ``nm_superres.py`` (18 images) at 0.6, 0.8, 1.0 and 2.4-mm pixels, ×2, ×4 and ×8, on
+   the held-out paper phantoms of ``nm_superres.py`` (18 images) at 0.3, 0.6, 0.8, 1.0 and 2.4-mm pixels, ×2, ×4 and ×8, on
    the simulated bone scans, and on the real images of ``nm_real.py`` (×4, seeded as there): mean and worst change
    against 40 per set.
 2. **Line-source FWHM** (NEMA NU 1, :func:`~medrestore.metrics.nema.line_source_widths`) of the original, bicubic,
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nm_real  # noqa: E402  (the real images and the line-source crop)
 import nm_superres as bench  # noqa: E402  (the held-out phantoms and bone scans, the score)
 
-PHANTOM_GRIDS = ((0.6, 4), (0.8, 4), (1.0, 4), (2.4, 4), (0.6, 2), (1.0, 2), (0.6, 8))
+PHANTOM_GRIDS = ((0.3, 4), (0.6, 4), (0.8, 4), (1.0, 4), (2.4, 4), (0.6, 2), (1.0, 2), (0.6, 8))
 """``(fine pixel mm, scale)`` of the paper-phantom sets."""
 SLITS = (slice(330, 690), slice(300, 700))  # seven of Lin_X's slits, whole, along 236 mm
 SLIT_COUNT = 7

@@ -180,14 +180,14 @@ def quadrant_contrasts(image: torch.Tensor) -> list[float]:
     return contrasts
 
 
-def quadrant_bar_acquisition(index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def quadrant_bar_acquisition(index: int, counts: float = QUADRANT_COUNTS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``index``-th simulated quadrant-bar acquisition of :data:`QUADRANT_BARS` (512², 1-mm pixels): its noise-free
-    expectation (a flood through the bars, the camera's intrinsic blur, :data:`QUADRANT_COUNTS` counts), the Poisson
+    expectation (a flood through the bars, the camera's intrinsic blur, ``counts`` counts), the Poisson
     draw that stands for the original, and the original acquired ×4 by the chain's camera model."""
     name, widths = list(QUADRANT_BARS.items())[index]
     activity = torch.from_numpy(quadrant_bar_phantom(512, QUADRANT_PIXEL_MM, widths))
     expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / QUADRANT_PIXEL_MM)
-    expected = expected * (QUADRANT_COUNTS / float(expected.sum()))
+    expected = expected * (counts / float(expected.sum()))
     original = torch.poisson(expected, generator=make_generator(100 + index))
     coarse = bench.degrade(bench.TestImage(name, original, original, QUADRANT_PIXEL_MM), seed=200 + index)
     return expected, original, coarse
