@@ -26,6 +26,7 @@ Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --json results/nm_ceiling.json
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --quadrant-counts 5e6 2e7 8e7   # the quadrant bars' count level
+    OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --skip-scans --quadrant-pixel 0.59 --quadrant-counts 5e6 2e7   # and pixel size
 """
 
 from __future__ import annotations
@@ -94,12 +95,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quadrant-counts", type=float, nargs="+", default=[nm_real.QUADRANT_COUNTS], metavar="N",
                         help="total counts of the quadrant-bar acquisitions (default: nm_real.py's 5 M)")
+    parser.add_argument("--quadrant-pixel", type=float, default=nm_real.QUADRANT_PIXEL_MM, metavar="MM",
+                        help="their pixel size, the same 512-mm field (default: nm_real.py's 1 mm)")
+    parser.add_argument("--skip-scans", action="store_true", help="only the quadrant bars")
     arguments = parser.parse_args(argv)
     methods = {name: chain.load_super_resolution(name, chain.SCALE, None) for name in METHODS}
     results: dict[str, list[dict[str, object]]] = {"scans": [], "quadrant_bars": []}
     print("| image | counts | bicubic: PSNR / SSIM | gain (dB) / (1 − SSIM) ratio over bicubic: dct-mlem | " + " | ".join(ORACLES) + " |")
     print("|---|---|---|---|---|---|---|")
-    for index, image in enumerate(chain.bone_scan_images()):
+    for index, image in enumerate([] if arguments.skip_scans else chain.bone_scan_images()):
         coarse = chain.degrade(image, seed=index)
         fwhm = chain.SystemResponse(chain.PlanarAcquisition(), image.pixel_size_mm, "default camera").fwhm_pixels
         scores = {name: chain.score(method(coarse, fwhm), image.original, coarse) for name, method in methods.items()}
@@ -107,15 +111,16 @@ def main(argv: list[str] | None = None) -> None:
         counts, gain = float(image.original.sum()), gains(scores)
         results["scans"].append({"scan": image.name, "counts": counts, "scores": scores, "gains": gain})
         print(row(image.name, counts, scores, gain), flush=True)
+    pixel = arguments.quadrant_pixel
     for counts, (index, name) in itertools.product(arguments.quadrant_counts, enumerate(nm_real.QUADRANT_BARS)):
-        expected, original, coarse = nm_real.quadrant_bar_acquisition(index, counts)
-        scores = {label: chain.score(nm_real.restore(label, method, coarse, nm_real.QUADRANT_PIXEL_MM)[0], original, coarse)
+        expected, original, coarse = nm_real.quadrant_bar_acquisition(index, counts, pixel)
+        scores = {label: chain.score(nm_real.restore(label, method, coarse, pixel)[0], original, coarse)
                   for label, method in methods.items()}
-        fwhm = chain.SystemResponse(chain.PlanarAcquisition(), nm_real.QUADRANT_PIXEL_MM, "benchmark").fwhm_pixels
-        scores.update(oracle_scores(expected, original, coarse, nm_real.QUADRANT_PIXEL_MM, fwhm))
+        fwhm = chain.SystemResponse(chain.PlanarAcquisition(), pixel, "benchmark").fwhm_pixels
+        scores.update(oracle_scores(expected, original, coarse, pixel, fwhm))
         counts, gain = float(original.sum()), gains(scores)
         results["quadrant_bars"].append({"image": name, "counts": counts, "scores": scores, "gains": gain})
-        print(row(f"quadrant bars, {name}", counts, scores, gain), flush=True)
+        print(row(f"quadrant bars, {name}" + (f", {pixel:g}-mm pixels" if pixel != nm_real.QUADRANT_PIXEL_MM else ""), counts, scores, gain), flush=True)
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -180,16 +180,20 @@ def quadrant_contrasts(image: torch.Tensor) -> list[float]:
     return contrasts
 
 
-def quadrant_bar_acquisition(index: int, counts: float = QUADRANT_COUNTS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``index``-th simulated quadrant-bar acquisition of :data:`QUADRANT_BARS` (512², 1-mm pixels): its noise-free
+def quadrant_bar_acquisition(
+    index: int, counts: float = QUADRANT_COUNTS, pixel_mm: float = QUADRANT_PIXEL_MM
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``index``-th simulated quadrant-bar acquisition of :data:`QUADRANT_BARS` (a 512-mm field of ``pixel_mm``
+    pixels, 512² of 1 mm unless given): its noise-free
     expectation (a flood through the bars, the camera's intrinsic blur, ``counts`` counts), the Poisson
     draw that stands for the original, and the original acquired ×4 by the chain's camera model."""
     name, widths = list(QUADRANT_BARS.items())[index]
-    activity = torch.from_numpy(quadrant_bar_phantom(512, QUADRANT_PIXEL_MM, widths))
-    expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / QUADRANT_PIXEL_MM)
+    size = 2 * round(256 * QUADRANT_PIXEL_MM / pixel_mm)  # the same 512-mm field at any pixel size
+    activity = torch.from_numpy(quadrant_bar_phantom(size, pixel_mm, widths))
+    expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / pixel_mm)
     expected = expected * (counts / float(expected.sum()))
     original = torch.poisson(expected, generator=make_generator(100 + index))
-    coarse = bench.degrade(bench.TestImage(name, original, original, QUADRANT_PIXEL_MM), seed=200 + index)
+    coarse = bench.degrade(bench.TestImage(name, original, original, pixel_mm), seed=200 + index)
     return expected, original, coarse
 
 
