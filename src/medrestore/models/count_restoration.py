@@ -23,9 +23,7 @@ count leaves fine-pixel images (a response of 15 pixels at 0.6 mm) blurrier than
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 
 import torch
 
@@ -35,7 +33,7 @@ from medrestore.solvers.mlem import mlem_super_resolution
 
 __all__ = [
     "CLASSICAL_COUNT_METHODS", "CountRestoration", "DCT_MLEM", "MLEM", "REFERENCE_RESPONSE_FWHM", "keep_total_counts",
-    "one_thread", "response_iterations",
+    "response_iterations",
 ]  # fmt: skip
 
 REFERENCE_RESPONSE_FWHM = 9.0
@@ -69,21 +67,6 @@ def keep_total_counts(restored: torch.Tensor, total: float) -> torch.Tensor:
     return positive * (total / mass)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the enclosed torch operations on one intra-op thread, then restore the setting.
-
-    ML-EM on a planar frame is hundreds of small convolutions: spreading each over threads costs more
-    than it saves, and on a machine whose other cores are busy it is many times slower.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @dataclasses.dataclass(frozen=True)
 class CountRestoration:
     """ML-EM super-resolution of planar counts, optionally on DCT-denoised counts (module docstring).
@@ -113,9 +96,8 @@ class CountRestoration:
             scale: ``k``.
             sigma: the noise level of the Anscombe-transformed counts (``denoise`` only).
         """
-        with one_thread():
-            counts = denoise_counts(counts, sigma=sigma) if self.denoise else counts
-            fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, scale, self.iterations)
+        counts = denoise_counts(counts, sigma=sigma) if self.denoise else counts
+        fine, _ = mlem_super_resolution(counts.to(torch.float32), fwhm_pixels, scale, self.iterations)
         return gaussian_blur(fine, fwhm=self.post_filter_fwhm) if self.post_filter_fwhm > 0 else fine
 
     def __call__(self, counts: torch.Tensor, fwhm_pixels: float, scale: int, sigma: float = 1.0) -> torch.Tensor:

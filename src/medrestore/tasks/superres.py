@@ -96,7 +96,7 @@ from medrestore.inference import (
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
 from medrestore.models.count_restoration import (
-    CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, one_thread, response_iterations,
+    CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, response_iterations,
 )  # fmt: skip
 from medrestore.physics.blur import upsample, upsample_affine
 from medrestore.physics.gamma_camera import PlanarAcquisition
@@ -302,8 +302,7 @@ class CountSuperResolution:
         if self.needs_response:
             if fwhm_pixels is None:
                 raise ConfigError(f"method {self.method} needs the system response (fwhm_pixels)")
-            with one_thread():
-                noise = self.noise_sigma(counts, fwhm_pixels)
+            noise = self.noise_sigma(counts, fwhm_pixels)
             stage = CountRestoration(self.denoises, self.mlem_iterations(fwhm_pixels), self.post_filter_fwhm)
             fine = stage.density(counts, fwhm_pixels, self.scale, 1.0 if noise is None else float(noise["sigma"]))  # type: ignore[arg-type]
             return fine if self.predictor is None else self._apply_network(fine.to(torch.float32))
