@@ -366,3 +366,24 @@ def test_model_is_refused_where_no_network_runs_or_the_checkpoint_was_normalised
     with pytest.raises(InputError, match="not --frames"):
         denoise_file(source, tmp_path / "out.nii.gz", "mri", frames=[str(source)])
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_files_without_measurable_noise_come_back_unchanged_and_records_are_strict_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A noise-free ramp (σ estimated ~1e-14 of its range, as on nibabel's synthetic 0.dcm; MINC's minc2_baddim: 6e-33,
+    where NLM's weights were 0/0 and the output all NaN) is returned as it is; a series that does not vary in time has no
+    temporal SNR, written as null, never as JSON's non-existent Infinity/NaN."""
+    ramp = np.add.outer(np.arange(48.0), np.arange(40.0))[:, :, None].repeat(12, axis=2).astype(np.float32)
+    source = write_nifti(tmp_path / "ramp.nii", ramp, np.float32)
+    assert main(["denoise", "--modality", "mri", "--method", "nlm", str(source), "-o", str(tmp_path / "out.nii")]) == 0
+    assert "no noise measured in 1 volume(s)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out.nii.json").read_text())
+    assert record["noise_free_volumes"] == 1 and record["sigmas"][0] <= 1e-6 * float(np.ptp(ramp))
+    np.testing.assert_array_equal(nib.load(tmp_path / "out.nii").get_fdata(), ramp)
+    series = write_nifti(tmp_path / "still.nii", np.stack([ramp + 0.01 * np.random.default_rng(0).standard_normal(ramp.shape)] * 3, axis=-1).astype(np.float32), np.float32)
+    assert main(["denoise", "--modality", "mri", "--method", "nlm", str(series), "-o", str(tmp_path / "still-out.nii")]) == 0
+    assert "temporal SNR not defined" in capsys.readouterr().out
+    text = (tmp_path / "still-out.nii.json").read_text()
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+    assert record["tsnr_before"] is None and record["tsnr_gain"] is None

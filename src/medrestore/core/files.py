@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import shutil
@@ -121,9 +122,22 @@ def sidecar_path(output: str | Path) -> Path:
     return Path(f"{output}.json")
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±Inf) replaced by ``None``: JSON has no such numbers (RFC 8259),
+    and Python's ``Infinity``/``NaN`` break strict readers (a browser's ``JSON.parse``, ``jq``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def write_record(output: str | Path, record: Mapping[str, Any]) -> Path:
-    """Write ``record`` as indented JSON to :func:`sidecar_path` of ``output``, atomically; returns that path."""
-    return atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
+    """Write ``record`` as indented JSON to :func:`sidecar_path` of ``output``, atomically (non-finite numbers as
+    ``null``, :func:`strict_json`); returns that path."""
+    return atomic_write_text(sidecar_path(output), json.dumps(strict_json(record), indent=2, allow_nan=False) + "\n")
 
 
 def _footprint(path: Path) -> list[Path]:

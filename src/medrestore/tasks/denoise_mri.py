@@ -64,6 +64,7 @@ dtype (integers are rounded and clipped) and is written atomically.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -135,6 +136,7 @@ class MRIDenoiseResult:
         decision: why ``auto`` ran ``method`` (:func:`auto_choice`; ``None`` for a named method).
         sigma_temporal: the series' temporal σ bound (:func:`series_sigma_bound`) when σ was estimated for a series of
             at least three volumes, else ``None``; each volume's σ is at most this.
+        noise_free_volumes: volumes whose σ is no noise (:func:`noise_free`), returned unchanged.
     """
 
     output: Path
@@ -147,11 +149,12 @@ class MRIDenoiseResult:
     tsnr_after: float | None = None
     decision: str | None = None
     sigma_temporal: float | None = None
+    noise_free_volumes: int = 0
 
     @property
     def tsnr_gain(self) -> float | None:
         """``tsnr_after / tsnr_before`` (4-D input only)."""
-        if self.tsnr_before is None or self.tsnr_after is None or self.tsnr_before == 0:
+        if self.tsnr_before is None or self.tsnr_after is None or not self.tsnr_before > 0 or not math.isfinite(self.tsnr_after):
             return None
         return self.tsnr_after / self.tsnr_before
 
@@ -324,14 +327,27 @@ def network_denoise(
     return output.clamp_min(0.0) * scale
 
 
+NO_NOISE_FRACTION = 1e-6
+"""σ at most this fraction of a volume's range is no noise (a synthetic or already smoothed image: estimates of
+1e-13 to 1e-33 on such files): the volume is returned unchanged, where ``h ∝ σ`` would make NLM's weights 0/0."""
+
+
+def noise_free(volume: torch.Tensor, sigma: float) -> bool:
+    """Whether ``sigma`` is no more than :data:`NO_NOISE_FRACTION` of ``volume``'s range (or not a positive number)."""
+    return not sigma > NO_NOISE_FRACTION * float(volume.max() - volume.min())
+
+
 def denoise_volume(
     volume: torch.Tensor, method: str, sigma: float | None, predictor: Predictor | tuple[Predictor, ...] | None, device: torch.device
 ) -> tuple[torch.Tensor, float]:
-    """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated.
+    """Denoise one image or volume ``(*spatial)`` (2-D or 3-D, float32); returns it and σ used/estimated. A volume
+    without measurable noise (:func:`noise_free`) is returned as it is.
 
     ``predictor``: the network of a network method; for ``unet3d-nlm`` one or several guide networks
     (:func:`load_guides`, :func:`guide`)."""
     used_sigma = estimate_sigma(volume) if sigma is None else sigma
+    if noise_free(volume, used_sigma):
+        return volume.to(torch.float32), used_sigma
     if method == "nlm":
         output = _nlm(volume, used_sigma, device)
     elif method == "pri-nlm":
@@ -473,6 +489,7 @@ def _write_tsnr(image: Image, volumes: torch.Tensor, denoised: torch.Tensor, sha
     two frames of a float32 NIfTI at ``path`` on the input's grid (``shape``: ``(T, *spatial)``)."""
     mask = foreground_mask(volumes.mean(dim=0), sigma, snr=DEFAULT_SETTINGS.tissue_snr)
     before, after = temporal_snr(volumes.movedim(0, -1), mask), temporal_snr(denoised.movedim(0, -1), mask)
+    before, after = (value if math.isfinite(value) else math.nan for value in (before, after))  # no variation in time
     maps = [temporal_snr_map(series.movedim(0, -1)).reshape(shape[1:]) for series in (volumes, denoised)]
     spatial = np.stack(maps, axis=-1)
     if image.spatial_ndim == 2:  # a 2-D series: one slice of a volume
@@ -561,5 +578,6 @@ def denoise_mri_file(
     restored_image = image.with_data(torch.from_numpy(values.astype(np.float32))).with_metadata(derivation="Restored")
     written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
+    unchanged = 0 if resolved in SERIES_METHODS else sum(noise_free(volume, used) for volume, used in zip(volumes, sigmas))
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after,
-                            decision, bound)
+                            decision, bound, unchanged)
