@@ -4,8 +4,8 @@ Sources: pydicom's test files (and ``pydicom-data`` when installed), nibabel's a
 data, scikit-image's sample images, the real sets in ``../shared/data`` and k-space written by
 the ``bart`` binary. For each file the invariant is:
 
-* ``read_image`` returns an image whose geometry matches the reference library (NIfTI: shape and
-  affine equal nibabel's, allowing for a one-slice volume read as 2-D; DICOM: rows, columns and
+* ``read_image`` returns an image whose geometry matches the reference library (NIfTI, and the formats nibabel reads
+  for us, MGZ, MINC, PAR/REC, AFNI: shape and affine equal nibabel's, allowing for a one-slice volume read as 2-D; DICOM: rows, columns and
   pixel spacing equal pydicom's tags; NumPy: the array's shape), or raises exactly one
   :class:`InputError` whose one-line message names the file; never another exception;
 * the input's bytes and modification time do not change.
@@ -35,6 +35,7 @@ from medrestore.core.errors import InputError
 from medrestore.core.image import Image
 from medrestore.io import read_image, read_kspace
 from medrestore.io.common import single_slice_affine
+from medrestore.io.neuro import NEURO_FORMATS
 
 SKIPPED_SUFFIXES = (".py", ".pyc", ".pyi")
 
@@ -72,7 +73,10 @@ MUST_READ: dict[str, tuple[str, ...]] = {
     ),
     "nibabel": (
         "anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz", "functional.nii", "reoriented_anat_moved.nii",
-        "standard.nii.gz", "0.dcm", "1.dcm",
+        "standard.nii.gz", "0.dcm", "1.dcm", "test.mgz", "minc1_1_scale.mnc", "minc1_4d.mnc", "minc2_4d.mnc", "minc2-4d-d.mnc",
+        "small.mnc", "tiny.mnc", "minc1-no-att.mnc", "minc2_baddim.mnc", "phantom_EPI_asc_CLEAR_2_1.PAR", "phantom_EPI_asc_CLEAR_2_1.REC",
+        "phantom_varscale.PAR", "phantom_varscale.REC", "example4d+orig.HEAD", "example4d+orig.BRIK.gz", "scaled+tlrc.HEAD",
+        "scaled+tlrc.BRIK",
     ),
     "dipy": (
         "S0_10slices.nii.gz", "aniso_vox.nii.gz", "small_101D.nii.gz", "small_25.nii.gz", "small_64D.nii", "test_piesno.nii.gz",
@@ -190,6 +194,12 @@ def check_geometry(path: Path, image: Image) -> None:
         check_nifti(path, image)
     elif format_name == "dicom":
         check_dicom(path, image)
+    elif format_name in NEURO_FORMATS:  # nibabel reads them; MINC's time axis comes last here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel's notes (MINC's spacing declarations); the reader keeps them
+            reference = nib.load(path)
+        assert image.data.numel() == int(np.prod(reference.shape)), f"{path}: shape {image.shape}, nibabel {reference.shape}"
+        assert np.allclose(image.affine, reference.affine, atol=1e-5), f"{path}: affine differs from nibabel's"
     elif format_name == "npy":
         assert image.shape == expected_layout(np.load(path, mmap_mode="r").shape)[0]
 

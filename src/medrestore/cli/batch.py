@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from medrestore.core.progress import reporting
+from medrestore.io.detect import READ_ONLY_FORMATS, format_from_extension
 from medrestore.io.inventory import is_glob, is_series_folder
 from medrestore.tasks.batch import BatchOutcome, Process, batch_device, plan_batch, run_batch  # batch_device: for the commands
 from medrestore.training.distributed import context_from_environment
@@ -173,7 +174,8 @@ class JobProgress:
 
 def default_image_ext(path: Path) -> str | None:
     """A batch output's extension for an image input: the input's own, except formats the
-    writers do not produce (JPEG → ``.png``, Interfile → ``.nii.gz``, gzip-compressed or extension-less
+    writers do not produce (JPEG → ``.png``, Interfile, NIfTI/Analyze pairs, MGZ, MINC, PAR/REC and AFNI → ``.nii.gz``,
+    gzip-compressed or extension-less
     DICOM → ``.dcm``);
     a DICOM series folder gives a series folder."""
     name = path.name.lower()
@@ -181,7 +183,7 @@ def default_image_ext(path: Path) -> str | None:
         return None
     if name.endswith((".jpg", ".jpeg")):
         return ".png"
-    if name.endswith((".hv", ".h33", ".h00", ".hdr")):  # Interfile is read, not written
+    if name.endswith(".hdr") or format_from_extension(path) in READ_ONLY_FORMATS:  # Interfile, MGZ, MINC... are read, not written
         return ".nii.gz"
     if name.endswith(".gz") and not name.endswith(".nii.gz"):
         return ".dcm"

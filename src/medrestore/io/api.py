@@ -35,6 +35,7 @@ READERS: dict[str, str] = {
     "npy": "medrestore.io.numpy_io:read_npy",
     "npz": "medrestore.io.numpy_io:read_npz",
     "interfile": "medrestore.io.interfile:read_interfile",
+    **{name: "medrestore.io.neuro:read_neuro" for name in ("nifti-pair", "mgh", "minc", "parrec", "afni")},
 }
 """Each format's reader as ``module:function``, imported on first use (a NIfTI call does not load pydicom)."""
 

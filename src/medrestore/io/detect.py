@@ -16,7 +16,15 @@ npy            .npy                       ``\\x93NUMPY``
 npz            .npz                       a zip archive (``PK``)
 interfile      .hv, .h33, .h00 (and       a text header whose first key is ``!INTERFILE``
                .hdr by content)           (read only; its data file lies beside it)
+nifti-pair     .hdr (by content), .img    a 348/540-byte Analyze 7.5 / NIfTI header (read only;
+                                          :mod:`medrestore.io.neuro`, as the four below)
+mgh            .mgh, .mgz                 version 1, big-endian (``.mgz``: inside gzip)
+minc           .mnc                       netCDF ``CDF\1``/``CDF\2`` (MINC1) or HDF5 (MINC2)
+parrec         .par, .rec                 ``DATA DESCRIPTION FILE`` in the ``.PAR`` text
+afni           .head, .brik, .brik.gz     AFNI attribute text in the ``.HEAD``
 =============  =========================  ==================================================
+
+For a pair's data file (``.img``, ``.REC``, ``.BRIK``) the header beside it is checked.
 
 When the extension names one format and the content another, the file is refused: a PNG
 renamed to ``.nii`` is far more likely a mistake than something to guess around.
@@ -43,8 +51,9 @@ from medrestore.io.dicom_payload import (
     looks_like_bare_dicom,
 )
 from medrestore.io.interfile import is_interfile_header
+from medrestore.io.neuro import NEURO_FORMAT_NAMES, NEURO_FORMATS, neuro_format
 
-FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile")
+FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile", *NEURO_FORMATS)
 
 FORMAT_NAMES = {
     "nifti": "NIfTI",
@@ -56,6 +65,7 @@ FORMAT_NAMES = {
     "npy": "NumPy .npy",
     "npz": "NumPy .npz",
     "interfile": "Interfile",
+    **NEURO_FORMAT_NAMES,
 }
 
 EXTENSIONS = {
@@ -77,8 +87,17 @@ EXTENSIONS = {
     ".hv": "interfile",
     ".h33": "interfile",
     ".h00": "interfile",
+    ".img": "nifti-pair",
+    ".mgz": "mgh",
+    ".mgh": "mgh",
+    ".mnc": "minc",
+    ".par": "parrec",
+    ".rec": "parrec",
+    ".head": "afni",
+    ".brik.gz": "afni",
+    ".brik": "afni",
 }
-READ_ONLY_FORMATS = ("interfile",)
+READ_ONLY_FORMATS = ("interfile", *NEURO_FORMATS)
 """Formats that are read but not written."""
 
 NIFTI_HEADER_SIZES = (348, 540)
@@ -185,6 +204,10 @@ def detect_format(path: str | Path) -> str:
     except OSError as error:
         raise InputError(path, f"cannot open file: {error.strerror or error}") from error
     extension = format_from_extension(path)
+    if extension in NEURO_FORMATS:
+        return neuro_format(path, extension)
+    if "nifti" in candidates and path.name.lower().endswith(".hdr"):
+        return neuro_format(path, "nifti-pair")  # a .hdr/.img pair's header (or Analyze 7.5)
     if "dicom" in candidates and (extension is None or extension in candidates):
         return "dicom"
     content = extension if extension in candidates else (candidates[0] if candidates else None)

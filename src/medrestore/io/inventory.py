@@ -3,7 +3,8 @@
 A batch command walks its inputs and treats as one input:
 
 * every image file of a known format (:data:`~medrestore.io.detect.EXTENSIONS`, and
-  gzip-compressed DICOM ``*.dcm.gz``) — or, for k-space commands, every raw file (twix
+  gzip-compressed DICOM ``*.dcm.gz``; a header/data pair by its header, a ``.hdr`` when it is an Interfile or
+  NIfTI/Analyze header with its data beside it) — or, for k-space commands, every raw file (twix
   ``.dat``, HDF5 ``.h5``/``.hdf5``/``.mrd``, BART ``.cfl`` with its ``.hdr``, ``.npy``, ``.npz``);
 * every folder whose DICOM files form one series (several files with one
   ``SeriesInstanceUID``): it is read as one volume, as :func:`~medrestore.io.read_image` reads
@@ -26,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medrestore.core.errors import InputError
-from medrestore.io.detect import EXTENSIONS, format_from_extension
+from medrestore.io.detect import EXTENSIONS, detect_format, format_from_extension
+from medrestore.io.neuro import data_companion
 from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, dcmread, gunzip_head, has_dicom_preamble, is_gzip
 
 KINDS = ("image", "kspace")
@@ -144,13 +146,19 @@ def _dicom_entries(folder: Path, relative: Path, files: list[Path]) -> list[Inpu
 
 
 def _wanted(path: Path, kind: str) -> bool:
-    """Whether a non-DICOM file is an input of ``kind``."""
+    """Whether a non-DICOM file is an input of ``kind``: for images, a file of a known format, counting a header/data
+    pair (``.hdr``/``.img``, ``.PAR``/``.REC``, ``.HEAD``/``.BRIK``) once, by its header (a ``.hdr`` by content)."""
     name = path.name.lower()
     if kind == "kspace":
         if name.endswith(".hdr"):
             return False
         return name.endswith(KSPACE_SUFFIXES)
-    return format_from_extension(path) not in (None, "dicom")
+    if name.endswith(".hdr"):
+        try:
+            return detect_format(path) in ("interfile", "nifti-pair")
+        except InputError:
+            return False
+    return format_from_extension(path) not in (None, "dicom") and not data_companion(path)
 
 
 def _walk(root: Path, kind: str, exclude: Path | None) -> tuple[list[InputEntry], int]:

@@ -30,7 +30,7 @@ from medrestore.io.inventory import KSPACE_SUFFIXES, InputEntry, find_inputs
 from medrestore.training.distributed import context_from_environment
 
 STATUSES = ("done", "skipped", "failed")
-_KNOWN_SUFFIXES = tuple(sorted({*EXTENSIONS, *KSPACE_SUFFIXES}, key=len, reverse=True))
+_KNOWN_SUFFIXES = tuple(sorted({*EXTENSIONS, *KSPACE_SUFFIXES, ".hdr"}, key=len, reverse=True))  # .hdr: Interfile, Analyze by content
 
 
 @dataclasses.dataclass(frozen=True)
