@@ -28,8 +28,8 @@ from pathlib import Path
 
 from medrestore.core.errors import InputError
 from medrestore.io.detect import EXTENSIONS, detect_format, format_from_extension
-from medrestore.io.neuro import data_companion
 from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, dcmread, gunzip_head, has_dicom_preamble, is_gzip
+from medrestore.io.neuro import data_companion
 
 KINDS = ("image", "kspace")
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".npy", ".npz")
