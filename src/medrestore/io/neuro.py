@@ -54,13 +54,8 @@ def data_companion(path: str | Path) -> bool:
 def _sibling(path: Path, suffix: str) -> Path | None:
     """The file beside ``path`` with its suffix replaced by ``suffix`` (any case), or ``None``."""
     name = path.name
-    lower = name.lower()
-    for data, _ in sorted(_DATA.items(), key=lambda item: -len(item[0])):
-        if lower.endswith(data):
-            stem = name[: len(name) - len(data)]
-            break
-    else:
-        stem = path.name[: len(path.name) - len(path.suffix)]
+    data = next((data for data in _DATA if name.lower().endswith(data)), path.suffix)  # .BRIK.gz: both suffixes
+    stem = name[: len(name) - len(data)]
     wanted = (stem + suffix).lower()  # any case: .BRIK.gz, .REC, .img
     return next((entry for entry in sorted(path.parent.iterdir()) if entry.name.lower() == wanted and entry.is_file()), None)
 
