@@ -67,3 +67,4 @@ def test_a_numpy_command_loads_neither_pydicom_nor_the_trainer(tmp_path) -> None
     assert "medrestore.io.numpy_io" in modules and (tmp_path / "out.npy").exists()  # it ran
     assert "pydicom" not in modules and "medrestore.io.dicom" not in modules and "medrestore.io.nifti" not in modules
     assert "medrestore.training.trainer" not in modules and "medrestore.training.experiment" not in modules
+    assert "SimpleITK" not in modules and "nibabel" not in modules  # NRRD/MetaImage and the neuro formats load them

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from medrestore.core.progress import reporting
-from medrestore.io.detect import READ_ONLY_FORMATS, format_from_extension
+from medrestore.io.detect import DETACHED_HEADERS, READ_ONLY_FORMATS, format_from_extension
 from medrestore.io.inventory import is_glob, is_series_folder
 from medrestore.tasks.batch import BatchOutcome, Process, batch_device, plan_batch, run_batch  # batch_device: for the commands
 from medrestore.training.distributed import context_from_environment
@@ -175,14 +175,16 @@ class JobProgress:
 def default_image_ext(path: Path) -> str | None:
     """A batch output's extension for an image input: the input's own, except formats the
     writers do not produce (JPEG → ``.png``, Interfile, NIfTI/Analyze pairs, MGZ, MINC, PAR/REC and AFNI → ``.nii.gz``,
-    gzip-compressed or extension-less
-    DICOM → ``.dcm``);
+    a detached NRRD or MetaImage header → one file of its format, ``.nrrd`` / ``.mha``, gzip-compressed or
+    extension-less DICOM → ``.dcm``);
     a DICOM series folder gives a series folder."""
     name = path.name.lower()
     if path.is_dir():
         return None
     if name.endswith((".jpg", ".jpeg")):
         return ".png"
+    if name.endswith(tuple(DETACHED_HEADERS)):
+        return DETACHED_HEADERS[name[name.rindex(".") :]]
     if name.endswith(".hdr") or format_from_extension(path) in READ_ONLY_FORMATS:  # Interfile, MGZ, MINC... are read, not written
         return ".nii.gz"
     if name.endswith(".gz") and not name.endswith(".nii.gz"):

@@ -36,6 +36,8 @@ READERS: dict[str, str] = {
     "npz": "medrestore.io.numpy_io:read_npz",
     "interfile": "medrestore.io.interfile:read_interfile",
     **{name: "medrestore.io.neuro:read_neuro" for name in ("nifti-pair", "mgh", "minc", "parrec", "afni")},
+    "nrrd": "medrestore.io.itk:read_itk",
+    "metaimage": "medrestore.io.itk:read_itk",
 }
 """Each format's reader as ``module:function``, imported on first use (a NIfTI call does not load pydicom)."""
 
@@ -48,6 +50,8 @@ WRITERS: dict[str, str] = {
     "jpeg": "medrestore.io.raster:write_jpeg",
     "npy": "medrestore.io.numpy_io:write_npy",
     "npz": "medrestore.io.numpy_io:write_npz",
+    "nrrd": "medrestore.io.itk:write_itk",
+    "metaimage": "medrestore.io.itk:write_itk",
 }
 """Each format's writer as ``module:function``, imported on first use."""
 

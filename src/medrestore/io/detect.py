@@ -22,6 +22,9 @@ mgh            .mgh, .mgz                 version 1, big-endian (``.mgz``: insid
 minc           .mnc                       netCDF ``CDF\1``/``CDF\2`` (MINC1) or HDF5 (MINC2)
 parrec         .par, .rec                 ``DATA DESCRIPTION FILE`` in the ``.PAR`` text
 afni           .head, .brik, .brik.gz     AFNI attribute text in the ``.HEAD``
+nrrd           .nrrd, .nhdr               ``NRRD000n`` (:mod:`medrestore.io.itk`, as the one
+                                          below; a ``.nhdr``'s data file lies beside it)
+metaimage      .mha, .mhd                 a MetaImage text header (``NDims``, ``DimSize``...)
 =============  =========================  ==================================================
 
 For a pair's data file (``.img``, ``.REC``, ``.BRIK``) the header beside it is checked.
@@ -51,9 +54,10 @@ from medrestore.io.dicom_payload import (
     looks_like_bare_dicom,
 )
 from medrestore.io.interfile import is_interfile_header
+from medrestore.io.itk import ITK_FORMAT_NAMES, ITK_FORMATS, check_itk_file, itk_content
 from medrestore.io.neuro import NEURO_FORMAT_NAMES, NEURO_FORMATS, neuro_format
 
-FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile", *NEURO_FORMATS)
+FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile", *NEURO_FORMATS, *ITK_FORMATS)
 
 FORMAT_NAMES = {
     "nifti": "NIfTI",
@@ -66,6 +70,7 @@ FORMAT_NAMES = {
     "npz": "NumPy .npz",
     "interfile": "Interfile",
     **NEURO_FORMAT_NAMES,
+    **ITK_FORMAT_NAMES,
 }
 
 EXTENSIONS = {
@@ -96,9 +101,16 @@ EXTENSIONS = {
     ".head": "afni",
     ".brik.gz": "afni",
     ".brik": "afni",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+    ".mha": "metaimage",
+    ".mhd": "metaimage",
 }
 READ_ONLY_FORMATS = ("interfile", *NEURO_FORMATS)
 """Formats that are read but not written."""
+DETACHED_HEADERS = {".nhdr": ".nrrd", ".mhd": ".mha"}
+"""Headers naming a separate data file: read, not written (an atomic write cannot keep the name one file gives
+the other); the single-file extension of the same format is written instead."""
 
 NIFTI_HEADER_SIZES = (348, 540)
 _SNIFF_BYTES = 1024
@@ -149,6 +161,8 @@ def content_formats(path: str | Path) -> list[str]:
         found.append("nifti")
     if not found and is_interfile_header(head):
         found.append("interfile")
+    if not found and (itk := itk_content(head)) is not None:
+        found.append(itk)
     if not found and looks_like_bare_dicom(head, path):
         found.append("dicom")
     return found
@@ -206,6 +220,8 @@ def detect_format(path: str | Path) -> str:
     extension = format_from_extension(path)
     if extension in NEURO_FORMATS:
         return neuro_format(path, extension)
+    if extension in ITK_FORMATS and (extension in candidates or not candidates):
+        return check_itk_file(path, extension)
     if "nifti" in candidates and path.name.lower().endswith(".hdr"):
         return neuro_format(path, "nifti-pair")  # a .hdr/.img pair's header (or Analyze 7.5)
     if "dicom" in candidates and (extension is None or extension in candidates):
@@ -238,9 +254,13 @@ def output_format(path: str | Path) -> str:
     if text.endswith(("/", "\\")) or target.is_dir():
         return "dicom-series"
     extension = format_from_extension(target)
-    writable = sorted(ext for ext, name in EXTENSIONS.items() if name not in READ_ONLY_FORMATS)
+    writable = sorted(ext for ext, name in EXTENSIONS.items() if name not in READ_ONLY_FORMATS and ext not in DETACHED_HEADERS)
     if extension in READ_ONLY_FORMATS:
         raise InputError(path, f"{FORMAT_NAMES[extension]} files are read, not written; use one of {', '.join(writable)}")
+    detached = next((suffix for suffix in DETACHED_HEADERS if target.name.lower().endswith(suffix)), None)
+    if detached is not None:
+        raise InputError(path, f"a detached {FORMAT_NAMES[extension]} header is read, not written; write a single "
+                               f"{DETACHED_HEADERS[detached]} file instead")  # fmt: skip
     if extension is not None:
         return extension
     if target.suffix == "":
