@@ -55,6 +55,7 @@ SOURCES: dict[str, Path | None] = {
     "nibabel": _package_folder("nibabel", "tests", "data"),
     "dipy": _package_folder("dipy", "data", "files"),
     "skimage": _package_folder("skimage", "data"),
+    "scipy-matlab": _package_folder("scipy", "io", "matlab", "tests", "data"),  # MAT-files MATLAB wrote, and broken ones
 }
 
 MUST_READ: dict[str, tuple[str, ...]] = {
@@ -83,6 +84,10 @@ MUST_READ: dict[str, tuple[str, ...]] = {
         "t1_coronal_slice.npy", "circle.npy",
     ),
     "skimage": ("camera.png", "astronaut.png", "retina.jpg", "multipage.tif", "multipage_rgb.tif", "text.png"),
+    "scipy-matlab": (
+        "test3dmatrix_6.1_SOL2.mat", "test3dmatrix_7.4_GLNX86.mat", "testmatrix_4.2c_SOL2.mat", "testmatrix_6.1_SOL2.mat",
+        "testmatrix_7.4_GLNX86.mat", "testmulti_7.4_GLNX86.mat", "big_endian.mat", "little_endian.mat",
+    ),
     "shared": (
         "nm-nmqc/FourBar.dcm", "nm-nmqc/Jaszack.dcm", "nm-nmqc/Lin_X", "nm-nmqc/Spatial_Resol_X.dcm",
         "nm-nmqc/UNIFORMIDAD_1.dcm", "brain-mri-ants/ch2.nii.gz", "brain-mri-ants/r16slice.jpg", "oct-duke-bioptigen/1/test.tif",

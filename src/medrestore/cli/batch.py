@@ -174,7 +174,7 @@ class JobProgress:
 
 def default_image_ext(path: Path) -> str | None:
     """A batch output's extension for an image input: the input's own, except formats the
-    writers do not produce (JPEG → ``.png``, Interfile, NIfTI/Analyze pairs, MGZ, MINC, PAR/REC and AFNI → ``.nii.gz``,
+    writers do not produce (JPEG → ``.png``, a MATLAB MAT-file → ``.tif`` (its frames are read as a TIFF's pages), Interfile, NIfTI/Analyze pairs, MGZ, MINC, PAR/REC and AFNI → ``.nii.gz``,
     a detached NRRD or MetaImage header → one file of its format, ``.nrrd`` / ``.mha``, gzip-compressed or
     extension-less DICOM → ``.dcm``);
     a DICOM series folder gives a series folder."""
@@ -185,6 +185,8 @@ def default_image_ext(path: Path) -> str | None:
         return ".png"
     if name.endswith(tuple(DETACHED_HEADERS)):
         return DETACHED_HEADERS[name[name.rindex(".") :]]
+    if name.endswith(".mat"):
+        return ".tif"
     if name.endswith(".hdr") or format_from_extension(path) in READ_ONLY_FORMATS:  # Interfile, MGZ, MINC... are read, not written
         return ".nii.gz"
     if name.endswith(".gz") and not name.endswith(".nii.gz"):

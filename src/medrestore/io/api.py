@@ -38,6 +38,7 @@ READERS: dict[str, str] = {
     **{name: "medrestore.io.neuro:read_neuro" for name in ("nifti-pair", "mgh", "minc", "parrec", "afni")},
     "nrrd": "medrestore.io.itk:read_itk",
     "metaimage": "medrestore.io.itk:read_itk",
+    "mat": "medrestore.io.matlab:read_mat",
 }
 """Each format's reader as ``module:function``, imported on first use (a NIfTI call does not load pydicom)."""
 

@@ -25,6 +25,9 @@ afni           .head, .brik, .brik.gz     AFNI attribute text in the ``.HEAD``
 nrrd           .nrrd, .nhdr               ``NRRD000n`` (:mod:`medrestore.io.itk`, as the one
                                           below; a ``.nhdr``'s data file lies beside it)
 metaimage      .mha, .mhd                 a MetaImage text header (``NDims``, ``DimSize``...)
+mat            .mat                       ``MATLAB 5.0``/``7.3 MAT-file`` text (v5–v7.3); a v4
+                                          file has no signature and is taken by its extension
+                                          (read only, :mod:`medrestore.io.matlab`)
 =============  =========================  ==================================================
 
 For a pair's data file (``.img``, ``.REC``, ``.BRIK``) the header beside it is checked.
@@ -55,9 +58,10 @@ from medrestore.io.dicom_payload import (
 )
 from medrestore.io.interfile import is_interfile_header
 from medrestore.io.itk import ITK_FORMAT_NAMES, ITK_FORMATS, check_itk_file, itk_content
+from medrestore.io.matlab import is_mat_header
 from medrestore.io.neuro import NEURO_FORMAT_NAMES, NEURO_FORMATS, neuro_format
 
-FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile", *NEURO_FORMATS, *ITK_FORMATS)
+FORMATS = ("nifti", "dicom", "dicom-series", "tiff", "png", "jpeg", "npy", "npz", "interfile", *NEURO_FORMATS, *ITK_FORMATS, "mat")
 
 FORMAT_NAMES = {
     "nifti": "NIfTI",
@@ -71,6 +75,7 @@ FORMAT_NAMES = {
     "interfile": "Interfile",
     **NEURO_FORMAT_NAMES,
     **ITK_FORMAT_NAMES,
+    "mat": "MATLAB .mat",
 }
 
 EXTENSIONS = {
@@ -105,8 +110,9 @@ EXTENSIONS = {
     ".nhdr": "nrrd",
     ".mha": "metaimage",
     ".mhd": "metaimage",
+    ".mat": "mat",
 }
-READ_ONLY_FORMATS = ("interfile", *NEURO_FORMATS)
+READ_ONLY_FORMATS = ("interfile", *NEURO_FORMATS, "mat")
 """Formats that are read but not written."""
 DETACHED_HEADERS = {".nhdr": ".nrrd", ".mhd": ".mha"}
 """Headers naming a separate data file: read, not written (an atomic write cannot keep the name one file gives
@@ -163,6 +169,8 @@ def content_formats(path: str | Path) -> list[str]:
         found.append("interfile")
     if not found and (itk := itk_content(head)) is not None:
         found.append(itk)
+    if not found and is_mat_header(head):
+        found.append("mat")
     if not found and looks_like_bare_dicom(head, path):
         found.append("dicom")
     return found
@@ -222,6 +230,8 @@ def detect_format(path: str | Path) -> str:
         return neuro_format(path, extension)
     if extension in ITK_FORMATS and (extension in candidates or not candidates):
         return check_itk_file(path, extension)
+    if extension == "mat" and not candidates:
+        return "mat"  # v4 MAT-files have no signature: scipy.io judges them
     if "nifti" in candidates and path.name.lower().endswith(".hdr"):
         return neuro_format(path, "nifti-pair")  # a .hdr/.img pair's header (or Analyze 7.5)
     if "dicom" in candidates and (extension is None or extension in candidates):
