@@ -96,3 +96,9 @@ def _report(record: dict[str, Any]) -> None:
     frames = f", {record['frames']} frames stacked" if record["frames"] > 1 else ""
     print(f"denoised {record['images']} image(s) with {record['model']}{frames}: {record['output']}")
     print(f"  {record['seconds_per_image']:.3f} s per image")
+    if record.get("classical_images"):
+        print(f"  {record['classical_images']} image(s) nearly free of speckle (an averaged B-scan?), outside what the network "
+              "learnt: restored by non-local means instead (OUT.json: domain)")
+    if record.get("brightened_images"):
+        print(f"  {record['brightened_images']} image(s) dimmer than the network's training B-scans: mapped onto their "
+              "brightness for the network and back (OUT.json: domain)")

@@ -23,6 +23,11 @@ architecture can also be published as one zoo model, as the default is).
 ``None`` takes the modality's default (:data:`DEFAULT_MODELS`, or :data:`DEFAULT_MULTIFRAME_MODELS`
 when frames are given).
 
+With a shipped OCT model each B-scan is first checked against what the networks learnt
+(:mod:`medrestore.inference.oct_domain`): a dimmer B-scan is mapped onto the training brightness and back, and
+a nearly speckle-free one (an averaged B-scan) is restored by non-local means instead; ``OUT.json`` lists
+each B-scan's check.
+
 Every call writes its record beside the output (``OUT.json``, :func:`denoise_record`): the method and
 model run, σ per volume for MRI, timings, and why ``auto`` chose what it ran.
 """
@@ -46,6 +51,7 @@ from medrestore.core.image import Image
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.data.oct import EIGHT_BIT_MAX, align_frames, read_bscans
 from medrestore.inference import AveragedPredictor, Predictor, names_model_file
+from medrestore.inference.oct_domain import BScanCheck, check_bscan, classical_bscan, from_domain, to_domain
 from medrestore.tasks.denoise_mri import MRIDenoiseResult, denoise_mri_file, parse_sigma
 from medrestore.io import cast_to_dtype, write_image
 from medrestore.zoo import load_pretrained
@@ -58,6 +64,7 @@ __all__ = [
     "DenoiseResult",
     "denoise_file",
     "denoise_oct",
+    "restore_bscans",
     "input_frames",
     "load_denoiser",
     "MODALITIES",
@@ -67,6 +74,9 @@ DEFAULT_MODELS: dict[str, str] = {"oct": "resunet-ensemble-oct-duke"}
 """The shipped single-frame model used when no ``model`` is given, per modality."""
 DEFAULT_MULTIFRAME_MODELS: dict[str, str] = {"oct": "multiframe-tone-oct-duke"}
 """The shipped model used when neighbouring ``frames`` are given, per modality."""
+SHIPPED_OCT_SUFFIX = "-oct-duke"
+"""The shipped OCT models' names end so (trained on the Duke/Bioptigen set): their inputs are checked against
+:mod:`medrestore.inference.oct_domain`; a user's checkpoint is run as given."""
 WHOLE_IMAGE_PIXELS = 2048 * 2048
 """Images up to this many pixels go through the network in one pass; larger ones are tiled."""
 TILE = (512, 512)
@@ -84,6 +94,10 @@ class DenoiseResult:
         images: B-scans (slices) restored.
         frames: frames stacked per input (1 for single-frame models).
         seconds_per_image: mean wall time of the network per B-scan (slice).
+        domain: OCT with a shipped network: each B-scan against the network's training domain
+            (:class:`~medrestore.inference.oct_domain.BScanCheck` records); ``None`` for a user's checkpoint.
+        classical_images: B-scans restored by the classical method instead (outside the domain).
+        brightened_images: B-scans mapped onto the training brightness for the network.
     """
 
     output: Path
@@ -92,6 +106,9 @@ class DenoiseResult:
     images: int
     frames: int
     seconds_per_image: float
+    domain: list[dict[str, Any]] | None = None
+    classical_images: int = 0
+    brightened_images: int = 0
 
 
 Denoiser = Predictor | AveragedPredictor
@@ -189,6 +206,28 @@ def _check_frame_count(path: Path, label: str, expected: int, given: int) -> Non
     )
 
 
+def restore_bscans(runner: Denoiser, stacks: torch.Tensor, guarded: bool) -> tuple[list[torch.Tensor], list[BScanCheck | None]]:
+    """Restore each B-scan of ``stacks`` ``(B, F, H, W)`` (0–255; frames after the first are aligned onto it).
+
+    ``guarded``: each B-scan is checked against the shipped networks' domain first
+    (:func:`~medrestore.inference.oct_domain.check_bscan`): brought to the training brightness for the network and
+    back, or restored by the classical method where it is nearly free of speckle. Returns the ``(H, W)`` outputs and
+    the checks (``None`` unguarded).
+    """
+    outputs: list[torch.Tensor] = []
+    checks: list[BScanCheck | None] = []
+    for stack in stacks:
+        aligned = align_frames(stack)
+        check = check_bscan(aligned[0]) if guarded else None
+        if check is not None and not check.network:
+            outputs.append(classical_bscan(aligned[0]))
+        else:
+            restored = runner.predict(aligned if check is None else to_domain(aligned, check)).reshape(stack.shape[1:])
+            outputs.append(restored if check is None else from_domain(restored, check))
+        checks.append(check)
+    return outputs, checks
+
+
 def denoise_oct(
     input_path: Path, output_path: Path, model: str | None, frames: Sequence[str | Path], device: str
 ) -> DenoiseResult:
@@ -197,16 +236,18 @@ def denoise_oct(
     stacks, image, scale = _frame_stacks(input_path, frames)
     _check_frame_count(input_path, label, input_frames(predictor), int(stacks.shape[1]))
     runner = _tiled(predictor, tuple(stacks.shape[2:]))
-    outputs = []
+    guarded = all(part.endswith(SHIPPED_OCT_SUFFIX) for part in label.split("+"))  # trained on the Duke device
     started = time.perf_counter()
-    for stack in stacks:
-        outputs.append(runner.predict(align_frames(stack)).reshape(stack.shape[1:]))
+    outputs, checks = restore_bscans(runner, stacks, guarded)
     seconds = (time.perf_counter() - started) / stacks.shape[0]
     restored = torch.stack(outputs).clamp(0.0, EIGHT_BIT_MAX) / scale
     dtype = str(image.metadata.get("dtype", "float32"))
     values = torch.from_numpy(cast_to_dtype(restored.numpy().astype(np.float64), dtype).astype(np.float32))
     written = write_image(_restored_image(image, values).with_metadata(derivation="Restored"), output_path, dtype=dtype)
-    return DenoiseResult(Path(written), "oct", label, int(stacks.shape[0]), int(stacks.shape[1]), seconds)
+    domain = None if not guarded else [check.to_record() for check in checks if check is not None]
+    return DenoiseResult(Path(written), "oct", label, int(stacks.shape[0]), int(stacks.shape[1]), seconds, domain,
+                         sum(1 for c in checks if c is not None and not c.network),
+                         sum(1 for c in checks if c is not None and c.network and c.gain != 1.0))  # fmt: skip
 
 
 Workflow = Callable[[Path, Path, str | None, Sequence[str | Path], str], DenoiseResult]
