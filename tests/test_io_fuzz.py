@@ -12,6 +12,7 @@ that takes longer than :data:`HANG_SECONDS`. The default run is derandomised and
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import math
@@ -340,6 +341,52 @@ def test_mutated_png_headers(payload: bytes, capfd: pytest.CaptureFixture[str]) 
     check_read(write_case(payload, "case.png"), capfd=capfd)
 
 
+# -- NRRD and MetaImage (ITK) ---------------------------------------------------------------------------
+@functools.cache
+def itk_payload(suffix: str, compressed: bool) -> bytes:
+    """A 5 × 4 × 3 int16 volume with an oblique geometry, written by ITK itself."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.arange(60, dtype=np.int16).reshape(3, 4, 5))
+    image.SetSpacing((0.5, 1.0, 2.0))
+    image.SetOrigin((1.0, -2.0, 3.0))
+    image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    path = Path(_CASES.name) / f"source{suffix}"
+    sitk.WriteImage(image, str(path), compressed)
+    payload = path.read_bytes()
+    path.unlink()
+    return payload
+
+
+@st.composite
+def itk_cases(draw: st.DrawFn) -> tuple[bytes, str]:
+    """An ITK-written NRRD or MetaImage with 1–3 header values replaced (sizes, type, encoding, geometry...) and its
+    data possibly cut short."""
+    suffix = draw(st.sampled_from([".nrrd", ".mha"]))
+    payload = itk_payload(suffix, draw(st.booleans()))
+    marker = b"\n\n" if suffix == ".nrrd" else b"ElementDataFile = LOCAL\n"
+    end = payload.index(marker) + len(marker)
+    lines = payload[:end].split(b"\n")
+    separator = b":" if suffix == ".nrrd" else b"="
+    values = st.one_of(
+        st.sampled_from([b"0", b"-1", b"1e30", b"nan", b"4294967296", b"100000 100000 100000", b"", b"(1,2,3) none", b"none",
+                         b"raw", b"gzip", b"bzip2", b"ascii", b"MET_DOUBLE", b"uchar", b"True", b"False", b"LIST", b"1 2"]),
+        st.binary(max_size=12).filter(lambda value: b"\n" not in value),
+    )  # fmt: skip
+    for _ in range(draw(st.integers(1, 3))):
+        index = draw(st.integers(1, len(lines) - 2))
+        key = lines[index].split(separator)[0]
+        lines[index] = key + separator + b" " + draw(values)
+    data = payload[end:]
+    return b"\n".join(lines) + data[: draw(st.integers(0, len(data)))], f"case{suffix}"
+
+
+@FAST
+@given(case=itk_cases())
+def test_mutated_nrrd_and_metaimage_headers(case: tuple[bytes, str], capfd: pytest.CaptureFixture[str]) -> None:
+    check_read(write_case(*case), capfd=capfd)
+
+
 # -- DICOM ---------------------------------------------------------------------------------------------
 TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50",
@@ -416,8 +463,8 @@ def test_mutated_dicom_elements(payload: bytes, capfd: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     ("strategy", "name", "reader"),
     [(nifti_cases(), None, read_image), (npy_cases(), "case.npy", read_image), (tiff_cases(), "case.tif", read_image),
-     (png_cases(), "case.png", read_image), (dicom_cases(), "case.dcm", read_image)],
-    ids=["nifti", "npy", "tiff", "png", "dicom"],
+     (png_cases(), "case.png", read_image), (dicom_cases(), "case.dcm", read_image), (itk_cases(), None, read_image)],
+    ids=["nifti", "npy", "tiff", "png", "dicom", "nrrd-metaimage"],
 )  # fmt: skip
 def test_readers_under_more_mutations(
     strategy: st.SearchStrategy[Any], name: str | None, reader: Callable[[Path], Any], capfd: pytest.CaptureFixture[str]

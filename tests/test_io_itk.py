@@ -184,3 +184,31 @@ def test_batch_counts_a_detached_header_once(tmp_path: Path) -> None:
     inventory = find_inputs([tmp_path])
     names = sorted(entry.path.name for entry in inventory.inputs)
     assert names == ["a.nhdr", "b.mhd", "c.nrrd", "d.mha"] and inventory.ignored == 2, names  # a.raw, b.raw
+
+
+def test_a_header_claiming_more_voxels_than_its_data_hold_is_refused_before_allocating(tmp_path: Path) -> None:
+    """A 1-kB MetaImage claiming 10⁴ × 10⁴ × 10⁴ voxels: refused from the header (ITK would first allocate the image;
+    at 1500³ it took 22 GB). ITK's NRRD reader (teem) refuses such a file itself while reading the header."""
+    noise = np.random.default_rng(0).bytes(1000)
+    meta = tmp_path / "claims.mha"
+    meta.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 10000 10000 10000\nElementType = MET_SHORT\n"
+                     b"CompressedData = True\nElementDataFile = LOCAL\n" + noise)  # fmt: skip
+    with pytest.raises(InputError, match=r"claims 2,000,000,000,000 bytes of voxels but the data hold 1,\d{3} bytes \(compressed\)"):
+        read_image(meta)
+    nrrd = tmp_path / "claims.nrrd"
+    nrrd.write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 10000 10000 10000\nencoding: gzip\n\n" + noise)
+    with pytest.raises(InputError, match=r"claims\.nrrd: cannot read NRRD"):
+        read_image(nrrd)
+
+
+@pytest.mark.parametrize("ndims", ["100000", "-1", "1e30", "0"])
+def test_metaimage_dimension_counts_that_crash_metaio_are_refused_first(tmp_path: Path, ndims: str) -> None:
+    """MetaIO trusts ``NDims``: 100000 or −1 made the process die (segmentation fault) inside ITK."""
+    path = tmp_path / "crash.mha"
+    path.write_bytes(f"ObjectType = Image\nNDims = {ndims}\nDimSize = 5 4 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n".encode()
+                     + bytes(120))  # fmt: skip
+    with pytest.raises(InputError, match=r"crash\.mha: MetaImage NDims"):
+        read_image(path)
+    path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 5 0 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n" + bytes(120))
+    with pytest.raises(InputError, match="DimSize must hold 3 sizes of at least 1"):
+        read_image(path)

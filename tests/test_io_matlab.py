@@ -120,3 +120,14 @@ def test_oct_denoise_of_a_mat_stack_equals_that_of_its_tiff(tmp_path: Path) -> N
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "from-mat.tif"), tifffile.imread(tmp_path / "from-tif.tif"))
     assert main(["denoise", "--modality", "oct", str(tmp_path / "scan.mat"), "-o", str(tmp_path / "out.mat")]) != 0
     assert not (tmp_path / "out.mat").exists()
+
+
+def test_a_variable_claiming_more_bytes_than_the_file_holds_is_refused(tmp_path: Path) -> None:
+    """An HDF5 dataset never written reads as its fill value: a 2-kB v7.3 file can claim terabytes."""
+    path = tmp_path / "claims.mat"
+    with h5py.File(path, "w", userblock_size=512) as mat:
+        mat.create_dataset("images", shape=(100, 100_000, 100_000), dtype="f8").attrs["MATLAB_class"] = np.bytes_("double")
+    with open(path, "r+b") as stream:
+        stream.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .")
+    with pytest.raises(InputError, match=r"claims 8,000,000,000,000 bytes of array data"):
+        read_image(path)

@@ -112,6 +112,23 @@ def check_source_dtype(path: str | Path, dtype: np.dtype) -> None:
         raise InputError(path, f"unsupported pixel data type {dtype} (kind {dtype.kind!r})")
 
 
+MAX_EXPANSION = 4096
+"""Largest ratio of decoded to stored bytes a compressed payload may claim (deflate tops out near 1032:1)."""
+
+
+def check_claimed_bytes(path: str | Path, claimed: int, stored: int, compressed: bool, what: str = "voxels") -> None:
+    """Refuse a header claiming more decoded bytes than its stored data can give, before anything is allocated.
+
+    A header's sizes can claim anything: a 1-kB file whose header says 1500³ voxels would have a decoder allocate
+    gigabytes before finding its data missing. Uncompressed data must hold every byte claimed; compressed data may
+    expand at most :data:`MAX_EXPANSION` times.
+    """
+    limit = stored * (MAX_EXPANSION if compressed else 1)
+    if claimed > limit:
+        raise InputError(path, f"the header claims {claimed:,} bytes of {what} but the data hold {stored:,} bytes"
+                               f"{' (compressed)' if compressed else ''}: truncated or corrupt")  # fmt: skip
+
+
 def resolve_modality(path: str | Path, requested: str | None, inferred: str) -> str:
     """The requested modality (validated) or, when ``None``, the inferred one."""
     if requested is None:

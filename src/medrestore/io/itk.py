@@ -35,7 +35,10 @@ stores no shear).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,14 @@ import numpy as np
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
 from medrestore.core.image import Image
-from medrestore.io.common import DecodedImage, cast_to_dtype, check_source_dtype, library_errors, resolve_write_dtype
+from medrestore.io.common import (
+    DecodedImage,
+    cast_to_dtype,
+    check_claimed_bytes,
+    check_source_dtype,
+    library_errors,
+    resolve_write_dtype,
+)
 
 __all__ = ["ITK_FORMATS", "ITK_FORMAT_NAMES", "detached_data_file", "itk_content", "read_itk", "write_itk"]
 
@@ -60,6 +70,10 @@ _MODALITY_KEY = "DICOM_0008_0060_Modality"
 _MODALITY_NAMES = {"mri": "MR", "ct": "CT", "nm": "NM", "oct": "OCT"}
 _WRITABLE = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 _HEADER_BYTES = 65536
+MAX_METAIMAGE_DIMS = 10
+"""MetaIO's own limit on a header's dimensions."""
+MAX_METAIMAGE_CHANNELS = 4096
+_FIELD_NAMES = {"ndims": "NDims", "dimsize": "DimSize", "elementnumberofchannels": "ElementNumberOfChannels"}
 
 
 def _header_text(path: Path) -> str:
@@ -98,6 +112,63 @@ def detached_data_file(path: str | Path, format_name: str) -> Path | None:
     return data if data.is_absolute() else path.parent / data
 
 
+def _available_bytes(path: Path, format_name: str) -> int:
+    """Bytes the header's file and its data can hold: the file, plus its one detached data file (or, for a list or
+    pattern of files, everything beside it)."""
+    size = path.stat().st_size
+    data = detached_data_file(path, format_name)
+    if data is not None:
+        return size + (data.stat().st_size if data.is_file() else 0)
+    text = _header_text(path)
+    listed = re.search(r"^(data ?file:|ElementDataFile[ \t]*=)", text, re.MULTILINE | re.IGNORECASE)
+    if listed is not None and not re.search(r"LOCAL\s*$", text[listed.start() : listed.start() + 80].splitlines()[0]):
+        return size + sum(entry.stat().st_size for entry in path.parent.iterdir() if entry.is_file())
+    return size
+
+
+def _compressed(path: Path, format_name: str) -> bool:
+    text = _header_text(path)
+    if format_name == "nrrd":
+        encoding = re.search(r"^encoding:[ \t]*(\S+)", text, re.MULTILINE | re.IGNORECASE)
+        return encoding is None or encoding.group(1).lower() not in ("raw",)
+    return re.search(r"^CompressedData[ \t]*=[ \t]*True", text, re.MULTILINE | re.IGNORECASE) is not None
+
+
+def _metaimage_fields(path: Path) -> dict[str, str]:
+    """A MetaImage header's ``Key = value`` fields, up to ``ElementDataFile`` (the last one)."""
+    fields = {}
+    for line in _header_text(path).splitlines():
+        key, separator, value = line.partition("=")
+        if separator:
+            fields[key.strip().lower()] = value.strip()
+        if key.strip().lower() == "elementdatafile":
+            break
+    return fields
+
+
+def _check_metaimage_header(path: Path) -> None:
+    """The fields ITK's MetaIO trusts without bounds: ``NDims`` outside 1–10 (or not a number) crashes it, so the
+    counts are checked here first."""
+    fields = _metaimage_fields(path)
+
+    def integers(key: str) -> list[int]:
+        try:
+            return [int(value) for value in fields.get(key, "").split()]
+        except ValueError:
+            raise InputError(path, f"MetaImage {_FIELD_NAMES[key]} is not a list of integers ({fields[key][:40]!r})") from None
+
+    dims = integers("ndims")
+    if len(dims) != 1 or not 1 <= dims[0] <= MAX_METAIMAGE_DIMS:
+        raise InputError(path, f"MetaImage NDims must be one integer from 1 to {MAX_METAIMAGE_DIMS} "
+                               f"(found {fields.get('ndims', 'none')[:40]!r})")  # fmt: skip
+    sizes = integers("dimsize")
+    if len(sizes) != dims[0] or min(sizes) < 1:
+        raise InputError(path, f"MetaImage DimSize must hold {dims[0]} sizes of at least 1 (found {fields.get('dimsize', 'none')[:40]!r})")
+    channels = integers("elementnumberofchannels") or [1]
+    if len(channels) != 1 or not 1 <= channels[0] <= MAX_METAIMAGE_CHANNELS:
+        raise InputError(path, f"MetaImage ElementNumberOfChannels must be from 1 to {MAX_METAIMAGE_CHANNELS}")
+
+
 def check_itk_file(path: str | Path, format_name: str) -> str:
     """``format_name`` when the file's bytes open its header and a detached data file lies where it says.
 
@@ -110,6 +181,8 @@ def check_itk_file(path: str | Path, format_name: str) -> str:
     if itk_content(head) != format_name:
         raise InputError(path, f"content is not valid {ITK_FORMAT_NAMES[format_name]} (no {ITK_FORMAT_NAMES[format_name]} "
                                "header); the file is corrupt, truncated or misnamed")  # fmt: skip
+    if format_name == "metaimage":
+        _check_metaimage_header(path)
     data = detached_data_file(path, format_name)
     if data is not None and not data.is_file():
         raise InputError(path, f"is a detached {ITK_FORMAT_NAMES[format_name]} header; its data file {data.name} is not "
@@ -118,16 +191,28 @@ def check_itk_file(path: str | Path, format_name: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_itk() -> Iterator[Any]:
-    """SimpleITK with ITK's warnings (printed to stderr by default) switched off while inside."""
+def _quiet_itk(messages: list[str] | None = None) -> Iterator[Any]:
+    """SimpleITK with nothing reaching stderr while inside: ITK's warnings are switched off, and what MetaIO and teem
+    print to the C stream themselves ("M_ReadElementsData: file stream is fail after read") is caught by pointing
+    file descriptor 2 at a temporary file, its lines appended to ``messages``. (Another thread's stderr output in
+    that moment is caught too.)"""
     import SimpleITK as sitk  # noqa: PLC0415 - SimpleITK only where a file of these formats is read or written
 
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield sitk
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield sitk
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+            sink.seek(0)
+            if messages is not None:
+                messages.extend(line for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip())
 
 
 def _format_of(path: Path) -> str:
@@ -176,6 +261,15 @@ def _unquantize(array: np.ndarray, low: float, high: float) -> np.ndarray:
     return (low + (array.astype(np.float64) - float(info.min)) * slope).astype(np.float32)
 
 
+def _itemsize(sitk: Any, reader: Any) -> int:
+    """Bytes per component of the pixel type ``reader`` found in the header."""
+    name = sitk.GetPixelIDValueAsString(reader.GetPixelID()).lower()
+    for token, size in (("64-bit", 8), ("32-bit", 4), ("16-bit", 2), ("8-bit", 1)):
+        if token in name:
+            return size * (2 if "complex" in name else 1)
+    return 8
+
+
 def read_itk(path: str | Path) -> DecodedImage:
     """Read a NRRD (``.nrrd``/``.nhdr``) or MetaImage (``.mha``/``.mhd``) file (module docstring: conventions).
 
@@ -184,7 +278,8 @@ def read_itk(path: str | Path) -> DecodedImage:
     """
     path = Path(path)
     format_name = check_itk_file(path, _format_of(path))
-    with _quiet_itk() as sitk, library_errors(path, f"read {ITK_FORMAT_NAMES[format_name]} with ITK"):
+    messages: list[str] = []
+    with _quiet_itk(messages) as sitk, library_errors(path, f"read {ITK_FORMAT_NAMES[format_name]} with ITK"):
         reader = sitk.ImageFileReader()
         reader.SetImageIO(_IMAGE_IO[format_name])
         reader.SetFileName(str(path))
@@ -196,6 +291,8 @@ def read_itk(path: str | Path) -> DecodedImage:
         if dimension not in (2, 3, 4) or (dimension == 4 and components > 1):
             raise InputError(path, f"{dimension}-D image with {components} component(s) per voxel is not supported; at most "
                                    "3 spatial axes + time")  # fmt: skip
+        claimed = int(np.prod(reader.GetSize(), dtype=np.int64)) * components * _itemsize(sitk, reader)
+        check_claimed_bytes(path, claimed, _available_bytes(path, format_name), _compressed(path, format_name))
         image = reader.Execute()
         array = sitk.GetArrayFromImage(image)  # (k, j, i[, components]) or (t, k, j, i)
         spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
@@ -205,6 +302,8 @@ def read_itk(path: str | Path) -> DecodedImage:
     check_source_dtype(path, array.dtype)
     source_dtype = array.dtype
     metadata: dict[str, Any] = {"format": format_name, "components": components, "spacing": spacing.tolist()}
+    if messages:
+        metadata["messages"] = messages[:20]
     quantized = _nrrd_quantization(path) if format_name == "nrrd" and array.dtype.kind in "iu" else None
     if quantized is not None:
         array = _unquantize(array, *quantized)

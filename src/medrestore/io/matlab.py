@@ -35,7 +35,7 @@ import numpy as np
 
 from medrestore.core.errors import InputError
 from medrestore.core.image import affine_from_spacing
-from medrestore.io.common import DecodedImage, check_source_dtype, library_errors
+from medrestore.io.common import DecodedImage, check_claimed_bytes, check_source_dtype, library_errors
 
 __all__ = ["is_mat_header", "read_mat"]
 
@@ -84,12 +84,21 @@ def _choose(path: Path, arrays: dict[str, tuple[tuple[int, ...], str]]) -> str:
                            f"{listed}; save the one to restore alone (or as 'images')")  # fmt: skip
 
 
+def _check_size(path: Path, array: tuple[tuple[int, ...], str]) -> None:
+    """Refuse a variable claiming more bytes than the file could decompress to (an HDF5 dataset never written reads
+    as its fill value: a 2-kB file can claim gigabytes)."""
+    shape, kind = array
+    claimed = int(np.prod(shape, dtype=np.int64)) * np.dtype(_CLASS_DTYPES[kind]).itemsize
+    check_claimed_bytes(path, claimed, path.stat().st_size, compressed=True, what="array data")
+
+
 def _read_v5(path: Path) -> tuple[str, np.ndarray, dict[str, tuple[tuple[int, ...], str]]]:
     import scipy.io  # noqa: PLC0415 - only where a MAT-file is read
 
     with library_errors(path, "read the MAT-file with scipy.io"):
         arrays = {name: (tuple(int(n) for n in shape), kind) for name, shape, kind in scipy.io.whosmat(str(path))}
     name = _choose(path, arrays)
+    _check_size(path, arrays[name])
     with library_errors(path, f"read the MAT-file variable {name!r} with scipy.io"):
         # mat_dtype=False: MATLAB's class dtype (mat_dtype=True) would drop a complex array's imaginary part
         value = np.asarray(scipy.io.loadmat(str(path), variable_names=[name], squeeze_me=False, mat_dtype=False)[name])
@@ -113,6 +122,7 @@ def _read_v73(path: Path) -> tuple[str, np.ndarray, dict[str, tuple[tuple[int, .
                 kind = item.attrs.get("MATLAB_class", b"struct")
                 arrays[name] = ((), kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind))
         name = _choose(path, arrays)
+        _check_size(path, arrays[name])
         value = np.asarray(mat[name][()]).transpose()  # HDF5 holds MATLAB's column-major array with axes reversed
     check_source_dtype(path, value.dtype)
     return name, value.astype(_CLASS_DTYPES[arrays[name][1]]), arrays  # logical is stored as uint8

@@ -30,6 +30,7 @@ from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
 from medrestore.core.image import MODALITIES, Image, affine_from_spacing
 from medrestore.io.common import (
+    MAX_EXPANSION,
     DecodedImage,
     cast_to_dtype,
     image_values,
@@ -99,16 +100,12 @@ def _tiff_resolution_mm(page: Any, imagej: Mapping[str, Any]) -> tuple[float, fl
     return row, col, f"XResolution/YResolution ({label})"
 
 
-MAX_TIFF_EXPANSION = 4096
-"""Largest ratio of decoded to stored bytes a compressed TIFF page may claim (deflate tops out near 1032:1)."""
-
-
 def _check_tiff_complete(path: Path, tiff: tifffile.TiffFile, size: int) -> None:
     """Every strip/tile of the first series must lie inside the file, and hold the pixels its page claims.
 
     A page's tags can claim any size: a 100-byte file whose ``ImageLength`` says 1.4 billion rows would have
     the decoder allocate gigabytes. Uncompressed strips must hold every row they claim; compressed ones may
-    expand at most :data:`MAX_TIFF_EXPANSION` times.
+    expand at most :data:`~medrestore.io.common.MAX_EXPANSION` times.
     """
     for index, page in enumerate(tiff.series[0].pages):
         if page is None:
@@ -123,7 +120,7 @@ def _check_tiff_complete(path: Path, tiff: tifffile.TiffFile, size: int) -> None
         row_bytes = -(-int(tags.imagewidth) * int(tags.bitspersample) * int(tags.samplesperpixel) // 8)
         needed = row_bytes * int(tags.imagelength) * max(1, int(tags.imagedepth or 1))
         uncompressed = int(tags.compression) == 1
-        if (uncompressed and stored < needed) or (not uncompressed and needed > MAX_TIFF_EXPANSION * max(stored, 1)):
+        if (uncompressed and stored < needed) or (not uncompressed and needed > MAX_EXPANSION * max(stored, 1)):
             raise InputError(
                 path, f"corrupt TIFF: page {index} claims {tags.imagelength} × {tags.imagewidth} pixels "
                 f"({needed} bytes) from {stored} stored bytes{'' if uncompressed else ' of compressed data'}",
