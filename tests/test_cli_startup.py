@@ -68,3 +68,13 @@ def test_a_numpy_command_loads_neither_pydicom_nor_the_trainer(tmp_path) -> None
     assert "pydicom" not in modules and "medrestore.io.dicom" not in modules and "medrestore.io.nifti" not in modules
     assert "medrestore.training.trainer" not in modules and "medrestore.training.experiment" not in modules
     assert "SimpleITK" not in modules and "nibabel" not in modules  # NRRD/MetaImage and the neuro formats load them
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """``medrestore models | true``: the reader is gone before the output is written; no traceback, exit 141 (as a
+    shell tool killed by SIGPIPE)."""
+    process = subprocess.Popen([sys.executable, "-m", "medrestore.cli.main", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # nothing will read what it prints
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and error == "", error

@@ -68,8 +68,10 @@ WINDOW_PERCENTILES = (0.5, 99.5)
 WINDOW_SAMPLE = 2_000_000
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".hdr")
 """Files with these extensions open as raw k-space; ``.npy``/``.npz`` do when :func:`read_kspace` takes them."""
-WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".npy", ".npz", ".dcm")
+WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".png", ".npy", ".npz", ".dcm", ".nrrd", ".mha")
 """Results keep the input's format when it is one of these; otherwise NIfTI (3-D, 4-D) or TIFF (2-D)."""
+
+
 def output_suffix(source: Path, image: Image) -> str:
     """The result's extension: the input's when :data:`WRITABLE_SUFFIXES` has it, else ``.nii.gz`` (3-D+) or ``.tif``."""
     name = source.name.lower()
