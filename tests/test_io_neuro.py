@@ -124,3 +124,21 @@ def test_these_formats_are_read_not_written_and_a_batch_counts_each_pair_once(tm
     restored = read_image(out / "small.nii.gz")
     np.testing.assert_allclose(restored.affine, nib.load(NIBABEL_DATA / "small.mnc").affine, atol=1e-5)
     assert record["method"] == "nlm" and restored.shape == (18, 28, 29)
+
+
+def test_gzip_compressed_pairs_read_from_either_file(tmp_path: Path) -> None:
+    """FSL's ``NIFTI_PAIR_GZ`` (``.hdr.gz`` + ``.img.gz``), written by nibabel. A compressed header alone is named
+    with its missing half, and a batch counts the pair once."""
+    values = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    affine = np.array([[0, -2.0, 0, 10], [1.5, 0, 0, -4], [0, 0, 3, 7], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Pair(values, affine), tmp_path / "fsl.img.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fsl.hdr.gz", "fsl.img.gz"]
+    for name in ("fsl.hdr.gz", "fsl.img.gz"):
+        image = read_image(tmp_path / name)
+        assert image.metadata["format"] == "nifti-pair"
+        np.testing.assert_array_equal(image.numpy(), values)
+        np.testing.assert_allclose(image.affine, affine)
+    assert [entry.path.name for entry in find_inputs([tmp_path]).inputs] == ["fsl.hdr.gz"]
+    (tmp_path / "fsl.img.gz").unlink()
+    with pytest.raises(InputError, match=r"fsl\.hdr\.gz: is a NIfTI/Analyze \.hdr/\.img header; its data file fsl\.img\.gz is not beside it"):
+        read_image(tmp_path / "fsl.hdr.gz")

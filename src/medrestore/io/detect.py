@@ -16,7 +16,8 @@ npy            .npy                       ``\\x93NUMPY``
 npz            .npz                       a zip archive (``PK``)
 interfile      .hv, .h33, .h00 (and       a text header whose first key is ``!INTERFILE``
                .hdr by content)           (read only; its data file lies beside it)
-nifti-pair     .hdr (by content), .img    a 348/540-byte Analyze 7.5 / NIfTI header (read only;
+nifti-pair     .hdr (by content), .img,   a 348/540-byte Analyze 7.5 / NIfTI header (read only;
+               .hdr.gz, .img.gz
                                           :mod:`medrestore.io.neuro`, as the four below)
 mgh            .mgh, .mgz                 version 1, big-endian (``.mgz``: inside gzip)
 minc           .mnc                       netCDF ``CDF\1``/``CDF\2`` (MINC1) or HDF5 (MINC2)
@@ -98,6 +99,8 @@ EXTENSIONS = {
     ".h33": "interfile",
     ".h00": "interfile",
     ".img": "nifti-pair",
+    ".hdr.gz": "nifti-pair",
+    ".img.gz": "nifti-pair",
     ".mgz": "mgh",
     ".mgh": "mgh",
     ".mnc": "minc",

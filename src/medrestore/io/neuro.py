@@ -40,10 +40,17 @@ __all__ = ["NEURO_FORMATS", "NEURO_FORMAT_NAMES", "data_companion", "neuro_forma
 NEURO_FORMATS = ("nifti-pair", "mgh", "minc", "parrec", "afni")
 NEURO_FORMAT_NAMES = {"nifti-pair": "NIfTI/Analyze .hdr/.img", "mgh": "MGH/MGZ", "minc": "MINC", "parrec": "PAR/REC", "afni": "AFNI .HEAD/.BRIK"}
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_DATA = {".img": ".hdr", ".rec": ".par", ".brik": ".head", ".brik.gz": ".head"}
-"""A data file's suffix → its header's."""
-_DATA_OF_HEADER = {".hdr": (".img", ".img.gz"), ".par": (".rec",), ".head": (".brik", ".brik.gz")}
+_DATA = {".img.gz": ".hdr.gz", ".img": ".hdr", ".rec": ".par", ".brik": ".head", ".brik.gz": ".head"}
+"""A data file's suffix → its header's (FSL's ``NIFTI_PAIR_GZ`` compresses both halves)."""
+_DATA_OF_HEADER = {".hdr.gz": (".img.gz",), ".hdr": (".img", ".img.gz"), ".par": (".rec",), ".head": (".brik", ".brik.gz")}
 """A header's suffix → its data file's."""
+_SUFFIXES = sorted({*_DATA, *_DATA_OF_HEADER}, key=len, reverse=True)
+
+
+def _pair_suffix(name: str) -> str:
+    """The pair suffix ``name`` ends with (``.BRIK.gz`` and ``.hdr.gz`` whole; any case), else its last suffix."""
+    lower = name.lower()
+    return next((name[len(name) - len(suffix) :] for suffix in _SUFFIXES if lower.endswith(suffix)), Path(name).suffix)
 
 
 def data_companion(path: str | Path) -> bool:
@@ -54,8 +61,7 @@ def data_companion(path: str | Path) -> bool:
 def _sibling(path: Path, suffix: str) -> Path | None:
     """The file beside ``path`` with its suffix replaced by ``suffix`` (any case), or ``None``."""
     name = path.name
-    data = next((data for data in _DATA if name.lower().endswith(data)), path.suffix)  # .BRIK.gz: both suffixes
-    stem = name[: len(name) - len(data)]
+    stem = name[: len(name) - len(_pair_suffix(name))]
     wanted = (stem + suffix).lower()  # any case: .BRIK.gz, .REC, .img
     return next((entry for entry in sorted(path.parent.iterdir()) if entry.name.lower() == wanted and entry.is_file()), None)
 
@@ -108,12 +114,13 @@ def neuro_format(path: str | Path, format_name: str) -> str:
                                        f"{path.name[: len(path.name) - len(data)]}{header_suffix} is not beside it")
             header = found
             break
-    suffix = path.suffix.lower()
-    if header == path and suffix in _DATA_OF_HEADER and not any(_sibling(path, data) for data in _DATA_OF_HEADER[suffix]):
-        data = _DATA_OF_HEADER[suffix][0]
-        data = data.upper() if path.suffix.isupper() else data
+    suffix = _pair_suffix(path.name)
+    if header == path and suffix.lower() in _DATA_OF_HEADER and not any(_sibling(path, data) for data in _DATA_OF_HEADER[suffix.lower()]):
+        data = _DATA_OF_HEADER[suffix.lower()][0]
+        data = data.upper() if suffix.isupper() else data
         name = NEURO_FORMAT_NAMES[format_name]
-        raise InputError(path, f"is {'an' if name[0] in 'AEIOU' else 'a'} {name} header; its data file {path.stem}{data} is not beside it")
+        stem = path.name[: len(path.name) - len(suffix)]
+        raise InputError(path, f"is {'an' if name[0] in 'AEIOU' else 'a'} {name} header; its data file {stem}{data} is not beside it")
     if not _header_content(header, format_name):
         where = "" if header == path else f" in its header {header.name}"
         raise InputError(path, f"content is not valid {NEURO_FORMAT_NAMES[format_name]} (unrecognised bytes{where}); the file is "

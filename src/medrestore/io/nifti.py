@@ -95,7 +95,8 @@ def _check_magic(path: Path, payload: bytes, version: int) -> None:
         return
     if magic == f"ni{version}\x00".encode():
         raise InputError(
-            path, f"is the header of a NIfTI-{version} .hdr/.img pair; pairs are not read: convert it to one .nii file"
+            path, f"holds the header of a NIfTI-{version} .hdr/.img pair (magic 'ni{version}'), not a single-file NIfTI: name it "
+            f"{path.name.split('.')[0]}.hdr, with its voxels beside it as {path.name.split('.')[0]}.img"
         )
     raise InputError(path, f"corrupt NIfTI header: magic {magic!r} is not 'n+{version}' (an Analyze 7.5 header is not read)")
 
