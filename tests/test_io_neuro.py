@@ -142,3 +142,13 @@ def test_gzip_compressed_pairs_read_from_either_file(tmp_path: Path) -> None:
     (tmp_path / "fsl.img.gz").unlink()
     with pytest.raises(InputError, match=r"fsl\.hdr\.gz: is a NIfTI/Analyze \.hdr/\.img header; its data file fsl\.img\.gz is not beside it"):
         read_image(tmp_path / "fsl.hdr.gz")
+
+
+def test_a_corrupt_gzip_stream_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """nibabel's ``test.mgz`` with one byte of its deflate stream changed: zlib's error (not an OSError) escaped as a
+    traceback."""
+    payload = bytearray((NIBABEL_DATA / "test.mgz").read_bytes())
+    payload[22] = 250  # the byte the fuzzing harness changed
+    (tmp_path / "broken.mgz").write_bytes(bytes(payload))
+    with pytest.raises(InputError, match=r"broken\.mgz: content is not valid MGH/MGZ"):
+        read_image(tmp_path / "broken.mgz")

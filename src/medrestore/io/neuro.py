@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def _head(path: Path, size: int = 1024) -> bytes:
         try:
             with gzip.open(path, "rb") as stream:
                 return stream.read(size)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):  # corrupt gzip data: judged as unrecognised bytes
             return b""
     return head
 
