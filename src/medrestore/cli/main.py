@@ -21,6 +21,7 @@ from medrestore.core.memory import no_numpy_hugepages
 
 # command name → (module in medrestore.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "how each file is read: format, shape, voxel size, orientation, stored type, values (images and raw k-space)"),
     "evaluate": ("evaluate", "score a restored image (or a folder of them) against a reference: PSNR, SSIM, NMSE, ..."),
     "degrade": ("degrade", "degrade images (noise, blur + downsampling, gamma camera, MRI scanner appearance) and record how in OUT.json"),
     "phantom": ("phantom", "paper phantoms (printed radioactive ink) and their gamma-camera acquisitions; count calibration"),
