@@ -182,6 +182,8 @@ def content_formats(path: str | Path) -> list[str]:
 def _gzip_content(path: Path) -> str:
     """``"nifti"``, ``"dicom"`` or ``"gzip"`` (neither) for a gzip-compressed file."""
     inner = gunzip_head(path, _SNIFF_BYTES)
+    if has_dicom_preamble(inner):  # first: a DICOM preamble may start with 348 (Siemens mosaics' do)
+        return "dicom"
     if is_nifti_header(inner):
         return "nifti"
     return "dicom" if gzip_holds_dicom(path, inner) else "gzip"

@@ -43,6 +43,7 @@ from medrestore.core.image import affine_from_spacing
 from medrestore.io.common import DecodedImage, library_errors, rgb_to_luminance
 from medrestore.io.dicom_payload import PIXEL_KEYWORDS, open_dataset_source
 from medrestore.io.dicom_geometry import PlaneGeometry, plane_affine, plane_from_tags, stack_affine, stack_by_position
+from medrestore.io.dicom_mosaic import mosaic_count, mosaic_grid, mosaic_origin_and_normal, unmosaic
 
 MODALITY_FROM_DICOM = {
     "MR": "mri", "CT": "ct", "NM": "nm", "PT": "nm", "OPT": "oct", "OCT": "oct",
@@ -290,13 +291,21 @@ def diagonal_affine(plane: PlaneGeometry, slice_spacing: float, ndim: int) -> np
     return affine_from_spacing((slice_spacing, plane.row_spacing, plane.column_spacing))
 
 
-def _single_frame(path: Path, dataset: pydicom.Dataset, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, affine)`` of a one-frame file."""
+def _single_frame(path: Path, dataset: pydicom.Dataset, stored: np.ndarray, notes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, affine)`` of a one-frame file (a Siemens mosaic: its volume, :mod:`medrestore.io.dicom_mosaic`;
+    ``notes`` gets why a mosaic was read as stored)."""
     plane, oriented = plane_of(path, dataset, None)
     slope = number_of(dataset, "RescaleSlope", None, 1.0)
     intercept = number_of(dataset, "RescaleIntercept", None, 0.0)
     values = rescale(stored[np.newaxis], np.asarray([slope]), np.asarray([intercept]))[0]
     thickness = slice_spacing_of(dataset)
+    count = mosaic_count(dataset)
+    if count is not None and oriented:
+        grid = mosaic_grid(count, values.shape)
+        if grid is not None:
+            origin, normal = mosaic_origin_and_normal(path, dataset)
+            return unmosaic(values, grid, count), stack_affine(plane, origin, normal * thickness)
+        notes["dicom_mosaic"] = f"ImageType MOSAIC with {count} slices, but {values.shape[0]}×{values.shape[1]} is not a grid of tiles: read as stored"
     if not oriented:
         return values, diagonal_affine(plane, thickness, 2)
     position = position_of(dataset, None)
@@ -340,13 +349,14 @@ def read_dicom_file(path: str | Path) -> DecodedImage:
         if n_frames > 1 and stored.ndim == 3:
             values, affine = _multi_frame(path, dataset, stored)
         else:
-            values, affine = _single_frame(path, dataset, stored.reshape(stored.shape[-2:]))
+            values, affine = _single_frame(path, dataset, stored.reshape(stored.shape[-2:]), notes)
         summary = dicom_summary(dataset)
     spatial_ndim = 2 if values.ndim == 2 else 3
     metadata = {
         "dicom": summary,
         "dicom_slice_spacing": float(np.linalg.norm(affine[:3, 0 if spatial_ndim == 3 else 2])),
         "dicom_patient_geometry": plane_of(path, dataset, 0)[1],
+        **({"dicom_mosaic_slices": values.shape[0]} if spatial_ndim == 3 and n_frames == 1 else {}),
         **notes,
     }
     return DecodedImage(

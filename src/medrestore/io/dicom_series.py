@@ -67,7 +67,7 @@ SERIES_KEYWORDS = tuple(
             "BitsAllocated", "HighBit", "PixelRepresentation", "SmallestImagePixelValue",
             "LargestImagePixelValue", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
             "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "FloatPixelPaddingValue",
-            "DoubleFloatPixelPaddingValue",
+            "DoubleFloatPixelPaddingValue", "ImageType", "Manufacturer",
         )  # fmt: skip
     )
 )
@@ -92,6 +92,7 @@ class SeriesMember:
         fallback_spacing: slice distance from the tags (used without positions).
         stored: stored pixel values ``(rows, cols)`` (colour converted to luma).
         notes: decoding notes (e.g. ``converted_from``).
+        mosaic: a Siemens mosaic (``ImageType`` ``MOSAIC``): one file holds a whole volume.
     """
 
     path: Path
@@ -109,6 +110,7 @@ class SeriesMember:
     fallback_spacing: float
     stored: np.ndarray
     notes: dict[str, Any]
+    mosaic: bool = False
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -150,6 +152,8 @@ def _load_member(file: Path) -> SeriesMember | None:
         fallback_spacing=slice_spacing_of(dataset),
         stored=stored.reshape(stored.shape[-2:]),
         notes=notes,
+        mosaic="MOSAIC" in [str(value).upper() for value in (dataset.get("ImageType") or [])]
+        and "SIEMENS" in str(dataset.get("Manufacturer", "")).upper(),
     )
 
 
@@ -301,6 +305,26 @@ def _read_single_member(member: SeriesMember, skipped: list[str]) -> DecodedImag
     )
 
 
+def _read_mosaic_series(folder: Path, members: list[SeriesMember], skipped: list[str]) -> DecodedImage:
+    """A folder of Siemens mosaics, one volume per file (an fMRI run, a diffusion series): the volumes in time order
+    as ``(slice, row, column, T)``; every file must give the same grid."""
+    order, time_keyword = _sort_in_time(members, np.arange(len(members))[np.newaxis, :])
+    volumes = [read_dicom_file(members[index].path) for index in order[0]]
+    first = volumes[0]
+    for index, volume in zip(order[0][1:], volumes[1:], strict=True):
+        if volume.array.shape != first.array.shape or not np.allclose(volume.affine, first.affine, atol=1e-3):
+            raise InputError(folder, f"the mosaics do not share one grid: {members[index].path.name} differs from "
+                                     f"{members[int(order[0, 0])].path.name}")  # fmt: skip
+    dtype = np.result_type(*{volume.array.dtype for volume in volumes})
+    values = np.empty((*first.array.shape, len(volumes)), dtype=dtype)
+    for time, volume in enumerate(volumes):
+        values[..., time] = volume.array
+    metadata = {**first.metadata, "dicom_files": [members[index].path.name for index in order[0]], "skipped_files": skipped}
+    if time_keyword is not None:
+        metadata["dicom_time_order"] = time_keyword
+    return DecodedImage(values, first.affine, first.spatial_ndim, first.source_dtype, first.modality, metadata)
+
+
 def read_dicom_series(folder: str | Path) -> DecodedImage:
     """Read a folder holding one DICOM series as a 3-D (or 3-D + time) image (see the module docstring)."""
     folder = Path(folder)
@@ -312,6 +336,8 @@ def read_dicom_series(folder: str | Path) -> DecodedImage:
         return _read_single_member(members[0], skipped)
     members.sort(key=lambda member: (member.instance_number or 0, member.path.name))
     _check_consistent(members)
+    if all(member.mosaic for member in members):
+        return _read_mosaic_series(folder, members, skipped)
     order, affine = _order_and_affine(folder, members)
     order, time_keyword = _sort_in_time(members, order)
     values = _stacked_values(members, order)
