@@ -12,7 +12,7 @@ from medrestore.core.device import select_device
 from medrestore.training.config import TrainConfig
 
 # commands that only print (a table, a report, a listing) or serve pages, and write no file
-PRINTING = {"evaluate", "models", "estimate-delay", "nema", "view"}
+PRINTING = {"evaluate", "models", "estimate-delay", "nema", "view", "info"}
 # commands that score against a reference image
 SCORING = {"evaluate", "recon", "report", "view"}
 
