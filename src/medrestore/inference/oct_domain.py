@@ -39,7 +39,10 @@ from medrestore.models import create_method
 BRIGHTNESS_SIGMA = 4.0
 """Gaussian σ (pixels) of the smoothing brightness is read on."""
 
-__all__ = ["OCT_DOMAIN", "BScanCheck", "OCTDomain", "check_bscan", "classical_bscan", "speckle_level"]
+__all__ = [
+    "BRIGHTNESS_SIGMA", "OCT_DOMAIN", "BScanCheck", "OCTDomain", "check_bscan", "classical_bscan", "from_domain",
+    "speckle_level", "to_domain",
+]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

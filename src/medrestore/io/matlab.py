@@ -75,7 +75,7 @@ def _choose(path: Path, arrays: dict[str, tuple[tuple[int, ...], str]]) -> str:
         return named[0]
     pool = named or list(candidates)
     sizes = sorted(((int(np.prod(candidates[name])), name) for name in pool), reverse=True)
-    if len(sizes) >= 2 and sizes[0][0] > sizes[1][0] or len(sizes) == 1:
+    if sizes and (len(sizes) == 1 or sizes[0][0] > sizes[1][0]):
         return sizes[0][1]
     listed = ", ".join(f"{name} ({'×'.join(map(str, shape))} {kind})" for name, (shape, kind) in arrays.items()) or "nothing"
     if not candidates:
@@ -110,17 +110,16 @@ def _read_v73(path: Path) -> tuple[str, np.ndarray, dict[str, tuple[tuple[int, .
     import h5py  # noqa: PLC0415 - only where a MAT-file is read
 
     with library_errors(path, "read the MAT-file (v7.3, HDF5) with h5py"), h5py.File(path, "r") as mat:
-        arrays = {}
+        arrays: dict[str, tuple[tuple[int, ...], str]] = {}
         for name, item in mat.items():
-            if isinstance(item, h5py.Dataset) and not name.startswith("#"):
-                kind = item.attrs.get("MATLAB_class", b"")
-                kind = kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
-                sparse = "MATLAB_sparse" in item.attrs or item.dtype.names is not None
-                arrays[name] = (tuple(int(n) for n in item.shape[::-1]), "complex" if item.dtype.names else
-                                ("sparse" if sparse else kind))  # fmt: skip
-            elif isinstance(item, h5py.Group) and not name.startswith("#"):
-                kind = item.attrs.get("MATLAB_class", b"struct")
-                arrays[name] = ((), kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind))
+            if name.startswith("#"):  # MATLAB's references and empty-array bookkeeping
+                continue
+            kind = item.attrs.get("MATLAB_class", b"struct")
+            kind = kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
+            if isinstance(item, h5py.Group):  # structs, cells and sparse matrices are groups
+                arrays[name] = ((), kind)
+            else:  # complex arrays are compound (real, imag) datasets
+                arrays[name] = (tuple(int(n) for n in item.shape[::-1]), "complex" if item.dtype.names else kind)
         name = _choose(path, arrays)
         _check_size(path, arrays[name])
         value = np.asarray(mat[name][()]).transpose()  # HDF5 holds MATLAB's column-major array with axes reversed
@@ -136,7 +135,6 @@ def read_mat(path: str | Path) -> DecodedImage:
     """
     path = Path(path)
     name, value, arrays = _read_v73(path) if _is_hdf5(path) else _read_v5(path)
-    check_source_dtype(path, value.dtype)
     source_dtype = value.dtype.newbyteorder("=")  # the MATLAB class (v4 and Solaris files are big-endian)
     if value.dtype == np.bool_:
         value = value.astype(np.uint8)
