@@ -60,3 +60,15 @@ def test_the_command_describes_every_input_and_fails_on_any_unreadable(tmp_path:
     out = capsys.readouterr().out
     assert "orientation  " + "".join(aff2axcodes(nibabel.load(NIBABEL_DATA / "anatomical.nii").affine)) in out
     assert "shape        33 × 41 × 25" in out
+
+
+def test_a_folder_is_described_input_by_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder that is not one DICOM series lists what a batch would find there; an empty one is named."""
+    nibabel.save(nibabel.Nifti1Pair(np.zeros((4, 5, 6), np.int16), np.eye(4)), tmp_path / "pair.img")
+    np.save(tmp_path / "plane.npy", np.ones((8, 9), np.float32))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path), str(tmp_path / "empty"), "--json"]) == 1
+    records = json.loads(capsys.readouterr().out)
+    assert [Path(record["path"]).name for record in records] == ["pair.hdr", "plane.npy", "empty"]
+    assert records[0]["shape"] == [4, 5, 6] and records[1]["shape"] == [8, 9] and "no image" in records[2]["error"]

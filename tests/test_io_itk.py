@@ -212,3 +212,12 @@ def test_metaimage_dimension_counts_that_crash_metaio_are_refused_first(tmp_path
     path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 5 0 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n" + bytes(120))
     with pytest.raises(InputError, match="DimSize must hold 3 sizes of at least 1"):
         read_image(path)
+
+
+def test_a_pattern_matching_both_halves_names_the_header_once(tmp_path: Path) -> None:
+    """``'scans/*'`` matches ``a.mhd`` and ``a.raw``: one input, the header (the data file alone is not an image)."""
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    sitk.WriteImage(sitk.Image(6, 6, 3, sitk.sitkInt16), str(tmp_path / "a.mhd"))
+    sitk.WriteImage(sitk.Image(6, 6, 3, sitk.sitkInt16), str(tmp_path / "b.nhdr"))
+    inventory = find_inputs([str(tmp_path / "*")])
+    assert [entry.path.name for entry in inventory.inputs] == ["a.mhd", "b.nhdr"] and inventory.ignored == 2

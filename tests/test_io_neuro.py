@@ -152,3 +152,11 @@ def test_a_corrupt_gzip_stream_is_named_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "broken.mgz").write_bytes(bytes(payload))
     with pytest.raises(InputError, match=r"broken\.mgz: content is not valid MGH/MGZ"):
         read_image(tmp_path / "broken.mgz")
+
+
+def test_a_pattern_matching_both_halves_of_a_pair_names_the_header_once(tmp_path: Path) -> None:
+    nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.int16), np.eye(4)), tmp_path / "spm.img")
+    nib.save(nib.Nifti1Pair(np.zeros((4, 4, 4), np.int16), np.eye(4)), tmp_path / "fsl.img.gz")
+    inventory = find_inputs([str(tmp_path / "*")])
+    assert sorted(entry.path.name for entry in inventory.inputs) == ["fsl.hdr.gz", "spm.hdr"] and inventory.ignored == 2
+    assert [entry.path.name for entry in find_inputs([str(tmp_path / "*.img")]).inputs] == ["spm.img"]  # a half alone: kept

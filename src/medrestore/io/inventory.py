@@ -29,7 +29,8 @@ from pathlib import Path
 from medrestore.core.errors import InputError
 from medrestore.io.detect import EXTENSIONS, detect_format, format_from_extension
 from medrestore.io.dicom_payload import DICOM_MAGIC_OFFSET, dcmread, gunzip_head, has_dicom_preamble, is_gzip
-from medrestore.io.neuro import data_companion
+from medrestore.io.itk import ITK_FORMATS, detached_data_file
+from medrestore.io.neuro import data_companion, pair_data_files
 
 KINDS = ("image", "kspace")
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl", ".npy", ".npz")
@@ -227,11 +228,35 @@ def find_inputs(entries: Sequence[str | Path], kind: str = "image", exclude: str
     return Inventory(tuple(unique.values()), ignored)
 
 
+def _data_halves(paths: Sequence[Path]) -> set[Path]:
+    """The data files of the headers among ``paths`` (``.img`` of a ``.hdr``, ``.raw`` of a ``.mhd``...): a pattern
+    matching both halves of a pair names one input, its header."""
+    halves: set[Path] = set()
+    for path in paths:
+        if not path.is_file():
+            continue
+        halves.update(pair_data_files(path))
+        extension = format_from_extension(path)
+        if extension in ITK_FORMATS:
+            try:
+                data = detached_data_file(path, extension)
+            except OSError:
+                data = None
+            if data is not None:
+                halves.add(data)
+    return halves
+
+
 def _collect(paths: Sequence[Path], kind: str, exclude: Path | None, root: Path | None) -> tuple[list[InputEntry], int]:
-    """Inputs from matched or given paths (``root``: the folder relative names start from)."""
+    """Inputs from matched or given paths (``root``: the folder relative names start from; with a pattern, the data
+    half of a pair whose header it also matched is left out)."""
     found: list[InputEntry] = []
     ignored = 0
+    halves = _data_halves(paths) if root is not None and kind == "image" else set()
     for path in paths:
+        if path in halves:
+            ignored += 1
+            continue
         base = Path(path.name) if root is None else path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
         if path.is_dir():
             if kind == "image" and is_series_folder(path):

@@ -36,7 +36,7 @@ import numpy as np
 from medrestore.core.errors import InputError
 from medrestore.io.common import DecodedImage, check_source_dtype, library_errors, quiet_library_logs
 
-__all__ = ["NEURO_FORMATS", "NEURO_FORMAT_NAMES", "data_companion", "neuro_format", "read_neuro"]
+__all__ = ["NEURO_FORMATS", "NEURO_FORMAT_NAMES", "data_companion", "neuro_format", "pair_data_files", "read_neuro"]
 
 NEURO_FORMATS = ("nifti-pair", "mgh", "minc", "parrec", "afni")
 NEURO_FORMAT_NAMES = {"nifti-pair": "NIfTI/Analyze .hdr/.img", "mgh": "MGH/MGZ", "minc": "MINC", "parrec": "PAR/REC", "afni": "AFNI .HEAD/.BRIK"}
@@ -57,6 +57,13 @@ def _pair_suffix(name: str) -> str:
 def data_companion(path: str | Path) -> bool:
     """Whether ``path`` is the data half of a header/data pair (``.img``, ``.REC``, ``.BRIK``, ``.BRIK.gz``)."""
     return Path(path).name.lower().endswith(tuple(_DATA))
+
+
+def pair_data_files(header: str | Path) -> list[Path]:
+    """The data files beside a pair's header (``.hdr``/``.hdr.gz``, ``.PAR``, ``.HEAD``); empty for any other file."""
+    header = Path(header)
+    suffix = _pair_suffix(header.name).lower()
+    return [found for data in _DATA_OF_HEADER.get(suffix, ()) if (found := _sibling(header, data)) is not None]
 
 
 def _sibling(path: Path, suffix: str) -> Path | None:

@@ -19,8 +19,9 @@ import numpy as np
 from medrestore.core.errors import InputError
 from medrestore.io import read_image, read_kspace
 from medrestore.io.common import describe_exception
+from medrestore.io.inventory import find_inputs, is_glob, is_series_folder
 
-__all__ = ["KSPACE_SUFFIXES", "axis_codes", "describe_file", "info_text"]
+__all__ = ["KSPACE_SUFFIXES", "axis_codes", "describe_file", "describe_inputs", "info_text"]
 
 KSPACE_SUFFIXES = (".dat", ".h5", ".hdf5", ".mrd", ".cfl")
 """Files read as raw k-space by default (``.npz``/``.npy``: an image unless ``kind="kspace"``)."""
@@ -102,6 +103,27 @@ def describe_file(path: str | Path, kind: str = "auto", nonfinite: str = "keep")
         return {"path": str(path), "error": error.problem if error.path is not None else str(error)}
     except Exception as error:  # noqa: BLE001 - a file nobody here wrote: say what failed, keep describing the others
         return {"path": str(path), "error": f"cannot read: {describe_exception(error)}"}
+
+
+def describe_inputs(entries: list[str], kind: str = "auto") -> list[dict[str, Any]]:
+    """:func:`describe_file` for each entry: a file or DICOM series folder as itself, any other folder or a glob
+    pattern as every input a batch would find there (images, and raw k-space files unless ``kind="image"``)."""
+    records: list[dict[str, Any]] = []
+    for entry in entries:
+        path = Path(entry)
+        if not is_glob(entry) and (path.is_file() or not path.exists() or is_series_folder(path)):
+            records.append(describe_file(path, kind))
+            continue
+        kinds = ("image", "kspace") if kind == "auto" else (kind,)
+        try:
+            found = {item.path: None for each in kinds for item in find_inputs([entry], each).inputs}
+        except InputError as error:
+            records.append({"path": entry, "error": error.problem if error.path is not None else str(error)})
+            continue
+        if not found:
+            records.append({"path": entry, "error": "no image or k-space file found here"})
+        records += [describe_file(item, kind) for item in found]
+    return records
 
 
 def info_text(record: dict[str, Any]) -> str:
