@@ -4,6 +4,7 @@ its pixels zeroed), given distinct values per slice and pixel, read against dcm2
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import nibabel
@@ -68,3 +69,13 @@ def test_a_folder_of_mosaics_is_a_time_series_matching_dcm2niix(tmp_path: Path) 
     assert reference.shape == (128, 128, 48, 3)
     affine_error, value_error = compare_with_reference(image.numpy(), image.affine, reference)
     assert affine_error < 1e-3 and value_error == 0.0
+
+
+def test_mosaics_that_are_not_a_grid_of_tiles_read_as_stored(tmp_path: Path) -> None:
+    """nibabel's synthetic ``0.dcm``/``1.dcm`` say MOSAIC with 48 slices but hold 256 × 256 pixels: each reads as
+    the image it stores (the record says why), and a folder of the two as a 2-slice volume, as before."""
+    for name in ("0.dcm", "1.dcm"):
+        shutil.copyfile(Path(nibabel.__file__).parent / "tests" / "data" / name, tmp_path / name)
+    single = read_image(tmp_path / "0.dcm")
+    assert single.shape == (256, 256) and "not a grid of tiles" in single.metadata["dicom_mosaic"]
+    assert read_image(tmp_path).shape == (2, 256, 256)

@@ -305,12 +305,15 @@ def _read_single_member(member: SeriesMember, skipped: list[str]) -> DecodedImag
     )
 
 
-def _read_mosaic_series(folder: Path, members: list[SeriesMember], skipped: list[str]) -> DecodedImage:
+def _read_mosaic_series(folder: Path, members: list[SeriesMember], skipped: list[str]) -> DecodedImage | None:
     """A folder of Siemens mosaics, one volume per file (an fMRI run, a diffusion series): the volumes in time order
-    as ``(slice, row, column, T)``; every file must give the same grid."""
+    as ``(slice, row, column, T)``; every file must give the same grid. ``None`` when the first file's mosaic is not
+    a grid of tiles (it is then read as stored, and the folder as any other)."""
     order, time_keyword = _sort_in_time(members, np.arange(len(members))[np.newaxis, :])
-    volumes = [read_dicom_file(members[index].path) for index in order[0]]
-    first = volumes[0]
+    first = read_dicom_file(members[int(order[0, 0])].path)
+    if "dicom_mosaic_slices" not in first.metadata:
+        return None
+    volumes = [first] + [read_dicom_file(members[index].path) for index in order[0][1:]]
     for index, volume in zip(order[0][1:], volumes[1:], strict=True):
         if volume.array.shape != first.array.shape or not np.allclose(volume.affine, first.affine, atol=1e-3):
             raise InputError(folder, f"the mosaics do not share one grid: {members[index].path.name} differs from "
@@ -336,8 +339,8 @@ def read_dicom_series(folder: str | Path) -> DecodedImage:
         return _read_single_member(members[0], skipped)
     members.sort(key=lambda member: (member.instance_number or 0, member.path.name))
     _check_consistent(members)
-    if all(member.mosaic for member in members):
-        return _read_mosaic_series(folder, members, skipped)
+    if all(member.mosaic for member in members) and (mosaics := _read_mosaic_series(folder, members, skipped)) is not None:
+        return mosaics
     order, affine = _order_and_affine(folder, members)
     order, time_keyword = _sort_in_time(members, order)
     values = _stacked_values(members, order)
