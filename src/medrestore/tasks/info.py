@@ -116,13 +116,13 @@ def describe_inputs(entries: list[str], kind: str = "auto") -> list[dict[str, An
             continue
         kinds = ("image", "kspace") if kind == "auto" else (kind,)
         try:
-            found = {item.path: None for each in kinds for item in find_inputs([entry], each).inputs}
+            found = {item.path: item.problem for each in kinds for item in find_inputs([entry], each).inputs}
         except InputError as error:
             records.append({"path": entry, "error": error.problem if error.path is not None else str(error)})
             continue
         if not found:
             records.append({"path": entry, "error": "no image or k-space file found here"})
-        records += [describe_file(item, kind) for item in found]
+        records += [describe_file(item, kind) if problem is None else {"path": str(item), "error": problem} for item, problem in found.items()]
     return records
 
 
