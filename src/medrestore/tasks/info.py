@@ -86,6 +86,11 @@ def _describe_kspace(path: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _error_record(path: str | Path, error: InputError) -> dict[str, Any]:
+    """``{"path", "error"}``: the problem without the path the error already names."""
+    return {"path": str(path), "error": error.problem if error.path is not None else str(error)}
+
+
 def describe_file(path: str | Path, kind: str = "auto", nonfinite: str = "keep") -> dict[str, Any]:
     """How medrestore reads ``path`` (module docstring). ``kind``: ``auto`` (k-space for :data:`KSPACE_SUFFIXES`,
     else an image), ``image`` or ``kspace``. ``nonfinite`` defaults to ``"keep"``: NaN/±Inf are counted, not refused.
@@ -100,7 +105,7 @@ def describe_file(path: str | Path, kind: str = "auto", nonfinite: str = "keep")
     try:
         return _describe_kspace(path) if as_kspace else _describe_image(path, nonfinite)
     except InputError as error:
-        return {"path": str(path), "error": error.problem if error.path is not None else str(error)}
+        return _error_record(path, error)
     except Exception as error:  # noqa: BLE001 - a file nobody here wrote: say what failed, keep describing the others
         return {"path": str(path), "error": f"cannot read: {describe_exception(error)}"}
 
@@ -118,7 +123,7 @@ def describe_inputs(entries: list[str], kind: str = "auto") -> list[dict[str, An
         try:
             found = {item.path: item.problem for each in kinds for item in find_inputs([entry], each).inputs}
         except InputError as error:
-            records.append({"path": entry, "error": error.problem if error.path is not None else str(error)})
+            records.append(_error_record(entry, error))
             continue
         if not found:
             records.append({"path": entry, "error": "no image or k-space file found here"})
