@@ -221,3 +221,11 @@ def test_a_pattern_matching_both_halves_names_the_header_once(tmp_path: Path) ->
     sitk.WriteImage(sitk.Image(6, 6, 3, sitk.sitkInt16), str(tmp_path / "b.nhdr"))
     inventory = find_inputs([str(tmp_path / "*")])
     assert [entry.path.name for entry in inventory.inputs] == ["a.mhd", "b.nhdr"] and inventory.ignored == 2
+
+
+def test_integer_output_that_would_clip_is_refused(tmp_path: Path) -> None:
+    """dcm2niix's NRRD of a Philips volume reads to 159 000 from int16; written back as int16 it would be clipped."""
+    image = Image(data=np.full((4, 4, 4), 150_000.0, np.float32), affine=np.eye(4), spatial_ndim=3, modality="mri")
+    with pytest.raises(InputError, match=r"values 150000 to 150000 do not fit int16, and NRRD stores no rescale"):
+        write_image(image, tmp_path / "out.nrrd", dtype="int16")
+    assert read_image(write_image(image, tmp_path / "out.nrrd")).numpy().max() == 150_000.0

@@ -13,6 +13,7 @@ import torch
 from medrestore.cli.main import main
 from medrestore.core.errors import InputError, MedrestoreError
 from medrestore.data.mri_phantom import brain_phantom
+from medrestore.io import read_image
 from medrestore.physics.noise import add_rician_noise
 from medrestore.tasks.denoise import denoise_file
 from medrestore.tasks.denoise_mri import parse_sigma
@@ -387,3 +388,19 @@ def test_files_without_measurable_noise_come_back_unchanged_and_records_are_stri
     text = (tmp_path / "still-out.nii.json").read_text()
     record = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
     assert record["tsnr_before"] is None and record["tsnr_gain"] is None
+
+
+def test_a_scaled_integer_input_is_not_clipped_at_its_stored_type(tmp_path: Path) -> None:
+    """dcm2niix stores a Philips volume as int16 with scl_slope 133.88 (values to 159 000); written back as int16,
+    every voxel above 32 767 was clipped (24 % of the real 3 T MPRAGE). A scaled input is now written as float32."""
+    rng = np.random.default_rng(0)
+    values = np.clip(rng.normal(100_000, 15_000, size=(24, 24, 16)), 0, None)
+    scaled = nib.Nifti1Image(values, np.eye(4))
+    scaled.set_data_dtype(np.int16)  # nibabel stores int16 with the scl_slope that fits the values
+    nib.save(scaled, tmp_path / "scaled.nii")
+    assert nib.load(tmp_path / "scaled.nii").dataobj.slope > 1.0
+    assert main(["denoise", "--modality", "mri", "--method", "nlm", str(tmp_path / "scaled.nii"), "-o", str(tmp_path / "out.nii.gz")]) == 0
+    record = json.loads((tmp_path / "out.nii.gz.json").read_text())
+    assert record["output_dtype"] == "float32" and "scaled on reading" in record["output_dtype_note"]
+    restored = read_image(tmp_path / "out.nii.gz").numpy()
+    assert restored.max() > 100_000 and abs(float(restored.mean()) - float(values.mean())) < 0.02 * float(values.mean())

@@ -63,6 +63,8 @@ def _report_mri(record: dict[str, Any]) -> None:
     sigma = f"{sigmas[0]:.4g}" if len(set(sigmas)) == 1 else f"{min(sigmas):.4g}–{max(sigmas):.4g}"
     print(f"denoised {record['volumes']} volume(s) with {record['method']} ({record['model']}), sigma {sigma}: {record['output']}")
     print(f"  {record['seconds_per_volume']:.2f} s per volume")
+    if record.get("output_dtype_note"):
+        print(f"  {record['output_dtype_note']}")
     if record.get("noise_free_volumes"):
         print(f"  no noise measured in {record['noise_free_volumes']} volume(s) (sigma <= 1e-6 of the range): returned unchanged")
     before, after = record.get("tsnr_before"), record.get("tsnr_after")

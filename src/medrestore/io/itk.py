@@ -353,6 +353,11 @@ def write_itk(image: Image, path: str | Path, dtype: str | np.dtype | None = Non
     if target.name not in _WRITABLE:
         raise InputError(path, f"{ITK_FORMAT_NAMES[format_name]} output cannot store {target}; use one of {', '.join(_WRITABLE)}")
     data, affine = _single_slice_layout(image)
+    if target.kind in "iu" and data.size:
+        info, low, high = np.iinfo(target), float(np.nanmin(data)), float(np.nanmax(data))
+        if low < info.min - 0.5 or high > info.max + 0.5:  # NRRD/MetaImage have no rescale to fit them in
+            raise InputError(path, f"values {low:.6g} to {high:.6g} do not fit {target}, and {ITK_FORMAT_NAMES[format_name]} "
+                                   "stores no rescale: write float32 (the default)")  # fmt: skip
     data = cast_to_dtype(data if data.ndim > 2 else data[:, :, np.newaxis], target)
     direction, spacing, origin = _direction_and_spacing(path, affine)
     vector = data.ndim == 4

@@ -152,3 +152,32 @@ def value_changes(image: Image) -> dict[str, Any]:
     Merge the result into a workflow's JSON record: ``{**record, **value_changes(image)}``.
     """
     return {key: image.metadata[key] for key in (NONFINITE_KEY, CLIPPED_KEY) if image.metadata.get(key) is not None}
+
+
+def rescaled_on_read(image: Image) -> bool:
+    """Whether the reader mapped the stored integers through a scale a file of the input's format would need again
+    (NIfTI ``scl_slope``/``scl_inter``, NRRD ``oldmin``/``oldmax``). DICOM's rescale is not counted: its writer
+    fits a new one to whatever values it is given."""
+    metadata = image.metadata
+    return (metadata.get("nifti") or {}).get("scl_slope") is not None or "unquantized" in (metadata.get("itk") or {})
+
+
+def output_dtype(image: Image, values: np.ndarray) -> tuple[str, str | None]:
+    """The dtype to store restored ``values`` of ``image`` in: the input's own, unless that would lose them — an
+    integer type whose range they leave, or integers the reader had scaled (rounding restored values at the stored
+    scale, or clipping a Philips volume scaled to 159 000 at int16's 32 767, destroys them) — then float32.
+
+    Returns:
+        ``(dtype name, why float32 was chosen or None)``.
+    """
+    source = str(image.metadata.get("dtype", "float32"))
+    kind = np.dtype(source).kind
+    if kind not in "iu":
+        return source, None
+    if rescaled_on_read(image):
+        return "float32", f"the input's {source} values were scaled on reading; stored as float32 to keep them"
+    info = np.iinfo(np.dtype(source))
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if low < info.min - 0.5 or high > info.max + 0.5:
+        return "float32", f"restored values {low:.6g} to {high:.6g} leave {source}'s range; stored as float32"
+    return source, None

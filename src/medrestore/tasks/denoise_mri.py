@@ -81,7 +81,7 @@ from medrestore.core.image import Image
 from medrestore.data.mri import intensity_scale, with_sigma_map
 from medrestore.inference import Predictor, names_model_file, self_ensemble
 from medrestore.io import cast_to_dtype, read_image, write_image
-from medrestore.io.values import clip_negative
+from medrestore.io.values import clip_negative, output_dtype
 from medrestore.metrics.repeated import temporal_snr_map
 from medrestore.data.normalisation import NoNormalisation
 from medrestore.models.fast_nlm import fast_non_local_means, prefiltered_non_local_means
@@ -137,6 +137,8 @@ class MRIDenoiseResult:
         sigma_temporal: the series' temporal σ bound (:func:`series_sigma_bound`) when σ was estimated for a series of
             at least three volumes, else ``None``; each volume's σ is at most this.
         noise_free_volumes: volumes whose σ is no noise (:func:`noise_free`), returned unchanged.
+        output_dtype: the dtype written: the input's own, or float32 where that would lose the restored values
+            (:func:`~medrestore.io.values.output_dtype`), said in ``output_dtype_note``.
     """
 
     output: Path
@@ -150,6 +152,8 @@ class MRIDenoiseResult:
     decision: str | None = None
     sigma_temporal: float | None = None
     noise_free_volumes: int = 0
+    output_dtype: str = "float32"
+    output_dtype_note: str | None = None
 
     @property
     def tsnr_gain(self) -> float | None:
@@ -573,11 +577,11 @@ def denoise_mri_file(
         tsnr_before, tsnr_after = _write_tsnr(image, volumes, denoised, shape, float(np.median(sigmas)), tsnr_map_path(output_path))
     restored = denoised.reshape(shape)
     restored = restored.movedim(0, -1) if image.data.ndim == image.spatial_ndim + 1 or image.n_frames > 1 else restored[0]
-    dtype = str(image.metadata.get("dtype", "float32"))
+    dtype, dtype_note = output_dtype(image, restored.numpy())
     values = cast_to_dtype(restored.numpy().astype(np.float64), dtype)
     restored_image = image.with_data(torch.from_numpy(values.astype(np.float32))).with_metadata(derivation="Restored")
     written = write_image(restored_image, output_path, dtype=dtype)
     label = _label(resolved, model)
     unchanged = 0 if resolved in SERIES_METHODS else sum(noise_free(volume, used) for volume, used in zip(volumes, sigmas))
     return MRIDenoiseResult(Path(written), resolved, label, tuple(sigmas), int(denoised.shape[0]), seconds, tsnr_before, tsnr_after,
-                            decision, bound, unchanged)
+                            decision, bound, unchanged, dtype, dtype_note)
