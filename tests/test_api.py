@@ -189,3 +189,18 @@ def test_output_writes_the_file_and_its_record(tmp_path: Path) -> None:
     torch.testing.assert_close(read_image(written).data, medrestore.recon(kspace, "zero-filled", device="cpu").output.data)
     with pytest.raises(InputError, match="overwrite"):
         medrestore.degrade(tmp_path / "noisy.nii.gz", "gaussian", sigma=0.1, output=tmp_path / "noisy.nii.gz")
+
+
+def test_an_image_scaled_on_reading_goes_to_the_workflow_unclipped(tmp_path: Path) -> None:
+    """An in-memory image read from an int16 NIfTI with scl_slope (values to ~150 000) was handed to the workflow
+    cast to int16, every value above 32 767 clipped before denoising."""
+    import nibabel
+
+    values = np.clip(np.random.default_rng(1).normal(100_000, 15_000, size=(20, 20, 12)), 0, None)
+    scaled = nibabel.Nifti1Image(values, np.eye(4))
+    scaled.set_data_dtype(np.int16)
+    nibabel.save(scaled, tmp_path / "scaled.nii")
+    image = read_image(tmp_path / "scaled.nii")
+    assert image.metadata["dtype"] == "int16" and float(image.data.max()) > 100_000
+    denoised, record = medrestore.denoise(image, modality="mri", method="nlm")
+    assert record["output_dtype"] == "float32" and float(denoised.data.mean()) == pytest.approx(float(values.mean()), rel=0.02)

@@ -89,11 +89,12 @@ def _through_files(source: Image | str | Path, task: Callable[[Path, Path], Any]
     """Run the file workflow ``task(input, output)`` on ``source``.
 
     A path ``source`` is read where it lies (never modified); an :class:`Image` is written to a private
-    temporary folder as ``.npz`` in its own dtype. The result goes to ``output`` when given (and
+    temporary folder as ``.npz`` in its own dtype (float32 where that would lose values: an image scaled on reading). The result goes to ``output`` when given (and
     :attr:`Result.output` is that path), else to the temporary folder, from which it is read back.
     The folder is deleted before the call returns.
     """
     from medrestore.io import read_image, write_image
+    from medrestore.io.values import output_dtype
 
     with tempfile.TemporaryDirectory(prefix="medrestore-") as folder:
         work = Path(folder)
@@ -103,7 +104,8 @@ def _through_files(source: Image | str | Path, task: Callable[[Path, Path], Any]
             input_path = Path(source)
         else:
             input_path = work / "input.npz"
-            write_image(source, input_path, dtype="source" if "dtype" in source.metadata else None)
+            # its own dtype, unless that would lose values (scaled on reading, or outside the type's range): float32
+            write_image(source, input_path, dtype=output_dtype(source, source.numpy())[0] if "dtype" in source.metadata else None)
         try:
             record = task(input_path, output_path)
         except InputError as error:
