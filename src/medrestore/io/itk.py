@@ -35,6 +35,7 @@ stores no shear).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -77,7 +78,14 @@ _FIELD_NAMES = {"ndims": "NDims", "dimsize": "DimSize", "elementnumberofchannels
 
 
 def _header_text(path: Path) -> str:
-    """The text header of a NRRD or MetaImage file (up to the first blank line or ``ElementDataFile``)."""
+    """The text header of a NRRD or MetaImage file (up to the first blank line or ``ElementDataFile``), read once per
+    version of the file however many checks look at it."""
+    status = path.stat()
+    return _cached_header(str(path), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_header(path: str, modified: int, size: int) -> str:
     with open(path, "rb") as stream:
         head = stream.read(_HEADER_BYTES)
     end = head.find(b"\n\n")
