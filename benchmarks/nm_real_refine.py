@@ -20,7 +20,11 @@ feeds it). Training: MSE + (1 − SSIM) on 48-pixel patches of min–max normali
 for both, as the zoo card's ``minmax-image``), flips and turns, Adam with a cosine decay, one thread, for a
 fixed wall-clock budget.
 
-Judged on the images no step saw: the real ``FourBar.dcm`` and ``Spatial_Resol_X.dcm`` through the page's
+With ``--originals camera`` the simulated half is :func:`camera_pair`: the same maps, each original blurred by a
+system response drawn in millimetres, as every real planar original is.
+
+Judged on the images no step saw: the real ``FourBar.dcm``, ``Spatial_Resol_X.dcm`` and pydicom's bone scan
+``JPEG2000.dcm`` through the page's
 Poisson chain (seed = the image's index in ``nm_real.REAL_IMAGES``) and through the super-Poisson chain
 (variance 1.45 × the mean), and the held-out simulated sets of ``benchmarks/nm_superres.py``. Methods: ``dct-mlem``; ``dct-mlem-vdsr`` with the
 shipped and the fine-tuned network (two views each, the method's default).
@@ -33,6 +37,9 @@ Usage (one thread, each step under 15 minutes)::
     python benchmarks/nm_real_refine.py publish NAME                     # the fine-tuned network into the zoo
     OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py train --start identity --minutes 7   # a small net from dct-mlem
     OMP_NUM_THREADS=1 python benchmarks/nm_real_refine.py evaluate --start identity
+    OMP_NUM_THREADS=2 python benchmarks/nm_real_refine.py prepare --originals camera   # simulated originals with a camera's blur
+    OMP_NUM_THREADS=2 python benchmarks/nm_real_refine.py train --originals camera --minutes 12
+    OMP_NUM_THREADS=2 python benchmarks/nm_real_refine.py evaluate --originals camera
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from medrestore.io import read_image
 from medrestore.losses.image import build_loss
 from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
+from medrestore.physics.blur import gaussian_blur
 from medrestore.physics.noise import super_poisson_counts
 from medrestore.tasks.superres import (
     CountSuperResolution,
@@ -73,7 +81,7 @@ FOLDER = ROOT / "results" / "nm_real_refine"
 SHIPPED = "nm-dct-mlem-vdsr-x4"
 CONFIG = ROOT / "configs" / "nm-dct-mlem-vdsr.yaml"
 TRAINING_IMAGES = ("Jaszack.dcm", "UNIFORMIDAD_1.dcm", "Lin_X")
-HELD_OUT_IMAGES = ("FourBar.dcm", "Spatial_Resol_X.dcm")
+HELD_OUT_IMAGES = ("FourBar.dcm", "Spatial_Resol_X.dcm", "JPEG2000.dcm")
 JASZCZAK_EXCLUDED_HALF_WIDTH = 4
 """Slices within this many of the Jaszczak volume's middle (the one scored by ``nm_real.py``) are not trained on."""
 REAL_FANO = 1.45
@@ -86,6 +94,13 @@ STARTS = {"shipped": 1e-4, "identity": 1e-3}
 """Where training starts, with its initial learning rate: the shipped network, or a small residual network
 (VDSR, 6 layers × 32 maps) whose last layer is zero, so that it starts as the identity (``dct-mlem`` itself)."""
 SMALL_OPTIONS = {"spatial_ndim": 2, "channels": 1, "scale": 1, "depth": 6, "width": 32}
+ORIGINALS = ("as-trained", "camera")
+"""The simulated half of the pairs: the shipped network's own training pairs (``as-trained``: originals sharp or
+blurred by at most 4 fine pixels), or ``camera``: the same maps seen by a camera of their own, a system response
+of :data:`SYSTEM_FWHM_MM` in *millimetres* at the drawn pixel size, as every real planar original is."""
+SYSTEM_FWHM_MM = (3.0, 14.0)
+"""System FWHM of a simulated original (``--originals camera``), uniform: an intrinsic image (3 mm, ``Lin_X``) to a
+collimated acquisition well away from the collimator (14 mm)."""
 
 
 def reconstruction() -> CountSuperResolution:
@@ -129,8 +144,42 @@ def real_pair(images: list[tuple[str, torch.Tensor, float]], generator: torch.Ge
     return fine.to(torch.float32)[None], teacher.to(torch.float32)[None]
 
 
-def prepare(seed: int = 0) -> None:
-    """Draw the training pairs once (the ML-EM inputs are the expensive part) into ``FOLDER / pairs.pt``."""
+def camera_pair(maps: list[tuple[str, torch.Tensor]], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``(input, target) (1, 128, 128)`` pair of a simulated map whose original carries a camera's own response.
+
+    The pixel size and the acquisition come from the shipped network's simulation (``pixel_size_range``, LEGP at
+    80–120 mm, ×4, the original's total counts); the original is the map blurred by a system FWHM drawn from
+    :data:`SYSTEM_FWHM_MM` (mm, so ``f / Δ`` fine pixels), scaled to a peak of ``original_peak_range`` and, for
+    half the draws, a Poisson draw of it. Input: ``dct-mlem`` before its post-filter, as :func:`real_pair`; target:
+    the expected original.
+    """
+    nm = load_config(CONFIG).data.nm
+    assert nm is not None
+    simulation = nm.simulation
+    _, activity = maps[int(torch.randint(len(maps), (), generator=generator))]
+    camera = simulation.camera().sample(generator)
+    pixel = float(camera.pixel_size_mm)  # type: ignore[attr-defined]
+    low, high = SYSTEM_FWHM_MM
+    system_mm = low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+    clean = gaussian_blur(activity.to(torch.float64), fwhm=system_mm / pixel)
+    least, most = (math.log(v) for v in simulation.original_peak_range)
+    peak = math.exp(least + (most - least) * float(torch.rand((), generator=generator, dtype=torch.float64)))
+    expected = clean * (peak / max(float(clean.max()), 1e-12))
+    original = torch.poisson(expected, generator=generator) if float(torch.rand((), generator=generator)) < 0.5 else expected
+    if float(original.sum()) <= 0:
+        original = expected
+    coarse = camera(original, generator)
+    fwhm = SystemResponse(PlanarAcquisition(), pixel, "training").fwhm_pixels
+    fine = reconstruction().density(coarse, fwhm)
+    return fine.to(torch.float32)[None], expected.to(torch.float32)[None]
+
+
+def pairs_path(originals: str) -> Path:
+    return FOLDER / ("pairs.pt" if originals == "as-trained" else f"pairs-{originals}.pt")
+
+
+def prepare(seed: int = 0, originals: str = "as-trained") -> None:
+    """Draw the training pairs once (the ML-EM inputs are the expensive part) into :func:`pairs_path`."""
     generator = make_generator(seed)
     images = teachers()
     pairs = [real_pair(images, generator) for _ in range(REAL_PAIRS)]
@@ -138,12 +187,16 @@ def prepare(seed: int = 0) -> None:
     nm = load_config(CONFIG).data.nm
     assert nm is not None
     maps = load_activity_maps(nm.training, CROP, nm.simulation)
-    simulated = ScintigraphyPairs(maps, nm.simulation, "dct-mlem", nm.mlem_iterations)
-    for _ in range(SIMULATED_PAIRS):
-        pairs.append(simulated.pair(int(torch.randint(len(simulated), (), generator=generator)), generator))
-    kinds = ["real"] * REAL_PAIRS + ["simulated"] * SIMULATED_PAIRS
+    if originals == "camera":
+        tensors = [(name, torch.as_tensor(activity)) for name, activity in maps]
+        pairs += [camera_pair(tensors, generator) for _ in range(SIMULATED_PAIRS)]
+    else:
+        simulated = ScintigraphyPairs(maps, nm.simulation, "dct-mlem", nm.mlem_iterations)
+        for _ in range(SIMULATED_PAIRS):
+            pairs.append(simulated.pair(int(torch.randint(len(simulated), (), generator=generator)), generator))
+    kinds = ["real"] * REAL_PAIRS + [f"simulated ({originals})"] * SIMULATED_PAIRS
     FOLDER.mkdir(parents=True, exist_ok=True)
-    torch.save({"pairs": pairs, "kinds": kinds, "teachers": [name for name, _, _ in images]}, FOLDER / "pairs.pt")
+    torch.save({"pairs": pairs, "kinds": kinds, "teachers": [name for name, _, _ in images]}, pairs_path(originals))
     print(f"{len(pairs)} pairs from {len(maps)} simulated maps and the real teachers", flush=True)
 
 
@@ -177,13 +230,17 @@ def _network(start: str) -> torch.nn.Module:
     return model
 
 
-def checkpoint_path(start: str) -> Path:
-    return FOLDER / ("refined.pt" if start == "shipped" else f"refined-{start}.pt")
+def _suffix(start: str, originals: str) -> str:
+    return ("" if start == "shipped" else f"-{start}") + ("" if originals == "as-trained" else f"-{originals}")
 
 
-def train(minutes: float, start: str = "shipped", seed: int = 0) -> None:
-    """Train from ``start`` on ``FOLDER / pairs.pt`` for ``minutes`` of wall clock → :func:`checkpoint_path`."""
-    stored = torch.load(FOLDER / "pairs.pt", weights_only=True)
+def checkpoint_path(start: str, originals: str = "as-trained") -> Path:
+    return FOLDER / f"refined{_suffix(start, originals)}.pt"
+
+
+def train(minutes: float, start: str = "shipped", seed: int = 0, originals: str = "as-trained") -> None:
+    """Train from ``start`` on :func:`pairs_path` for ``minutes`` of wall clock → :func:`checkpoint_path`."""
+    stored = torch.load(pairs_path(originals), weights_only=True)
     pairs = stored["pairs"]
     torch.manual_seed(seed)
     model = _network(start)
@@ -208,33 +265,36 @@ def train(minutes: float, start: str = "shipped", seed: int = 0) -> None:
             print(f"step {step} ({elapsed / 60:.1f} min): loss {np.mean(history[-25:]):.5f}", flush=True)
     model.eval()
     torch.save({"state_dict": model.state_dict(), "steps": step, "seconds": time.perf_counter() - started,
-                "loss_history": history, "seed": seed}, checkpoint_path(start))  # fmt: skip
+                "loss_history": history, "seed": seed}, checkpoint_path(start, originals))  # fmt: skip
     print(f"{step} steps of {BATCH} patches in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
 
 
-def refined_network(start: str = "shipped") -> torch.nn.Module:
+def refined_network(start: str = "shipped", originals: str = "as-trained") -> torch.nn.Module:
     model = _network(start)
-    model.load_state_dict(torch.load(checkpoint_path(start), weights_only=True)["state_dict"])
+    model.load_state_dict(torch.load(checkpoint_path(start, originals), weights_only=True)["state_dict"])
     return model.eval()
 
 
-def methods(start: str = "shipped") -> dict[str, CountSuperResolution]:
+def methods(start: str = "shipped", originals: str = "as-trained") -> dict[str, CountSuperResolution]:
     shipped = load_super_resolution("dct-mlem-vdsr", bench.SCALE)
-    refined = dataclasses.replace(shipped, predictor=Predictor(refined_network(start), MinMaxImage(), window=None, device="cpu"))
+    network = refined_network(start, originals)
+    refined = dataclasses.replace(shipped, predictor=Predictor(network, MinMaxImage(), window=None, device="cpu"))
+    if originals == "camera":
+        return {"dct-mlem": load_super_resolution("dct-mlem", bench.SCALE), "dct-mlem-vdsr (shipped)": shipped,
+                f"{'dct-mlem-vdsr' if start == 'shipped' else 'small residual net'} (real + camera-blurred originals)": refined}  # fmt: skip
     if start != "shipped":
         return {"dct-mlem": load_super_resolution("dct-mlem", bench.SCALE), "small residual net from identity, real + simulated": refined}
     return {"dct-mlem": load_super_resolution("dct-mlem", bench.SCALE), "dct-mlem-vdsr (shipped)": shipped,
             "dct-mlem-vdsr (fine-tuned on real)": refined}  # fmt: skip
 
 
-def scores_path(start: str) -> Path:
-    return FOLDER / ("scores.json" if start == "shipped" else f"scores-{start}.json")
+def scores_path(start: str, originals: str = "as-trained") -> Path:
+    return FOLDER / f"scores{_suffix(start, originals)}.json"
 
 
-def evaluate(start: str = "shipped") -> None:
+def evaluate(start: str = "shipped", originals: str = "as-trained") -> None:
     """Scores of :func:`methods` on the held-out real images and the simulated sets → :func:`scores_path`."""
-    torch.set_num_threads(1)
-    chosen = methods(start)
+    chosen = methods(start, originals)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for index, (name, original, pixel) in enumerate(real.real_images()):
         if name not in HELD_OUT_IMAGES:
@@ -258,7 +318,7 @@ def evaluate(start: str = "shipped") -> None:
         label = f"simulated: {set_name} ({len(images)} images; held out)"
         results[label] = {method: bench._mean(values) for method, values in scores.items()}
         print(label, {k: round(v["psnr"], 2) for k, v in results[label].items()}, flush=True)
-    scores_path(start).write_text(json.dumps(results, indent=2) + "\n")
+    scores_path(start, originals).write_text(json.dumps(results, indent=2) + "\n")
     print(tables(results))
 
 
@@ -311,16 +371,16 @@ def main() -> None:
     parser.add_argument("name", nargs="?", help="zoo name (publish)")
     parser.add_argument("--minutes", type=float, default=11.0, help="training wall-clock budget")
     parser.add_argument("--start", choices=tuple(STARTS), default="shipped", help="train from the shipped network or from the identity")
+    parser.add_argument("--originals", choices=ORIGINALS, default="as-trained", help="the simulated half of the pairs (ORIGINALS)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     if args.step == "prepare":
-        prepare()
+        prepare(originals=args.originals)
     elif args.step == "train":
-        train(args.minutes, args.start)
+        train(args.minutes, args.start, originals=args.originals)
     elif args.step == "evaluate":
-        evaluate(args.start)
+        evaluate(args.start, args.originals)
     elif args.step == "tables":
-        print(tables(json.loads(scores_path(args.start).read_text())))
+        print(tables(json.loads(scores_path(args.start, args.originals).read_text())))
     else:
         if not args.name:
             parser.error("publish needs a zoo name")
