@@ -58,14 +58,13 @@ import nm_real as real
 from nm_noise_level import coarse_counts
 import nm_superres as bench
 from medrestore.core.random import make_generator
-from medrestore.data.nm import ScintigraphyPairs, load_activity_maps
+from medrestore.data.nm import ScintigraphyPairs, load_activity_maps, simulate_original
 from medrestore.data.normalisation import MinMaxImage
 from medrestore.inference import Predictor
 from medrestore.io import read_image
 from medrestore.losses.image import build_loss
 from medrestore.models import create_model
 from medrestore.physics.degradations import GammaCamera
-from medrestore.physics.blur import gaussian_blur
 from medrestore.physics.noise import super_poisson_counts
 from medrestore.tasks.superres import (
     CountSuperResolution,
@@ -149,8 +148,9 @@ def camera_pair(maps: list[tuple[str, torch.Tensor]], generator: torch.Generator
 
     The pixel size and the acquisition come from the shipped network's simulation (``pixel_size_range``, LEGP at
     80–120 mm, ×4, the original's total counts); the original is the map blurred by a system FWHM drawn from
-    :data:`SYSTEM_FWHM_MM` (mm, so ``f / Δ`` fine pixels), scaled to a peak of ``original_peak_range`` and, for
-    half the draws, a Poisson draw of it. Input: ``dct-mlem`` before its post-filter, as :func:`real_pair`; target:
+    :data:`SYSTEM_FWHM_MM` (mm, so ``f / Δ`` fine pixels), then peak and counting noise as in training
+    (:func:`~medrestore.data.nm.simulate_original`: a peak of ``original_peak_range``, a Poisson draw for
+    ``noisy_original_fraction`` of them). Input: ``dct-mlem`` before its post-filter, as :func:`real_pair`; target:
     the expected original.
     """
     nm = load_config(CONFIG).data.nm
@@ -161,13 +161,8 @@ def camera_pair(maps: list[tuple[str, torch.Tensor]], generator: torch.Generator
     pixel = float(camera.pixel_size_mm)  # type: ignore[attr-defined]
     low, high = SYSTEM_FWHM_MM
     system_mm = low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
-    clean = gaussian_blur(activity.to(torch.float64), fwhm=system_mm / pixel)
-    least, most = (math.log(v) for v in simulation.original_peak_range)
-    peak = math.exp(least + (most - least) * float(torch.rand((), generator=generator, dtype=torch.float64)))
-    expected = clean * (peak / max(float(clean.max()), 1e-12))
-    original = torch.poisson(expected, generator=generator) if float(torch.rand((), generator=generator)) < 0.5 else expected
-    if float(original.sum()) <= 0:
-        original = expected
+    own_camera = dataclasses.replace(simulation, original_fwhm_range=(system_mm / pixel,) * 2, sharp_fraction=0.0)
+    original, expected = simulate_original(activity.to(torch.float64), own_camera, generator)
     coarse = camera(original, generator)
     fwhm = SystemResponse(PlanarAcquisition(), pixel, "training").fwhm_pixels
     fine = reconstruction().density(coarse, fwhm)
