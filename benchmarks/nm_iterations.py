@@ -15,9 +15,13 @@ the pixel size; with no ``--iterations`` it now runs ``40 · (FWHM / 9 px)²`` w
    ``Lin_X`` (seven slits 30 mm apart, intrinsic resolution) and synthetic pairs of Gaussian lines (FWHM 3.5–14 mm,
    pixels 0.6–2 mm, peaks of 30 and 300 counts, 2 % background, Poisson).
 
+3. The same widths for **intrinsic acquisitions** acquired and restored through the camera's intrinsic resolution
+   alone (``--collimator INTR``, 3.8 mm): the ``Lin_X`` slits and synthetic lines of 2.5–5 mm.
+
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/nm_iterations.py --json results/nm_iterations.json   # about 12 min
+    OMP_NUM_THREADS=2 python benchmarks/nm_iterations.py --json results/nm_iterations.json   # about 13 min
+    OMP_NUM_THREADS=2 python benchmarks/nm_iterations.py --intrinsic-only --json results/nm_intrinsic_lines.json
 """
 
 from __future__ import annotations
@@ -46,9 +50,9 @@ SLITS = (slice(330, 690), slice(300, 700))  # seven of Lin_X's slits, whole, alo
 SLIT_COUNT = 7
 
 
-def response_fwhm(pixel_mm: float) -> float:
-    """The default camera's response FWHM in fine pixels of ``pixel_mm``."""
-    return nm_real.SystemResponse(nm_real.PlanarAcquisition(), pixel_mm, "benchmark").fwhm_pixels
+def response_fwhm(pixel_mm: float, collimator: str = "LEGP") -> float:
+    """The camera's response FWHM in fine pixels of ``pixel_mm`` (the default camera, or ``collimator`` at 10 cm)."""
+    return nm_real.SystemResponse(nm_real.PlanarAcquisition(collimator), pixel_mm, "benchmark").fwhm_pixels
 
 
 def psnr_by_iterations(original: torch.Tensor, pixel_mm: float, scale: int, seed: int) -> tuple[list[float], list[int]]:
@@ -104,10 +108,10 @@ def synthetic_lines(pixel_mm: float, fwhm_mm: float, peak: float) -> torch.Tenso
     return torch.poisson((peak * profile + 0.02 * peak)[None, :].expand(rows, columns).clone(), generator=make_generator(1))
 
 
-def widths(name: str, original: torch.Tensor, pixel_mm: float, lines: int, axis: int) -> dict[str, object]:
-    """FWHM (mm) of the original and of each restoration after ×4."""
-    coarse = bench.degrade(bench.TestImage(name, original, original, pixel_mm), seed=0)
-    fwhm = response_fwhm(pixel_mm)
+def widths(name: str, original: torch.Tensor, pixel_mm: float, lines: int, axis: int, collimator: str = "LEGP") -> dict[str, object]:
+    """FWHM (mm) of the original and of each restoration after ×4 through ``collimator`` (``INTR``: none)."""
+    coarse = GammaCamera(pixel_size_mm=pixel_mm, collimator=collimator)(original, make_generator(0))
+    fwhm = response_fwhm(pixel_mm, collimator)
     restorations = {
         "bicubic": bench.load_super_resolution("bicubic", bench.SCALE, None)(coarse),
         "dct-mlem 40": DCT_MLEM(coarse, fwhm, bench.SCALE),
@@ -115,7 +119,7 @@ def widths(name: str, original: torch.Tensor, pixel_mm: float, lines: int, axis:
     }
     measured = {"original": line_source_widths(original, pixel_mm, lines=lines, line_axis=axis).mean_fwhm_mm}
     measured.update({label: line_source_widths(image, pixel_mm, lines=lines, line_axis=axis).mean_fwhm_mm for label, image in restorations.items()})
-    row = {"image": name, "pixel_mm": pixel_mm, "counts": float(original.sum()),
+    row = {"image": name, "collimator": collimator, "pixel_mm": pixel_mm, "counts": float(original.sum()),
            "iterations": response_iterations(DCT_MLEM.iterations, fwhm), "fwhm_mm": measured}  # fmt: skip
     error = {label: 100.0 * (value / measured["original"] - 1.0) for label, value in measured.items() if label != "original"}
     print(f"| {name} | {pixel_mm:.2f} | {float(original.sum()) / 1e6:.2f} M | {measured['original']:.2f} | "
@@ -145,13 +149,37 @@ def line_table() -> list[dict[str, object]]:
     return rows
 
 
+def intrinsic_line_table() -> list[dict[str, object]]:
+    """Line widths of intrinsic acquisitions acquired ×4 through the intrinsic resolution alone (``INTR``)."""
+    print("| lines (intrinsic chain) | pixel (mm) | counts | original FWHM (mm) | bicubic | dct-mlem, 40 iterations | dct-mlem (default) | its iterations |")
+    print("|---|---|---|---|---|---|---|---|")
+    grid = read_image(nm_real.NMQC / nm_real.GRID)
+    slits = grid.data.to(torch.float64).clamp_min(0)[SLITS]
+    rows = [widths("Lin_X slits (real, intrinsic)", slits, float(grid.spacing[-1]), SLIT_COUNT, 1, "INTR")]
+    for pixel_mm in (0.6, 1.0, 2.0):
+        for fwhm_mm in (2.5, 3.5, 5.0):
+            for peak in (30.0, 300.0):
+                lines = synthetic_lines(pixel_mm, fwhm_mm, peak)
+                rows.append(widths(f"synthetic {fwhm_mm:g} mm, peak {peak:g}", lines, pixel_mm, 2, 0, "INTR"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--intrinsic-only", action="store_true", help="only the intrinsic chain's line table (about 1 min)")
     arguments = parser.parse_args(argv)
+    if arguments.intrinsic_only:
+        results: dict[str, object] = {"intrinsic_lines": intrinsic_line_table()}
+        if arguments.json:
+            arguments.json.parent.mkdir(parents=True, exist_ok=True)
+            arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return
     results = {"psnr": psnr_table()}
     print()
     results["lines"] = line_table()
+    print()
+    results["intrinsic_lines"] = intrinsic_line_table()
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

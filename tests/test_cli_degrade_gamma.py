@@ -50,7 +50,8 @@ def test_default_gamma_camera_is_the_x4_setting(activity_file: Path, tmp_path: P
         "pixel_size_mm": 0.5, "peak_counts": None, "scatter_fraction": 0.0, "return_counts": True, "seed": 4,
     }  # fmt: skip
     transform, seed = degradation_from_record(sidecar["degradation"])
-    assert transform == GammaCamera(pixel_size_mm=0.5, total_counts=sidecar["degradation"]["total_counts"]) and seed == 4
+    assert transform == GammaCamera(collimator="LEGP", pixel_size_mm=0.5, total_counts=sidecar["degradation"]["total_counts"]) and seed == 4
+    assert sidecar["collimator_source"] == "default LEGP (the file names no collimator)"
     assert sidecar["output_shape"] == [64, 64]
 
 

@@ -149,3 +149,54 @@ def test_a_measured_fwhm_replaces_the_collimator_model(scintigram: Path, coarse:
     record = json.loads(Path(f"{recorded}.json").read_text())["system_response"]
     assert record["resolution_mm"] == 6.0 and record["fwhm_pixels"] == pytest.approx(6.0 / 2.4)
     assert record["source"].startswith("degrade record")
+
+
+def test_an_intrinsic_chain_restores_slits_to_their_width(tmp_path: Path) -> None:
+    """``degrade --collimator INTR`` acquires through the intrinsic resolution alone; ``superres`` reads that from the
+    record and gives five 3-mm slits back within 10 % of their width (NEMA NU 1 FWHM), where bicubic doubles it."""
+    from medrestore.metrics.nema import line_source_widths
+
+    pixel = 0.6
+    x = (torch.arange(400, dtype=torch.float64) + 0.5) * pixel
+    sigma = 3.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    profile = sum(torch.exp(-0.5 * ((x - centre) / sigma) ** 2) for centre in (30.0, 60.0, 90.0, 120.0, 150.0))
+    slits = torch.poisson((200.0 * profile + 4.0)[None, :].expand(320, 400).clone(), generator=make_generator(3))
+    original = write_image(Image(slits.to(torch.float32), affine_from_spacing((pixel, pixel)), 2, "nm", {}), tmp_path / "slits.nii.gz")
+    coarse, restored, bicubic = (tmp_path / f"{name}.nii.gz" for name in ("coarse", "restored", "bicubic"))
+    assert main(["degrade", str(original), "-o", str(coarse), "--kind", "gamma-camera", "--collimator", "none", "--seed", "0"]) == 0
+    assert json.loads(Path(f"{coarse}.json").read_text())["degradation"]["collimator"] == "INTR"
+    assert main(["superres", str(coarse), "-o", str(restored)]) == 0
+    assert main(["superres", str(coarse), "-o", str(bicubic), "--method", "bicubic"]) == 0
+    response = json.loads(Path(f"{restored}.json").read_text())["system_response"]
+    assert response["collimator"] == "INTR" and response["resolution_mm"] == 3.8
+    widths = {path.stem: line_source_widths(read_image(path).data, pixel, lines=5, line_axis=0).mean_fwhm_mm for path in (original, restored, bicubic)}
+    assert widths["restored.nii"] == pytest.approx(widths["slits.nii"], rel=0.10)
+    assert widths["bicubic.nii"] > 1.5 * widths["slits.nii"]
+
+
+@pytest.mark.parametrize(("stored", "used", "source"), [
+    ("INTR", "INTR", "the file's CollimatorGridName 'INTR'"),
+    ("LEHR", "LEHR", "the file's CollimatorGridName 'LEHR'"),
+    ("LEAP", "LEGP", "the file's CollimatorGridName 'LEAP'"),
+    ("PINHOLE", "LEGP", "default LEGP: the file's CollimatorGridName 'PINHOLE' is not a modelled collimator"),
+])  # fmt: skip
+def test_the_collimator_a_dicom_file_names_is_the_default(tmp_path: Path, stored: str, used: str, source: str) -> None:
+    """Without ``--collimator``, ``degrade`` and ``superres`` use the collimator an NM DICOM names (its detector's
+    ``CollimatorGridName``), say so in the sidecar, and fall back to LEGP for a name the model does not know."""
+    from medrestore.physics.gamma_camera import PlanarAcquisition
+
+    counts = np.random.default_rng(4).poisson(30.0, size=(1, 64, 64)).astype(np.uint16)
+    scan = nm_multi_frame_file(tmp_path / "scan.dcm", counts, 2.0, collimator=stored)
+    low = tmp_path / "low.nii.gz"
+    assert main(["degrade", str(scan), "-o", str(low), "--kind", "gamma-camera", "--seed", "0"]) == 0
+    degraded = json.loads(Path(f"{low}.json").read_text())
+    assert degraded["degradation"]["collimator"] == used and degraded["collimator_source"] == source
+    restored = tmp_path / "x4.nii.gz"
+    assert main(["superres", str(scan), "-o", str(restored)]) == 0
+    response = json.loads(Path(f"{restored}.json").read_text())["system_response"]
+    assert response["collimator"] == used and response["collimator_source"] == source
+    assert response["resolution_mm"] == pytest.approx(PlanarAcquisition(used).resolution_mm)
+    given = tmp_path / "given.nii.gz"  # an explicit --collimator wins over the file
+    assert main(["superres", str(scan), "-o", str(given), "--collimator", "LEUHR"]) == 0
+    response = json.loads(Path(f"{given}.json").read_text())["system_response"]
+    assert response["collimator"] == "LEUHR" and "collimator_source" not in response

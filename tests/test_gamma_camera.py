@@ -26,11 +26,13 @@ from medrestore.physics.gamma_camera import (
     COLLIMATORS,
     CameraHead,
     CountLevel,
+    INTRINSIC,
     PlanarAcquisition,
     acquire_until_peak,
     area_resample,
     bin_counts,
     collimator_by_name,
+    collimator_name,
     count_scale,
     depth_dependent_response,
     detector_response,
@@ -137,6 +139,28 @@ def test_point_source_image_has_the_formula_fwhm(collimator: str, distance: floa
     assert _half_maximum_width(response[128], pixel) == pytest.approx(expected, rel=0.01)
     assert _half_maximum_width(response[:, 128], pixel) == pytest.approx(expected, rel=0.01)
     assert response.sum() == pytest.approx(acquisition.sensitivity, rel=1e-9)  # counts/s per Bq
+
+
+@pytest.mark.parametrize("name", ["INTR", "intr", "NONE", "Intrinsic", "no-collimator"])
+def test_an_intrinsic_acquisition_is_the_intrinsic_resolution_alone(name: str) -> None:
+    """No collimator: ``R_s = R_i(E)`` at any distance (3.8 mm for Tc-99m, × √(140.5 / 72) for Tl-201's x-rays),
+    a point source imaged that wide, and ``S = ½ · Σ yields · ε`` (2π geometry)."""
+    assert collimator_name(name) == INTRINSIC
+    near, far = PlanarAcquisition(name, distance_mm=0.0), PlanarAcquisition(name, distance_mm=500.0)
+    assert near.intrinsic and near.collimator == INTRINSIC and near.within_energy_rating
+    assert near.resolution_mm == far.resolution_mm == 3.8
+    assert PlanarAcquisition(name, "Tl-201").resolution_mm == pytest.approx(3.8 * math.sqrt(140.5 / 72.0))
+    assert near.sensitivity == pytest.approx(0.5 * 0.885 * 0.9)
+    pixel = 0.25
+    response = detector_response(_point_source(257), pixel, far).numpy()
+    assert _half_maximum_width(response[128], pixel) == pytest.approx(3.8, rel=0.01)
+    assert response.sum() == pytest.approx(far.sensitivity, rel=1e-9)
+    # every collimator is sharper without it, and the name is refused where a collimator's holes are needed
+    assert all(PlanarAcquisition(c, distance_mm=0.0).resolution_mm > near.resolution_mm for c in COLLIMATORS)
+    with pytest.raises(ConfigError, match="intrinsic acquisition"):
+        collimator_by_name(name)
+    camera = GammaCamera(collimator=name, pixel_size_mm=1.0)
+    assert camera.collimator == INTRINSIC and camera.acquisition.resolution_mm == 3.8
 
 
 def test_depth_dependent_response_uses_each_pixel_distance() -> None:
@@ -249,7 +273,8 @@ def test_scatter_keeps_the_window_rate_and_widens_the_tails() -> None:
 
 def test_gamma_camera_kind_defaults_shape_and_record_round_trip() -> None:
     transform = build_degradation("gamma-camera", {})
-    assert transform == GammaCamera(4, "LEGP", 100.0, "Tc-99m", None, None, None) and transform.keeps_input_total
+    assert transform == GammaCamera(4, None, 100.0, "Tc-99m", None, None, None) and transform.keeps_input_total
+    assert transform.acquisition.collimator == "LEGP"  # until an image's own collimator resolves it
     x = 50.0 * torch.rand(2, 258, 257, generator=make_generator(1))
     counts = transform(x, make_generator(2))
     assert counts.shape == (2, 64, 64) and torch.equal(counts, counts.round())
@@ -314,7 +339,7 @@ def test_compose_resolves_the_pixel_size_each_child_sees() -> None:
     image = Image.from_array(np.ones((128, 128), np.float32), spacing=(0.5, 0.5))
     resolved = Compose((BlurDownsample(2), GammaCamera())).resolve_for_image(image)
     # after ×2 downsampling: 1-mm pixels, and the 64 × 64 ones hold 4096 counts
-    assert resolved.transforms[1] == GammaCamera(pixel_size_mm=1.0, total_counts=4096.0)
+    assert resolved.transforms[1] == GammaCamera(collimator="LEGP", pixel_size_mm=1.0, total_counts=4096.0)
     rebuilt, _ = degradation_from_record(resolved.record(0))
     assert rebuilt == resolved and resolved.apply_image(image, seed=0).shape == (16, 16)
 

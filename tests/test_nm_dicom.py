@@ -16,8 +16,9 @@ from medrestore.core.image import Image, affine_from_spacing
 from medrestore.io import read_image, write_image
 
 
-def nm_multi_frame_file(path: Path, counts: np.ndarray, spacing: float) -> Path:
-    """A camera-style NM multi-frame object (frames = energy windows), as gamma cameras write them."""
+def nm_multi_frame_file(path: Path, counts: np.ndarray, spacing: float, collimator: str | None = None) -> Path:
+    """A camera-style NM multi-frame object (frames = energy windows), as gamma cameras write them; ``collimator``: the
+    detector's ``CollimatorGridName``."""
     dataset = new_dataset(pydicom.uid.NuclearMedicineImageStorage, "NM", "NM-1", counts.shape[1], counts.shape[2])
     dataset.NumberOfFrames = counts.shape[0]
     dataset.PixelSpacing = [spacing, spacing]
@@ -26,6 +27,8 @@ def nm_multi_frame_file(path: Path, counts: np.ndarray, spacing: float) -> Path:
     detector = Dataset()
     detector.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
     detector.ImagePositionPatient = [0.0, 0.0, 0.0]
+    if collimator is not None:
+        detector.CollimatorGridName = collimator
     dataset.DetectorInformationSequence = DicomSequence([detector])
     dataset.PixelData = counts.astype("<u2").tobytes()
     dataset.save_as(path, enforce_file_format=True)

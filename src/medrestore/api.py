@@ -172,7 +172,7 @@ def superres(
     *,
     iterations: int | None = None,
     ensemble: int | None = None,
-    collimator: str = "LEGP",
+    collimator: str | None = None,
     isotope: str = "Tc-99m",
     distance_mm: float = 100.0,
     pixel_size_mm: float | None = None,
@@ -182,8 +182,9 @@ def superres(
     """Super-resolve a planar scintigram ``(H, W)`` (or frames ``(H, W, F)``) in counts by ``scale``
     per axis, as ``medrestore superres`` does (:func:`medrestore.tasks.superres.superres_file`).
 
-    ``method`` ``None`` is the command's default. The camera (``collimator``, ``isotope``, source
-    distance ``distance_mm``) applies when the image's record names none; ``pixel_size_mm`` is the
+    ``method`` ``None`` is the command's default. The camera (``collimator``, ``"INTR"`` for an intrinsic acquisition;
+    ``None``: the one an NM DICOM input names in ``CollimatorGridName``, else LEGP; ``isotope``, source distance
+    ``distance_mm``) applies when the image's ``degrade`` record names none; ``pixel_size_mm`` is the
     output pixel size (default: the record's, else the input spacing / ``scale``). ``fwhm_mm``: the camera's
     measured system FWHM in mm (e.g. a NEMA line-source FWHM), in place of the collimator model's. ``iterations``:
     ML-EM iterations (default per method; ``dct-mlem``'s grow with a response wider than 9 output pixels); ``ensemble``: views averaged by the network methods.
@@ -191,12 +192,14 @@ def superres(
     every call. ``output``: file to write (``None``: in memory). Returns the ``(scale·H, scale·W)``
     image (total counts kept) and the sidecar record.
     """
+    from medrestore.physics.degradations import DEFAULT_COLLIMATOR
     from medrestore.physics.gamma_camera import PlanarAcquisition
     from medrestore.tasks.superres import SuperResolutionRequest, superres_file
 
     request = SuperResolutionRequest(
         modality=modality, scale=scale, model=model, device=device, iterations=iterations, ensemble=ensemble,
-        acquisition=PlanarAcquisition(collimator, isotope, distance_mm), pixel_size_mm=pixel_size_mm, fwhm_mm=fwhm_mm,
+        acquisition=PlanarAcquisition(collimator or DEFAULT_COLLIMATOR, isotope, distance_mm),
+        collimator_from_image=collimator is None, pixel_size_mm=pixel_size_mm, fwhm_mm=fwhm_mm,
         nonfinite=nonfinite,
     )  # fmt: skip
     if method is not None:

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fwhm", type=float, metavar="F", help="blur FWHM in input pixels; default = factor (blur-downsample)")
     add("--factor", type=int, metavar="K", help="integer downsampling factor (blur-downsample)")
     add("--scale", type=int, metavar="K", help="detector binning factor; output is input/K (gamma-camera, default 4)")
-    add("--collimator", metavar="NAME", help="LEHR, LEGP (default), LEUHR, LEHS, MEGP or HEGP (gamma-camera)")
+    add("--collimator", metavar="NAME", help="LEHR, LEGP, LEUHR, LEHS, MEGP, HEGP, or INTR: no collimator, an intrinsic acquisition (gamma-camera; "
+         "default: the one an NM DICOM input names in CollimatorGridName, else LEGP)")
     add("--distance", type=float, metavar="MM", help="source-to-collimator distance in mm (gamma-camera, default 100)")
     add("--isotope", metavar="NAME", help="Tc-99m (default), I-123, Tl-201 or In-111 (gamma-camera)")
     add("--pixel-size", type=float, metavar="MM", help="input pixel size in mm; default its spacing (gamma-camera)")
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     def single(input_path: str, output_path: str) -> int:
         record = process(input_path, output_path)
-        print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed})")
+        camera = f", collimator {record['degradation']['collimator']}: {record['collimator_source']}" if record.get("collimator_source") else ""
+        print(f"wrote {record['output']} and {record['output']}.json ({args.kind}, seed {args.seed}{camera})")
         return 0
 
     return run_io_command(args, "image", single, process, default_image_ext)

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ", ".join(f"{method} {len(views)}" for method, views in NETWORK_VIEWS.items())
     add("--ensemble", type=int, metavar="V",
         help=f"network methods: average the network over V turned/flipped views ({sizes}; default: {defaults}, others 1)")
-    add("--collimator", default="LEGP", metavar="NAME", help="camera collimator when IN.json records none (default LEGP)")
+    add("--collimator", metavar="NAME",
+        help="camera collimator when IN.json records none: LEHR, LEGP, LEUHR, LEHS, MEGP, HEGP, or INTR (an intrinsic "
+             "acquisition, no collimator); default: the one an NM DICOM input names (CollimatorGridName), else LEGP")
     add("--distance", type=float, default=100.0, metavar="MM", help="source distance in mm when IN.json records none (default 100)")
     add("--isotope", default="Tc-99m", metavar="NAME", help="isotope when IN.json records none (default Tc-99m)")
     add("--pixel-size", type=float, metavar="MM", help="output pixel size in mm (default: IN.json, else the input spacing / K)")

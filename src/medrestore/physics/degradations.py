@@ -44,7 +44,7 @@ from medrestore.physics.gamma_camera import (
     CountLevel,
     PlanarAcquisition,
     bin_counts,
-    collimator_by_name,
+    collimator_name,
     count_scale,
     detector_response,
     isotope_by_name,
@@ -265,6 +265,27 @@ DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM = 0.67
 """Input pixel size assumed for a bare tensor: the paper-phantom study's 512 matrix at zoom 1.78."""
 
 
+DEFAULT_COLLIMATOR = "LEGP"
+"""The collimator of a ``gamma-camera`` acquisition when neither the caller nor the image names one."""
+
+
+def recorded_collimator(image: Image) -> tuple[str | None, str]:
+    """The collimator an image's file records, as ``(model name or None, where the collimator used comes from)``.
+
+    An NM DICOM file names it in its first detector's ``CollimatorGridName`` (PS3.3 C.8.4.11): ``LEHR``, ``LEAP``...,
+    or ``INTR``/``NONE`` for an intrinsic acquisition (:data:`~medrestore.physics.gamma_camera.INTRINSIC`). No name, or
+    one the camera model does not know, gives ``None`` and says that :data:`DEFAULT_COLLIMATOR` is taken instead.
+    """
+    detectors = (image.metadata.get("dicom") or {}).get("DetectorInformationSequence") or []
+    stored = detectors[0].get("CollimatorGridName") if detectors and isinstance(detectors[0], Mapping) else None
+    if not isinstance(stored, str) or not stored.strip():
+        return None, f"default {DEFAULT_COLLIMATOR} (the file names no collimator)"
+    try:
+        return collimator_name(stored.strip()), f"the file's CollimatorGridName {stored.strip()!r}"
+    except ConfigError:
+        return None, f"default {DEFAULT_COLLIMATOR}: the file's CollimatorGridName {stored.strip()!r} is not a modelled collimator"
+
+
 def binned_region_total(x: torch.Tensor, scale: int) -> float:
     """``Σ x`` over the part of the last two axes that binning by ``scale`` keeps (float64 sum)."""
     height, width = (x.shape[-2] // scale) * scale, (x.shape[-1] // scale) * scale
@@ -290,7 +311,10 @@ class GammaCamera(Degradation):
 
     Attributes:
         scale: integer binning factor ``k`` from the input grid to the detector matrix.
-        collimator: ``LEHR``, ``LEGP``, ``LEUHR``, ``LEHS``, ``MEGP`` or ``HEGP`` (case-insensitive).
+        collimator: ``LEHR``, ``LEGP``, ``LEUHR``, ``LEHS``, ``MEGP`` or ``HEGP`` (case-insensitive), or ``INTR``
+            (``NONE``): an intrinsic acquisition, the camera's intrinsic resolution alone. ``None``: the one the
+            image's file records (:func:`recorded_collimator`, filled in by :meth:`resolve_for_image`), else
+            :data:`DEFAULT_COLLIMATOR`.
         distance_mm: source-to-collimator distance ``z``.
         isotope: ``Tc-99m``, ``I-123``, ``Tl-201`` or ``In-111``.
         pixel_size_mm: input pixel size; ``None`` = the image's spacing (filled in by
@@ -310,7 +334,7 @@ class GammaCamera(Degradation):
 
     kind: ClassVar[str] = "gamma-camera"
     scale: int = 4
-    collimator: str = "LEGP"
+    collimator: str | None = None
     distance_mm: float = 100.0
     isotope: str = "Tc-99m"
     pixel_size_mm: float | None = None
@@ -322,7 +346,8 @@ class GammaCamera(Degradation):
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 1:
             raise ConfigError(f"{self.kind}: scale must be an integer >= 1, got {self.scale!r}")
-        object.__setattr__(self, "collimator", collimator_by_name(self.collimator).name)
+        if self.collimator is not None:
+            object.__setattr__(self, "collimator", collimator_name(self.collimator))
         object.__setattr__(self, "isotope", isotope_by_name(self.isotope).name)
         object.__setattr__(self, "distance_mm", _check_number(self.kind, "distance_mm", self.distance_mm, 0.0))
         if self.pixel_size_mm is not None:
@@ -339,8 +364,8 @@ class GammaCamera(Degradation):
 
     @property
     def acquisition(self) -> PlanarAcquisition:
-        """Collimator, isotope, distance and scatter as a :class:`PlanarAcquisition`."""
-        return PlanarAcquisition(self.collimator, self.isotope, self.distance_mm, self.scatter_fraction)
+        """Collimator (:data:`DEFAULT_COLLIMATOR` while unresolved), isotope, distance and scatter as a :class:`PlanarAcquisition`."""
+        return PlanarAcquisition(self.collimator or DEFAULT_COLLIMATOR, self.isotope, self.distance_mm, self.scatter_fraction)
 
     @property
     def keeps_input_total(self) -> bool:
@@ -376,10 +401,13 @@ class GammaCamera(Degradation):
         return counts if self.return_counts else counts / (scale * self.acquisition.sensitivity * self.scale**2)
 
     def resolve_for_image(self, image: Image) -> GammaCamera:
-        """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required) and,
-        when no count level is given, ``total_counts`` from the image's total over the binned
-        region (all frames), so the record states the level used."""
+        """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required), ``collimator`` from
+        the image's file (:func:`recorded_collimator`, else :data:`DEFAULT_COLLIMATOR`) and, when no count level is
+        given, ``total_counts`` from the image's total over the binned region (all frames), so the record states
+        the values used."""
         resolved = self
+        if self.collimator is None:
+            resolved = dataclasses.replace(resolved, collimator=recorded_collimator(image)[0] or DEFAULT_COLLIMATOR)
         if self.pixel_size_mm is None:
             rows, columns = image.spacing[:2]
             if abs(rows - columns) > 1e-3 * max(rows, columns):
@@ -775,7 +803,7 @@ class RandomGammaCamera(RandomDegradation):
         names = tuple(self.collimators)
         if not names or isinstance(self.collimators, str):
             raise ConfigError(f"collimators must be a non-empty sequence of names, got {self.collimators!r}")
-        object.__setattr__(self, "collimators", tuple(collimator_by_name(name).name for name in names))
+        object.__setattr__(self, "collimators", tuple(collimator_name(name) for name in names))
         object.__setattr__(self, "distance_range", _check_range("distance_range", self.distance_range, 0.0))
         if self.counts_range is not None:
             bounds = _check_range("counts_range", self.counts_range, 0.0, strictly=True)

@@ -18,6 +18,10 @@ ch. 14 "The Gamma Camera: Performance Characteristics", section on parallel-hole
   the efficiency falls as ``d⁴`` at a fixed fill factor, not with the source distance);
 * system sensitivity ``S = g · Σ yields · ε`` counts per second per becquerel, ``ε`` the
   photopeak detection efficiency of the crystal.
+* an **intrinsic** acquisition (no collimator, :data:`INTRINSIC`: the QC images of NEMA NU 1's
+  intrinsic tests, a slit mask or a point source far from the bare crystal, DICOM
+  ``CollimatorGridName`` ``INTR``/``NONE``) has ``R_s = R_i`` at any distance, and a
+  sensitivity ``S = ½ · Σ yields · ε`` (a source on the crystal face, 2π geometry).
 
 So a high-resolution collimator (smaller or longer holes) is sharper *and* collects fewer
 counts in the same time: with the e.cam values below at 140.5 keV, LEHR has
@@ -111,6 +115,11 @@ COLLIMATORS: Mapping[str, Collimator] = MappingProxyType(
     }
 )
 COLLIMATOR_ALIASES = MappingProxyType({"LEAP": "LEGP", "LEUR": "LEUHR", "ME": "MEGP", "HE": "HEGP"})
+INTRINSIC = "INTR"
+"""The collimator name of an intrinsic (uncollimated) acquisition (module docstring)."""
+INTRINSIC_ALIASES = frozenset({"INTR", "INTRINSIC", "NONE", "NOCOLLIMATOR"})
+"""Names that mean no collimator (compared as :func:`collimator_name` compares them), as cameras write them in
+``CollimatorGridName``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +182,26 @@ def _key(name: str) -> str:
 
 
 def collimator_by_name(name: str) -> Collimator:
-    """The collimator called ``name`` (case-insensitive; ``LEAP`` = ``LEGP``, ``LEUR`` = ``LEUHR``)."""
+    """The collimator called ``name`` (case-insensitive; ``LEAP`` = ``LEGP``, ``LEUR`` = ``LEUHR``).
+
+    Raises:
+        ConfigError: an unknown name, or one of :data:`INTRINSIC_ALIASES` (no collimator has no holes to model:
+            use :func:`collimator_name` and :class:`PlanarAcquisition`).
+    """
     key = _key(str(name))
+    if key in INTRINSIC_ALIASES:
+        raise ConfigError(f"{name!r} is an intrinsic acquisition (no collimator); it has no collimator geometry")
     key = COLLIMATOR_ALIASES.get(key, key)
     if key not in COLLIMATORS:
-        raise ConfigError(f"unknown collimator {name!r}; known: {', '.join(COLLIMATORS)}")
+        raise ConfigError(f"unknown collimator {name!r}; known: {', '.join(COLLIMATORS)} or {INTRINSIC} (none)")
     return COLLIMATORS[key]
+
+
+def collimator_name(name: str) -> str:
+    """The canonical name of a collimator (:func:`collimator_by_name`), or :data:`INTRINSIC` for no collimator."""
+    if _key(str(name)) in INTRINSIC_ALIASES:
+        return INTRINSIC
+    return collimator_by_name(name).name
 
 
 def isotope_by_name(name: str) -> Isotope:
@@ -282,9 +305,9 @@ class PlanarAcquisition:
     """How a planar image is acquired (everything but the count level and the matrix).
 
     Attributes:
-        collimator: a :data:`COLLIMATORS` name.
+        collimator: a :data:`COLLIMATORS` name, or :data:`INTRINSIC` (``INTR``, ``NONE``): no collimator.
         isotope: an :data:`ISOTOPES` name.
-        distance_mm: source-to-collimator-face distance ``z``.
+        distance_mm: source-to-collimator-face distance ``z`` (no effect on an intrinsic acquisition's response).
         scatter_fraction: ``SF`` in ``[0, 0.95]``: scattered / all counts in the window.
         scatter_fwhm_mm: width of the broad Gaussian that stands in for the scatter response.
         head: the detector.
@@ -298,7 +321,7 @@ class PlanarAcquisition:
     head: CameraHead = CameraHead()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "collimator", collimator_by_name(self.collimator).name)
+        object.__setattr__(self, "collimator", collimator_name(self.collimator))
         object.__setattr__(self, "isotope", isotope_by_name(self.isotope).name)
         if not (math.isfinite(self.distance_mm) and self.distance_mm >= 0):
             raise ConfigError(f"distance_mm must be a finite number >= 0, got {self.distance_mm!r}")
@@ -306,24 +329,37 @@ class PlanarAcquisition:
             raise ConfigError(f"scatter_fraction must be in [0, 0.95], got {self.scatter_fraction!r}")
         if not (math.isfinite(self.scatter_fwhm_mm) and self.scatter_fwhm_mm > 0):
             raise ConfigError(f"scatter_fwhm_mm must be > 0, got {self.scatter_fwhm_mm!r}")
-        effective_hole_length(collimator_by_name(self.collimator), isotope_by_name(self.isotope).penetration_energy_kev)
+        if not self.intrinsic:
+            effective_hole_length(collimator_by_name(self.collimator), isotope_by_name(self.isotope).penetration_energy_kev)
+
+    @property
+    def intrinsic(self) -> bool:
+        """No collimator (:data:`INTRINSIC`)."""
+        return self.collimator == INTRINSIC
 
     @property
     def resolution_mm(self) -> float:
-        """System resolution ``R_s(z)`` (FWHM, mm)."""
+        """System resolution ``R_s(z)`` (FWHM, mm); ``R_i`` alone for an intrinsic acquisition."""
         isotope = isotope_by_name(self.isotope)
+        if self.intrinsic:
+            return intrinsic_resolution(isotope.imaging_energy_kev, self.head)
         return system_resolution(collimator_by_name(self.collimator), self.distance_mm, isotope, self.head)
 
     @property
     def within_energy_rating(self) -> bool:
-        """Whether the isotope's highest photopeak is within the collimator's design energy."""
+        """Whether the isotope's highest photopeak is within the collimator's design energy (always, without one)."""
+        if self.intrinsic:
+            return True
         maximum = collimator_by_name(self.collimator).maximum_energy_kev
         return isotope_by_name(self.isotope).penetration_energy_kev <= maximum
 
     @property
     def sensitivity(self) -> float:
-        """Counts per second per becquerel (:func:`system_sensitivity`)."""
-        return system_sensitivity(collimator_by_name(self.collimator), isotope_by_name(self.isotope), self.head)
+        """Counts per second per becquerel (:func:`system_sensitivity`; ``½ · Σ yields · ε`` without a collimator)."""
+        isotope = isotope_by_name(self.isotope)
+        if self.intrinsic:
+            return 0.5 * isotope.photon_yield * self.head.detection_efficiency
+        return system_sensitivity(collimator_by_name(self.collimator), isotope, self.head)
 
 
 @dataclasses.dataclass(frozen=True)

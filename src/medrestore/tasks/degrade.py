@@ -34,9 +34,11 @@ from medrestore.io.values import clip_negative, value_changes
 from medrestore.physics.degradations import (
     DEGRADATION_KINDS,
     Degradation,
+    GammaCamera,
     ParameterValue,
     build_degradation,
     parameter_types,
+    recorded_collimator,
 )
 
 __all__ = ["DEGRADATION_KINDS", "OUTPUT_DTYPES", "degrade_file", "input_digest", "parameter_names", "sidecar_path"]
@@ -135,6 +137,7 @@ def degrade_file(
     if kind in NONNEGATIVE_KINDS:
         image = clip_negative(image, input_path, f"--kind {kind} (counts are never negative)")
     input_sha256 = input_digest(input_path)
+    requested = transform
     transform, degraded = _degrade(transform, image, seed, input_path)
     output_dtype = _output_dtype(dtype, image, input_path)
     written = write_image(degraded.with_metadata(derivation="Degraded"), output_path, dtype=output_dtype)
@@ -149,5 +152,7 @@ def degrade_file(
         **value_changes(image),
         "medrestore_version": medrestore.__version__,
     }
+    if isinstance(requested, GammaCamera) and requested.collimator is None:
+        record["collimator_source"] = recorded_collimator(image)[1]
     write_record(written, record)
     return record

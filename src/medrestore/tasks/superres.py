@@ -99,6 +99,7 @@ from medrestore.models.count_restoration import (
     CLASSICAL_COUNT_METHODS, DCT_MLEM, MLEM, CountRestoration, keep_total_counts, response_iterations,
 )  # fmt: skip
 from medrestore.physics.blur import upsample, upsample_affine
+from medrestore.physics.degradations import recorded_collimator
 from medrestore.physics.gamma_camera import PlanarAcquisition
 from medrestore.solvers.dct_denoise import count_noise_sigma
 from medrestore.tasks.degrade import input_digest
@@ -214,6 +215,8 @@ class SystemResponse:
     pixel_size_mm: float
     source: str
     measured_fwhm_mm: float | None = None
+    collimator_source: str | None = None
+    """Where the collimator came from when the image's file was asked (:func:`~medrestore.physics.degradations.recorded_collimator`)."""
 
     @property
     def resolution_mm(self) -> float:
@@ -232,6 +235,7 @@ class SystemResponse:
             "pixel_size_mm": self.pixel_size_mm, "resolution_mm": self.resolution_mm,
             "resolution_source": "collimator model" if self.measured_fwhm_mm is None else "measured (given FWHM)",
             "fwhm_pixels": self.fwhm_pixels, "source": self.source,
+            **({"collimator_source": self.collimator_source} if self.collimator_source else {}),
         }  # fmt: skip
 
 
@@ -440,15 +444,17 @@ def _spacing_is_stored(image: Image) -> bool:
 
 def system_response(
     image: Image, scale: int, input_path: Path | None = None, acquisition: PlanarAcquisition = PlanarAcquisition(),
-    pixel_size_mm: float | None = None, fwhm_mm: float | None = None,
+    pixel_size_mm: float | None = None, fwhm_mm: float | None = None, collimator_from_image: bool = False,
 ) -> SystemResponse:  # fmt: skip
     """The system response behind ``image`` (module docstring): recorded, given, or from its spacing; with
-    ``fwhm_mm`` (a measured system FWHM in mm) in place of the collimator model's.
+    ``fwhm_mm`` (a measured system FWHM in mm) in place of the collimator model's. ``collimator_from_image``: without a
+    ``degrade`` record, ``acquisition``'s collimator is replaced by the one the image's file names (an NM DICOM's
+    ``CollimatorGridName``, :func:`~medrestore.physics.degradations.recorded_collimator`) when it names one.
 
     Raises:
         ConfigError: ``fwhm_mm`` not a finite number > 0; a recorded scale other than ``scale``.
     """
-    response = _modelled_response(image, scale, input_path, acquisition, pixel_size_mm)
+    response = _modelled_response(image, scale, input_path, acquisition, pixel_size_mm, collimator_from_image)
     if fwhm_mm is None:
         return response
     if isinstance(fwhm_mm, bool) or not isinstance(fwhm_mm, (int, float)) or not (math.isfinite(fwhm_mm) and fwhm_mm > 0):
@@ -457,10 +463,16 @@ def system_response(
 
 
 def _modelled_response(
-    image: Image, scale: int, input_path: Path | None, acquisition: PlanarAcquisition, pixel_size_mm: float | None
-) -> SystemResponse:
+    image: Image, scale: int, input_path: Path | None, acquisition: PlanarAcquisition, pixel_size_mm: float | None,
+    collimator_from_image: bool = False,
+) -> SystemResponse:  # fmt: skip
     """:func:`system_response` from the record, the given pixel size or the image's spacing (no measured FWHM)."""
     record = None if input_path is None else _degrade_record(input_path)
+    if record is None and collimator_from_image:
+        recorded, note = recorded_collimator(image)
+        acquisition = acquisition if recorded is None else dataclasses.replace(acquisition, collimator=recorded)
+        response = _modelled_response(image, scale, None, acquisition, pixel_size_mm)
+        return dataclasses.replace(response, collimator_source=note)
     if record is not None and pixel_size_mm is None:
         if int(record.get("scale", scale)) != scale:
             recorded_scale = record["scale"]
@@ -580,6 +592,8 @@ class SuperResolutionRequest:
     iterations: int | None = None
     ensemble: int | None = None
     acquisition: PlanarAcquisition = PlanarAcquisition()
+    collimator_from_image: bool = False
+    """Without a ``degrade`` record, take the collimator the input's file names over ``acquisition``'s (:func:`system_response`)."""
     pixel_size_mm: float | None = None
     fwhm_mm: float | None = None
     """A measured system FWHM (mm) in place of the collimator model's (module docstring)."""
@@ -611,7 +625,9 @@ def superres_file(
         request.method, request.scale, request.model, request.device, request.iterations, request.ensemble
     )  # fmt: skip
     image = clip_negative(read_image(input_path, nonfinite=request.nonfinite), input_path, "super-resolution in counts")
-    response = system_response(image, request.scale, input_path, request.acquisition, request.pixel_size_mm, request.fwhm_mm)
+    response = system_response(
+        image, request.scale, input_path, request.acquisition, request.pixel_size_mm, request.fwhm_mm, request.collimator_from_image
+    )  # fmt: skip
     started = time.perf_counter()
     try:
         method, guard = guard_refinement(method, image, response)

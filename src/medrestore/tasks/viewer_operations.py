@@ -145,7 +145,9 @@ def _denoise_oct(source: Path, output: Path, values: dict[str, Any], reference: 
 
 
 def _superres(source: Path, output: Path, values: dict[str, Any], reference: Path | None, nonfinite: str) -> dict[str, Any]:
-    request = SuperResolutionRequest(scale=values["scale"], method=values["method"], model=values.get("model"), nonfinite=nonfinite)
+    request = SuperResolutionRequest(
+        scale=values["scale"], method=values["method"], model=values.get("model"), nonfinite=nonfinite, collimator_from_image=True
+    )  # the command's default: the collimator the file names
     record = superres_file(source, output, request)
     summary = {"method": record["method"], "model": record["model"], "scale": record["scale"]}
     return summary | {key: record[key] for key in (CLIPPED_KEY, "refinement_guard") if record.get(key)}
