@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         guard = record.get("refinement_guard") or {}
         if guard.get("fallback"):
             model += f"; {record['requested_method']}'s networks not applied ({'; '.join(guard['reasons'])})"
+        camera = record.get("system_response") or {}
+        if camera.get("collimator_source"):
+            model += f"; collimator {camera['collimator']}: {camera['collimator_source']}"
         print(
             f"wrote {record['output']} and {record['output']}.json ({record['method']} ×{record['scale']}{model}; "
             f"total counts {totals_in:.6g} → {totals_out:.6g}; {record['seconds']:.2f} s)"
