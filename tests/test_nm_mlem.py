@@ -9,15 +9,22 @@ from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.random import make_generator
 from medrestore.physics.blur import gaussian_blur, upsample
 from medrestore.physics.gamma_camera import bin_counts
+from medrestore.solvers import mlem
 from medrestore.solvers.mlem import binned_blur, binned_blur_adjoint, gaussian_blur_adjoint, mlem_super_resolution
 
 torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize(("fwhm", "scale", "shape"), [(0.0, 4, (9, 7)), (2.5, 4, (10, 12)), (9.0, 2, (13, 6)), (40.0, 4, (5, 5))])
-def test_forward_and_adjoint_agree(fwhm: float, scale: int, shape: tuple[int, int]) -> None:
+@pytest.mark.parametrize("product", [False, True], ids=["conv1d", "matrix-product"])
+@pytest.mark.parametrize(
+    ("fwhm", "scale", "shape"), [(0.0, 4, (9, 7)), (2.5, 4, (10, 12)), (9.0, 2, (13, 6)), (40.0, 4, (5, 5)), (26.0, 4, (70, 33))]
+)
+def test_forward_and_adjoint_agree(fwhm: float, scale: int, shape: tuple[int, int], product: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """``A x`` is the binned blur of the camera model, and |⟨Ax, r⟩ − ⟨x, Aᵀr⟩| ≤ 1e-12 ‖Ax‖‖r‖, widths wider than the
-    image included (reflections fold back)."""
+    image included (reflections fold back); the forward pass as a strided ``conv1d`` and, for large arrays, as a
+    matrix product of overlapping windows (forced here on small ones), several windows per row included."""
+    if product:
+        monkeypatch.setattr(mlem, "GEMM_MIN_ELEMENTS", 0)
     generator = make_generator(0)
     x = torch.rand(shape[0] * scale, shape[1] * scale, dtype=torch.float64, generator=generator)
     r = torch.rand(*shape, dtype=torch.float64, generator=generator)

@@ -52,23 +52,88 @@ def _binned_taps(fwhm: float, scale: int, dtype: torch.dtype) -> tuple[torch.Ten
     return combined, -first
 
 
+GEMM_MIN_ELEMENTS = 1 << 22
+"""Fine-grid arrays of at least this many samples take both passes as matrix products (:func:`_banded_windows`,
+:func:`_banded_windows_adjoint`); smaller ones a strided ``conv1d`` and its transpose, faster there
+(``benchmarks/nm_mlem_operators.py``)."""
+GEMM_BLOCK = 32
+"""Coarse samples per window of the matrix-product passes (at least the taps' overhang, :func:`_block`)."""
+
+
+def _block(taps: torch.Tensor, scale: int) -> int:
+    """Coarse outputs per window: :data:`GEMM_BLOCK`, or more where the taps overhang a window by more than one."""
+    return max(GEMM_BLOCK, -(-(taps.numel() - scale) // scale))
+
+
+def _band(taps: torch.Tensor, scale: int, block: int) -> torch.Tensor:
+    """``M (k·b + T − k, b)``: column ``j`` holds the taps from row ``k·j``, so ``window @ M`` is ``b`` binned outputs."""
+    length = taps.numel()
+    band = torch.zeros(scale * block + length - scale, block, dtype=taps.dtype, device=taps.device)
+    for column in range(block):
+        band[scale * column : scale * column + length, column] = taps
+    return band
+
+
+def _banded_windows(rows: torch.Tensor, taps: torch.Tensor, scale: int, outputs: int) -> torch.Tensor:
+    """``y[i] = Σ_u c[u] x̃[k·i + u]`` of padded rows ``(R, L)`` as one matrix product: ``b`` outputs at a time from
+    overlapping windows of ``k·b + T − k`` samples (a GEMM, where a one-channel ``conv1d`` is bound by memory)."""
+    block = _block(taps, scale)
+    blocks = -(-outputs // block)
+    width = scale * block + taps.numel() - scale
+    needed = scale * block * (blocks - 1) + width
+    if rows.shape[-1] < needed:
+        rows = functional.pad(rows, (0, needed - rows.shape[-1]))
+    windows = rows.unfold(-1, width, scale * block)  # (R, blocks, width), strided
+    return (windows @ _band(taps, scale, block)).reshape(rows.shape[0], -1)[:, :outputs]
+
+
 def _binned_blur_last_axis(x: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
-    """``B_k H`` along the last axis: ``(..., k·n) → (..., n)``, one strided correlation."""
+    """``B_k H`` along the last axis: ``(..., k·n) → (..., n)``, one strided correlation (a matrix product on large
+    arrays, :data:`GEMM_MIN_ELEMENTS`)."""
     length = x.shape[-1]
     index = reflect_indices(length, radius, radius, x.device)
-    rows = x.reshape(-1, 1, length).index_select(-1, index)
-    binned = functional.conv1d(rows, taps.to(x.device).view(1, 1, -1), stride=scale)
+    rows = x.reshape(-1, length).index_select(-1, index)
+    taps = taps.to(device=x.device, dtype=x.dtype)
+    if x.numel() >= GEMM_MIN_ELEMENTS:
+        binned = _banded_windows(rows, taps, scale, length // scale)
+    else:
+        binned = functional.conv1d(rows[:, None], taps.view(1, 1, -1), stride=scale)[:, 0]
     return binned.reshape(*x.shape[:-1], length // scale)
 
 
 def _binned_blur_last_axis_adjoint(r: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
     """``(B_k H)ᵀ`` along the last axis: the strided transposed correlation (a full convolution with the taps),
-    scatter-added back onto the reflected indices the forward pass gathered its padding from."""
+    scatter-added back onto the reflected indices the forward pass gathered its padding from; on large arrays
+    (:data:`GEMM_MIN_ELEMENTS`) as :func:`_banded_windows_adjoint`."""
     length = r.shape[-1] * scale
+    taps = taps.to(device=r.device, dtype=r.dtype)
+    if r.numel() * scale >= GEMM_MIN_ELEMENTS:
+        return _banded_windows_adjoint(r, taps, radius, scale)
     index = reflect_indices(length, radius, radius, r.device)
-    spread = functional.conv_transpose1d(r.reshape(-1, 1, r.shape[-1]), taps.to(r.device).view(1, 1, -1), stride=scale)
+    spread = functional.conv_transpose1d(r.reshape(-1, 1, r.shape[-1]), taps.view(1, 1, -1), stride=scale)
     folded = torch.zeros(spread.shape[0], length, dtype=r.dtype, device=r.device)
     folded.index_add_(1, index, spread[:, 0])
+    return folded.reshape(*r.shape[:-1], length)
+
+
+def _banded_windows_adjoint(r: torch.Tensor, taps: torch.Tensor, radius: int, scale: int) -> torch.Tensor:
+    """The transpose of :func:`_banded_windows` and the padding: each window's outputs spread back by the transposed
+    band (one matrix product), the windows' overlaps added, and the padding folded back onto the reflected indices
+    the forward pass gathered it from."""
+    outputs = r.shape[-1]
+    length = outputs * scale
+    block = _block(taps, scale)
+    blocks, step = -(-outputs // block), scale * block
+    coarse = functional.pad(r.reshape(-1, outputs), (0, blocks * block - outputs)).reshape(-1, blocks, block)
+    spread = coarse @ _band(taps, scale, block).T  # (R, blocks, width): width − step ≤ step samples overhang
+    padded = torch.zeros(coarse.shape[0], blocks + 1, step, dtype=r.dtype, device=r.device)
+    padded[:, :blocks] = spread[..., :step]
+    padded[:, 1:, : spread.shape[-1] - step] += spread[..., step:]
+    padded = padded.reshape(coarse.shape[0], -1)
+    index = reflect_indices(length, radius, radius, r.device)  # index[radius + i] = i inside
+    folded = padded[:, radius : radius + length].clone()
+    edges = torch.cat([torch.arange(radius, device=r.device), torch.arange(radius + length, length + 2 * radius, device=r.device)])
+    folded.index_add_(1, index[edges], padded[:, edges])
     return folded.reshape(*r.shape[:-1], length)
 
 
