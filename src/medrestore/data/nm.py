@@ -211,7 +211,8 @@ RECONSTRUCTED_INPUTS = ("mlem", "dct-mlem")
 """Input kinds that are ML-EM reconstructions on the fine grid (of the raw or the denoised counts)."""
 INPUT_KINDS = ("coarse", *RECONSTRUCTED_INPUTS)
 DEFAULT_ACQUISITION = PlanarAcquisition()
-"""The camera ``superres`` assumes without a recorded acquisition: LEGP at 10 cm, Tc-99m."""
+"""The camera ``superres`` assumes without a recorded acquisition or a collimator named by the file: LEGP at 10 cm,
+Tc-99m."""
 
 
 def simulate_pair(

@@ -13,7 +13,8 @@ with ``OUT.json`` recording how. Conventions:
 * **The system response** (:class:`SystemResponse`): the Gaussian FWHM ``R_s(z)`` of the
   collimator, distance and isotope, in fine pixels. Taken from the ``IN.json`` record of
   ``medrestore degrade --kind gamma-camera`` when there is one, else from the given (default:
-  ``degrade``'s defaults, LEGP at 10 cm, Tc-99m) acquisition and pixel size: the input's
+  LEGP at 10 cm, Tc-99m; with ``collimator_from_image``, as the command runs, the collimator an NM DICOM
+  names in ``CollimatorGridName``, ``INTR`` for an intrinsic acquisition) acquisition and pixel size: the input's
   spacing / ``k``, or 1 mm when the file stores no spacing (as ``degrade`` assumes for such
   images). A *measured* system FWHM in mm (``fwhm_mm``, ``--fwhm``: e.g. the camera's NEMA NU 1
   line-source FWHM at the acquisition's distance, :func:`medrestore.metrics.nema.line_source_widths`)
