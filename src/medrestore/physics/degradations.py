@@ -278,12 +278,13 @@ def recorded_collimator(image: Image) -> tuple[str | None, str]:
     """
     detectors = (image.metadata.get("dicom") or {}).get("DetectorInformationSequence") or []
     stored = detectors[0].get("CollimatorGridName") if detectors and isinstance(detectors[0], Mapping) else None
-    if not isinstance(stored, str) or not stored.strip():
+    name = stored.strip() if isinstance(stored, str) else ""
+    if not name:
         return None, f"default {DEFAULT_COLLIMATOR} (the file names no collimator)"
     try:
-        return collimator_name(stored.strip()), f"the file's CollimatorGridName {stored.strip()!r}"
+        return collimator_name(name), f"the file's CollimatorGridName {name!r}"
     except ConfigError:
-        return None, f"default {DEFAULT_COLLIMATOR}: the file's CollimatorGridName {stored.strip()!r} is not a modelled collimator"
+        return None, f"default {DEFAULT_COLLIMATOR}: the file's CollimatorGridName {name!r} is not a modelled collimator"
 
 
 def binned_region_total(x: torch.Tensor, scale: int) -> float:
