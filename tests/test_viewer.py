@@ -290,6 +290,20 @@ def test_signed_scintigram_is_clipped_and_counted_in_the_summary(server: ViewerS
         assert result["summary"]["clipped_negative"] == {"count": 64, "minimum": -5.0}
 
 
+def test_superres_uses_the_collimator_the_file_names_and_says_so(server: ViewerServer, root: Path) -> None:
+    """As the command: an NM DICOM whose detector says ``INTR`` is restored through the intrinsic response."""
+    from test_nm_dicom import nm_multi_frame_file
+
+    counts = np.random.default_rng(5).poisson(30.0, size=(1, 32, 32)).astype(np.uint16)
+    nm_multi_frame_file(root / "intrinsic.dcm", counts, 2.0, collimator="INTR")
+    _, study = call(server, "POST", "/api/studies", {"path": "intrinsic.dcm"})
+    status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "superres-nm", "parameters": {"method": "dct-mlem", "scale": 4}})
+    assert status == 201, result
+    camera = result["summary"]["camera"]
+    assert camera["collimator"] == "INTR" and camera["resolution_mm"] == 3.8
+    assert camera["collimator_source"] == "the file's CollimatorGridName 'INTR'"
+
+
 def test_raw_kspace_opens_zero_filled_and_reconstructs_as_the_command(server: ViewerServer, root: Path, tmp_path: Path) -> None:
     source, reference = _phantom_kspace(root)
     under = root / "under.npz"

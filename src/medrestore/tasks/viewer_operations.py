@@ -150,6 +150,9 @@ def _superres(source: Path, output: Path, values: dict[str, Any], reference: Pat
     )  # the command's default: the collimator the file names
     record = superres_file(source, output, request)
     summary = {"method": record["method"], "model": record["model"], "scale": record["scale"]}
+    camera = record.get("system_response") or {}
+    if camera:  # the camera assumed, and where its collimator came from
+        summary["camera"] = {key: camera[key] for key in ("collimator", "resolution_mm", "collimator_source", "source") if key in camera}
     return summary | {key: record[key] for key in (CLIPPED_KEY, "refinement_guard") if record.get(key)}
 
 
