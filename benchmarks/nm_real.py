@@ -51,7 +51,8 @@ from medrestore.core.random import make_generator
 from medrestore.data.nm_phantoms import QUADRANT_BAR_AXES, quadrant_bar_phantom, quadrant_slices
 from medrestore.metrics.nema import bar_contrast, flood_uniformity, line_source_widths
 from medrestore.physics.blur import gaussian_blur
-from medrestore.physics.degradations import DEFAULT_COLLIMATOR, GammaCamera, recorded_collimator
+from medrestore.physics.degradations import GammaCamera, recorded_collimator
+from medrestore.physics.gamma_camera import DEFAULT_COLLIMATOR
 from medrestore.tasks.superres import (
     CountSuperResolution,
     PlanarAcquisition,

@@ -58,7 +58,7 @@ import nm_real as real
 from nm_noise_level import coarse_counts
 import nm_superres as bench
 from medrestore.core.random import make_generator
-from medrestore.data.nm import ScintigraphyPairs, load_activity_maps, simulate_original
+from medrestore.data.nm import NMSimulation, ScintigraphyPairs, load_activity_maps, simulate_original
 from medrestore.data.normalisation import MinMaxImage
 from medrestore.inference import Predictor
 from medrestore.io import read_image
@@ -143,7 +143,9 @@ def real_pair(images: list[tuple[str, torch.Tensor, float]], generator: torch.Ge
     return fine.to(torch.float32)[None], teacher.to(torch.float32)[None]
 
 
-def camera_pair(maps: list[tuple[str, torch.Tensor]], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def camera_pair(
+    maps: list[tuple[str, torch.Tensor]], simulation: NMSimulation, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``(input, target) (1, 128, 128)`` pair of a simulated map whose original carries a camera's own response.
 
     The pixel size and the acquisition come from the shipped network's simulation (``pixel_size_range``, LEGP at
@@ -153,9 +155,6 @@ def camera_pair(maps: list[tuple[str, torch.Tensor]], generator: torch.Generator
     ``noisy_original_fraction`` of them). Input: ``dct-mlem`` before its post-filter, as :func:`real_pair`; target:
     the expected original.
     """
-    nm = load_config(CONFIG).data.nm
-    assert nm is not None
-    simulation = nm.simulation
     _, activity = maps[int(torch.randint(len(maps), (), generator=generator))]
     camera = simulation.camera().sample(generator)
     pixel = float(camera.pixel_size_mm)  # type: ignore[attr-defined]
@@ -184,7 +183,7 @@ def prepare(seed: int = 0, originals: str = "as-trained") -> None:
     maps = load_activity_maps(nm.training, CROP, nm.simulation)
     if originals == "camera":
         tensors = [(name, torch.as_tensor(activity)) for name, activity in maps]
-        pairs += [camera_pair(tensors, generator) for _ in range(SIMULATED_PAIRS)]
+        pairs += [camera_pair(tensors, nm.simulation, generator) for _ in range(SIMULATED_PAIRS)]
     else:
         simulated = ScintigraphyPairs(maps, nm.simulation, "dct-mlem", nm.mlem_iterations)
         for _ in range(SIMULATED_PAIRS):

@@ -192,8 +192,7 @@ def superres(
     every call. ``output``: file to write (``None``: in memory). Returns the ``(scale·H, scale·W)``
     image (total counts kept) and the sidecar record.
     """
-    from medrestore.physics.degradations import DEFAULT_COLLIMATOR
-    from medrestore.physics.gamma_camera import PlanarAcquisition
+    from medrestore.physics.gamma_camera import DEFAULT_COLLIMATOR, PlanarAcquisition
     from medrestore.tasks.superres import SuperResolutionRequest, superres_file
 
     request = SuperResolutionRequest(

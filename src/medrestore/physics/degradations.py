@@ -41,6 +41,7 @@ from medrestore.core.image import Image
 from medrestore.core.random import make_generator
 from medrestore.physics.blur import blur_downsample, default_fwhm, downsample_affine
 from medrestore.physics.gamma_camera import (
+    DEFAULT_COLLIMATOR,
     CountLevel,
     PlanarAcquisition,
     bin_counts,
@@ -265,16 +266,13 @@ DEFAULT_GAMMA_CAMERA_PIXEL_SIZE_MM = 0.67
 """Input pixel size assumed for a bare tensor: the paper-phantom study's 512 matrix at zoom 1.78."""
 
 
-DEFAULT_COLLIMATOR = "LEGP"
-"""The collimator of a ``gamma-camera`` acquisition when neither the caller nor the image names one."""
-
-
 def recorded_collimator(image: Image) -> tuple[str | None, str]:
     """The collimator an image's file records, as ``(model name or None, where the collimator used comes from)``.
 
     An NM DICOM file names it in its first detector's ``CollimatorGridName`` (PS3.3 C.8.4.11): ``LEHR``, ``LEAP``...,
     or ``INTR``/``NONE`` for an intrinsic acquisition (:data:`~medrestore.physics.gamma_camera.INTRINSIC`). No name, or
-    one the camera model does not know, gives ``None`` and says that :data:`DEFAULT_COLLIMATOR` is taken instead.
+    one the camera model does not know, gives ``None`` and says that
+    :data:`~medrestore.physics.gamma_camera.DEFAULT_COLLIMATOR` is taken instead.
     """
     detectors = (image.metadata.get("dicom") or {}).get("DetectorInformationSequence") or []
     stored = detectors[0].get("CollimatorGridName") if detectors and isinstance(detectors[0], Mapping) else None
@@ -315,7 +313,7 @@ class GammaCamera(Degradation):
         collimator: ``LEHR``, ``LEGP``, ``LEUHR``, ``LEHS``, ``MEGP`` or ``HEGP`` (case-insensitive), or ``INTR``
             (``NONE``): an intrinsic acquisition, the camera's intrinsic resolution alone. ``None``: the one the
             image's file records (:func:`recorded_collimator`, filled in by :meth:`resolve_for_image`), else
-            :data:`DEFAULT_COLLIMATOR`.
+            :data:`~medrestore.physics.gamma_camera.DEFAULT_COLLIMATOR`.
         distance_mm: source-to-collimator distance ``z``.
         isotope: ``Tc-99m``, ``I-123``, ``Tl-201`` or ``In-111``.
         pixel_size_mm: input pixel size; ``None`` = the image's spacing (filled in by
@@ -365,7 +363,8 @@ class GammaCamera(Degradation):
 
     @property
     def acquisition(self) -> PlanarAcquisition:
-        """Collimator (:data:`DEFAULT_COLLIMATOR` while unresolved), isotope, distance and scatter as a :class:`PlanarAcquisition`."""
+        """Collimator (:data:`~medrestore.physics.gamma_camera.DEFAULT_COLLIMATOR` while unresolved), isotope, distance
+        and scatter as a :class:`PlanarAcquisition`."""
         return PlanarAcquisition(self.collimator or DEFAULT_COLLIMATOR, self.isotope, self.distance_mm, self.scatter_fraction)
 
     @property
@@ -403,9 +402,10 @@ class GammaCamera(Degradation):
 
     def resolve_for_image(self, image: Image) -> GammaCamera:
         """Fill ``pixel_size_mm`` from the image's in-plane spacing (square pixels required), ``collimator`` from
-        the image's file (:func:`recorded_collimator`, else :data:`DEFAULT_COLLIMATOR`) and, when no count level is
-        given, ``total_counts`` from the image's total over the binned region (all frames), so the record states
-        the values used."""
+        the image's file (:func:`recorded_collimator`, else
+        :data:`~medrestore.physics.gamma_camera.DEFAULT_COLLIMATOR`) and, when no count level is given,
+        ``total_counts`` from the image's total over the binned region (all frames), so the record states the
+        values used."""
         resolved = self
         if self.collimator is None:
             resolved = dataclasses.replace(resolved, collimator=recorded_collimator(image)[0] or DEFAULT_COLLIMATOR)

@@ -115,6 +115,8 @@ COLLIMATORS: Mapping[str, Collimator] = MappingProxyType(
     }
 )
 COLLIMATOR_ALIASES = MappingProxyType({"LEAP": "LEGP", "LEUR": "LEUHR", "ME": "MEGP", "HE": "HEGP"})
+DEFAULT_COLLIMATOR = "LEGP"
+"""The collimator of an acquisition when neither the caller nor the image names one."""
 INTRINSIC = "INTR"
 """The collimator name of an intrinsic (uncollimated) acquisition (module docstring)."""
 INTRINSIC_ALIASES = frozenset({"INTR", "INTRINSIC", "NONE", "NOCOLLIMATOR"})
@@ -313,7 +315,7 @@ class PlanarAcquisition:
         head: the detector.
     """
 
-    collimator: str = "LEGP"
+    collimator: str = DEFAULT_COLLIMATOR
     isotope: str = "Tc-99m"
     distance_mm: float = 100.0
     scatter_fraction: float = 0.0

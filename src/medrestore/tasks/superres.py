@@ -469,11 +469,6 @@ def _modelled_response(
 ) -> SystemResponse:  # fmt: skip
     """:func:`system_response` from the record, the given pixel size or the image's spacing (no measured FWHM)."""
     record = None if input_path is None else _degrade_record(input_path)
-    if record is None and collimator_from_image:
-        recorded, note = recorded_collimator(image)
-        acquisition = acquisition if recorded is None else dataclasses.replace(acquisition, collimator=recorded)
-        response = _modelled_response(image, scale, None, acquisition, pixel_size_mm)
-        return dataclasses.replace(response, collimator_source=note)
     if record is not None and pixel_size_mm is None:
         if int(record.get("scale", scale)) != scale:
             recorded_scale = record["scale"]
@@ -482,12 +477,18 @@ def _modelled_response(
                                      float(record.get("scatter_fraction", 0.0)))  # fmt: skip
         source = f"degrade record {sidecar_path(input_path)}"  # type: ignore[arg-type]
         return SystemResponse(recorded, float(record["pixel_size_mm"]), source)
+    note = None
+    if record is None and collimator_from_image:
+        named, note = recorded_collimator(image)
+        acquisition = acquisition if named is None else dataclasses.replace(acquisition, collimator=named)
     if pixel_size_mm is not None:
-        return SystemResponse(acquisition, float(pixel_size_mm), "given pixel size")
-    rows, columns = image.spacing[-2:]
-    if not _spacing_is_stored(image):
-        return SystemResponse(acquisition, UNKNOWN_SPACING_PIXEL_MM, "no stored spacing: 1-mm fine pixels assumed")
-    return SystemResponse(acquisition, float(np.sqrt(rows * columns)) / scale, "input spacing / scale")
+        pixel, source = float(pixel_size_mm), "given pixel size"
+    elif not _spacing_is_stored(image):
+        pixel, source = UNKNOWN_SPACING_PIXEL_MM, "no stored spacing: 1-mm fine pixels assumed"
+    else:
+        rows, columns = image.spacing[-2:]
+        pixel, source = float(np.sqrt(rows * columns)) / scale, "input spacing / scale"
+    return SystemResponse(acquisition, pixel, source, collimator_source=note)
 
 
 def _frames_first(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
