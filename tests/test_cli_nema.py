@@ -77,9 +77,9 @@ def test_signed_counts_are_clipped_and_bad_inputs_named(tmp_path: Path, capsys: 
     in_memory = medrestore.nema(Image(two_lines(2.0), affine_from_spacing((1.0, 1.0)), 2, "nm", {}), "lines", lines=2)
     assert in_memory.record["input"] == "<memory>" and in_memory.output["fwhm_mm"] == pytest.approx(FWHM_PER_SIGMA * 2.0, rel=0.01)
     oblong = written(tmp_path, data.clip(0), 1.0, "oblong.nii.gz", spacing=(1.0, 2.0))
-    stack = tmp_path / "stack.npy"
-    np.save(stack, np.stack([data.clip(0)] * 3))
-    for path, message in ((oblong, "are not square"), (stack, "one planar frame")):
+    series = tmp_path / "series.npy"
+    np.save(series, np.stack([data.clip(0)] * 3)[..., None].repeat(2, axis=-1))
+    for path, message in ((oblong, "are not square"), (series, "NEMA measures take planar frames; a 3-D image is read as a stack")):
         assert main(["nema", "lines", str(path), "--lines", "2"]) == 2
         error = capsys.readouterr().err
         assert str(path) in error and message in error
@@ -87,3 +87,21 @@ def test_signed_counts_are_clipped_and_bad_inputs_named(tmp_path: Path, capsys: 
     assert str(signed) in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["nema", "bars", str(signed)])
+
+
+def test_every_frame_of_a_stack_is_measured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both heads of a dual-head camera in one NM file (a stack of planes along the first axis): each is measured."""
+    sigma = (2.0, 3.0)
+    stack = tmp_path / "heads.npy"
+    np.save(stack, np.stack([two_lines(s) for s in sigma]).astype(np.float32))
+    result = medrestore.nema(stack, "lines", lines=2)
+    assert [frame["frame"] for frame in result.record["frames"]] == [1, 2]
+    widths = [frame["fwhm_mm"] for frame in result.output["frames"]]
+    assert widths == pytest.approx([FWHM_PER_SIGMA * s for s in sigma], rel=0.01)  # .npy: 1-mm pixels
+    assert main(["nema", "lines", str(stack), "--lines", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "frame 1 of 2" in text and "frame 2 of 2" in text
+    flood = tmp_path / "floods.npy"
+    np.save(flood, np.random.default_rng(0).poisson(1e4, size=(2, 128, 128)).astype(np.float32))
+    uniformity = medrestore.nema(flood, "flood").output["frames"]
+    assert len(uniformity) == 2 and all(0 < frame["integral_ufov"] < 10 for frame in uniformity)

@@ -331,8 +331,8 @@ def test_gamma_camera_on_images_scales_the_affine_and_uses_the_spacing() -> None
     assert 300 < float(peak.data.max()) < 500
     with pytest.raises(InputError, match="square pixels"):
         transform.resolve_for_image(Image.from_array(np.ones((8, 8), np.float32), spacing=(1.0, 2.0)))
-    with pytest.raises(InputError, match="planar"):
-        transform.apply_image(Image.from_array(np.ones((8, 8, 8), np.float32)), seed=0)
+    with pytest.raises(InputError, match="a 3-D image is read as a stack of planar frames"):  # frames of frames
+        transform.apply_image(Image.from_array(np.ones((8, 8, 8, 2), np.float32), spatial_ndim=3), seed=0)
 
 
 def test_compose_resolves_the_pixel_size_each_child_sees() -> None:

@@ -304,6 +304,21 @@ def test_superres_uses_the_collimator_the_file_names_and_says_so(server: ViewerS
     assert camera["collimator_source"] == "the file's CollimatorGridName 'INTR'"
 
 
+def test_a_two_view_scintigram_is_acquired_and_restored_view_by_view(server: ViewerServer, root: Path) -> None:
+    """An NM file with two detectors (a whole-body scan's anterior and posterior views): both runs keep its frames."""
+    from test_cli_degrade_gamma import whole_body_file
+
+    views = np.random.default_rng(6).poisson(30.0, size=(2, 64, 32)).astype(np.int16) - 2
+    whole_body_file(root / "views.dcm", views, 2.0)
+    _, study = call(server, "POST", "/api/studies", {"path": "views.dcm"})
+    status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "degrade-gamma-camera", "parameters": {}})
+    assert status == 201, result
+    assert result["shape"] == [2, 16, 8] and result["summary"]["degradation"]["collimator"] == "LEHR"
+    status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "superres-nm", "parameters": {"method": "dct-mlem", "scale": 4}})
+    assert status == 201, result
+    assert result["shape"] == [2, 256, 128] and result["summary"]["camera"]["collimator"] == "LEHR"
+
+
 def test_raw_kspace_opens_zero_filled_and_reconstructs_as_the_command(server: ViewerServer, root: Path, tmp_path: Path) -> None:
     source, reference = _phantom_kspace(root)
     under = root / "under.npz"

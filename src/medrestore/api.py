@@ -383,8 +383,9 @@ def nema(
     ``along`` (``"vertical"``, ``"horizontal"`` or ``"auto"``), profiles summed over ``strip_mm`` strips;
     ``measure="flood"`` — integral and differential uniformity (%). The pixel size is the image's.
 
-    Returns the measures (``{"fwhm_mm", "fwtm_mm"}`` or the uniformity values) and the whole record (per line,
-    pixel size, direction; ``input``).
+    Returns the measures (``{"fwhm_mm", "fwtm_mm"}`` or the uniformity values; for an image of several planar frames,
+    such as a dual-head flood, ``{"frames": [one per frame]}``) and the whole record (per line, pixel size, direction;
+    ``input``).
     """
     from medrestore.tasks.nema import MEASURES, flood_measure, line_measure
 
@@ -394,5 +395,8 @@ def nema(
     source = _image(image, nonfinite)
     record = line_measure(source, path, lines, along, strip_mm) if measure == "lines" else flood_measure(source, path)
     record = {"input": str(path) if path is not None else MEMORY, **record}
-    output = {"fwhm_mm": record["fwhm_mm"], "fwtm_mm": record["fwtm_mm"]} if measure == "lines" else dict(record["uniformity"])
+    def measures(frame: dict[str, Any]) -> dict[str, Any]:
+        return {"fwhm_mm": frame["fwhm_mm"], "fwtm_mm": frame["fwtm_mm"]} if measure == "lines" else dict(frame["uniformity"])
+
+    output = {"frames": [measures(frame) for frame in record["frames"]]} if "frames" in record else measures(record)
     return Result(output, record)

@@ -33,21 +33,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_value_options(parser)
 
 
-def format_record(record: dict[str, Any]) -> str:
-    """The text report of a ``lines`` or ``flood`` record."""
-    lines = [f"input       {record['input']}", f"pixel size  {record['pixel_size_mm']:.4g} mm", ""]
-    if record["measure"] == "lines":
-        lines.insert(2, f"lines       {record['lines_run']}, profiles over {record['strips']} strips of {record['strip_mm']:g} mm")
+def _frame_lines(record: dict[str, Any]) -> list[str]:
+    """The table of one frame's ``lines`` or ``flood`` measures."""
+    if "lines" in record:
+        lines = [f"lines       {record['lines_run']}, profiles over {record['strips']} strips of {record['strip_mm']:g} mm", ""]
         lines.append(f"{'line':<6}{'position (px)':>14}{'FWHM (mm)':>11}{'FWTM (mm)':>11}")
         for index, line in enumerate(record["lines"], start=1):
             lines.append(f"{index:<6}{line['position_px']:>14.1f}{line['fwhm_mm']:>11.2f}{line['fwtm_mm']:>11.2f}")
         lines.append(f"{'mean':<6}{'':>14}{record['fwhm_mm']:>11.2f}{record['fwtm_mm']:>11.2f}")
-        return "\n".join(lines)
+        return lines
     uniformity = record["uniformity"]
-    lines.append(f"binned to {uniformity['pixel_mm']:.3g}-mm pixels")
-    lines.append(f"{'uniformity (%)':<16}{'integral':>10}{'differential':>14}")
+    lines = ["", f"binned to {uniformity['pixel_mm']:.3g}-mm pixels", f"{'uniformity (%)':<16}{'integral':>10}{'differential':>14}"]
     for field in ("ufov", "cfov"):
         lines.append(f"{field.upper():<16}{uniformity[f'integral_{field}']:>10.2f}{uniformity[f'differential_{field}']:>14.2f}")
+    return lines
+
+
+def format_record(record: dict[str, Any]) -> str:
+    """The text report of a ``lines`` or ``flood`` record (each frame's table in turn when there are several)."""
+    lines = [f"input       {record['input']}", f"pixel size  {record['pixel_size_mm']:.4g} mm"]
+    for frame in record.get("frames", [record]):
+        if "frame" in frame:
+            lines += ["", f"frame {frame['frame']} of {len(record['frames'])}"]
+        lines += _frame_lines(frame)
     return "\n".join(lines)
 
 

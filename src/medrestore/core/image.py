@@ -166,3 +166,29 @@ class Image:
             f"Image(shape={self.shape}, dtype={self.data.dtype}, spacing={self.spacing}, "
             f"modality={self.modality!r})"
         )
+
+
+def planar_frames(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The planar frames of a scintigram, ``(F, h, w)`` (a view of ``image.data``), and their in-plane axes.
+
+    A 2-D image is one frame, or ``T`` frames when it has a trailing frame axis; a 3-D image is a stack of planar
+    frames along its first axis: an NM multi-frame file read as a volume (energy windows, detectors — the anterior
+    and posterior views of a whole-body scan —, time frames, projections, or the slices of a reconstruction).
+    :func:`from_planar_frames` puts frames of the same count back into ``image``'s layout.
+
+    Raises:
+        InputError: a 3-D image with a time axis (frames of frames).
+    """
+    data = image.data
+    if image.spatial_ndim == 2:
+        return (data.unsqueeze(0) if data.ndim == 2 else data.movedim(-1, 0)), (0, 1)
+    if data.ndim != 3:
+        raise InputError(None, f"a 3-D image is read as a stack of planar frames; got shape {tuple(data.shape)} with a time axis")
+    return data, (1, 2)
+
+
+def from_planar_frames(image: Image, frames: torch.Tensor) -> torch.Tensor:
+    """``frames (F, h', w')`` (one per frame of :func:`planar_frames`) in ``image``'s axis layout."""
+    if image.spatial_ndim == 3:
+        return frames
+    return frames[0] if image.data.ndim == 2 else frames.movedim(0, -1).contiguous()

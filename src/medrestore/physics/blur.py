@@ -19,6 +19,8 @@ matching voxel→world matrix; :func:`upsample` (``align_corners=False``) and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as functional
@@ -217,29 +219,33 @@ def upsample(x: torch.Tensor, factor: int, mode: str = "bicubic", spatial_ndim: 
     return result.contiguous()
 
 
-def _scaled_affine(affine: np.ndarray, spatial_ndim: int, column_scale: float, origin_shift: float) -> np.ndarray:
+def _scaled_affine(
+    affine: np.ndarray, spatial_ndim: int, column_scale: float, origin_shift: float, axes: Sequence[int] | None = None
+) -> np.ndarray:
     matrix = np.array(affine, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise InputError(None, f"affine must be 4x4, got shape {matrix.shape}")
-    columns = matrix[:3, :spatial_ndim].copy()
+    scaled = list(range(spatial_ndim)) if axes is None else list(axes)
+    columns = matrix[:3, scaled].copy()
     result = matrix.copy()
     result[:3, 3] = matrix[:3, 3] + columns.sum(axis=1) * origin_shift
-    result[:3, :spatial_ndim] = columns * column_scale
+    result[:3, scaled] = columns * column_scale
     return result
 
 
-def downsample_affine(affine: np.ndarray, factor: int, spatial_ndim: int) -> np.ndarray:
+def downsample_affine(affine: np.ndarray, factor: int, spatial_ndim: int, axes: Sequence[int] | None = None) -> np.ndarray:
     """Voxel→world matrix after :func:`blur_downsample` by ``factor``.
 
-    Spatial columns scale by ``k``; the origin moves to the first block's centre, input index
-    ``(k − 1)/2`` on every spatial axis, so each output voxel keeps its world position.
+    Spatial columns (or only those of ``axes``, e.g. the in-plane axes of a stack of planar frames) scale by
+    ``k``; the origin moves to the first block's centre, input index ``(k − 1)/2`` on every scaled axis, so each
+    output voxel keeps its world position.
     """
     factor = _check_factor(factor)
-    return _scaled_affine(affine, spatial_ndim, float(factor), (factor - 1) / 2)
+    return _scaled_affine(affine, spatial_ndim, float(factor), (factor - 1) / 2, axes)
 
 
-def upsample_affine(affine: np.ndarray, factor: int, spatial_ndim: int) -> np.ndarray:
+def upsample_affine(affine: np.ndarray, factor: int, spatial_ndim: int, axes: Sequence[int] | None = None) -> np.ndarray:
     """Voxel→world matrix after :func:`upsample` by ``factor`` (inverse of :func:`downsample_affine`)."""
     factor = _check_factor(factor)
-    return _scaled_affine(affine, spatial_ndim, 1.0 / factor, (1 - factor) / (2 * factor))
+    return _scaled_affine(affine, spatial_ndim, 1.0 / factor, (1 - factor) / (2 * factor), axes)
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.image import Image
+from medrestore.core.image import Image, from_planar_frames, planar_frames
 from medrestore.core.random import make_generator
 from medrestore.physics.blur import blur_downsample, default_fwhm, downsample_affine
 from medrestore.physics.gamma_camera import (
@@ -326,9 +326,10 @@ class GammaCamera(Degradation):
             blurred, binned, noisy activity in the input's units (block means).
 
     A tensor ``(*batch, H, W)`` gives ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``; the count level applies to
-    the whole tensor. On an image every frame is acquired with the same scale factor, the
-    affine's spatial columns are multiplied by ``k`` (origin at the first block's centre) and
-    the modality becomes ``nm``.
+    the whole tensor. On an image every planar frame (a 2-D image's trailing frames, or a 3-D
+    image's slices along its first axis: an NM multi-frame file's views, windows or time frames)
+    is acquired with the same count scale, the affine's in-plane columns are multiplied by ``k``
+    (origin at the first block's centre) and the modality becomes ``nm``.
     """
 
     kind: ClassVar[str] = "gamma-camera"
@@ -405,33 +406,31 @@ class GammaCamera(Degradation):
         the image's file (:func:`recorded_collimator`, else
         :data:`~medrestore.physics.gamma_camera.DEFAULT_COLLIMATOR`) and, when no count level is given,
         ``total_counts`` from the image's total over the binned region (all frames), so the record states the
-        values used."""
+        values used. The in-plane axes are those of :func:`~medrestore.core.image.planar_frames`."""
         resolved = self
+        frames, axes = planar_frames(image)
         if self.collimator is None:
             resolved = dataclasses.replace(resolved, collimator=recorded_collimator(image)[0] or DEFAULT_COLLIMATOR)
         if self.pixel_size_mm is None:
-            rows, columns = image.spacing[:2]
+            rows, columns = (image.spacing[axis] for axis in axes)
             if abs(rows - columns) > 1e-3 * max(rows, columns):
                 raise InputError(None, f"gamma-camera needs square pixels; the spacing is {rows:g} x {columns:g} mm")
             resolved = dataclasses.replace(resolved, pixel_size_mm=float(rows))
-        if self.keeps_input_total and image.spatial_ndim == 2:
-            data = _as_floating(image.data)
-            total = binned_region_total(data.movedim(-1, 0) if data.ndim > 2 else data, self.scale)
+        if self.keeps_input_total:
+            data = _as_floating(frames)
+            total = binned_region_total(data, self.scale)
             if math.isfinite(total) and total > 0 and float(data.min()) >= 0:
                 resolved = dataclasses.replace(resolved, total_counts=total)
         return resolved
 
     def transform_image(self, image: Image, generator: torch.Generator) -> Image:
-        if image.spatial_ndim != 2:
-            raise InputError(None, f"gamma-camera acquires planar (2-D) images, got {image.spatial_ndim}-D data")
+        """Every planar frame of ``image`` (:func:`~medrestore.core.image.planar_frames`: a 2-D image and its
+        frames, or a 3-D stack of planar frames such as an NM multi-frame file) acquired with one count scale."""
         resolved = self.resolve_for_image(image)
-        data = _as_floating(image.data)
-        has_frames = data.ndim > image.spatial_ndim
-        frames_first = data.movedim(-1, 0) if has_frames else data
-        counts = resolved(frames_first, generator)
-        counts = counts.movedim(0, -1).contiguous() if has_frames else counts
-        affine = downsample_affine(image.affine, self.scale, image.spatial_ndim)
-        return image.with_data(counts, affine=affine, modality="nm")
+        frames, axes = planar_frames(image)
+        counts = resolved(_as_floating(frames), generator)
+        affine = downsample_affine(image.affine, self.scale, image.spatial_ndim, axes)
+        return image.with_data(from_planar_frames(image, counts), affine=affine, modality="nm")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,7 +82,7 @@ import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import guard_output, load_torch_file, sha256_file, sidecar_path, write_record
-from medrestore.core.image import Image
+from medrestore.core.image import Image, from_planar_frames, planar_frames
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import (
     DIHEDRAL,
@@ -492,24 +492,9 @@ def _modelled_response(
 
 
 def _frames_first(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Frames ``(F, h, w)`` float64 and the in-plane axes of ``image.data`` (module docstring)."""
-    data = image.data.to(torch.float64)
-    if image.spatial_ndim == 2:
-        return (data.unsqueeze(0) if data.ndim == 2 else data.movedim(-1, 0)), (0, 1)
-    if data.ndim != 3:
-        raise InputError(None, f"a 3-D image is read as a stack of planar frames; got shape {tuple(data.shape)} with a time axis")
-    return data, (1, 2)
-
-
-def _fine_affine(affine: np.ndarray, axes: tuple[int, int], scale: int) -> np.ndarray:
-    """The affine with in-plane ``axes`` made ``scale`` times finer (block-centre convention)."""
-    order = [*axes, *(axis for axis in range(3) if axis not in axes)]
-    permuted = np.array(affine, dtype=np.float64)
-    permuted[:, :3] = permuted[:, order]
-    fine = upsample_affine(permuted, scale, 2)
-    result = fine.copy()
-    result[:, order] = fine[:, :3]
-    return result
+    """Frames ``(F, h, w)`` float64 and the in-plane axes of ``image.data`` (:func:`~medrestore.core.image.planar_frames`)."""
+    frames, axes = planar_frames(image)
+    return frames.to(torch.float64), axes
 
 
 def guard_refinement(
@@ -561,11 +546,8 @@ def superres_image(image: Image, method: CountSuperResolution, response: SystemR
     if method.needs_response:
         fwhm = (response or system_response(image, method.scale)).fwhm_pixels
     restored = torch.stack([method(frame, fwhm) for frame in frames]).to(torch.float32)
-    if image.spatial_ndim == 2:
-        data = restored[0] if image.data.ndim == 2 else restored.movedim(0, -1).contiguous()
-    else:
-        data = restored
-    affine = _fine_affine(image.affine, axes, method.scale)
+    data = from_planar_frames(image, restored)
+    affine = upsample_affine(image.affine, method.scale, image.spatial_ndim, axes)
     return Image(data, affine, image.spatial_ndim, "nm", {**image.metadata, "units": "counts"})
 
 
