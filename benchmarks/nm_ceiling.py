@@ -27,6 +27,7 @@ Usage::
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --json results/nm_ceiling.json
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --quadrant-counts 5e6 2e7 8e7   # the quadrant bars' count level
     OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --skip-scans --quadrant-pixel 0.59 --quadrant-counts 5e6 2e7   # and pixel size
+    OMP_NUM_THREADS=2 python benchmarks/nm_ceiling.py --skip-scans --quadrant-pixel 0.59 --quadrant-counts 5e6 2e7 --quadrant-collimator INTR
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import torch
 
 from medrestore.models.count_restoration import DCT_MLEM, CountRestoration
 from medrestore.physics.degradations import GammaCamera
+from medrestore.physics.gamma_camera import DEFAULT_COLLIMATOR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nm_real  # noqa: E402  (the quadrant-bar acquisitions)
@@ -57,18 +59,22 @@ def coarse_band(image: torch.Tensor, scale: int) -> torch.Tensor:
     return torch.fft.ifft2(torch.fft.fft2(image.to(torch.float64)) * (keep[0][:, None] & keep[1][None, :])).real
 
 
-def perfect_denoising(original: torch.Tensor, coarse: torch.Tensor, pixel_mm: float, fwhm_pixels: float) -> torch.Tensor:
-    """``dct-mlem``'s ML-EM stage on the noise-free coarse counts of ``original`` (its total: ``coarse``'s)."""
-    expected = GammaCamera(pixel_size_mm=pixel_mm).expected_counts(original.to(torch.float64))
+def perfect_denoising(
+    original: torch.Tensor, coarse: torch.Tensor, pixel_mm: float, fwhm_pixels: float, collimator: str = DEFAULT_COLLIMATOR
+) -> torch.Tensor:
+    """``dct-mlem``'s ML-EM stage on the noise-free coarse counts of ``original`` through ``collimator`` (its total:
+    ``coarse``'s)."""
+    expected = GammaCamera(pixel_size_mm=pixel_mm, collimator=collimator).expected_counts(original.to(torch.float64))
     return NOISE_FREE_MLEM(expected * (coarse.sum() / expected.sum()), fwhm_pixels, chain.SCALE)
 
 
 def oracle_scores(
-    expected: torch.Tensor, original: torch.Tensor, coarse: torch.Tensor, pixel_mm: float, fwhm_pixels: float
+    expected: torch.Tensor, original: torch.Tensor, coarse: torch.Tensor, pixel_mm: float, fwhm_pixels: float,
+    collimator: str = DEFAULT_COLLIMATOR,
 ) -> dict[str, dict[str, float]]:
     """The scores of :data:`ORACLES` against the noisy ``original``."""
     restored = {
-        "perfect denoising": perfect_denoising(original, coarse, pixel_mm, fwhm_pixels),
+        "perfect denoising": perfect_denoising(original, coarse, pixel_mm, fwhm_pixels, collimator),
         "truth in the coarse band": coarse_band(expected, chain.SCALE), "truth": expected,
     }  # fmt: skip
     return {name: chain.score(image.to(torch.float32), original, coarse) for name, image in restored.items()}
@@ -97,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="total counts of the quadrant-bar acquisitions (default: nm_real.py's 5 M)")
     parser.add_argument("--quadrant-pixel", type=float, default=nm_real.QUADRANT_PIXEL_MM, metavar="MM",
                         help="their pixel size, the same 512-mm field (default: nm_real.py's 1 mm)")
+    parser.add_argument("--quadrant-collimator", default=DEFAULT_COLLIMATOR, type=str.upper, metavar="NAME",
+                        help="the collimator they are acquired and restored through (default: the camera model's, LEGP; "
+                             "INTR: an intrinsic bar test)")
     parser.add_argument("--skip-scans", action="store_true", help="only the quadrant bars")
     arguments = parser.parse_args(argv)
     methods = {name: chain.load_super_resolution(name, chain.SCALE, None) for name in METHODS}
@@ -111,16 +120,17 @@ def main(argv: list[str] | None = None) -> None:
         counts, gain = float(image.original.sum()), gains(scores)
         results["scans"].append({"scan": image.name, "counts": counts, "scores": scores, "gains": gain})
         print(row(image.name, counts, scores, gain), flush=True)
-    pixel = arguments.quadrant_pixel
+    pixel, collimator = arguments.quadrant_pixel, arguments.quadrant_collimator
     for counts, (index, name) in itertools.product(arguments.quadrant_counts, enumerate(nm_real.QUADRANT_BARS)):
-        expected, original, coarse = nm_real.quadrant_bar_acquisition(index, counts, pixel)
-        scores = {label: chain.score(nm_real.restore(label, method, coarse, pixel)[0], original, coarse)
+        expected, original, coarse = nm_real.quadrant_bar_acquisition(index, counts, pixel, collimator)
+        scores = {label: chain.score(nm_real.restore(label, method, coarse, pixel, collimator)[0], original, coarse)
                   for label, method in methods.items()}
-        fwhm = chain.SystemResponse(chain.PlanarAcquisition(), pixel, "benchmark").fwhm_pixels
-        scores.update(oracle_scores(expected, original, coarse, pixel, fwhm))
+        fwhm = chain.SystemResponse(chain.PlanarAcquisition(collimator), pixel, "benchmark").fwhm_pixels
+        scores.update(oracle_scores(expected, original, coarse, pixel, fwhm, collimator))
         counts, gain = float(original.sum()), gains(scores)
-        results["quadrant_bars"].append({"image": name, "counts": counts, "scores": scores, "gains": gain})
-        print(row(f"quadrant bars, {name}" + (f", {pixel:g}-mm pixels" if pixel != nm_real.QUADRANT_PIXEL_MM else ""), counts, scores, gain), flush=True)
+        results["quadrant_bars"].append({"image": name, "collimator": collimator, "counts": counts, "scores": scores, "gains": gain})
+        label = f"quadrant bars, {name}" + (f", {pixel:g}-mm pixels" if pixel != nm_real.QUADRANT_PIXEL_MM else "")
+        print(row(label + (f", {collimator}" if collimator != DEFAULT_COLLIMATOR else ""), counts, scores, gain), flush=True)
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -96,9 +96,12 @@ def load_methods() -> dict[str, CountSuperResolution]:
     }  # fmt: skip
 
 
-def restore(label: str, method: CountSuperResolution, coarse: torch.Tensor, pixel_mm: float) -> tuple[torch.Tensor, dict | None]:
-    """``method`` on ``coarse`` (fine pixels of ``pixel_mm``); the guarded label goes through :func:`guard_refinement`."""
-    response = SystemResponse(PlanarAcquisition(), pixel_mm, "benchmark")
+def restore(
+    label: str, method: CountSuperResolution, coarse: torch.Tensor, pixel_mm: float, collimator: str = DEFAULT_COLLIMATOR
+) -> tuple[torch.Tensor, dict | None]:
+    """``method`` on ``coarse`` (fine pixels of ``pixel_mm``, acquired through ``collimator``); the guarded label goes
+    through :func:`guard_refinement`."""
+    response = SystemResponse(PlanarAcquisition(collimator), pixel_mm, "benchmark")
     guard = None
     if label.endswith("(guarded)"):
         image = Image(coarse.to(torch.float32), affine_from_spacing((pixel_mm * bench.SCALE,) * 2), 2, "nm", {})
@@ -184,19 +187,20 @@ def quadrant_contrasts(image: torch.Tensor) -> list[float]:
 
 
 def quadrant_bar_acquisition(
-    index: int, counts: float = QUADRANT_COUNTS, pixel_mm: float = QUADRANT_PIXEL_MM
+    index: int, counts: float = QUADRANT_COUNTS, pixel_mm: float = QUADRANT_PIXEL_MM, collimator: str = DEFAULT_COLLIMATOR
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``index``-th simulated quadrant-bar acquisition of :data:`QUADRANT_BARS` (a 512-mm field of ``pixel_mm``
     pixels, 512² of 1 mm unless given): its noise-free
     expectation (a flood through the bars, the camera's intrinsic blur, ``counts`` counts), the Poisson
-    draw that stands for the original, and the original acquired ×4 by the chain's camera model."""
+    draw that stands for the original, and the original acquired ×4 by the chain's camera model through
+    ``collimator``."""
     name, widths = list(QUADRANT_BARS.items())[index]
     size = 2 * round(256 * QUADRANT_PIXEL_MM / pixel_mm)  # the same 512-mm field at any pixel size
     activity = torch.from_numpy(quadrant_bar_phantom(size, pixel_mm, widths))
     expected = gaussian_blur(activity, fwhm=QUADRANT_INTRINSIC_FWHM_MM / pixel_mm)
     expected = expected * (counts / float(expected.sum()))
     original = torch.poisson(expected, generator=make_generator(100 + index))
-    coarse = bench.degrade(bench.TestImage(name, original, original, pixel_mm), seed=200 + index)
+    coarse = GammaCamera(pixel_size_mm=pixel_mm, collimator=collimator)(original, make_generator(200 + index))
     return expected, original, coarse
 
 
@@ -265,8 +269,7 @@ def run_quadrant_collimators() -> dict[str, dict[str, dict[str, object]]]:
     print("|---|---|---|---|---|---|")
     for collimator in ("LEGP", "LEHR", "INTR"):
         for index, name in enumerate(QUADRANT_BARS):
-            _, original, _ = quadrant_bar_acquisition(index)
-            coarse = GammaCamera(pixel_size_mm=QUADRANT_PIXEL_MM, collimator=collimator)(original, make_generator(200 + index))
+            _, original, coarse = quadrant_bar_acquisition(index, collimator=collimator)
             fwhm = SystemResponse(PlanarAcquisition(collimator), QUADRANT_PIXEL_MM, "benchmark").fwhm_pixels
             restored = {label: method(coarse, fwhm) for label, method in methods.items()}
             scores = {label: bench.score(image, original, coarse) for label, image in restored.items()}
