@@ -13,7 +13,7 @@ import torch
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import sha256_file
-from medrestore.core.image import Image
+from medrestore.core.image import Image, planar_frames, planar_stack_axis
 from medrestore.io import read_image, write_image
 
 
@@ -220,3 +220,47 @@ def test_nifti2_round_trip(tmp_path: Path, volume: np.ndarray) -> None:
     assert isinstance(nibabel.load(written), nibabel.Nifti2Image)
     np.testing.assert_array_equal(read_image(written).numpy(), volume)
     np.testing.assert_allclose(read_image(written).affine, affine, atol=1e-6)
+
+
+def test_the_sidecar_dcm2niix_writes_gives_the_modality(tmp_path: Path) -> None:
+    """dcm2niix's BIDS JSON: ``Modality`` where it writes one, else an NM ``ImageType`` (it omits ``Modality`` for
+    gamma-camera files); a file without a sidecar, or with one saying neither, stays ``mri``."""
+    image = Image(np.ones((4, 5), np.float32), np.eye(4), 2, "mri", {})
+    cases = {
+        "ct.nii.gz": ({"Modality": "CT"}, "ct"),
+        "bone.nii": ({"ImageType": ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]}, "nm"),
+        "t1.nii.gz": ({"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, "mri"),
+        "broken.nii.gz": ("{not json", "mri"),
+    }
+    for name, (sidecar, expected) in cases.items():
+        path = write_image(image, tmp_path / name)
+        stem = name.removesuffix(".gz").removesuffix(".nii")
+        (tmp_path / f"{stem}.json").write_text(sidecar if isinstance(sidecar, str) else json.dumps(sidecar))
+        read = read_image(path)
+        assert read.modality == expected, name
+        assert ("modality_source" in read.metadata) == (expected != "mri")
+    assert read_image(write_image(image, tmp_path / "alone.nii.gz")).modality == "mri"
+    stored = write_image(Image(np.ones((4, 5), np.float32), np.eye(4), 2, "oct", {}), tmp_path / "oct.nii.gz")
+    (tmp_path / "oct.json").write_text(json.dumps({"Modality": "CT"}))
+    assert read_image(stored).modality == "oct"  # the file's own record wins
+
+
+def test_a_stack_read_first_axis_first_keeps_its_stack_axis_through_nifti(tmp_path: Path) -> None:
+    """A DICOM/NumPy stack of planar frames ``(F, H, W)`` with equal spacings everywhere is written with dim_info's
+    slice axis 0, so it reads back as the same stack; a NIfTI's own ``(i, j, k)`` stack is along k."""
+    stack = np.random.default_rng(0).poisson(5.0, size=(3, 8, 10)).astype(np.float32)
+    source = tmp_path / "stack.npy"
+    np.save(source, stack)
+    image = read_image(source)
+    assert planar_stack_axis(image) == 0
+    again = read_image(write_image(image, tmp_path / "stack.nii.gz"))
+    assert nibabel.load(tmp_path / "stack.nii.gz").header.get_dim_info()[2] == 0
+    assert planar_stack_axis(again) == 0 and torch.equal(planar_frames(again)[0], planar_frames(image)[0])
+    plain = nibabel.Nifti1Image(stack.transpose(2, 1, 0).copy(), np.diag([2.0, 2.0, 1.0, 1.0]))  # (x, y, frames)
+    nibabel.save(plain, tmp_path / "converted.nii")
+    converted = read_image(tmp_path / "converted.nii")
+    frames, axes = planar_frames(converted)
+    assert planar_stack_axis(converted) == 2 and axes == (0, 1) and frames.shape == (3, 10, 8)
+    iso = nibabel.Nifti1Image(stack.transpose(2, 1, 0).copy(), np.eye(4))
+    nibabel.save(iso, tmp_path / "iso.nii")
+    assert planar_stack_axis(read_image(tmp_path / "iso.nii")) == 2  # equal spacings: the format's convention

@@ -168,12 +168,42 @@ class Image:
         )
 
 
+SLICES_LAST_FORMATS = frozenset({"nifti", "nifti-pair", "mgh", "minc", "parrec", "afni", "nrrd", "metaimage"})
+"""Formats whose readers keep the file's voxel order ``(i, j, k)``: a stack of planes runs along the last axis
+(dcm2niix writes an NM multi-frame file as ``(columns, rows, frames)``). Every other reader (DICOM, Interfile, NumPy,
+TIFF pages) puts the stack first."""
+_SQUARE_TOLERANCE = 1e-3
+
+
+def planar_stack_axis(image: Image) -> int:
+    """The axis of a 3-D image along which its planar frames are stacked.
+
+    The one axis whose two others have equal (square) spacing; where that does not decide (all three equal, or no
+    pair square), the slice axis a NIfTI header records (``dim_info``), else the reader's convention: last for
+    :data:`SLICES_LAST_FORMATS`, first otherwise.
+    """
+    spacing = image.spacing
+
+    def square(axis: int) -> bool:
+        first, second = (spacing[other] for other in range(3) if other != axis)
+        return abs(first - second) <= _SQUARE_TOLERANCE * max(first, second)
+
+    squares = [axis for axis in range(3) if square(axis)]
+    if len(squares) == 1:
+        return squares[0]
+    recorded = ((image.metadata.get("nifti") or {}).get("dim_info") or [None, None, None])[2]
+    if recorded in (0, 1, 2) and not isinstance(recorded, bool):
+        return int(recorded)
+    return 2 if image.metadata.get("format") in SLICES_LAST_FORMATS else 0
+
+
 def planar_frames(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
     """The planar frames of a scintigram, ``(F, h, w)`` (a view of ``image.data``), and their in-plane axes.
 
     A 2-D image is one frame, or ``T`` frames when it has a trailing frame axis; a 3-D image is a stack of planar
-    frames along its first axis: an NM multi-frame file read as a volume (energy windows, detectors — the anterior
-    and posterior views of a whole-body scan —, time frames, projections, or the slices of a reconstruction).
+    frames along :func:`planar_stack_axis`: an NM multi-frame file (energy windows, detectors — the anterior and
+    posterior views of a whole-body scan —, time frames, projections, or the slices of a reconstruction) as DICOM
+    holds it ``(frames, rows, columns)`` or as dcm2niix converts it ``(columns, rows, frames)``.
     :func:`from_planar_frames` puts frames of the same count back into ``image``'s layout.
 
     Raises:
@@ -184,11 +214,13 @@ def planar_frames(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
         return (data.unsqueeze(0) if data.ndim == 2 else data.movedim(-1, 0)), (0, 1)
     if data.ndim != 3:
         raise InputError(None, f"a 3-D image is read as a stack of planar frames; got shape {tuple(data.shape)} with a time axis")
-    return data, (1, 2)
+    stack = planar_stack_axis(image)
+    axes = tuple(axis for axis in range(3) if axis != stack)
+    return data.movedim(stack, 0), (axes[0], axes[1])
 
 
 def from_planar_frames(image: Image, frames: torch.Tensor) -> torch.Tensor:
     """``frames (F, h', w')`` (one per frame of :func:`planar_frames`) in ``image``'s axis layout."""
     if image.spatial_ndim == 3:
-        return frames
+        return frames.movedim(0, planar_stack_axis(image)).contiguous()
     return frames[0] if image.data.ndim == 2 else frames.movedim(0, -1).contiguous()

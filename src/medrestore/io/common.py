@@ -316,3 +316,15 @@ def resolve_write_dtype(path: str | Path, image: Image, dtype: str | np.dtype | 
     if resolved.kind not in "biuf":
         raise InputError(path, f"cannot store pixels as {resolved}: only bool, integer and float types")
     return resolved
+
+
+MODALITY_FROM_DICOM = {
+    "MR": "mri", "CT": "ct", "NM": "nm", "PT": "nm", "OPT": "oct", "OCT": "oct",
+    "XC": "photo", "ES": "photo", "GM": "photo", "SM": "photo", "OP": "photo",
+}  # fmt: skip
+"""medrestore's modality of each DICOM ``Modality`` code (DICOM files and the JSON dcm2niix writes beside a NIfTI)."""
+
+
+def modality_from_dicom(code: object) -> str:
+    """Map the DICOM ``Modality`` code to a medrestore modality (``"unknown"`` if unmapped)."""
+    return MODALITY_FROM_DICOM.get(str(code or "").strip().upper(), "unknown")

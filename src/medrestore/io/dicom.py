@@ -40,15 +40,11 @@ import pydicom.valuerep
 
 from medrestore.core.errors import InputError
 from medrestore.core.image import affine_from_spacing
-from medrestore.io.common import DecodedImage, library_errors, rgb_to_luminance
+from medrestore.io.common import MODALITY_FROM_DICOM, DecodedImage, library_errors, modality_from_dicom, rgb_to_luminance  # noqa: F401 (re-exported)
 from medrestore.io.dicom_payload import PIXEL_KEYWORDS, open_dataset_source
 from medrestore.io.dicom_geometry import PlaneGeometry, plane_affine, plane_from_tags, stack_affine, stack_by_position
 from medrestore.io.dicom_mosaic import mosaic_count, mosaic_grid, mosaic_origin_and_normal, unmosaic
 
-MODALITY_FROM_DICOM = {
-    "MR": "mri", "CT": "ct", "NM": "nm", "PT": "nm", "OPT": "oct", "OCT": "oct",
-    "XC": "photo", "ES": "photo", "GM": "photo", "SM": "photo", "OP": "photo",
-}  # fmt: skip
 
 METADATA_KEYWORDS = (
     "PatientID", "PatientName", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
@@ -90,11 +86,6 @@ _MACRO = {
     "RescaleIntercept": "PixelValueTransformationSequence",
     "RescaleType": "PixelValueTransformationSequence",
 }
-
-
-def modality_from_dicom(code: object) -> str:
-    """Map the DICOM ``Modality`` code to a medrestore modality (``"unknown"`` if unmapped)."""
-    return MODALITY_FROM_DICOM.get(str(code or "").strip().upper(), "unknown")
 
 
 def _plain(value: Any) -> Any:

@@ -7,10 +7,14 @@ already RAS+ millimetres. ``scl_slope``/``scl_inter`` are applied on read and re
 The full 348/540-byte header is kept as ``metadata["nifti_header"]`` (bytes). The writer
 rebuilds the header from it, so ``descrip``, ``xyzt_units``, ``pixdim[4]`` (TR), ``intent``,
 ``dim_info`` and the qform/sform codes survive a read → restore → write cycle, while shape,
-dtype and affine come from the :class:`Image`.
+dtype and affine come from the :class:`Image`. A volume read from a format that stacks its planes first (DICOM,
+Interfile, NumPy) is written with ``dim_info``'s slice axis set to the first axis, so that it reads back as the same
+stack (:func:`~medrestore.core.image.planar_stack_axis`).
 
 The modality, when not ``"mri"`` (what a plain NIfTI file is read as), travels in a
-"comment" header extension (code 6) holding ``medrestore {"modality": ...}``.
+"comment" header extension (code 6) holding ``medrestore {"modality": ...}``. Without one, the BIDS JSON that
+dcm2niix writes beside the file (``name.json``) gives it where it says (``Modality``, or an NM ``ImageType``:
+dcm2niix's NIfTI of a gamma-camera file is then ``nm``; ``metadata["modality_source"]`` names the sidecar).
 
 Reading decompresses the whole file into memory (one copy of the payload) so that a cut
 ``.nii.gz`` is reported as truncated instead of failing half-way through the pixel data.
@@ -35,13 +39,14 @@ from isal import igzip, isal_zlib
 
 from medrestore.core.errors import InputError
 from medrestore.core.files import atomic_path
-from medrestore.core.image import Image
+from medrestore.core.image import Image, planar_stack_axis
 from medrestore.io.common import (
     DecodedImage,
     cast_to_dtype,
     check_source_dtype,
     image_values,
     library_errors,
+    modality_from_dicom,
     quiet_library_logs,
     resolve_write_dtype,
     single_slice_affine,
@@ -175,6 +180,37 @@ def _stored_modality(header: nibabel.Nifti1Header) -> str | None:
     return None
 
 
+SIDECAR_BYTES = 1 << 20
+"""A BIDS sidecar is a few kB of JSON; a larger file of that name is not read."""
+NM_IMAGE_TYPES = ("EMISSION", "TRANSMISSION")
+"""``ImageType`` value 4 of an NM image (PS3.3 C.8.4.8.1.1)."""
+
+
+def sidecar_modality(path: Path) -> tuple[str, str] | None:
+    """``(modality, why)`` from the BIDS JSON dcm2niix writes beside a NIfTI (``name.json`` for ``name.nii[.gz]``):
+    its ``Modality`` (``MR``, ``CT``, ``NM``, ``PT``…), else ``nm`` for an NM ``ImageType`` (…, ``EMISSION``), which
+    dcm2niix writes for gamma-camera files without a ``Modality``; ``None`` without a readable sidecar saying either."""
+    name = path.name
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+    sidecar = path.with_name(stem + ".json")
+    try:
+        if not sidecar.is_file() or sidecar.stat().st_size > SIDECAR_BYTES:
+            return None
+        fields = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    modality = modality_from_dicom(fields.get("Modality"))
+    if modality != "unknown":
+        return modality, f"{sidecar.name}: Modality {fields['Modality']}"
+    image_type = fields.get("ImageType")
+    if isinstance(image_type, list) and len(image_type) >= 4 and str(image_type[3]).upper() in NM_IMAGE_TYPES:
+        values = "\\".join(map(str, image_type))
+        return "nm", f"{sidecar.name}: ImageType {values} (nuclear medicine)"
+    return None
+
+
 def _arrange_axes(path: Path, array: np.ndarray) -> tuple[np.ndarray, int]:
     """Drop singleton axes beyond the 4th; return ``(array, spatial_ndim)``."""
     while array.ndim > 4 and array.shape[-1] == 1:
@@ -205,13 +241,18 @@ def _read_nifti(path: Path) -> DecodedImage:
         affine = np.asarray(nifti.affine, dtype=np.float64)
     array, spatial_ndim = _arrange_axes(path, array)
     version = 2 if isinstance(nifti, nibabel.Nifti2Image) else 1
+    modality, sidecar_note = _stored_modality(header), {}
+    if modality is None:
+        from_sidecar = sidecar_modality(path)
+        modality = from_sidecar[0] if from_sidecar else "mri"
+        sidecar_note = {"modality_source": from_sidecar[1]} if from_sidecar else {}
     return DecodedImage(
         array=array,
         affine=affine,
         spatial_ndim=spatial_ndim,
         source_dtype=header.get_data_dtype(),
-        modality=_stored_modality(header) or "mri",
-        metadata={"nifti": _summary(nifti, version), "nifti_header": bytes(header.binaryblock)},
+        modality=modality,
+        metadata={"nifti": _summary(nifti, version), "nifti_header": bytes(header.binaryblock), **sidecar_note},
     )
 
 
@@ -285,6 +326,8 @@ def write_nifti(image: Image, path: str | Path, dtype: str | np.dtype | None = N
         _set_transform_codes(nifti, header, affine)
         if header is None:
             nifti.header.set_xyzt_units("mm", "sec")
+            if image.spatial_ndim == 3 and image.metadata.get("format") and planar_stack_axis(image) == 0:
+                nifti.header.set_dim_info(slice=0)  # a DICOM, Interfile or NumPy stack: its planes run along the first axis
         if image.modality != "mri":
             payload = _EXTENSION_PREFIX + json.dumps({"modality": image.modality}).encode("utf-8")
             nifti.header.extensions.append(nibabel.nifti1.Nifti1Extension(NIFTI_COMMENT_CODE, payload))
