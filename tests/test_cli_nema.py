@@ -86,7 +86,7 @@ def test_signed_counts_are_clipped_and_bad_inputs_named(tmp_path: Path, capsys: 
     assert main(["nema", "lines", str(signed), "--lines", "5"]) == 2  # five lines in an image of two
     assert str(signed) in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["nema", "bars", str(signed)])
+        main(["nema", "contrast", str(signed)])
 
 
 def test_every_frame_of_a_stack_is_measured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -377,26 +377,37 @@ def nema(
     along: str = "auto",
     strip_mm: float = 30.0,
     nonfinite: str = "refuse",
+    bar_widths_mm: Sequence[float] | None = None,
 ) -> Result:
     """NEMA NU 1 measures of a planar gamma-camera QC acquisition in counts, as ``medrestore nema`` computes them
     (:mod:`medrestore.tasks.nema`): ``measure="lines"`` — FWHM/FWTM (mm) of ``lines`` parallel line sources running
     ``along`` (``"vertical"``, ``"horizontal"`` or ``"auto"``), profiles summed over ``strip_mm`` strips;
-    ``measure="flood"`` — integral and differential uniformity (%). The pixel size is the image's.
+    ``measure="flood"`` — integral and differential uniformity (%); ``measure="bars"`` — each quadrant of a
+    four-quadrant bar image (bar direction and width, contrast, modulation, resolved), at the frequencies of the
+    phantom's ``bar_widths_mm`` when given. The pixel size is the image's.
 
-    Returns the measures (``{"fwhm_mm", "fwtm_mm"}`` or the uniformity values; for an image of several planar frames,
-    such as a dual-head flood, ``{"frames": [one per frame]}``) and the whole record (per line, pixel size, direction;
-    ``input``).
+    Returns the measures (``{"fwhm_mm", "fwtm_mm"}``, the uniformity values, or ``{"quadrants": [...]}``; for an
+    image of several planar frames, such as a dual-head flood, ``{"frames": [one per frame]}``) and the whole record
+    (per line, pixel size, direction; ``input``).
     """
-    from medrestore.tasks.nema import MEASURES, flood_measure, line_measure
+    from medrestore.tasks.nema import MEASURES, bar_measure, flood_measure, line_measure
 
     if measure not in MEASURES:
         raise ConfigError(f"the NEMA measures are {', '.join(MEASURES)}, not {measure!r}")
     path = image if isinstance(image, (str, Path)) else None
     source = _image(image, nonfinite)
-    record = line_measure(source, path, lines, along, strip_mm) if measure == "lines" else flood_measure(source, path)
+    if measure == "lines":
+        record = line_measure(source, path, lines, along, strip_mm)
+    elif measure == "flood":
+        record = flood_measure(source, path)
+    else:
+        record = bar_measure(source, path, None if bar_widths_mm is None else tuple(float(w) for w in bar_widths_mm))
     record = {"input": str(path) if path is not None else MEMORY, **record}
+
     def measures(frame: dict[str, Any]) -> dict[str, Any]:
-        return {"fwhm_mm": frame["fwhm_mm"], "fwtm_mm": frame["fwtm_mm"]} if measure == "lines" else dict(frame["uniformity"])
+        if measure == "lines":
+            return {"fwhm_mm": frame["fwhm_mm"], "fwtm_mm": frame["fwtm_mm"]}
+        return dict(frame["uniformity"]) if measure == "flood" else {"quadrants": frame["quadrants"]}
 
     output = {"frames": [measures(frame) for frame in record["frames"]]} if "frames" in record else measures(record)
     return Result(output, record)

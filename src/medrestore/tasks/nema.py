@@ -9,6 +9,9 @@ file stores:
   ``along="auto"`` takes the direction whose summed profile across the lines is the sharper (largest maximum
   over mean).
 * ``flood`` — integral and differential uniformity (%) over the useful and central fields of view.
+* ``bars`` — a four-quadrant bar image, quadrant by quadrant (:mod:`medrestore.metrics.nema_bars`): the bars'
+  direction and width, contrast and modulation, and whether they are resolved; with the phantom's four widths given,
+  each quadrant is measured at its own bar frequency.
 
 Counts are never negative: a signed file's negative background is set to 0 with a warning first, as ``degrade``
 and ``superres`` do. Planar images are measured frame by frame: one plane ``(H, W)``, a plane with trailing frames,
@@ -28,8 +31,9 @@ from medrestore.core.errors import InputError
 from medrestore.core.image import Image, planar_frames
 from medrestore.io.values import clip_negative, value_changes
 from medrestore.metrics.nema import flood_uniformity, line_source_widths
+from medrestore.metrics.nema_bars import quadrant_bars
 
-MEASURES = ("lines", "flood")
+MEASURES = ("lines", "flood", "bars")
 ALONG = ("auto", "vertical", "horizontal")
 """The lines' direction as displayed: vertical lines run down the rows (the first axis), horizontal ones along a row."""
 SQUARE_TOLERANCE = 0.01
@@ -108,4 +112,16 @@ def flood_measure(image: Image, path: str | Path | None) -> dict[str, Any]:
     return _per_frame("flood", pixel, measured, image)
 
 
-__all__ = ["ALONG", "MEASURES", "flood_measure", "line_measure"]
+def bar_measure(image: Image, path: str | Path | None, bar_widths_mm: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """Each quadrant of a four-quadrant bar image (module docstring): the record ``medrestore nema bars`` prints."""
+    image = clip_negative(image, path, "NEMA measures in counts")
+    planes, pixel = _planes(image, path)
+    try:
+        measured = [{"quadrants": [bars.record() for bars in quadrant_bars(plane, pixel, bar_widths_mm)]} for plane in planes]
+    except InputError as error:
+        raise InputError(path, error.problem) from error
+    record = _per_frame("bars", pixel, measured, image)
+    return {**record, "bar_widths_mm": list(bar_widths_mm) if bar_widths_mm is not None else None}
+
+
+__all__ = ["ALONG", "MEASURES", "bar_measure", "flood_measure", "line_measure"]
