@@ -178,23 +178,26 @@ _SQUARE_TOLERANCE = 1e-3
 def planar_stack_axis(image: Image) -> int:
     """The axis of a 3-D image along which its planar frames are stacked.
 
-    The one axis whose two others have equal (square) spacing; where that does not decide (all three equal, or no
-    pair square), the slice axis a NIfTI header records (``dim_info``), else the reader's convention: last for
-    :data:`SLICES_LAST_FORMATS`, first otherwise.
+    The first axis for an image read from a format that stacks planes first (DICOM, Interfile, NumPy, TIFF pages); the
+    slice axis a NIfTI header records (``dim_info``); otherwise the format's convention (last for
+    :data:`SLICES_LAST_FORMATS`, first for an image of unknown origin) where the two other axes have equal (square)
+    spacing, else the one axis whose two others do (a stack written first-axis-first into a NIfTI by another tool).
     """
+    source = image.metadata.get("format")
+    if source and source not in SLICES_LAST_FORMATS:
+        return 0
+    recorded = ((image.metadata.get("nifti") or {}).get("dim_info") or [None, None, None])[2]
+    if recorded in (0, 1, 2) and not isinstance(recorded, bool):
+        return int(recorded)
     spacing = image.spacing
 
     def square(axis: int) -> bool:
         first, second = (spacing[other] for other in range(3) if other != axis)
         return abs(first - second) <= _SQUARE_TOLERANCE * max(first, second)
 
+    conventional = 2 if source else 0
     squares = [axis for axis in range(3) if square(axis)]
-    if len(squares) == 1:
-        return squares[0]
-    recorded = ((image.metadata.get("nifti") or {}).get("dim_info") or [None, None, None])[2]
-    if recorded in (0, 1, 2) and not isinstance(recorded, bool):
-        return int(recorded)
-    return 2 if image.metadata.get("format") in SLICES_LAST_FORMATS else 0
+    return conventional if square(conventional) or len(squares) != 1 else squares[0]
 
 
 def planar_frames(image: Image) -> tuple[torch.Tensor, tuple[int, int]]:
