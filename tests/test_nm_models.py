@@ -97,6 +97,23 @@ def test_vdsr_with_zero_weights_is_bicubic_in_2d_and_3d() -> None:
         assert torch.equal(model(image), expected)
 
 
+def test_a_folded_vdsr_is_the_same_network_on_the_image_s_blocks() -> None:
+    """``fold = f``: the residual is the plain network applied to the pixel-unshuffled image, shuffled back; an image
+    whose sides are not multiples of ``f`` is reflect-padded and cropped, and the network's parameters grow by the
+    folded channels only."""
+    folded = VDSR(VDSRConfig(scale=1, depth=3, width=5, fold=4)).eval()
+    plain = VDSR(VDSRConfig(channels=16, scale=1, depth=3, width=5)).eval()
+    plain.load_state_dict(folded.state_dict())
+    image = torch.rand(2, 1, 16, 24, generator=make_generator(4))
+    with torch.no_grad():
+        residual = torch.nn.functional.pixel_shuffle(plain(torch.nn.functional.pixel_unshuffle(image, 4)) - torch.nn.functional.pixel_unshuffle(image, 4), 4)
+        assert torch.allclose(folded(image) - image, residual, atol=1e-6)
+        assert folded(torch.rand(1, 1, 13, 18)).shape == (1, 1, 13, 18)
+    assert folded.config.receptive_field == 4 * 7
+    with pytest.raises(ConfigError, match="fold applies to 2-D images"):
+        VDSRConfig(spatial_ndim=3, fold=2)
+
+
 def test_srcnn_scale_is_bicubic_then_the_same_network() -> None:
     torch.manual_seed(0)
     plain = SRCNN(SRCNNConfig(features=(8, 4))).eval()
