@@ -311,6 +311,12 @@ def test_a_two_view_scintigram_is_acquired_and_restored_view_by_view(server: Vie
     views = np.random.default_rng(6).poisson(30.0, size=(2, 64, 32)).astype(np.int16) - 2
     whole_body_file(root / "views.dcm", views, 2.0)
     _, study = call(server, "POST", "/api/studies", {"path": "views.dcm"})
+    axis = study["default_axis"]  # the world axis across the two views: each view opens whole
+    assert study["display_shape"][axis] == 2
+    status, png = call(server, "GET", f"/api/studies/{study['id']}/slice?axis={axis}&index=1&low=0&high=40")
+    assert status == 200 and PILImage.open(io.BytesIO(png)).size == (32, 64)  # a view as the camera stored it
+    shown = display_plane(server.viewer.studies[study["id"]].image_of("input"), axis, 1)
+    np.testing.assert_array_equal(shown, views[1].astype(np.float64))
     status, result = call(server, "POST", f"/api/studies/{study['id']}/run", {"operation": "degrade-gamma-camera", "parameters": {}})
     assert status == 201, result
     assert result["shape"] == [2, 16, 8] and result["summary"]["degradation"]["collimator"] == "LEHR"

@@ -52,7 +52,7 @@ import torch
 from PIL import Image as PILImage
 
 from medrestore.core.errors import ConfigError, InputError
-from medrestore.core.image import Image
+from medrestore.core.image import Image, planar_stack_axis
 from medrestore.core.progress import reporting
 from medrestore.io import read_image, read_kspace, write_image
 from medrestore.io.common import single_slice_affine
@@ -122,7 +122,8 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
     """The 2-D array shown for ``image`` (module docstring), float64: rows top to bottom, columns left to right.
 
     A volume is cut across the world axis ``axis`` (0 R, 1 A, 2 S: sagittal, coronal, axial) at ``index``
-    counted from the left, posterior or inferior end, whatever order its voxels are stored in (NIfTI, DICOM).
+    counted from the left, posterior or inferior end, whatever order its voxels are stored in (NIfTI, DICOM); a frame
+    of a stack without patient geometry (an NM file's views or windows) is shown as stored.
 
     Raises:
         InputError: an axis, slice or frame outside the image.
@@ -143,6 +144,8 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
     index = size // 2 if index is None else index
     if not 0 <= index < size:
         raise InputError(None, f"slice {index} outside 0…{size - 1} along axis {axis}")
+    if voxel == 0 and _frames_as_stored(image):  # a camera's frame, shown as the camera stored it
+        return volume.select(0, size - 1 - index if flipped else index).detach().cpu().to(torch.float64).numpy()
     plane = volume.select(voxel, size - 1 - index if flipped else index)  # the two other voxel axes, in order
     (first, first_flip), (second, second_flip) = (axes[w] for w in range(3) if w != axis)  # world order
     if first > second:  # voxel order differs from world order
@@ -151,6 +154,14 @@ def display_plane(image: Image, axis: int = 2, index: int | None = None, frame: 
     plane = plane[::-1] if first_flip else plane
     plane = plane[:, ::-1] if second_flip else plane
     return np.ascontiguousarray(np.flipud(plane.T))
+
+
+def _frames_as_stored(image: Image) -> bool:
+    """Whether ``image`` is a stack of frames without patient geometry (an NM DICOM file whose detector gives no
+    orientation, an Interfile image): its affine is only the reader's diagonal, so a frame is shown as stored, rows
+    down and columns across, rather than turned into a world plane."""
+    source = str(image.metadata.get("format", ""))
+    return (source.startswith("dicom") and image.metadata.get("dicom_patient_geometry") is False) or source == "interfile"
 
 
 def _single_slice_plane(plane: torch.Tensor, affine: np.ndarray, squeezed_axis: int) -> np.ndarray:
@@ -188,11 +199,22 @@ class Result:
         }  # fmt: skip
 
 
+def default_axis(image: Image) -> int:
+    """The world axis a volume opens cut across: 2 (axial), or for a scintigram the one across its planar frames
+    (:func:`~medrestore.core.image.planar_stack_axis`: the views of a whole-body file, its windows or time frames), so
+    that each frame is shown whole rather than as a strip of one row of every frame."""
+    if image.spatial_ndim != 3 or image.modality != "nm":
+        return 2
+    stack = planar_stack_axis(image)
+    return next(world for world, (voxel, _) in enumerate(world_axes(image)) if voxel == stack)
+
+
 def _geometry(image: Image) -> dict[str, Any]:
     shape, spacing = display_shape(image)
     return {
         "shape": list(image.shape), "spatial_ndim": image.spatial_ndim, "frames": image.n_frames, "spacing": list(image.spacing),
         "display_shape": list(shape), "display_spacing": list(spacing), "modality": image.modality,
+        "default_axis": default_axis(image),
     }  # fmt: skip
 
 
