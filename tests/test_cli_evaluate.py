@@ -172,3 +172,29 @@ def test_oct_subject_1_through_the_command(shared_data: Path, capsys: Capture) -
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["psnr"] == pytest.approx(17.78, abs=0.01)
     assert metrics["ssim"] == pytest.approx(0.083, abs=0.001)
+
+
+def test_a_scintigram_stack_is_scored_frame_by_frame(tmp_path: Path) -> None:
+    """An NM volume (eight time frames of a dynamic study) is a stack of planar frames: SSIM is the mean of each frame's
+    2-D SSIM (skimage, Gaussian σ = 1.5, the default convention), the same whichever axis a reader stacks them on."""
+    from medrestore.core.image import Image, affine_from_spacing
+    from medrestore.io import write_image
+
+    rng = np.random.default_rng(8)
+    reference = rng.poisson(40.0, size=(8, 48, 40)).astype(np.float32)
+    prediction = (reference + rng.normal(0.0, 4.0, reference.shape)).astype(np.float32)
+    span = float(reference.max() - reference.min())
+    expected = np.mean([
+        structural_similarity(reference[k], prediction[k], data_range=span, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False)
+        for k in range(8)
+    ])  # fmt: skip
+    for name, layout in (("first", (0, 1, 2)), ("last", (2, 1, 0))):
+        affine = affine_from_spacing(tuple((1.0, 3.0, 3.0)[axis] for axis in layout))  # frames 1 mm apart, 3-mm pixels
+        files = [
+            write_image(Image(np.ascontiguousarray(data.transpose(layout)), affine, 3, "nm", {}), tmp_path / f"{name}-{role}.nii.gz")
+            for role, data in (("pred", prediction), ("ref", reference))
+        ]
+        metrics = evaluate_files(files[0], files[1])["metrics"]
+        assert metrics["ssim"] == pytest.approx(expected, abs=1e-6), name
+        assert metrics["psnr"] == pytest.approx(peak_signal_noise_ratio(reference, prediction, data_range=span), abs=1e-6)

@@ -8,7 +8,9 @@ image, not a folder of images.
 
 Images are read with :func:`medrestore.io.read_image`. A trailing time/frame axis is scored as
 a stack of separate images (moved to the front); the image's own ``spatial_ndim`` decides
-between 2-D and 3-D SSIM where the convention lets the data decide.
+between 2-D and 3-D SSIM where the convention lets the data decide. A ``nm`` volume is a stack of
+planar frames (:func:`~medrestore.core.image.planar_frames`: a whole-body file's views, a dynamic
+study's time frames), scored frame by frame with 2-D SSIM, as ``degrade`` and ``superres`` treat it.
 
 A nuclear-medicine reference (modality ``nm``: DICOM NM or PT) holds counts, which are never
 negative; scanners store some with a negative background (signed pixel data). Those negatives are
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 
 from medrestore.core.errors import InputError
-from medrestore.core.image import Image
+from medrestore.core.image import Image, planar_stack_axis
 from medrestore.io import read_image
 from medrestore.io.detect import format_from_extension
 from medrestore.io.values import CLIPPED_KEY, NONFINITE_KEY, clip_negative
@@ -61,8 +63,18 @@ def _check_exists(path: Path, role: str) -> None:
         raise InputError(path, f"{role} file or folder does not exist")
 
 
-def _metric_layout(image: Image) -> torch.Tensor:
-    """Pixel data as ``(*frames, *spatial)``: a trailing time axis moves to the front."""
+def _planar_stack(reference: Image) -> int | None:
+    """The stack axis of a ``nm`` volume scored as planar frames (module docstring), else ``None``."""
+    if reference.modality != "nm" or reference.spatial_ndim != 3 or reference.data.ndim != 3:
+        return None
+    return planar_stack_axis(reference)
+
+
+def _metric_layout(image: Image, stack: int | None = None) -> torch.Tensor:
+    """Pixel data as ``(*frames, *spatial)``: a trailing time axis, or the ``stack`` axis of planar frames, moves to
+    the front."""
+    if stack is not None and image.data.ndim == 3:
+        return image.data.movedim(stack, 0)
     if image.data.ndim > image.spatial_ndim:
         return image.data.movedim(-1, 0)
     return image.data
@@ -93,7 +105,7 @@ def _mask_region(mask: Image, reference: Image, mask_path: Path | None = None) -
     """The mask (nonzero = inside) in the reference's metric layout; same spatial shape required."""
     if mask.spatial_shape != reference.spatial_shape or mask.n_frames not in (1, reference.n_frames):
         raise InputError(mask_path, f"mask of shape {mask.shape} does not fit the reference of shape {reference.shape}")
-    return _metric_layout(mask) != 0
+    return _metric_layout(mask, _planar_stack(reference)) != 0
 
 
 def evaluate_images(prediction: Image, reference: Image, convention: str = "default", mask: Image | None = None) -> dict[str, float]:
@@ -112,7 +124,9 @@ def evaluate_images(prediction: Image, reference: Image, convention: str = "defa
         raise InputError(None, f"prediction of shape {tuple(prediction.shape)} does not match the reference of shape {tuple(reference.shape)}")
     region = None if mask is None else _mask_region(mask, reference)
     reference = counts_reference(reference, None)
-    return evaluate(_metric_layout(prediction), _metric_layout(reference), convention, region, spatial_ndim=reference.spatial_ndim)
+    stack = _planar_stack(reference)
+    spatial_ndim = 2 if stack is not None else reference.spatial_ndim
+    return evaluate(_metric_layout(prediction, stack), _metric_layout(reference, stack), convention, region, spatial_ndim=spatial_ndim)
 
 
 def evaluate_pair(
