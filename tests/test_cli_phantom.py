@@ -191,3 +191,17 @@ def test_real_brain_slice_from_the_command_line(shared_data: Path, tmp_path: Pat
     assert read_image(output / "r16slice_high.nii.gz").shape == (256, 256)
     record = json.loads((output / "r16slice.json").read_text())
     assert record["phantom"]["print"]["pixel_size_mm"] == 0.67 and record["phantom"]["low"]["peak_counts"] >= 25
+
+
+def test_a_scintigram_stack_prints_one_of_its_frames(tmp_path: Path) -> None:
+    """An NM file of two views: the phantom is made of a whole view (the stack's middle frame, or ``--slice``), not of
+    a cut through both views."""
+    from test_cli_degrade_gamma import whole_body_file
+
+    views = np.stack([np.full((64, 64), 10, np.int16), np.tile(np.arange(64, dtype=np.int16), (64, 1))])
+    source = whole_body_file(tmp_path / "views.dcm", views, 2.0)
+    output = tmp_path / "out"
+    assert main(["phantom", "paper", str(source), "-o", str(output), *SMALL, "--slice", "1"]) == 0
+    record = json.loads((output / "views.json").read_text())
+    assert record["slice_axis"] == 0 and record["slice_index"] == 1
+    assert read_image(output / "views_teacher.nii.gz").shape == (64, 64)

@@ -59,7 +59,7 @@ def _add_paper_arguments(parser: argparse.ArgumentParser) -> None:
     add("--calibrate", choices=CALIBRATION_TARGETS, default="low", help="calibrate the teacher to this acquisition")
     add("--std-target", choices=STD_TARGETS, default="measured", help="standard deviation to match in calibration")
     add("--no-crop", action="store_true", help="keep the whole field of view instead of cropping to the print")
-    add("--slice", type=int, metavar="I", help="slice of the last axis printed from a 3-D volume (default middle)")
+    add("--slice", type=int, metavar="I", help="slice of the last axis printed from a 3-D volume, or frame of an NM stack (default middle)")
     add("--format", choices=OUTPUT_FORMATS, default="nii.gz", help="output image format (default nii.gz)")
     add("--seed", type=int, default=0, metavar="N", help="base seed (default 0, recorded)")
 

@@ -33,7 +33,7 @@ import torch
 import medrestore
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import atomic_write_text, sha256_file
-from medrestore.core.image import Image, affine_from_spacing
+from medrestore.core.image import Image, affine_from_spacing, planar_stack_axis
 from medrestore.core.random import make_generator
 from medrestore.io import read_image, write_image
 from medrestore.io.values import clip_negative, value_changes
@@ -104,18 +104,20 @@ def phantom_seed(seed: int, name: str) -> int:
 
 
 def _plane(image: Image, path: Path, slice_index: int | None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The 2-D plane to print: the image itself, or slice ``slice_index`` (default middle) of a volume."""
+    """The 2-D plane to print: the image itself, or slice ``slice_index`` (default middle) of a volume: across its last
+    axis, or for a scintigram (``nm``) one of its planar frames (:func:`~medrestore.core.image.planar_stack_axis`)."""
     if image.data.ndim > image.spatial_ndim:
         raise InputError(path, f"has {image.n_frames} frames; print one frame or a single image")
     if image.spatial_ndim == 2:
         if slice_index not in (None, 0):
             raise InputError(path, f"is a 2-D image; there is no slice {slice_index}")
         return image.data, {}
-    depth = image.data.shape[-1]
+    axis = planar_stack_axis(image) if image.modality == "nm" else image.spatial_ndim - 1  # a scintigram: one frame
+    depth = image.data.shape[axis]
     index = depth // 2 if slice_index is None else slice_index
     if not 0 <= index < depth:
-        raise InputError(path, f"slice {index} is outside 0..{depth - 1} of the last axis")
-    return image.data[..., index], {"slice_index": index, "slice_axis": image.spatial_ndim - 1}
+        raise InputError(path, f"slice {index} is outside 0..{depth - 1} of axis {axis}")
+    return image.data.select(axis, index), {"slice_index": index, "slice_axis": axis}
 
 
 def _phantom_images(phantom: PaperPhantom, config: PaperPhantomConfig) -> dict[str, Image]:
@@ -180,7 +182,7 @@ def build_paper_phantoms(
         config: the phantom's printing, ink, cameras and protocol.
         seed: base seed (each image uses :func:`phantom_seed`).
         output_format: one of :data:`OUTPUT_FORMATS` (file extension of the images).
-        slice_index: slice of the last axis printed from a 3-D volume (default: the middle).
+        slice_index: slice of the last axis printed from a 3-D volume, or frame of an NM stack (default: the middle).
 
     Returns:
         The per-image records, in input order (also written as ``manifest.json``).
