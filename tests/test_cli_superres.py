@@ -200,3 +200,21 @@ def test_the_collimator_a_dicom_file_names_is_the_default(tmp_path: Path, stored
     assert main(["superres", str(scan), "-o", str(given), "--collimator", "LEUHR"]) == 0
     response = json.loads(Path(f"{given}.json").read_text())["system_response"]
     assert response["collimator"] == "LEUHR" and "collimator_source" not in response
+
+
+def test_the_networks_are_not_applied_through_a_collimator_they_did_not_learn(tmp_path: Path) -> None:
+    """The refinement networks learnt LEGP's response (7.8–10 mm): a file acquired through LEHR (7.2 mm at 10 cm)
+    gets ``dct-mlem``, and the record says why."""
+    from test_nm_dicom import nm_multi_frame_file
+
+    counts = np.random.default_rng(9).poisson(800.0, size=(1, 16, 16)).astype(np.uint16)
+    records = {}
+    for collimator in ("LEGP", "LEHR"):
+        source = nm_multi_frame_file(tmp_path / f"{collimator}.dcm", counts, 4.8, collimator=collimator)
+        output = tmp_path / f"{collimator}-x4.dcm"
+        assert main(["superres", str(source), "-o", str(output), "--method", "dct-mlem-ensemble"]) == 0
+        records[collimator] = json.loads(Path(f"{output}.json").read_text())
+    assert records["LEGP"]["refinement_guard"]["networks_applied"] and records["LEGP"]["method"] == "dct-mlem-ensemble"
+    guard = records["LEHR"]["refinement_guard"]
+    assert not guard["networks_applied"] and records["LEHR"]["method"] == "dct-mlem" and guard["fallback"] == "dct-mlem"
+    assert guard["reasons"] == ["system response 7.24 mm outside the 7.78-10 mm learnt (LEGP at 80-120 mm)"]

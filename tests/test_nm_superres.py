@@ -227,6 +227,12 @@ def test_refinement_guard_measures_pixel_size_count_level_and_matrix() -> None:
     assert "count level 0.2488 counts" in domain.outside(frames / 100, 4, 2.4)[0]
     assert "count level" in domain.outside(frames * 100, 4, 2.4)[0]
     assert domain.outside(frames[:, :10], 4, 2.4) == ["matrix (10, 20) smaller than the 12-pixel side learnt"]
+    trained = [PlanarAcquisition("LEGP", "Tc-99m", distance).resolution_mm for distance in (80.0, 100.0, 120.0)]
+    assert domain.resolution_mm == pytest.approx((trained[0], trained[2])) and all(domain.outside(frames, 4, 2.4, r) == [] for r in trained)
+    for collimator in ("INTR", "LEHR"):  # 3.8 and 7.24 mm at 10 cm: a blur they did not learn to undo
+        resolution = PlanarAcquisition(collimator).resolution_mm
+        assert domain.outside(frames, 4, 2.4, resolution) == [
+            f"system response {resolution:.3g} mm outside the 7.78-10 mm learnt (LEGP at 80-120 mm)"]
 
 
 def test_refining_method_falls_back_to_its_reconstruction_outside_its_domain(tmp_path: Path) -> None:

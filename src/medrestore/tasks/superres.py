@@ -170,7 +170,9 @@ class RefinementDomain:
     The simulation of ``configs/nm-dct-mlem-vdsr.yaml`` and ``configs/nm-dct-mlem-resunet.yaml``: fine
     pixels of ``pixel_size_mm`` (drawn in 0.6–5 mm), a brightest original pixel of ``peak_counts``
     expected counts (10–1000), training patches of 48 (VDSR) and 64 (U-Net) fine pixels, so at least 12
-    coarse pixels a side at ×4; the same ranges in ``configs/nm-mlem-vdsr.yaml``. The count
+    coarse pixels a side at ×4, and one camera: LEGP at 80–120 mm for Tc-99m, a system response of
+    ``resolution_mm`` (7.8–10.0 mm; an intrinsic acquisition's 3.8 mm or LEHR's 7.2 mm at 10 cm is another blur than
+    they learnt to undo); the same ranges in ``configs/nm-mlem-vdsr.yaml``. The count
     level of a coarse image ``y (F, h, w)`` is its robust peak per fine pixel,
     ``q_{99.5 %}(y) / k²`` (the 99.5th percentile, so that a few hot pixels do not decide).
     """
@@ -179,14 +181,21 @@ class RefinementDomain:
     peak_counts: tuple[float, float] = (10.0, 1000.0)
     min_coarse_side: int = 12
     peak_quantile: float = 0.995
+    resolution_mm: tuple[float, float] = (
+        PlanarAcquisition("LEGP", "Tc-99m", 80.0).resolution_mm, PlanarAcquisition("LEGP", "Tc-99m", 120.0).resolution_mm,
+    )  # fmt: skip
 
     def count_level(self, frames: torch.Tensor, scale: int) -> float:
         """``q(y) / k²`` of coarse counts ``frames (F, h, w)`` (class docstring)."""
         return float(np.quantile(frames.detach().cpu().numpy(), self.peak_quantile)) / scale**2  # any size (torch's: < 2²⁴)
 
-    def outside(self, frames: torch.Tensor, scale: int, pixel_size_mm: float) -> list[str]:
-        """Why coarse counts ``frames (F, h, w)`` at fine ``pixel_size_mm`` lie outside the domain (empty: inside)."""
+    def outside(self, frames: torch.Tensor, scale: int, pixel_size_mm: float, resolution_mm: float | None = None) -> list[str]:
+        """Why coarse counts ``frames (F, h, w)`` at fine ``pixel_size_mm``, acquired with a system response of
+        ``resolution_mm`` FWHM (``None``: not checked), lie outside the domain (empty: inside)."""
         reasons = []
+        low, high = self.resolution_mm
+        if resolution_mm is not None and not low * (1 - 1e-6) <= resolution_mm <= high * (1 + 1e-6):
+            reasons.append(f"system response {resolution_mm:.3g} mm outside the {low:.3g}-{high:.3g} mm learnt (LEGP at 80-120 mm)")
         low, high = self.pixel_size_mm
         if not low <= pixel_size_mm <= high:
             reasons.append(f"fine pixel size {pixel_size_mm:.3g} mm outside the {low:g}-{high:g} mm learnt")
@@ -515,7 +524,7 @@ def guard_refinement(
     if method.method not in REFINED_INPUTS or method.predictor is None:
         return method, None
     frames, _ = _frames_first(image)
-    reasons = domain.outside(frames, method.scale, response.pixel_size_mm)
+    reasons = domain.outside(frames, method.scale, response.pixel_size_mm, response.resolution_mm)
     if method.scale != 4:
         reasons.append(f"scale ×{method.scale}: the networks learnt ×4")
     fallback = REFINED_INPUTS[method.method]
