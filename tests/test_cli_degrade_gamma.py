@@ -22,6 +22,7 @@ from medrestore.cli.main import main
 from medrestore.core.image import Image, affine_from_spacing
 from medrestore.io import read_image, write_image
 from medrestore.physics.degradations import GammaCamera, degradation_from_record
+from medrestore.tasks.superres import system_response
 
 
 def _activity(size: int = 256) -> np.ndarray:
@@ -215,11 +216,13 @@ def test_dcm2niix_s_nifti_of_a_whole_body_scan_is_read_as_its_two_views(tmp_path
     subprocess.run([DCM2NIIX, "-s", "y", "-z", "y", "-f", "wb", "-o", str(tmp_path), str(source)], check=True, capture_output=True)
     converted = read_image(tmp_path / "wb.nii.gz")
     assert converted.shape == (256, 1024, 2) and converted.modality == "nm" and "wb.json" in converted.metadata["modality_source"]
+    assert system_response(converted, 4).pixel_size_mm == pytest.approx(2.26 / 4)  # the views' pixels, not the view step
     coarse, restored, bicubic = tmp_path / "x4.nii.gz", tmp_path / "sr.nii.gz", tmp_path / "bicubic.nii.gz"
     assert main(["degrade", str(tmp_path / "wb.nii.gz"), "-o", str(coarse), "--kind", "gamma-camera", "--seed", "3"]) == 0
     acquired = read_image(coarse)
     assert acquired.shape == (64, 256, 2) and acquired.spacing[:2] == pytest.approx((9.04, 9.04))
     assert main(["superres", str(coarse), "-o", str(restored)]) == 0
+    assert json.loads(Path(f"{restored}.json").read_text())["planar_frames"] == {"frames": 2, "stack_axis": 2, "in_plane_axes": [0, 1]}
     assert main(["superres", str(coarse), "-o", str(bicubic), "--method", "bicubic"]) == 0
     original = np.clip(converted.numpy(), 0, None).astype(np.float64)
     fine, smooth = read_image(restored).numpy().astype(np.float64), read_image(bicubic).numpy().astype(np.float64)

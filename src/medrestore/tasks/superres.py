@@ -495,7 +495,7 @@ def _modelled_response(
     elif not _spacing_is_stored(image):
         pixel, source = UNKNOWN_SPACING_PIXEL_MM, "no stored spacing: 1-mm fine pixels assumed"
     else:
-        rows, columns = image.spacing[-2:]
+        rows, columns = (image.spacing[axis] for axis in planar_frames(image)[1])  # the frames' own pixels
         pixel, source = float(np.sqrt(rows * columns)) / scale, "input spacing / scale"
     return SystemResponse(acquisition, pixel, source, collimator_source=note)
 
@@ -558,6 +558,13 @@ def superres_image(image: Image, method: CountSuperResolution, response: SystemR
     data = from_planar_frames(image, restored)
     affine = upsample_affine(image.affine, method.scale, image.spatial_ndim, axes)
     return Image(data, affine, image.spatial_ndim, "nm", {**image.metadata, "units": "counts"})
+
+
+def _frame_layout(image: Image) -> dict[str, Any]:
+    """How the image was read as planar frames: their number, the stack axis (``None``: a 2-D image) and the in-plane axes."""
+    frames, axes = planar_frames(image)
+    stack = next(axis for axis in range(3) if axis not in axes) if image.spatial_ndim == 3 else None
+    return {"frames": int(frames.shape[0]), "stack_axis": stack, "in_plane_axes": list(axes)}
 
 
 def _frame_noise(image: Image, method: CountSuperResolution, response: SystemResponse) -> list[dict[str, float | None]] | None:
@@ -638,6 +645,7 @@ def superres_file(
         "system_response": response.record() if method.needs_response else None,
         "input": str(input_path), "input_sha256": input_digest(input_path), "input_shape": list(image.shape),
         "output": str(written), "output_shape": list(restored.shape),
+        "planar_frames": _frame_layout(image),
         "frame_total_counts": _frame_totals(image), "output_frame_total_counts": _frame_totals(restored),
         "count_noise": _frame_noise(image, method, response),
         "seconds": round(seconds, 4), **value_changes(image), "medrestore_version": medrestore.__version__,
