@@ -83,6 +83,8 @@ def test_signed_counts_are_clipped_and_bad_inputs_named(tmp_path: Path, capsys: 
         assert main(["nema", "lines", str(path), "--lines", "2"]) == 2
         error = capsys.readouterr().err
         assert str(path) in error and message in error
+    assert main(["nema", "flood", str(written(tmp_path, two_lines(2.0, centres=(20.3, 99.7)), 6.4, "apart.nii.gz"))]) == 2
+    assert "not a flood" in capsys.readouterr().err  # two lines far apart: no central field
     assert main(["nema", "lines", str(signed), "--lines", "5"]) == 2  # five lines in an image of two
     assert str(signed) in capsys.readouterr().err
     with pytest.raises(SystemExit):

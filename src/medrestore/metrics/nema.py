@@ -260,7 +260,8 @@ def flood_uniformity(flood: ArrayLike, pixel_mm: float) -> Uniformity:
         pixel_mm: its pixel size; the image is binned by ``round(6.4 / pixel_mm)`` (at least 1).
 
     Raises:
-        InputError: not 2-D, non-finite, or no field of at least 5 × 5 binned pixels.
+        InputError: not 2-D, non-finite, no field of at least 5 × 5 binned pixels, or a field without a central part
+            (an image that is not a flood: line sources, bars on an empty background).
     """
     plane = _plane(flood, "flood uniformity")
     factor = max(1, int(round(NEMA_PIXEL_MM / pixel_mm)))
@@ -276,6 +277,8 @@ def flood_uniformity(flood: ArrayLike, pixel_mm: float) -> Uniformity:
     weights = convolve(kept.astype(np.float64), SMOOTHING_KERNEL, mode="constant")  # dropped neighbours do not count
     smoothed = convolve(np.where(kept, binned, 0.0), SMOOTHING_KERNEL, mode="constant") / np.maximum(weights, 1e-12)
     cfov = _central(ufov)
+    if not cfov.any():
+        raise InputError(None, "the flood's useful field has no central part (its pixels above 75 % of the central mean do not form one field): not a flood")
     return Uniformity(
         integral_ufov=_integral(smoothed[ufov]), differential_ufov=_differential(smoothed, ufov),
         integral_cfov=_integral(smoothed[cfov]), differential_cfov=_differential(smoothed, cfov),
