@@ -327,7 +327,8 @@ class GammaCamera(Degradation):
 
     A tensor ``(*batch, H, W)`` gives ``(*batch, ⌊H/k⌋, ⌊W/k⌋)``; the count level applies to
     the whole tensor. On an image every planar frame (a 2-D image's trailing frames, or a 3-D
-    image's slices along its first axis: an NM multi-frame file's views, windows or time frames)
+    image's planes along its stack axis, :func:`~medrestore.core.image.planar_frames`: an NM multi-frame
+    file's views, windows or time frames)
     is acquired with the same count scale, the affine's in-plane columns are multiplied by ``k``
     (origin at the first block's centre) and the modality becomes ``nm``.
     """

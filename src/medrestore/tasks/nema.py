@@ -15,7 +15,8 @@ file stores:
 
 Counts are never negative: a signed file's negative background is set to 0 with a warning first, as ``degrade``
 and ``superres`` do. Planar images are measured frame by frame: one plane ``(H, W)``, a plane with trailing frames,
-or a stack of planes along the first axis (an NM multi-frame file: both heads of a dual-head camera, energy windows);
+or a stack of planes (:func:`~medrestore.core.image.planar_frames`: an NM multi-frame file, both heads of a dual-head
+camera, energy windows);
 with several frames the record holds each frame's measures under ``frames``.
 """
 

@@ -62,7 +62,8 @@ with ``OUT.json`` recording how. Conventions:
   are divided by ``k`` and the origin moves to the first fine pixel's centre
   (:func:`~medrestore.physics.blur.upsample_affine`), so every pixel keeps its world position.
   Frames: a 2-D image with a trailing frame axis keeps it; a 3-D image (an NM multi-frame
-  file: energy windows, views or time frames) is a stack of planar frames along its first axis.
+  file: energy windows, views or time frames) is a stack of planar frames along its stack axis
+  (:func:`~medrestore.core.image.planar_stack_axis`: first as DICOM stores it, last as dcm2niix converts it).
 """
 
 from __future__ import annotations
