@@ -83,7 +83,7 @@ import medrestore
 from medrestore.core.cache import cached_in_run
 from medrestore.core.errors import ConfigError, InputError
 from medrestore.core.files import guard_output, load_torch_file, sha256_file, sidecar_path, write_record
-from medrestore.core.image import Image, from_planar_frames, planar_frames
+from medrestore.core.image import Image, from_planar_frames, planar_frames, planar_stack_axis
 from medrestore.data.normalisation import normalisation_from_record
 from medrestore.inference import (
     DIHEDRAL,
@@ -564,7 +564,7 @@ def superres_image(image: Image, method: CountSuperResolution, response: SystemR
 def _frame_layout(image: Image) -> dict[str, Any]:
     """How the image was read as planar frames: their number, the stack axis (``None``: a 2-D image) and the in-plane axes."""
     frames, axes = planar_frames(image)
-    stack = next(axis for axis in range(3) if axis not in axes) if image.spatial_ndim == 3 else None
+    stack = planar_stack_axis(image) if image.spatial_ndim == 3 else None
     return {"frames": int(frames.shape[0]), "stack_axis": stack, "in_plane_axes": list(axes)}
 
 
